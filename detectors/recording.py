@@ -1,0 +1,141 @@
+"""Recording files: kcat ``-J`` JSON Lines, plain or gzip-compressed.
+
+One line per Kafka record::
+
+    {"topic":"likes","partition":0,"offset":41,"tstype":"create",
+     "ts":1732420805000,"key":null,"payload":"{...}"}
+
+:func:`read_records` yields :class:`Record` tuples; :class:`RecordingWriter`
+writes them. Both pick gzip from a ``.gz`` suffix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, NamedTuple
+
+import orjson
+
+__all__ = ["Record", "read_records", "RecordingWriter", "RecordingError", "open_text"]
+
+
+class RecordingError(Exception):
+    """A recording file is missing, unreadable or not kcat -J JSON Lines."""
+
+
+class Record(NamedTuple):
+    """One Kafka record as kcat -J prints it. ``payload`` is the raw value."""
+
+    topic: str
+    partition: int
+    offset: int
+    ts: int | None
+    key: str | None
+    payload: str | bytes | None
+
+
+def open_text(path: str | Path, mode: str = "rt") -> IO[str]:
+    """Open a text file, transparently gzip when the name ends in ``.gz``."""
+    p = Path(path)
+    if p.suffix == ".gz":
+        return gzip.open(p, mode, encoding="utf-8")  # type: ignore[return-value]
+    return open(p, mode, encoding="utf-8")
+
+
+def read_records(path: str | Path) -> Iterator[Record]:
+    """Yield the records of a recording in file order.
+
+    Raises :class:`RecordingError` when the file cannot be opened or read;
+    a line that is not a kcat JSON object raises it too, naming the line.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise RecordingError(f"recording not found: {p}")
+    if not p.is_file():
+        raise RecordingError(f"recording is not a file: {p}")
+    try:
+        raw: IO[bytes] = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+    except OSError as exc:
+        raise RecordingError(f"cannot open recording {p}: {exc.strerror or exc}") from exc
+    with raw:
+        reader = io.BufferedReader(raw) if p.suffix == ".gz" else raw
+        lineno = 0
+        try:
+            for line in reader:
+                lineno += 1
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                    yield Record(
+                        obj["topic"],
+                        obj.get("partition", 0),
+                        obj.get("offset", lineno - 1),
+                        obj.get("ts"),
+                        obj.get("key"),
+                        obj.get("payload"),
+                    )
+                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                    raise RecordingError(
+                        f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
+                    ) from exc
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+
+
+class RecordingWriter:
+    """Write records as kcat -J JSON Lines; offsets count per topic-partition.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with RecordingWriter(os.path.join(d, "r.jsonl")) as w:
+    ...     w.write("likes", '{"like_id": "l-1"}', ts_ms=1000)
+    >>> [r.payload for r in read_records(os.path.join(d, "r.jsonl"))]
+    ['{"like_id": "l-1"}']
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open_text(self.path, "wt")
+        self._offsets: dict[tuple[str, int], int] = {}
+        self.count = 0
+
+    def write(
+        self,
+        topic: str,
+        payload: str | None,
+        *,
+        ts_ms: int | None = None,
+        key: str | None = None,
+        partition: int = 0,
+        offset: int | None = None,
+    ) -> None:
+        tp = (topic, partition)
+        if offset is None:
+            offset = self._offsets.get(tp, 0)
+        self._offsets[tp] = offset + 1
+        rec = {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "tstype": "create",
+            "ts": ts_ms,
+            "key": key,
+            "payload": payload,
+        }
+        self._fh.write(orjson.dumps(rec).decode())
+        self._fh.write("\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

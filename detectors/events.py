@@ -28,10 +28,10 @@ def parse_time(value: str) -> float:
 
     >>> parse_time("1970-01-01T00:00:01Z")
     1.0
-    >>> parse_time("2026-01-01T00:00:00")
+    >>> parse_time("2026-01-01T00:00:00.000")
     Traceback (most recent call last):
     ...
-    ValueError: time has no UTC offset: '2026-01-01T00:00:00'
+    ValueError: time has no UTC offset: '2026-01-01T00:00:00.000'
     """
     if len(value) < 20 or value[10] not in "Tt ":
         raise ValueError(f"not an RFC 3339 time: {value!r}")

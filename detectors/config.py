@@ -1,0 +1,75 @@
+"""Engine settings: windows, thresholds and detector switches, in one typed object.
+
+Every number the detectors use lives here, so a deployment can tune it from
+environment variables or flags (see ``streams/settings.py``) and a replay
+can reproduce a worker exactly by using the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+__all__ = ["EngineConfig", "MODES"]
+
+MODES = ("both", "rules", "models")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Detector settings. Times are seconds of event time.
+
+    >>> EngineConfig().validate().window
+    300.0
+    >>> EngineConfig(tick=0).validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: tick must be > 0
+    """
+
+    grace: float = 10.0  #: out-of-order tolerance before an event is late
+    tick: float = 5.0  #: how often keys touched since the last tick are evaluated
+    window: float = 300.0  #: sliding window of burst features
+    long_window: float = 3 * 3600.0  #: sliding window of paid-like pairs (slow drips)
+    device_window: float = 1800.0  #: window of accounts per device
+    join_window: float = 600.0  #: payment -> like (and like -> payment) join span
+    paid_delay: float = 120.0  #: a like at most this long after paying is "prompt"
+    token_amount: int = 100  #: amounts up to this many fen are token payments
+    fresh_age: float = 3 * 86400.0  #: an account younger than this is fresh
+    lockstep_window: float = 1800.0  #: how far back a user's other likes count
+    lockstep_history: int = 16  #: likes remembered per user for lockstep
+    dedupe_horizon: float = 3600.0  #: ids are remembered at least this long
+    min_support: int = 5  #: events a key needs in its window to be evaluated
+    partitions: int = 6  #: model shards; equal to the view topics' partition count
+    mode: str = "both"  #: ``rules``, ``models`` or ``both``
+    warmup: int = 200  #: samples a model shard learns before it may alert
+    model_quantile: float = 0.99  #: calibrated model threshold (score quantile)
+    model_floor: float = 0.75  #: model scores below this never alert
+    corroboration: float = 0.35  #: a model alert needs a rule score at least this
+    renotify: float = 1800.0  #: re-alert a still-firing entity after this long
+    seed: int = 42  #: seed of the River models
+    max_samples: int = 20  #: sample ids per alert
+
+    def validate(self) -> EngineConfig:
+        """Check ranges; raise ``ValueError`` naming the first bad setting."""
+        for name in ("grace",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for f in fields(self):
+            if f.name in ("grace", "mode", "seed"):
+                continue
+            if getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be > 0")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not 0 < self.model_quantile < 1:
+            raise ValueError("model_quantile must be in (0, 1)")
+        if self.window < self.tick:
+            raise ValueError("window must be >= tick")
+        return self
+
+    def with_(self, **changes: Any) -> EngineConfig:
+        return replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

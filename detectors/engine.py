@@ -1,0 +1,299 @@
+"""The detection engine: one object both drivers (replay and the worker) feed.
+
+``process(event)`` takes a parsed :class:`~detectors.events.Payment`,
+:class:`~detectors.events.Like` or :class:`~detectors.views.CoLike`;
+``advance(watermark)`` moves event time on when input is idle; ``flush()``
+ends the input. Each returns the alerts raised. Inside:
+
+1. duplicates (same kind and id within ``dedupe_horizon``) and late events
+   (behind the watermark) are dropped and counted;
+2. a :class:`~detectors.windows.Reorderer` releases events in event-time
+   order once the watermark (latest event time minus ``grace``) passes them;
+3. each released event updates the keyed views it belongs to;
+4. every ``tick`` seconds of event time, the keys touched since the last
+   tick are evaluated: rules and the key's model shard score the view's
+   features, and the :class:`~detectors.alerts.Suppressor` decides which
+   candidates become alerts.
+
+An engine may host a subset of the views (the worker runs one view per
+repartitioned topic); the user view then hands its enriched likes to
+:meth:`Engine.take_forwards` instead of a local lockstep view. Models are
+sharded by the Kafka partition of their key, so a partitioned deployment
+and a single-process replay train the same model on the same keys.
+
+Examples
+--------
+>>> from detectors.events import Like
+>>> eng = Engine(EngineConfig(mode="rules"))
+>>> alerts = []
+>>> for i in range(40):
+...     alerts += eng.process(Like(f"l{i}", f"u{i}", "post:1", "m1", 1000.0 + i, device="d1"))
+>>> alerts += eng.flush()
+>>> sorted({(a.detector, a.entity_type, a.entity_id) for a in alerts})
+[('device_farm@1', 'device', 'd1')]
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Iterable
+from typing import Any
+
+from detectors.alerts import Alert, Suppressor, severity_for
+from detectors.base import Detector
+from detectors.config import EngineConfig
+from detectors.events import Like, Payment
+from detectors.models import HalfSpaceDetector, default_models
+from detectors.rules import RULES
+from detectors.views import VIEW_TYPES, CoLike, Subject, View
+from detectors.windows import Deduper, Reorderer, kafka_partition
+
+__all__ = ["Engine", "ALL_VIEWS", "route_keys"]
+
+ALL_VIEWS = ("merchant", "ip", "device", "user", "lockstep")
+
+_INF = float("inf")
+
+
+def route_keys(event: Payment | Like) -> dict[str, str]:
+    """The key of ``event`` in each view that takes it (for repartitioning).
+
+    >>> route_keys(Like("l1", "u1", "post:1", "m1", 0.0, ip="10.0.0.1"))
+    {'merchant': 'm1', 'ip': '10.0.0.1', 'user': 'u1'}
+    """
+    out = {"merchant": event.mchid}
+    if event.ip is not None:
+        out["ip"] = event.ip
+    if event.device is not None:
+        out["device"] = event.device
+    if type(event) is Like:
+        out["user"] = event.user
+    return out
+
+
+class Engine:
+    """Event-time detection over the hosted views.
+
+    Parameters
+    ----------
+    config
+        Windows, thresholds and mode; validated.
+    views
+        Names of the views this engine hosts (default: all).
+    """
+
+    def __init__(self, config: EngineConfig | None = None,
+                 views: Iterable[str] = ALL_VIEWS) -> None:
+        cfg = (config or EngineConfig()).validate()
+        self.cfg = cfg
+        names = [v for v in ALL_VIEWS if v in set(views)]
+        unknown = set(views) - set(ALL_VIEWS)
+        if unknown:
+            raise ValueError(f"unknown views: {sorted(unknown)}")
+        self.views: dict[str, View] = {n: VIEW_TYPES[n](cfg) for n in names}
+        self.rules: dict[tuple[str, str], list[Detector]] = {}
+        for r in RULES:
+            if r.view in self.views:
+                self.rules.setdefault((r.view, r.entity_type), []).append(r())
+        self.model_protos: dict[tuple[str, str], HalfSpaceDetector] = {
+            (m.view, m.entity_type): m for m in default_models(cfg) if m.view in self.views
+        }
+        self.models: dict[tuple[str, str, int], HalfSpaceDetector] = {}
+        self.reorder = Reorderer(cfg.grace)
+        self.dedupe = Deduper(cfg.dedupe_horizon)
+        self.suppressor = Suppressor(cfg.window, cfg.renotify)
+        self.next_tick: float | None = None
+        self.last_sweep = -_INF
+        self.forwards: list[tuple[str, str, CoLike]] = []
+        self.stats: dict[str, int] = {
+            "payment": 0, "like": 0, "colike": 0, "unlike": 0,
+            "duplicates": 0, "late": 0, "alerts": 0, "candidates": 0,
+        }
+
+    # ------------------------------------------------------------------ input
+
+    @property
+    def watermark(self) -> float:
+        return self.reorder.watermark
+
+    def process(self, event: Payment | Like | CoLike) -> list[Alert]:
+        """Take one event; return the alerts that became due."""
+        ts = event.ts
+        if ts < self.reorder.watermark:
+            self.stats["late"] += 1
+            return []
+        kind = event.kind
+        if self.dedupe.seen(kind[0] + event.id, ts):
+            self.stats["duplicates"] += 1
+            return []
+        self.stats[kind] += 1
+        self.reorder.push(ts, kind[0] + event.id, event)
+        return self._run()
+
+    def advance(self, watermark: float) -> list[Alert]:
+        """Move event time to ``watermark`` (e.g. when input is idle)."""
+        self.reorder.advance(watermark)
+        return self._run()
+
+    def flush(self) -> list[Alert]:
+        """End of input: release everything and evaluate the last tick."""
+        if self.reorder.max_ts == -_INF:
+            return []
+        return self.advance(self.reorder.max_ts + self.cfg.tick)
+
+    def take_forwards(self) -> list[tuple[str, str, CoLike]]:
+        """Enriched likes for views hosted elsewhere: ``(view, key, colike)``."""
+        out, self.forwards = self.forwards, []
+        return out
+
+    # ------------------------------------------------------------------ core
+
+    def _run(self) -> list[Alert]:
+        alerts: list[Alert] = []
+        tick = self.cfg.tick
+        for ts, ev in self.reorder.release():
+            nt = self.next_tick
+            if nt is None:
+                self.next_tick = nt = math.floor(ts / tick) * tick + tick
+            while ts > nt:
+                alerts += self._tick(nt)
+                self.next_tick = nt = nt + tick
+            self._dispatch(ev)
+        wm = self.reorder.watermark
+        nt = self.next_tick
+        while nt is not None and nt <= wm:
+            alerts += self._tick(nt)
+            self.next_tick = nt = nt + tick
+        return alerts
+
+    def _dispatch(self, ev: Payment | Like | CoLike) -> None:
+        views = self.views
+        if type(ev) is CoLike:
+            lv = views.get("lockstep")
+            if lv is not None:
+                lv.add(ev)
+            return
+        if type(ev) is Like and ev.action != "like":
+            self.stats["unlike"] += 1
+        mv = views.get("merchant")
+        if mv is not None:
+            mv.add(ev)
+        if ev.ip is not None:
+            v = views.get("ip")
+            if v is not None:
+                v.add(ev)
+        if ev.device is not None:
+            v = views.get("device")
+            if v is not None:
+                v.add(ev)
+        uv = views.get("user")
+        if uv is not None and type(ev) is Like:
+            co = uv.add(ev)  # type: ignore[func-returns-value]
+            if co is not None:
+                lv = views.get("lockstep")
+                if lv is not None:
+                    lv.add(co)
+                else:
+                    self.forwards.append(("lockstep", co.target, co))
+
+    def _tick(self, now: float) -> list[Alert]:
+        out: list[Alert] = []
+        for view in self.views.values():
+            for subj in view.evaluate(now):
+                alert = self._score(subj, now)
+                if alert is not None:
+                    out.append(alert)
+        if now - self.last_sweep >= self.cfg.window:
+            self.last_sweep = now
+            for view in self.views.values():
+                view.sweep(now)
+            self.suppressor.sweep(now)
+        return out
+
+    def _model(self, subj: Subject) -> HalfSpaceDetector | None:
+        proto = self.model_protos.get((subj.view, subj.entity_type))
+        if proto is None:
+            return None
+        shard = kafka_partition(subj.shard_key, self.cfg.partitions)
+        k = (subj.view, subj.entity_type, shard)
+        m = self.models.get(k)
+        if m is None:
+            m = self.models[k] = proto.clone()
+        return m
+
+    def _score(self, subj: Subject, now: float) -> Alert | None:
+        cfg = self.cfg
+        x = subj.features
+        best_rule: Detector | None = None
+        rule_score = 0.0
+        for rule in self.rules.get((subj.view, subj.entity_type), ()):
+            s = rule.score_one(x)
+            if s > rule_score:
+                rule_score, best_rule = s, rule
+        rule_fired = cfg.mode != "models" and best_rule is not None and rule_score >= 0.5
+        model_alarm = False
+        model = None if cfg.mode == "rules" else self._model(subj)
+        model_score = 0.0
+        if model is not None:
+            model_score = model.score_one(x)
+            model_alarm = model_score >= model.threshold() and rule_score >= cfg.corroboration
+            model.learn_one(x)
+        if not (rule_fired or model_alarm):
+            return None
+        self.stats["candidates"] += 1
+        if rule_fired:
+            assert best_rule is not None
+            det, score = best_rule, rule_score
+            reasons = best_rule.explain(x)
+            if model_alarm and model is not None:
+                reasons += model.explain(x)[:1]
+        else:
+            assert model is not None
+            det, score = model, model_score
+            reasons = model.explain(x)
+            if best_rule is not None:
+                reasons += best_rule.explain(x)
+        _, _, level = severity_for(score, rule_fired, subj.entity_type)
+        if not self.suppressor.admit(subj.entity_type, subj.entity_id, level, now):
+            return None
+        self.stats["alerts"] += 1
+        counts = dict(subj.counts)
+        if model is not None:
+            counts["model_score"] = round(model_score, 4)
+        return Alert.build(f"{det.name}@{det.version}", subj.entity_type, subj.entity_id,
+                           subj.window_start, now, score, reasons, counts, subj.samples,
+                           rule_fired=rule_fired)
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> bytes:
+        """Serialise the whole engine (windows, models, suppression)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def restore(data: bytes) -> Engine:
+        """Rebuild an engine from :meth:`snapshot` output."""
+        eng = pickle.loads(data)
+        if not isinstance(eng, Engine):
+            raise TypeError("snapshot is not an Engine")
+        return eng
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and gauges for the metrics exporter."""
+        state = {name: v.size() for name, v in self.views.items()}
+        mv = self.views.get("merchant")
+        joins = dict(mv.matches) if mv is not None else {}  # type: ignore[attr-defined]
+        models = {}
+        for (_view, _etype, _shard), m in sorted(self.models.items()):
+            w, n = models.get(m.name, (True, 0))
+            models[m.name] = (w and m.warm, n + m.n)
+        return {
+            "stats": dict(self.stats),
+            "joins": joins,
+            "state": state,
+            "models": models,
+            "watermark": self.reorder.watermark,
+            "buffered": len(self.reorder),
+            "suppression_keys": len(self.suppressor),
+        }

@@ -1,0 +1,57 @@
+"""Paid task likes: token payments followed within seconds by a like.
+
+Workers pay the merchant a token amount, then like its content at once.
+Honest buyers pay real, varied amounts and like minutes later, if at all;
+honest coupon campaigns like first and pay afterwards. The rule fires on
+a merchant (or one of its targets) when enough distinct accounts made a
+prompt pay->like pair with a token amount, or when prompt pairs are
+mechanical: one amount and near-constant delays.
+
+Examples
+--------
+>>> rule = PaidLikes()
+>>> x = {"token_users": 12, "token_share": 1.0, "pair_users": 12,
+...      "amount_top_share": 1.0, "delay_cv": 0.1}
+>>> round(rule.score_one(x), 3)
+0.6
+>>> [r.code for r in rule.explain(x)]
+['token_paid_likers', 'token_share']
+>>> rule.score_one({"token_users": 1, "token_share": 1.0}) < 0.5
+True
+"""
+
+from __future__ import annotations
+
+from detectors.base import Cond, Rule
+
+_TOKEN = (
+    Cond("token_users", ">=", 8, "token_paid_likers",
+         "accounts that paid a token amount and liked within seconds"),
+    Cond("token_share", ">=", 0.6, "token_share",
+         "share of prompt pay->like pairs with a token amount"),
+)
+_MECHANICAL = (
+    Cond("pair_users", ">=", 10, "prompt_paid_likers",
+         "accounts that liked within seconds of paying"),
+    Cond("amount_top_share", ">=", 0.8, "amount_concentration",
+         "share of those payments on one amount"),
+    Cond("delay_cv", "<=", 0.3, "mechanical_delay",
+         "coefficient of variation of pay->like delays"),
+)
+
+
+class PaidLikes(Rule):
+    """Token or mechanical pay->like pairs on a merchant."""
+
+    name = "paid_likes"
+    version = "1"
+    view = "merchant"
+    entity_type = "merchant"
+    paths = (_TOKEN, _MECHANICAL)
+
+
+class PaidTargetLikes(PaidLikes):
+    """The same pattern concentrated on one target of the merchant."""
+
+    name = "paid_target_likes"
+    entity_type = "target"

@@ -1,0 +1,608 @@
+"""Keyed views of the event stream: per-entity window state and features.
+
+Each view keeps state only for the keys of its entity (merchant, IP, device,
+user, lockstep target) that have events inside its windows, and turns that
+state into a flat feature dict when the engine evaluates a key. Views never
+score anything: detectors in ``detectors/rules`` and ``detectors/models``
+read the features.
+
+========  ================  ===============================================
+view      key               what it sees
+========  ================  ===============================================
+merchant  ``mchid``         payment->like join, merchant and target features
+ip        ``client_ip``     many accounts behind one address
+device    ``device_id``     many accounts on one handset
+user      ``openid``        a user's recent likes; feeds the lockstep view
+lockstep  ``target_id``     likers of a target and what they liked just before
+========  ================  ===============================================
+
+Examples
+--------
+>>> from detectors.config import EngineConfig
+>>> from detectors.events import Like
+>>> v = DeviceView(EngineConfig())
+>>> for i in range(6):
+...     v.add(Like(f"l{i}", f"u{i}", "post:1", "m1", float(i), device="d1"))
+>>> [(s.entity_id, s.features["users"]) for s in v.evaluate(10.0)]
+[('d1', 6.0)]
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.config import EngineConfig
+from detectors.events import Like, Payment
+
+__all__ = [
+    "Subject",
+    "CoLike",
+    "MerchantView",
+    "IpView",
+    "DeviceView",
+    "UserView",
+    "LockstepView",
+    "VIEW_TYPES",
+]
+
+
+@dataclass(slots=True)
+class Subject:
+    """One entity evaluated at one tick: its features and the evidence behind them."""
+
+    view: str
+    entity_type: str
+    entity_id: str
+    shard_key: str
+    features: dict[str, float]
+    window_start: float
+    counts: dict[str, Any] = field(default_factory=dict)
+    samples: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CoLike:
+    """A like enriched by the user view with the user's other recent likes."""
+
+    like_id: str
+    user: str
+    target: str
+    ts: float
+    prev: tuple[tuple[str, float], ...]
+
+    kind = "colike"
+
+    @property
+    def id(self) -> str:
+        return self.like_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "like_id": self.like_id,
+            "user": self.user,
+            "target": self.target,
+            "ts": self.ts,
+            "prev": [list(p) for p in self.prev],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CoLike:
+        return cls(d["like_id"], d["user"], d["target"], float(d["ts"]),
+                   tuple((str(t), float(s)) for t, s in d["prev"]))
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def _samples(ids: Iterator[str] | list[str], n: int) -> list[str]:
+    out: list[str] = []
+    for i in ids:
+        out.append(i)
+        if len(out) >= n:
+            break
+    return out
+
+
+class View:
+    """Base of the keyed views: dirty-key tracking and expiry sweeps."""
+
+    name = "view"
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.cfg = config
+        self.state: dict[str, Any] = {}
+        self.dirty: dict[str, None] = {}
+        self.last_seen: dict[str, float] = {}
+
+    def keys_for(self, event: Any) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def add(self, event: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def evaluate(self, now: float) -> Iterator[Subject]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def horizon(self) -> float:
+        return self.cfg.window
+
+    def sweep(self, now: float) -> int:
+        """Drop keys with no event inside the view's longest window."""
+        cutoff = now - self.horizon()
+        dead = [k for k, t in self.last_seen.items() if t <= cutoff]
+        for k in dead:
+            del self.last_seen[k]
+            self.state.pop(k, None)
+        return len(dead)
+
+    def _take_dirty(self) -> list[str]:
+        keys = sorted(self.dirty)
+        self.dirty.clear()
+        return keys
+
+    def size(self) -> tuple[int, int]:
+        """(keys held, window items held)."""
+        return len(self.state), sum(self._items(s) for s in self.state.values())
+
+    def _items(self, s: Any) -> int:
+        return len(s)
+
+
+# --------------------------------------------------------------------------- merchant
+
+
+class _Target:
+    __slots__ = ("likes", "baseline", "last_eval")
+
+    def __init__(self) -> None:
+        # (ts, user, fresh, device, ip, like_id)
+        self.likes: deque[tuple[float, str, bool, str | None, str | None, str]] = deque()
+        self.baseline = -1.0
+        self.last_eval = 0.0
+
+
+class _Merchant:
+    __slots__ = ("pays", "liked", "pairs", "likes_w", "pays_w", "coupons", "targets")
+
+    def __init__(self) -> None:
+        self.pays: dict[str, list[tuple[float, int, str]]] = {}
+        self.liked: dict[str, tuple[float, str]] = {}
+        # (ts, user, amount, delay, like_id, txid, target)
+        self.pairs: deque[tuple[float, str, int, float, str, str, str]] = deque()
+        self.likes_w: deque[float] = deque()
+        self.pays_w: deque[tuple[float, int]] = deque()
+        self.coupons: deque[float] = deque()
+        self.targets: dict[str, _Target] = {}
+
+    def __len__(self) -> int:
+        return (len(self.pairs) + len(self.likes_w) + len(self.pays_w) + len(self.coupons)
+                + sum(len(p) for p in self.pays.values()) + len(self.liked)
+                + sum(len(t.likes) for t in self.targets.values()))
+
+
+class MerchantView(View):
+    """Payments and likes of one merchant: the interval join and velocity features.
+
+    For every like it looks up the latest payment the same user made to the
+    content's merchant within ``join_window`` before it (``pay_then_like``);
+    for every payment, a like by the payer shortly before (``like_then_pay``,
+    how honest like-to-unlock-a-coupon campaigns look). Prompt pairs (delay up
+    to ``paid_delay``) are kept over ``long_window`` so slow drips add up.
+    """
+
+    name = "merchant"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.dirty_targets: dict[tuple[str, str], None] = {}
+        self.matches = {"pay_then_like": 0, "like_then_pay": 0}
+
+    def horizon(self) -> float:
+        return max(self.cfg.long_window, self.cfg.join_window, self.cfg.window)
+
+    def add(self, ev: Payment | Like) -> None:
+        cfg = self.cfg
+        key = ev.mchid
+        st = self.state.get(key)
+        if st is None:
+            st = self.state[key] = _Merchant()
+        self.last_seen[key] = ev.ts
+        self.dirty[key] = None
+        if type(ev) is Payment:
+            st.pays_w.append((ev.ts, ev.amount))
+            lst = st.pays.get(ev.openid)
+            if lst is None:
+                st.pays[ev.openid] = [(ev.ts, ev.amount, ev.transaction_id)]
+            else:
+                lst.append((ev.ts, ev.amount, ev.transaction_id))
+                if len(lst) > 8:
+                    del lst[0]
+            prev = st.liked.get(ev.openid)
+            if prev is not None and ev.ts - prev[0] <= cfg.join_window:
+                st.coupons.append(ev.ts)
+                self.matches["like_then_pay"] += 1
+            return
+        # like
+        if ev.action != "like":
+            return
+        ts = ev.ts
+        st.likes_w.append(ts)
+        st.liked[ev.user] = (ts, ev.like_id)
+        lst = st.pays.get(ev.user)
+        if lst is not None:
+            for pts, amount, txid in reversed(lst):
+                delay = ts - pts
+                if 0 <= delay <= cfg.join_window:
+                    self.matches["pay_then_like"] += 1
+                    if delay <= cfg.paid_delay:
+                        st.pairs.append((ts, ev.user, amount, delay, ev.like_id, txid, ev.target))
+                    break
+        tg = st.targets.get(ev.target)
+        if tg is None:
+            tg = st.targets[ev.target] = _Target()
+        created = ev.user_created
+        fresh = created is not None and ts - created < cfg.fresh_age
+        tg.likes.append((ts, ev.user, fresh, ev.device, ev.ip, ev.like_id))
+        self.dirty_targets[(key, ev.target)] = None
+
+    def _expire(self, st: _Merchant, now: float) -> None:
+        cfg = self.cfg
+        w, lw, jw = now - cfg.window, now - cfg.long_window, now - cfg.join_window
+        for dq, cut in ((st.likes_w, w), (st.coupons, w)):
+            while dq and dq[0] <= cut:
+                dq.popleft()
+        while st.pays_w and st.pays_w[0][0] <= w:
+            st.pays_w.popleft()
+        while st.pairs and st.pairs[0][0] <= lw:
+            st.pairs.popleft()
+        if st.pays:
+            for u in [u for u, lst in st.pays.items() if lst[-1][0] <= jw]:
+                del st.pays[u]
+        if st.liked:
+            for u in [u for u, (t, _) in st.liked.items() if t <= jw]:
+                del st.liked[u]
+        for tid in [t for t, tg in st.targets.items() if not tg.likes or tg.likes[-1][0] <= w]:
+            del st.targets[tid]
+
+    def sweep(self, now: float) -> int:
+        n = super().sweep(now)
+        for st in self.state.values():
+            self._expire(st, now)
+        return n
+
+    def _items(self, s: _Merchant) -> int:
+        return len(s)
+
+    def evaluate(self, now: float) -> Iterator[Subject]:
+        cfg = self.cfg
+        targets = sorted(self.dirty_targets)
+        self.dirty_targets.clear()
+        for key in self._take_dirty():
+            st = self.state.get(key)
+            if st is None:
+                continue
+            self._expire(st, now)
+            support = len(st.pairs) + len(st.likes_w)
+            if support >= cfg.min_support:
+                yield self._merchant_subject(key, st, now)
+        for key, tid in targets:
+            st = self.state.get(key)
+            if st is None:
+                continue
+            tg = st.targets.get(tid)
+            if tg is None:
+                continue
+            w = now - cfg.window
+            while tg.likes and tg.likes[0][0] <= w:
+                tg.likes.popleft()
+            n = len(tg.likes)
+            rate = n * cfg.window / max(cfg.tick, now - tg.last_eval) if tg.last_eval else n
+            tg.last_eval = now
+            base = tg.baseline
+            tg.baseline = n if base < 0 else 0.9 * base + 0.1 * n
+            if n >= cfg.min_support:
+                yield self._target_subject(key, tid, tg, st, now, base, rate)
+
+    def _pair_features(self, pairs: list[tuple[float, str, int, float, str, str, str]],
+                       prefix: str, x: dict[str, float]) -> None:
+        cfg = self.cfg
+        n = len(pairs)
+        users = {p[1] for p in pairs}
+        token = [p for p in pairs if p[2] <= cfg.token_amount]
+        token_users = {p[1] for p in token}
+        amounts: dict[int, int] = {}
+        for p in pairs:
+            amounts[p[2]] = amounts.get(p[2], 0) + 1
+        top_amount = max(amounts.values()) if amounts else 0
+        delays = [p[3] for p in pairs]
+        if n >= 3:
+            mean = statistics.fmean(delays)
+            cv = statistics.pstdev(delays) / mean if mean > 0 else 0.0
+        else:
+            cv = 1.0
+        x[prefix + "pairs"] = float(n)
+        x[prefix + "pair_users"] = float(len(users))
+        x[prefix + "token_users"] = float(len(token_users))
+        x[prefix + "token_share"] = _ratio(len(token), n)
+        x[prefix + "amount_top_share"] = _ratio(top_amount, n)
+        x[prefix + "delay_median"] = statistics.median(delays) if delays else cfg.paid_delay
+        x[prefix + "delay_cv"] = min(cv, 3.0)
+
+    def _merchant_subject(self, key: str, st: _Merchant, now: float) -> Subject:
+        cfg = self.cfg
+        pairs = list(st.pairs)
+        x: dict[str, float] = {}
+        self._pair_features(pairs, "", x)
+        w = now - cfg.window
+        pairs_w = sum(1 for p in pairs if p[0] > w)
+        likes_w, pays_w = len(st.likes_w), len(st.pays_w)
+        token_pays = sum(1 for _, a in st.pays_w if a <= cfg.token_amount)
+        x["likes_w"] = float(likes_w)
+        x["pays_w"] = float(pays_w)
+        x["pairs_w"] = float(pairs_w)
+        x["paid_like_share"] = _ratio(pairs_w, likes_w)
+        x["token_pay_share"] = _ratio(token_pays, pays_w)
+        x["coupon_share"] = _ratio(len(st.coupons), pays_w)
+        start = pairs[0][0] if pairs else (st.likes_w[0] if st.likes_w else now)
+        return Subject(
+            "merchant", "merchant", key, key, x, start,
+            counts={"likes": likes_w, "payments": pays_w, "paid_like_pairs": len(pairs),
+                    "paying_likers": int(x["pair_users"]), "token_payers": int(x["token_users"])},
+            samples=_samples((p[5] for p in reversed(pairs)), cfg.max_samples // 2)
+            + _samples((p[4] for p in reversed(pairs)), cfg.max_samples // 2),
+        )
+
+    def _target_subject(self, key: str, tid: str, tg: _Target, st: _Merchant, now: float,
+                        base: float, rate: float) -> Subject:
+        cfg = self.cfg
+        likes = tg.likes
+        n = len(likes)
+        users: dict[str, None] = {}
+        devices: dict[str, None] = {}
+        ips: dict[str, int] = {}
+        fresh = 0
+        with_dev = 0
+        for _, u, f, d, ip, _ in likes:
+            users[u] = None
+            if f:
+                fresh += 1
+            if d is not None:
+                devices[d] = None
+                with_dev += 1
+            if ip is not None:
+                ips[ip] = ips.get(ip, 0) + 1
+        nu = len(users)
+        pairs = [p for p in st.pairs if p[6] == tid]
+        x: dict[str, float] = {}
+        self._pair_features(pairs, "", x)
+        x["likes"] = float(n)
+        x["users"] = float(nu)
+        x["fresh"] = float(fresh)
+        x["fresh_share"] = _ratio(fresh, n)
+        x["users_per_device"] = _ratio(nu, len(devices)) if with_dev else 1.0
+        x["top_ip_share"] = _ratio(max(ips.values()), n) if ips else 0.0
+        x["velocity_ratio"] = _ratio(n, max(base, 1.0)) if base >= 0 else 1.0
+        x["rate"] = float(rate)
+        return Subject(
+            "merchant", "target", tid, key, x, likes[0][0],
+            counts={"likes": n, "likers": nu, "fresh_likers": fresh, "devices": len(devices),
+                    "paid_like_pairs": len(pairs), "merchant": key},
+            samples=_samples((r[5] for r in reversed(likes)), cfg.max_samples),
+        )
+
+
+# --------------------------------------------------------------------------- ip / device
+
+
+class _AddressView(View):
+    """Likes and payments behind one network address or one device."""
+
+    entity = "ip"
+    attr = "ip"
+
+    def horizon(self) -> float:
+        return self.cfg.window
+
+    def add(self, ev: Payment | Like) -> None:
+        key = ev.ip if self.attr == "ip" else ev.device
+        if key is None:
+            return
+        if type(ev) is Like:
+            if ev.action != "like":
+                return
+            created = ev.user_created
+            fresh = created is not None and ev.ts - created < self.cfg.fresh_age
+            item = (ev.ts, ev.user, ev.target, fresh, ev.device if self.attr == "ip" else ev.ip,
+                    ev.like_id, 0)
+        else:
+            item = (ev.ts, ev.openid, None, False, ev.device if self.attr == "ip" else ev.ip,
+                    ev.transaction_id, ev.amount)
+        dq = self.state.get(key)
+        if dq is None:
+            dq = self.state[key] = deque()
+        dq.append(item)
+        self.last_seen[key] = ev.ts
+        self.dirty[key] = None
+
+    def evaluate(self, now: float) -> Iterator[Subject]:
+        cfg = self.cfg
+        cut = now - self.horizon()
+        for key in self._take_dirty():
+            dq = self.state.get(key)
+            if dq is None:
+                continue
+            while dq and dq[0][0] <= cut:
+                dq.popleft()
+            if len(dq) < cfg.min_support:
+                continue
+            yield self._subject(key, dq)
+
+    def _subject(self, key: str, dq: deque) -> Subject:
+        cfg = self.cfg
+        users: dict[str, None] = {}
+        others: dict[str, None] = {}
+        targets: dict[str, dict[str, None]] = {}
+        likes = fresh = pays = token = 0
+        like_users: dict[str, None] = {}
+        for _ts, u, tgt, f, other, _, amount in dq:
+            users[u] = None
+            if other is not None:
+                others[other] = None
+            if tgt is None:
+                pays += 1
+                if amount <= cfg.token_amount:
+                    token += 1
+                continue
+            likes += 1
+            like_users[u] = None
+            if f:
+                fresh += 1
+            tu = targets.get(tgt)
+            if tu is None:
+                tu = targets[tgt] = {}
+            tu[u] = None
+        top_users = max((len(v) for v in targets.values()), default=0)
+        nlu = len(like_users)
+        x = {
+            "events": float(len(dq)),
+            "users": float(len(users)),
+            "likes": float(likes),
+            "like_users": float(nlu),
+            "targets": float(len(targets)),
+            "top_target_users": float(top_users),
+            "top_target_share": _ratio(top_users, nlu),
+            "fresh_share": _ratio(fresh, likes),
+            "pays": float(pays),
+            "token_pay_share": _ratio(token, pays),
+            "others": float(len(others)),
+            "users_per_other": _ratio(len(users), len(others)) if others else 1.0,
+        }
+        return Subject(
+            self.name, self.entity, key, key, x, dq[0][0],
+            counts={"events": len(dq), "accounts": len(users), "likes": likes,
+                    "payments": pays, "targets": len(targets),
+                    ("devices" if self.attr == "ip" else "ips"): len(others)},
+            samples=_samples((r[5] for r in reversed(dq)), cfg.max_samples),
+        )
+
+
+class IpView(_AddressView):
+    """Accounts behind one IP address over ``window``."""
+
+    name = "ip"
+    entity = "ip"
+    attr = "ip"
+
+
+class DeviceView(_AddressView):
+    """Accounts on one device over ``device_window``."""
+
+    name = "device"
+    entity = "device"
+    attr = "device"
+
+    def horizon(self) -> float:
+        return self.cfg.device_window
+
+
+# --------------------------------------------------------------------------- user / lockstep
+
+
+class UserView(View):
+    """A user's recent likes; each new like is forwarded as a :class:`CoLike`.
+
+    The user view raises no alerts itself: it enriches every like with what
+    the same account liked in the last ``lockstep_window`` and forwards it to
+    the lockstep view, keyed by target.
+    """
+
+    name = "user"
+
+    def horizon(self) -> float:
+        return self.cfg.lockstep_window
+
+    def add(self, ev: Payment | Like) -> CoLike | None:  # type: ignore[override]
+        if type(ev) is not Like or ev.action != "like":
+            return None
+        cfg = self.cfg
+        hist = self.state.get(ev.user)
+        if hist is None:
+            hist = self.state[ev.user] = deque(maxlen=cfg.lockstep_history)
+        cut = ev.ts - cfg.lockstep_window
+        prev = tuple((t, s) for t, s in hist if s > cut and t != ev.target)
+        hist.append((ev.target, ev.ts))
+        self.last_seen[ev.user] = ev.ts
+        return CoLike(ev.like_id, ev.user, ev.target, ev.ts, prev)
+
+    def evaluate(self, now: float) -> Iterator[Subject]:
+        return iter(())
+
+
+class LockstepView(View):
+    """Likers of one target and the other targets they liked just before.
+
+    A ring liking the same targets together shows up as many of a target's
+    recent likers sharing the same earlier targets.
+    """
+
+    name = "lockstep"
+
+    def add(self, ev: CoLike) -> None:  # type: ignore[override]
+        dq = self.state.get(ev.target)
+        if dq is None:
+            dq = self.state[ev.target] = deque()
+        dq.append(ev)
+        self.last_seen[ev.target] = ev.ts
+        self.dirty[ev.target] = None
+
+    def evaluate(self, now: float) -> Iterator[Subject]:
+        cfg = self.cfg
+        cut = now - cfg.window
+        for key in self._take_dirty():
+            dq = self.state.get(key)
+            if dq is None:
+                continue
+            while dq and dq[0].ts <= cut:
+                dq.popleft()
+            if len(dq) < cfg.min_support:
+                continue
+            users: dict[str, None] = {}
+            shared: dict[str, dict[str, None]] = {}
+            for c in dq:
+                users[c.user] = None
+                for t, _ in c.prev:
+                    s = shared.get(t)
+                    if s is None:
+                        s = shared[t] = {}
+                    s[c.user] = None
+            nu = len(users)
+            ranked = sorted(((len(v), t) for t, v in shared.items()), key=lambda p: (-p[0], p[1]))
+            top = ranked[0][0] if ranked else 0
+            second = ranked[1][0] if len(ranked) > 1 else 0
+            x = {
+                "likers": float(nu),
+                "top_shared": float(top),
+                "top_share": _ratio(top, nu),
+                "second_share": _ratio(second, nu),
+                "span": dq[-1].ts - dq[0].ts,
+            }
+            yield Subject(
+                "lockstep", "target", key, key, x, dq[0].ts,
+                counts={"likers": nu, "shared_likers": top,
+                        "shared_targets": [t for _, t in ranked[:3]]},
+                samples=_samples((c.like_id for c in reversed(dq)), cfg.max_samples),
+            )
+
+
+VIEW_TYPES: dict[str, type[View]] = {
+    "merchant": MerchantView,
+    "ip": IpView,
+    "device": DeviceView,
+    "user": UserView,
+    "lockstep": LockstepView,
+}

@@ -1,0 +1,195 @@
+"""Event-time machinery: reordering by watermark, de-duplication, sliding counts.
+
+* :class:`Reorderer` holds events until the watermark (highest event time seen
+  minus a grace period) passes them, then releases them in a total,
+  deterministic order. Events older than the watermark are *late*.
+* :class:`Deduper` drops repeated ids within a horizon, in two rotating
+  generations so memory follows the ids seen in the last horizon only.
+* :class:`SlidingCounter` is a multiset over a sliding event-time window.
+
+Examples
+--------
+>>> r = Reorderer(grace=10)
+>>> r.push(5.0, "b", "e2"); r.push(3.0, "a", "e1"); r.push(20.0, "c", "e3")
+>>> [e for _, e in r.release()]
+['e1', 'e2']
+>>> r.watermark
+10.0
+>>> r.is_late(9.0)
+True
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Hashable, Iterator
+from typing import Any
+
+__all__ = ["Reorderer", "Deduper", "SlidingCounter", "kafka_partition", "murmur2"]
+
+NEG_INF = float("-inf")
+
+
+class Reorderer:
+    """Bounded-disorder buffer releasing events in ``(ts, tiebreak)`` order.
+
+    Parameters
+    ----------
+    grace
+        Seconds of event time an event may arrive after a later one and still
+        be processed in order.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.max_ts = NEG_INF
+        self.watermark = NEG_INF
+        self._heap: list[tuple[float, str, int, Any]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def is_late(self, ts: float) -> bool:
+        """Whether an event at ``ts`` is behind the watermark already."""
+        return ts < self.watermark
+
+    def push(self, ts: float, tiebreak: str, item: Any) -> None:
+        """Buffer ``item``; ``tiebreak`` orders events of equal time."""
+        self._seq += 1
+        heapq.heappush(self._heap, (ts, tiebreak, self._seq, item))
+        if ts > self.max_ts:
+            self.max_ts = ts
+            wm = ts - self.grace
+            if wm > self.watermark:
+                self.watermark = wm
+
+    def advance(self, watermark: float) -> None:
+        """Move the watermark forward (never back), e.g. on idle input."""
+        if watermark > self.watermark:
+            self.watermark = watermark
+
+    def release(self, everything: bool = False) -> Iterator[tuple[float, Any]]:
+        """Yield ``(ts, item)`` for every buffered event at or below the watermark."""
+        heap = self._heap
+        wm = float("inf") if everything else self.watermark
+        while heap and heap[0][0] <= wm:
+            ts, _, _, item = heapq.heappop(heap)
+            yield ts, item
+
+
+class Deduper:
+    """Remember ids for at least ``horizon`` seconds of event time.
+
+    >>> d = Deduper(horizon=60)
+    >>> d.seen("a", 0.0), d.seen("a", 30.0), d.seen("a", 200.0)
+    (False, True, False)
+    """
+
+    def __init__(self, horizon: float) -> None:
+        self.horizon = horizon
+        self._current: set[str] = set()
+        self._previous: set[str] = set()
+        self._epoch = NEG_INF
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)
+
+    def seen(self, key: str, ts: float) -> bool:
+        """Return True when ``key`` was seen recently; otherwise remember it."""
+        epoch = ts // self.horizon
+        if epoch > self._epoch:
+            self._previous = self._current if epoch == self._epoch + 1 else set()
+            self._current = set()
+            self._epoch = epoch
+        if key in self._current or key in self._previous:
+            return True
+        self._current.add(key)
+        return False
+
+
+class SlidingCounter:
+    """Counts of hashable items over a sliding event-time window.
+
+    >>> c = SlidingCounter(60)
+    >>> for t, k in [(0, "a"), (10, "a"), (50, "b")]:
+    ...     c.add(t, k)
+    >>> c.expire(65); dict(c.counts), c.total
+    ({'a': 1, 'b': 1}, 2)
+    """
+
+    __slots__ = ("span", "items", "counts", "total")
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.items: deque[tuple[float, Hashable]] = deque()
+        self.counts: dict[Hashable, int] = {}
+        self.total = 0
+
+    def add(self, ts: float, item: Hashable) -> None:
+        self.items.append((ts, item))
+        self.counts[item] = self.counts.get(item, 0) + 1
+        self.total += 1
+
+    def expire(self, now: float) -> None:
+        cutoff = now - self.span
+        items, counts = self.items, self.counts
+        while items and items[0][0] <= cutoff:
+            _, k = items.popleft()
+            n = counts[k] - 1
+            if n:
+                counts[k] = n
+            else:
+                del counts[k]
+            self.total -= 1
+
+    def top(self) -> tuple[Hashable | None, int]:
+        """The most frequent item (ties: the first inserted) and its count."""
+        best, bn = None, 0
+        for k, n in self.counts.items():
+            if n > bn:
+                best, bn = k, n
+        return best, bn
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (the Java client's, used by its default partitioner).
+
+    >>> murmur2(b"21")
+    -973932308
+    """
+    length = len(data)
+    m = 0x5BD1E995
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    n4 = length // 4
+    for i in range(n4):
+        i4 = i * 4
+        k = data[i4] | (data[i4 + 1] << 8) | (data[i4 + 2] << 16) | (data[i4 + 3] << 24)
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    extra = length % 4
+    base = length & ~3
+    if extra >= 3:
+        h ^= data[base + 2] << 16
+    if extra >= 2:
+        h ^= data[base + 1] << 8
+    if extra >= 1:
+        h ^= data[base]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - 0x100000000 if h & 0x80000000 else h
+
+
+def kafka_partition(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for a string key.
+
+    >>> kafka_partition("1900000042", 6) in range(6)
+    True
+    """
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -37,12 +37,19 @@ class EngineConfig:
     token_amount: int = 100  #: amounts up to this many fen are token payments
     fresh_age: float = 3 * 86400.0  #: an account younger than this is fresh
     lockstep_window: float = 1800.0  #: how far back a user's other likes count
+    lockstep_span: float = 480.0  #: a ring's likes of one target fall within this span
     lockstep_history: int = 16  #: likes remembered per user for lockstep
     dedupe_horizon: float = 3600.0  #: ids are remembered at least this long
-    min_support: int = 5  #: events a key needs in its window to be evaluated
+    # Evidence a key needs before it is evaluated at all: about half of the
+    # smallest count its rules ask for, so sparse keys (most of them) cost nothing.
+    min_support: int = 4  #: paid pairs of a merchant; events of a device
+    min_likes: int = 6  #: likes of a target (merchant and lockstep views)
+    min_ip_events: int = 7  #: events behind an IP
+    reeval: float = 60.0  #: a busy key is re-evaluated at least this often
     partitions: int = 6  #: model shards; equal to the view topics' partition count
     mode: str = "both"  #: ``rules``, ``models`` or ``both``
     warmup: int = 200  #: samples a model shard learns before it may alert
+    learn_every: int = 4  #: once warm, a model learns from every n-th subject
     model_quantile: float = 0.99  #: calibrated model threshold (score quantile)
     model_floor: float = 0.75  #: model scores below this never alert
     corroboration: float = 0.35  #: a model alert needs a rule score at least this

@@ -204,7 +204,8 @@ class Engine:
                 alert = self._score(subj, now)
                 if alert is not None:
                     out.append(alert)
-        if now - self.last_sweep >= self.cfg.window:
+        # sweeps on a global grid, so engines hosting different keys stay in step
+        if now // self.cfg.window > self.last_sweep // self.cfg.window:
             self.last_sweep = now
             for view in self.views.values():
                 view.sweep(now)
@@ -236,9 +237,14 @@ class Engine:
         model = None if cfg.mode == "rules" else self._model(subj)
         model_score = 0.0
         if model is not None:
-            model_score = model.score_one(x)
-            model_alarm = model_score >= model.threshold() and rule_score >= cfg.corroboration
-            model.learn_one(x)
+            # a model alert needs corroboration, so only corroborated subjects are
+            # scored; the model learns from every `learn_every`-th subject of its shard
+            if rule_score >= cfg.corroboration:
+                model_score = model.score_one(x)
+                model_alarm = model_score >= model.threshold()
+            model.offered += 1
+            if not model.warm or model.offered % cfg.learn_every == 0:
+                model.learn_one(x)
         if not (rule_fired or model_alarm):
             return None
         self.stats["candidates"] += 1
@@ -262,7 +268,7 @@ class Engine:
         if model is not None:
             counts["model_score"] = round(model_score, 4)
         return Alert.build(f"{det.name}@{det.version}", subj.entity_type, subj.entity_id,
-                           subj.window_start, now, score, reasons, counts, subj.samples,
+                           subj.window_start, now, score, reasons, counts, subj.samples(),
                            rule_fired=rule_fired)
 
     # ------------------------------------------------------------------ state

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,8 @@ class Subject:
     features: dict[str, float]
     window_start: float
     counts: dict[str, Any] = field(default_factory=dict)
-    samples: list[str] = field(default_factory=list)
+    #: sample ids behind the evidence, computed only when an alert is built
+    samples: Callable[[], list[str]] = list
 
 
 @dataclass(slots=True)
@@ -109,14 +110,23 @@ def _samples(ids: Iterator[str] | list[str], n: int) -> list[str]:
 
 
 class View:
-    """Base of the keyed views: dirty-key tracking and expiry sweeps."""
+    """Base of the keyed views: due-key tracking and expiry sweeps.
+
+    A key touched since its last evaluation is *pending*. It is evaluated at
+    a tick when its new events are at least a tenth of its window (so a busy
+    key is re-scored as its picture changes, not on every event), when a
+    view marks an event as decisive, or when ``reeval`` seconds have passed.
+    """
 
     name = "view"
+    #: weight that makes a key due at the next tick whatever its size
+    FORCE = 1 << 30
 
     def __init__(self, config: EngineConfig) -> None:
         self.cfg = config
         self.state: dict[str, Any] = {}
-        self.dirty: dict[str, None] = {}
+        self.dirty: dict[Any, int] = {}
+        self.evaluated: dict[Any, float] = {}
         self.last_seen: dict[str, float] = {}
 
     def keys_for(self, event: Any) -> list[str]:  # pragma: no cover - abstract
@@ -138,12 +148,27 @@ class View:
         for k in dead:
             del self.last_seen[k]
             self.state.pop(k, None)
+        ecut = now - self.cfg.reeval
+        for k in [k for k, t in self.evaluated.items() if t <= ecut and k not in self.dirty]:
+            del self.evaluated[k]
         return len(dead)
 
-    def _take_dirty(self) -> list[str]:
-        keys = sorted(self.dirty)
-        self.dirty.clear()
-        return keys
+    def _due(self, dirty: dict[Any, int], now: float, size: Any) -> list[Any]:
+        """Pop and return, sorted, the pending keys that are due at ``now``."""
+        out = []
+        ev = self.evaluated
+        reeval = self.cfg.reeval
+        for key in sorted(dirty):
+            pending = dirty[key]
+            if pending * 10 >= size(key) or now - ev.get(key, -1e18) >= reeval:
+                out.append(key)
+                del dirty[key]
+                ev[key] = now
+        return out
+
+    def _take_dirty(self, now: float) -> list[str]:
+        st = self.state
+        return self._due(self.dirty, now, lambda k: len(st[k]) if k in st else 0)
 
     def size(self) -> tuple[int, int]:
         """(keys held, window items held)."""
@@ -199,7 +224,7 @@ class MerchantView(View):
 
     def __init__(self, config: EngineConfig) -> None:
         super().__init__(config)
-        self.dirty_targets: dict[tuple[str, str], None] = {}
+        self.dirty_targets: dict[tuple[str, str], int] = {}
         self.matches = {"pay_then_like": 0, "like_then_pay": 0}
 
     def horizon(self) -> float:
@@ -212,7 +237,7 @@ class MerchantView(View):
         if st is None:
             st = self.state[key] = _Merchant()
         self.last_seen[key] = ev.ts
-        self.dirty[key] = None
+        self.dirty[key] = self.dirty.get(key, 0) + 1
         if type(ev) is Payment:
             st.pays_w.append((ev.ts, ev.amount))
             lst = st.pays.get(ev.openid)
@@ -241,6 +266,8 @@ class MerchantView(View):
                     self.matches["pay_then_like"] += 1
                     if delay <= cfg.paid_delay:
                         st.pairs.append((ts, ev.user, amount, delay, ev.like_id, txid, ev.target))
+                        self.dirty[key] = self.FORCE
+                        self.dirty_targets[(key, ev.target)] = self.FORCE
                     break
         tg = st.targets.get(ev.target)
         if tg is None:
@@ -248,18 +275,23 @@ class MerchantView(View):
         created = ev.user_created
         fresh = created is not None and ts - created < cfg.fresh_age
         tg.likes.append((ts, ev.user, fresh, ev.device, ev.ip, ev.like_id))
-        self.dirty_targets[(key, ev.target)] = None
+        tk = (key, ev.target)
+        self.dirty_targets[tk] = self.dirty_targets.get(tk, 0) + 1
 
-    def _expire(self, st: _Merchant, now: float) -> None:
+    def _expire_windows(self, st: _Merchant, now: float) -> None:
         cfg = self.cfg
-        w, lw, jw = now - cfg.window, now - cfg.long_window, now - cfg.join_window
-        for dq, cut in ((st.likes_w, w), (st.coupons, w)):
-            while dq and dq[0] <= cut:
+        w, lw = now - cfg.window, now - cfg.long_window
+        for dq in (st.likes_w, st.coupons):
+            while dq and dq[0] <= w:
                 dq.popleft()
         while st.pays_w and st.pays_w[0][0] <= w:
             st.pays_w.popleft()
         while st.pairs and st.pairs[0][0] <= lw:
             st.pairs.popleft()
+
+    def _expire(self, st: _Merchant, now: float) -> None:
+        self._expire_windows(st, now)
+        w, jw = now - self.cfg.window, now - self.cfg.join_window
         if st.pays:
             for u in [u for u, lst in st.pays.items() if lst[-1][0] <= jw]:
                 del st.pays[u]
@@ -278,20 +310,27 @@ class MerchantView(View):
     def _items(self, s: _Merchant) -> int:
         return len(s)
 
+    def _target_size(self, tk: tuple[str, str]) -> int:
+        st = self.state.get(tk[0])
+        tg = st.targets.get(tk[1]) if st is not None else None
+        return len(tg.likes) if tg is not None else 0
+
     def evaluate(self, now: float) -> Iterator[Subject]:
         cfg = self.cfg
-        targets = sorted(self.dirty_targets)
-        self.dirty_targets.clear()
-        for key in self._take_dirty():
-            st = self.state.get(key)
+        st_all = self.state
+        targets = self._due(self.dirty_targets, now, self._target_size)
+        merchants = self._due(
+            self.dirty, now,
+            lambda k: len(st_all[k].likes_w) + len(st_all[k].pays_w) if k in st_all else 0)
+        for key in merchants:
+            st = st_all.get(key)
             if st is None:
                 continue
-            self._expire(st, now)
-            support = len(st.pairs) + len(st.likes_w)
-            if support >= cfg.min_support:
+            self._expire_windows(st, now)
+            if len(st.pairs) >= cfg.min_support:
                 yield self._merchant_subject(key, st, now)
         for key, tid in targets:
-            st = self.state.get(key)
+            st = st_all.get(key)
             if st is None:
                 continue
             tg = st.targets.get(tid)
@@ -305,7 +344,7 @@ class MerchantView(View):
             tg.last_eval = now
             base = tg.baseline
             tg.baseline = n if base < 0 else 0.9 * base + 0.1 * n
-            if n >= cfg.min_support:
+            if n >= cfg.min_likes or (len(st.pairs) >= cfg.min_support and n):
                 yield self._target_subject(key, tid, tg, st, now, base, rate)
 
     def _pair_features(self, pairs: list[tuple[float, str, int, float, str, str, str]],
@@ -353,7 +392,7 @@ class MerchantView(View):
             "merchant", "merchant", key, key, x, start,
             counts={"likes": likes_w, "payments": pays_w, "paid_like_pairs": len(pairs),
                     "paying_likers": int(x["pair_users"]), "token_payers": int(x["token_users"])},
-            samples=_samples((p[5] for p in reversed(pairs)), cfg.max_samples // 2)
+            samples=lambda: _samples((p[5] for p in reversed(pairs)), cfg.max_samples // 2)
             + _samples((p[4] for p in reversed(pairs)), cfg.max_samples // 2),
         )
 
@@ -392,11 +431,23 @@ class MerchantView(View):
             "merchant", "target", tid, key, x, likes[0][0],
             counts={"likes": n, "likers": nu, "fresh_likers": fresh, "devices": len(devices),
                     "paid_like_pairs": len(pairs), "merchant": key},
-            samples=_samples((r[5] for r in reversed(likes)), cfg.max_samples),
+            samples=lambda: _samples((r[5] for r in reversed(likes)), cfg.max_samples),
         )
 
 
 # --------------------------------------------------------------------------- ip / device
+
+
+class _Addr:
+    __slots__ = ("items", "users")
+
+    def __init__(self) -> None:
+        # (ts, user, target or None for a payment, fresh, other address, id, amount)
+        self.items: deque[tuple[float, str, str | None, bool, str | None, str, int]] = deque()
+        self.users: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class _AddressView(View):
@@ -422,23 +473,31 @@ class _AddressView(View):
         else:
             item = (ev.ts, ev.openid, None, False, ev.device if self.attr == "ip" else ev.ip,
                     ev.transaction_id, ev.amount)
-        dq = self.state.get(key)
-        if dq is None:
-            dq = self.state[key] = deque()
-        dq.append(item)
+        st = self.state.get(key)
+        if st is None:
+            st = self.state[key] = _Addr()
+        st.items.append(item)
+        users = st.users
+        users[item[1]] = users.get(item[1], 0) + 1
         self.last_seen[key] = ev.ts
-        self.dirty[key] = None
+        self.dirty[key] = self.dirty.get(key, 0) + 1
 
     def evaluate(self, now: float) -> Iterator[Subject]:
-        cfg = self.cfg
         cut = now - self.horizon()
-        for key in self._take_dirty():
-            dq = self.state.get(key)
-            if dq is None:
+        need = self.cfg.min_ip_events if self.attr == "ip" else self.cfg.min_support
+        for key in self._take_dirty(now):
+            st = self.state.get(key)
+            if st is None:
                 continue
+            dq, users = st.items, st.users
             while dq and dq[0][0] <= cut:
-                dq.popleft()
-            if len(dq) < cfg.min_support:
+                u = dq.popleft()[1]
+                n = users[u] - 1
+                if n:
+                    users[u] = n
+                else:
+                    del users[u]
+            if len(users) < need:  # distinct accounts: one busy account is no farm
                 continue
             yield self._subject(key, dq)
 
@@ -487,7 +546,7 @@ class _AddressView(View):
             counts={"events": len(dq), "accounts": len(users), "likes": likes,
                     "payments": pays, "targets": len(targets),
                     ("devices" if self.attr == "ip" else "ips"): len(others)},
-            samples=_samples((r[5] for r in reversed(dq)), cfg.max_samples),
+            samples=lambda: _samples((r[5] for r in reversed(dq)), cfg.max_samples),
         )
 
 
@@ -534,7 +593,11 @@ class UserView(View):
         if hist is None:
             hist = self.state[ev.user] = deque(maxlen=cfg.lockstep_history)
         cut = ev.ts - cfg.lockstep_window
-        prev = tuple((t, s) for t, s in hist if s > cut and t != ev.target)
+        latest: dict[str, float] = {}
+        for t, s in hist:
+            if s > cut and t != ev.target:
+                latest[t] = s
+        prev = tuple(latest.items())
         hist.append((ev.target, ev.ts))
         self.last_seen[ev.user] = ev.ts
         return CoLike(ev.like_id, ev.user, ev.target, ev.ts, prev)
@@ -543,45 +606,91 @@ class UserView(View):
         return iter(())
 
 
+class _Ring:
+    __slots__ = ("items", "users", "shared")
+
+    def __init__(self) -> None:
+        self.items: deque[CoLike] = deque()
+        self.users: dict[str, int] = {}
+        self.shared: dict[str, int] = {}  # earlier target -> likes in window that follow it
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
 class LockstepView(View):
     """Likers of one target and the other targets they liked just before.
 
     A ring liking the same targets together shows up as many of a target's
-    recent likers sharing the same earlier targets.
+    recent likers sharing the same earlier targets. Counts are kept
+    incrementally, so a busy target costs one pass over its earlier targets
+    per evaluation.
     """
 
     name = "lockstep"
 
     def add(self, ev: CoLike) -> None:  # type: ignore[override]
-        dq = self.state.get(ev.target)
-        if dq is None:
-            dq = self.state[ev.target] = deque()
-        dq.append(ev)
+        st = self.state.get(ev.target)
+        if st is None:
+            st = self.state[ev.target] = _Ring()
+        st.items.append(ev)
+        users, shared = st.users, st.shared
+        users[ev.user] = users.get(ev.user, 0) + 1
+        for t, _ in ev.prev:
+            shared[t] = shared.get(t, 0) + 1
         self.last_seen[ev.target] = ev.ts
-        self.dirty[ev.target] = None
+        self.dirty[ev.target] = self.dirty.get(ev.target, 0) + 1
+
+    def _together(self, dq: deque[CoLike], target: str) -> int:
+        """Most likers of this target who liked ``target`` within one ``lockstep_span``."""
+        times: dict[str, float] = {}
+        for c in dq:
+            for t, s in c.prev:
+                if t == target:
+                    times[c.user] = s
+        ts = sorted(times.values())
+        span = self.cfg.lockstep_span
+        best = lo = 0
+        for hi, t in enumerate(ts):
+            while t - ts[lo] > span:
+                lo += 1
+            if hi - lo + 1 > best:
+                best = hi - lo + 1
+        return best
+
+    @staticmethod
+    def _drop(st: _Ring, c: CoLike) -> None:
+        users, shared = st.users, st.shared
+        n = users[c.user] - 1
+        if n:
+            users[c.user] = n
+        else:
+            del users[c.user]
+        for t, _ in c.prev:
+            n = shared[t] - 1
+            if n:
+                shared[t] = n
+            else:
+                del shared[t]
 
     def evaluate(self, now: float) -> Iterator[Subject]:
         cfg = self.cfg
         cut = now - cfg.window
-        for key in self._take_dirty():
-            dq = self.state.get(key)
-            if dq is None:
+        for key in self._take_dirty(now):
+            st = self.state.get(key)
+            if st is None:
                 continue
+            dq = st.items
             while dq and dq[0].ts <= cut:
-                dq.popleft()
-            if len(dq) < cfg.min_support:
+                self._drop(st, dq.popleft())
+            nu = len(st.users)
+            if nu < cfg.min_likes:
                 continue
-            users: dict[str, None] = {}
-            shared: dict[str, dict[str, None]] = {}
-            for c in dq:
-                users[c.user] = None
-                for t, _ in c.prev:
-                    s = shared.get(t)
-                    if s is None:
-                        s = shared[t] = {}
-                    s[c.user] = None
-            nu = len(users)
-            ranked = sorted(((len(v), t) for t, v in shared.items()), key=lambda p: (-p[0], p[1]))
+            # candidates: the earlier targets most of the likers share
+            gate = max(cfg.min_likes, nu // 2)
+            cands = sorted((-n, t) for t, n in st.shared.items() if n >= gate)[:3]
+            ranked = sorted(((self._together(dq, t), t) for _, t in cands),
+                            key=lambda p: (-p[0], p[1]))
             top = ranked[0][0] if ranked else 0
             second = ranked[1][0] if len(ranked) > 1 else 0
             x = {
@@ -594,8 +703,8 @@ class LockstepView(View):
             yield Subject(
                 "lockstep", "target", key, key, x, dq[0].ts,
                 counts={"likers": nu, "shared_likers": top,
-                        "shared_targets": [t for _, t in ranked[:3]]},
-                samples=_samples((c.like_id for c in reversed(dq)), cfg.max_samples),
+                        "shared_targets": [t for _, t in ranked]},
+                samples=lambda dq=dq: _samples((c.like_id for c in reversed(dq)), cfg.max_samples),
             )
 
 

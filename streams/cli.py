@@ -124,9 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "traffic with fraud campaigns and honest look-alikes.")
     simulate.add_arguments(p)
     p.add_argument("--to-kafka", action="store_true",
-                   help="produce to Kafka at --rate events/s instead of writing a file")
+                   help="produce to Kafka in real time at --rate events/s (OUT may be '-'; "
+                        "otherwise the produced records and labels are also written there)")
     p.add_argument("--bootstrap-servers", default=None,
                    help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+    p.add_argument("--first-campaign-in", type=float, default=None, metavar="SECONDS",
+                   help="with --to-kafka: start the run earlier (warm-up produced at once) so its "
+                        "first campaign begins this many seconds from now")
+    p.add_argument("--topic-map", action="append", default=[], metavar="FROM=TO",
+                   help="with --to-kafka: produce records of topic FROM to topic TO")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("replay", help="replay a recording offline (or into Kafka)",
@@ -146,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --to-kafka: ignore recorded timing")
     p.add_argument("--topic-map", action="append", default=[], metavar="FROM=TO",
                    help="with --to-kafka: produce records of topic FROM to topic TO")
+    p.add_argument("--keep-timestamps", action="store_true",
+                   help="with --to-kafka: give records their recorded Kafka timestamp (default: now)")
     _engine_args(p)
     p.set_defaults(func=_cmd_replay)
 
@@ -177,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, default=5.0,
                    help="stop after this many seconds without new records (default 5)")
     p.add_argument("--max-records", type=int, default=None, help="stop after this many records")
+    p.add_argument("--until-end", action="store_true",
+                   help="stop once every partition reached the end offset it had at start (like kcat -e)")
     p.set_defaults(func=_cmd_record)
     return parser
 

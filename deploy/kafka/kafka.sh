@@ -64,6 +64,8 @@ LOG4J="$STATE_DIR/log4j.properties"
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 now() { date +%s; }
+ms() { local t="${EPOCHREALTIME/./}"; echo "${t:0:-3}"; }  # wall clock in milliseconds
+secs_since() { local d=$(( $(ms) - $1 )); printf '%d.%01ds' $((d / 1000)) $(( (d % 1000) / 100 )); }
 
 # ---------------------------------------------------------------- fetch
 
@@ -329,13 +331,14 @@ EOF
         ((${#scram[@]})) && log "warning: KAFKA_KEEP_DATA=1 keeps the SCRAM users from the first format"
     else
         rm -rf "$DATA_DIR"
-        local cid; cid="$(new_cluster_id)"
+        local cid t_format; cid="$(new_cluster_id)"; t_format=$(ms)
         "$JAVA" -cp "$cp" -Dlog4j.configuration="file:$LOG4J" kafka.tools.StorageTool format \
             -t "$cid" -c "$PROPS" "${scram[@]}" >"$STATE_DIR/format.log" 2>&1 \
             || { cat "$STATE_DIR/format.log" >&2; die "kafka-storage format failed"; }
+        log "formatted $DATA_DIR (cluster id $cid) in $(secs_since "$t_format")"
     fi
 
-    local started; started=$(now)
+    local started; started=$(ms)
     : >"$LOG_FILE"
     # setsid: own session, so a Ctrl-C in the calling shell does not kill the broker.
     # shellcheck disable=SC2086
@@ -348,13 +351,13 @@ EOF
     [[ -n "${KAFKA_WATCH_PID:-}" ]] && start_watchdog "$KAFKA_WATCH_PID" "$pid"
 
     if ! wait_ready "$pid" "$addr"; then
-        log "broker did not become ready within ${START_TIMEOUT}s; last log lines:"
+        log "broker failed to start; last lines of $LOG_FILE:"
         tail -n 40 "$LOG_FILE" >&2 || true
         stop_pid "$pid"
         rm -f "$PID_FILE"
         exit 1
     fi
-    log "ready on $addr (pid $pid, ${HEAP_OPTS}) in $(( $(now) - started ))s; log: $LOG_FILE"
+    log "ready on $addr (pid $pid, ${HEAP_OPTS}) $(secs_since "$started") after launch; log: $LOG_FILE"
     [[ -n "$SASL_PORT" ]] && log "SASL_SSL/SCRAM-SHA-256 on $HOST:$SASL_PORT; client settings in $STATE_DIR/sasl.env"
     echo "$addr"
 }
@@ -362,10 +365,11 @@ EOF
 wait_ready() {  # pid addr
     local deadline=$(( $(now) + START_TIMEOUT ))
     while :; do
-        kill -0 "$1" 2>/dev/null || { log "broker process $1 exited"; return 1; }
-        if probe "$2"; then return 0; fi
-        (( $(now) < deadline )) || return 1
-        sleep 0.3
+        kill -0 "$1" 2>/dev/null || { log "broker process $1 exited"; return 2; }
+        # Cheap TCP connect first; then a real metadata request (an open port is not enough).
+        if port_in_use "${2%:*}" "${2##*:}" && probe "$2"; then return 0; fi
+        (( $(now) < deadline )) || { log "no metadata response within ${START_TIMEOUT}s"; return 1; }
+        sleep 0.2
     done
 }
 

@@ -54,7 +54,7 @@ class HalfSpaceDetector:
 
     def __init__(self, name: str, view: str, entity_type: str, features: dict[str, float],
                  warmup: int = 200, quantile: float = 0.99, floor: float = 0.75,
-                 seed: int = 42, n_trees: int = 15, height: int = 6,
+                 seed: int = 42, n_trees: int = 10, height: int = 6,
                  window_size: int = 100) -> None:
         self.name = name
         self.view = view
@@ -71,6 +71,7 @@ class HalfSpaceDetector:
         )
         self.calibration = stats.Quantile(quantile)
         self.n = 0
+        self.offered = 0  #: subjects offered by the engine (it learns from a sample)
         self._last: tuple[int, float] | None = None
 
     def clone(self) -> HalfSpaceDetector:

@@ -1,0 +1,136 @@
+"""The payment->like join and the per-entity features of each view."""
+
+from __future__ import annotations
+
+from detectors.config import EngineConfig
+from detectors.views import DeviceView, IpView, LockstepView, MerchantView, UserView
+from tests.helpers import T0, like, payment
+
+CFG = EngineConfig(min_support=1)
+
+
+def _subjects(view, now):
+    return {(s.entity_type, s.entity_id): s for s in view.evaluate(now)}
+
+
+def test_join_matches_payment_before_like_only_within_window() -> None:
+    v = MerchantView(CFG)
+    v.add(payment(1, "u1", "m1", T0, amount=1))
+    v.add(like(1, "u1", "post:1", "m1", T0 + 5))  # prompt pair
+    v.add(payment(2, "u2", "m1", T0, amount=5000))
+    v.add(like(2, "u2", "post:1", "m1", T0 + 400))  # joined, not prompt
+    v.add(payment(3, "u3", "m1", T0 - 700, amount=1))
+    v.add(like(3, "u3", "post:1", "m1", T0 + 10))  # outside join window
+    v.add(like(4, "u4", "post:1", "m2", T0 + 10))  # other merchant
+    assert v.matches["pay_then_like"] == 2
+    st = v.state["m1"]
+    assert [(p[1], p[3]) for p in st.pairs] == [("u1", 5.0)]
+    x = _subjects(v, T0 + 15)[("merchant", "m1")].features
+    assert x["pairs"] == 1 and x["token_users"] == 1 and x["token_share"] == 1.0
+
+
+def test_like_then_pay_is_its_own_feature() -> None:
+    v = MerchantView(CFG)
+    for i in range(5):  # coupon campaign: like first, pay a real amount minutes later
+        v.add(like(i, f"u{i}", "post:1", "m1", T0 + i))
+        v.add(payment(i, f"u{i}", "m1", T0 + 120 + i, amount=3900))
+    assert v.matches == {"pay_then_like": 0, "like_then_pay": 5}
+    x = _subjects(v, T0 + 130)[("merchant", "m1")].features
+    assert x["coupon_share"] == 1.0 and x["pairs"] == 0 and x["token_pay_share"] == 0.0
+
+
+def test_paid_pair_features_amounts_and_delays() -> None:
+    v = MerchantView(CFG)
+    for i in range(10):
+        v.add(payment(i, f"u{i}", "m1", T0 + i * 30, amount=50 if i < 8 else 60))
+        v.add(like(i, f"u{i}", "post:1", "m1", T0 + i * 30 + 8 + (i % 2) * 0.5))
+    subjects = _subjects(v, T0 + 300)
+    x = subjects[("merchant", "m1")].features
+    assert x["pair_users"] == 10 and x["amount_top_share"] == 0.8
+    assert x["delay_cv"] < 0.05 and 8 <= x["delay_median"] <= 8.5
+    t = subjects[("target", "post:1")].features
+    assert t["token_users"] == 10
+
+
+def test_slow_drip_pairs_accumulate_over_long_window() -> None:
+    v = MerchantView(CFG)
+    for i in range(12):  # one paid like every 10 minutes
+        ts = T0 + i * 600
+        v.add(payment(i, f"u{i}", "m1", ts, amount=10))
+        v.add(like(i, f"u{i}", "post:1", "m1", ts + 6))
+        subjects = _subjects(v, ts + 10)
+    x = subjects[("merchant", "m1")].features
+    assert x["token_users"] == 12  # 2 hours of pairs, far beyond the 5-minute window
+    assert x["likes_w"] == 1
+
+
+def test_target_fresh_and_device_features() -> None:
+    v = MerchantView(CFG)
+    for i in range(20):
+        created = T0 - 3600 if i < 15 else T0 - 400 * 86400
+        v.add(like(i, f"u{i}", "post:7", "m1", T0 + i, ip="10.0.0.1", device=f"d{i % 4}",
+                   created=created))
+    x = _subjects(v, T0 + 25)[("target", "post:7")].features
+    assert x["fresh"] == 15 and x["fresh_share"] == 0.75
+    assert x["users_per_device"] == 5.0 and x["top_ip_share"] == 1.0
+
+
+def test_target_velocity_against_own_baseline() -> None:
+    v = MerchantView(CFG.with_(window=60, tick=5))
+    t = T0
+    for k in range(30):  # steady: one like per 5 s
+        v.add(like(k, f"u{k}", "post:1", "m1", t))
+        _subjects(v, t + 1)
+        t += 5
+    for k in range(60):  # burst: twelve per 5 s
+        v.add(like(100 + k, f"b{k}", "post:1", "m1", t + k * 5 / 12))
+    x = _subjects(v, t + 5)[("target", "post:1")].features
+    assert x["velocity_ratio"] > 3
+
+
+def test_ip_view_concentration_vs_nat() -> None:
+    v = IpView(CFG)
+    for i in range(30):  # farm: 30 accounts, one target
+        v.add(like(i, f"f{i}", "post:1", "m1", T0 + i, ip="1.1.1.1", device=f"fd{i % 3}"))
+    for i in range(30):  # office NAT: 30 accounts, 30 targets
+        v.add(like(100 + i, f"n{i}", f"post:{i}", "m2", T0 + i, ip="2.2.2.2", device=f"nd{i}"))
+    s = _subjects(v, T0 + 40)
+    farm, nat = s[("ip", "1.1.1.1")].features, s[("ip", "2.2.2.2")].features
+    assert farm["top_target_share"] == 1.0 and farm["users_per_other"] == 10.0
+    assert nat["top_target_share"] < 0.1 and nat["users_per_other"] == 1.0
+
+
+def test_device_view_counts_accounts_over_device_window() -> None:
+    v = DeviceView(CFG)
+    for i in range(8):
+        v.add(like(i, f"u{i}", "post:1", "m1", T0 + i * 200, device="dX"))
+    x = _subjects(v, T0 + 7 * 200 + 1)[("device", "dX")].features
+    assert x["users"] == 8  # 23 minutes: inside the 30-minute device window
+
+
+def test_user_and_lockstep_views_find_shared_history() -> None:
+    u, lk = UserView(CFG), LockstepView(CFG)
+    ring = [f"r{i}" for i in range(12)]
+    t = T0
+    for tgt in ["post:a", "post:b", "post:c"]:
+        for r in ring:
+            co = u.add(like(f"{r}{tgt}", r, tgt, "m1", t))
+            lk.add(co)
+            t += 2
+    x = _subjects(lk, t)[("target", "post:c")].features
+    assert x["likers"] == 12 and x["top_shared"] == 12
+    assert x["top_share"] == 1.0 and x["second_share"] == 1.0
+
+
+def test_views_forget_idle_keys() -> None:
+    v = IpView(CFG)
+    for i in range(100):
+        v.add(like(i, f"u{i}", "post:1", "m1", T0 + i, ip=f"10.0.0.{i}"))
+    assert v.size()[0] == 100
+    v.sweep(T0 + 100 + CFG.window + 1)
+    assert v.size() == (0, 0)
+    m = MerchantView(CFG)
+    for i in range(50):
+        m.add(like(i, f"u{i}", f"post:{i}", f"m{i}", T0 + i))
+    m.sweep(T0 + 50 + m.horizon() + 1)
+    assert m.size() == (0, 0)

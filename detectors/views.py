@@ -37,6 +37,7 @@ from typing import Any
 
 from detectors.config import EngineConfig
 from detectors.events import Like, Payment
+from detectors.windows import kafka_partition
 
 __all__ = [
     "Subject",
@@ -629,6 +630,21 @@ class LockstepView(View):
 
     name = "lockstep"
 
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        # per model shard (Kafka partition of the target): how often each earlier
+        # target appears in the likes of the window, whatever target they went to;
+        # sharded so that a partitioned worker computes exactly what a replay does
+        self.prev_freq: dict[int, dict[str, int]] = {}
+        self.recent: dict[int, deque[CoLike]] = {}
+        self._shard: dict[str, int] = {}
+
+    def shard(self, target: str) -> int:
+        sh = self._shard.get(target)
+        if sh is None:
+            sh = self._shard[target] = kafka_partition(target, self.cfg.partitions)
+        return sh
+
     def add(self, ev: CoLike) -> None:  # type: ignore[override]
         st = self.state.get(ev.target)
         if st is None:
@@ -636,8 +652,15 @@ class LockstepView(View):
         st.items.append(ev)
         users, shared = st.users, st.shared
         users[ev.user] = users.get(ev.user, 0) + 1
+        sh = self.shard(ev.target)
+        freq = self.prev_freq.get(sh)
+        if freq is None:
+            freq = self.prev_freq[sh] = {}
+            self.recent[sh] = deque()
+        self.recent[sh].append(ev)
         for t, _ in ev.prev:
             shared[t] = shared.get(t, 0) + 1
+            freq[t] = freq.get(t, 0) + 1
         self.last_seen[ev.target] = ev.ts
         self.dirty[ev.target] = self.dirty.get(ev.target, 0) + 1
 
@@ -673,9 +696,26 @@ class LockstepView(View):
             else:
                 del shared[t]
 
+    def sweep(self, now: float) -> int:
+        n = super().sweep(now)
+        self._shard = {t: s for t, s in self._shard.items() if t in self.state}
+        return n
+
+    def _expire_freq(self, cut: float) -> None:
+        for sh, dq in self.recent.items():
+            freq = self.prev_freq[sh]
+            while dq and dq[0].ts <= cut:
+                for t, _ in dq.popleft().prev:
+                    n = freq[t] - 1
+                    if n:
+                        freq[t] = n
+                    else:
+                        del freq[t]
+
     def evaluate(self, now: float) -> Iterator[Subject]:
         cfg = self.cfg
         cut = now - cfg.window
+        self._expire_freq(cut)
         for key in self._take_dirty(now):
             st = self.state.get(key)
             if st is None:
@@ -689,21 +729,24 @@ class LockstepView(View):
             # candidates: the earlier targets most of the likers share
             gate = max(cfg.min_likes, nu // 2)
             cands = sorted((-n, t) for t, n in st.shared.items() if n >= gate)[:3]
-            ranked = sorted(((self._together(dq, t), t) for _, t in cands),
-                            key=lambda p: (-p[0], p[1]))
+            freq = self.prev_freq.get(self.shard(key), {})
+            ranked = sorted(((self._together(dq, t), st.shared[t] / max(freq.get(t, 1), 1), t)
+                             for _, t in cands), key=lambda p: (-p[0], p[2]))
             top = ranked[0][0] if ranked else 0
+            specificity = ranked[0][1] if ranked else 0.0
             second = ranked[1][0] if len(ranked) > 1 else 0
             x = {
                 "likers": float(nu),
                 "top_shared": float(top),
                 "top_share": _ratio(top, nu),
                 "second_share": _ratio(second, nu),
+                "specificity": min(1.0, specificity),
                 "span": dq[-1].ts - dq[0].ts,
             }
             yield Subject(
                 "lockstep", "target", key, key, x, dq[0].ts,
                 counts={"likers": nu, "shared_likers": top,
-                        "shared_targets": [t for _, t in ranked]},
+                        "shared_targets": [t for _, _, t in ranked]},
                 samples=lambda dq=dq: _samples((c.like_id for c in reversed(dq)), cfg.max_samples),
             )
 

@@ -28,6 +28,7 @@ import ssl
 from pathlib import Path
 
 import faust
+from faust.types.auth import CredentialsT
 
 from streams.settings import Settings
 
@@ -42,7 +43,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     return ctx
 
 
-def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+def credentials(settings: Settings) -> CredentialsT | None:
     """Faust credentials for the configured security protocol (``None``: PLAINTEXT)."""
     proto = settings.security_protocol
     if proto == "PLAINTEXT":

@@ -182,8 +182,8 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
     }
     checkpoints = app.Table(
         settings.checkpoint_table,
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-        partitions=n, extra_topic_configs=CHECKPOINT_TOPIC_CONFIG,
+        key_type=bytes, value_type=bytes, partitions=n,  # bytes -> "raw" codec
+        extra_topic_configs=CHECKPOINT_TOPIC_CONFIG,
         help="Engine checkpoints: <view>/<partition> header and snapshot chunks.",
     )
     return Topics(payments, likes, alerts, deadletter, views, checkpoints)

@@ -154,8 +154,10 @@ def _wait_for_leaders(admin, names: list[str], partitions: int, deadline: float)
             name = t.get("name", t.get("topic"))
             parts = t.get("partitions") or []
             leaders = [p.get("leader_id", p.get("leader", -1)) for p in parts]
-            if t.get("error_code", 0) == 0 and len(parts) == partitions and all(
-                leader is not None and leader >= 0 for leader in leaders
+            if (
+                t.get("error_code", 0) == 0
+                and len(parts) == partitions
+                and all(leader is not None and leader >= 0 for leader in leaders)
             ):
                 ready.add(name)
         if ready >= set(names):
@@ -172,8 +174,11 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
         return
     admin = _admin(bootstrap)
     try:
-        admin.delete_topics(names, timeout_ms=int(timeout * 1000), **(
-            {"raise_errors": False} if _kafka_python_major() >= 3 else {}))
+        admin.delete_topics(
+            names,
+            timeout_ms=int(timeout * 1000),
+            **({"raise_errors": False} if _kafka_python_major() >= 3 else {}),
+        )
     finally:
         admin.close()
 
@@ -284,8 +289,11 @@ def _start_broker(state_dir: Path) -> KafkaBroker:
 
 def _check_reachable(bootstrap: str) -> None:
     try:
-        admin = _admin(bootstrap, request_timeout_ms=10000, **(
-            {"bootstrap_timeout_ms": 10000} if _kafka_python_major() >= 3 else {}))
+        admin = _admin(
+            bootstrap,
+            request_timeout_ms=10000,
+            **({"bootstrap_timeout_ms": 10000} if _kafka_python_major() >= 3 else {}),
+        )
         admin.close()
     except Exception as exc:  # noqa: BLE001 - any failure means the broker is unusable
         pytest.fail(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} is not reachable: {exc!r}", pytrace=False)

@@ -99,11 +99,27 @@ def test_auto_created_topic_gets_six_partitions(kafka_bootstrap):
 @needs_kcat
 def test_kcat_produce_kafka_python_consume(kafka_bootstrap, kafka_topic_factory):
     topic = kafka_topic_factory("kcatp", partitions=6)
-    lines = [f"k{i}|" + json.dumps({"like_id": f"l-{i}", "note": "赞"}, ensure_ascii=False) for i in range(40)]
+    lines = [
+        f"k{i}|" + json.dumps({"like_id": f"l-{i}", "note": "赞"}, ensure_ascii=False) for i in range(40)
+    ]
     proc = subprocess.run(
-        [KCAT, "-b", kafka_bootstrap, "-P", "-t", topic, "-K", "|",
-         "-X", "topic.partitioner=murmur2_random"],  # the Java/kafka-python key hashing
-        input="\n".join(lines) + "\n", capture_output=True, text=True, encoding="utf-8", timeout=60,
+        [
+            KCAT,
+            "-b",
+            kafka_bootstrap,
+            "-P",
+            "-t",
+            topic,
+            "-K",
+            "|",
+            "-X",
+            "topic.partitioner=murmur2_random",
+        ],  # the Java/kafka-python key hashing
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -144,7 +160,9 @@ def test_kafka_python_produce_kcat_json_recording(kafka_bootstrap, kafka_topic_f
     while time.monotonic() < deadline:
         proc = subprocess.run(
             [KCAT, "-b", kafka_bootstrap, "-C", "-t", topic, "-J", "-e", "-q"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
         rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
@@ -175,7 +193,9 @@ def test_aiokafka_produce_consume_with_group(kafka_bootstrap, kafka_topic_factor
             sent = {}
             for i in range(n):
                 meta = await producer.send_and_wait(
-                    topic, key=f"k{i % 16}".encode(), value=f"v{i}".encode(),
+                    topic,
+                    key=f"k{i % 16}".encode(),
+                    value=f"v{i}".encode(),
                     partition=i % 6 if i < 6 else None,
                 )
                 sent[f"v{i}".encode()] = (f"k{i % 16}".encode(), meta.partition, meta.offset)
@@ -183,8 +203,11 @@ def test_aiokafka_produce_consume_with_group(kafka_bootstrap, kafka_topic_factor
             await producer.stop()
 
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=kafka_bootstrap, group_id=group,
-            auto_offset_reset="earliest", enable_auto_commit=False,
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
         )
         await consumer.start()
         try:
@@ -227,9 +250,12 @@ def test_sasl_scram_over_tls(kafka_sasl, kafka_bootstrap, kafka_topic_factory):
 
     def aio_kwargs(password: str) -> dict:
         return dict(
-            bootstrap_servers=kafka_sasl.bootstrap, security_protocol="SASL_SSL",
-            sasl_mechanism=kafka_sasl.mechanism, sasl_plain_username=kafka_sasl.username,
-            sasl_plain_password=password, ssl_context=create_ssl_context(cafile=kafka_sasl.cafile),
+            bootstrap_servers=kafka_sasl.bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism=kafka_sasl.mechanism,
+            sasl_plain_username=kafka_sasl.username,
+            sasl_plain_password=password,
+            ssl_context=create_ssl_context(cafile=kafka_sasl.cafile),
         )
 
     async def run():
@@ -260,13 +286,15 @@ def test_kafka_sh_start_is_idempotent_and_status_healthy(kafka_broker):
         pytest.skip("broker comes from KAFKA_BOOTSTRAP_SERVERS, not kafka.sh")
     env = dict(os.environ, KAFKA_STATE_DIR=str(kafka_broker.state_dir), PYTHON=sys.executable)
     pid_before = (kafka_broker.state_dir / "kafka.pid").read_text().strip()
-    start = subprocess.run(["bash", str(KAFKA_SH), "start"], env=env, capture_output=True, text=True,
-                           timeout=120)
+    start = subprocess.run(
+        ["bash", str(KAFKA_SH), "start"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert start.returncode == 0, start.stderr
     assert start.stdout.strip() == kafka_broker.bootstrap
     assert "already running" in start.stderr
-    status = subprocess.run(["bash", str(KAFKA_SH), "status"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    status = subprocess.run(
+        ["bash", str(KAFKA_SH), "status"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"pid={pid_before}" in status.stdout
     assert (kafka_broker.state_dir / "kafka.pid").read_text().strip() == pid_before

@@ -30,7 +30,7 @@ MODEL_FEATURES: dict[tuple[str, str], dict[str, float]] = {
         "users": 50, "fresh_share": 1.0, "top_target_share": 1.0, "token_pay_share": 1.0,
     },
     ("lockstep", "target"): {
-        "top_shared": 100, "top_share": 1.0, "second_share": 1.0,
+        "top_shared": 100, "top_share": 1.0, "second_share": 1.0, "specificity": 1.0,
     },
 }
 

@@ -1,0 +1,498 @@
+"""The worker's agents: ingest and repartition, per-view detection, checkpoints.
+
+Data flow
+---------
+::
+
+    payments.success ─┐ ingest: parse ─┬─ bad ──> likeguard.deadletter
+    likes ────────────┘               └─ ok ──> <prefix>.merchant|ip|device|user
+                                                 (keyed by the view's key)
+    <prefix>.<view> ── view agent: Engine(views=[view]) per partition ──> likeguard.alerts
+                              user view: enriched likes ──> <prefix>.lockstep (keyed by target)
+
+Agents are thin: decode, call the engine, send what it returns, count.
+Batches come from ``stream.take_events`` so per-event overhead stays low.
+
+State and restart
+-----------------
+Each (view, partition) has its own :class:`~detectors.engine.Engine` in a
+:class:`Slot`. Its durable copy is a checkpoint in the Faust table
+``checkpoints`` (memory store, compacted changelog topic, one changelog
+partition per view partition, so Faust assigns and recovers it together
+with the view partition). A checkpoint is ``Engine.snapshot()`` (windows,
+dedupe ids, reorder buffer, suppression, River models), zlib-compressed and
+cut into chunks below the broker's message size, plus a header naming the
+chunks and the **next source offset** the snapshot has consumed:
+
+* ``<view>/<p>/<gen>/<i>``: chunk ``i`` of generation ``gen``;
+* ``<view>/<p>``: header ``{"gen", "chunks", "offset", "flushed", ...}``,
+  written after its chunks; the previous generation's chunks are deleted
+  (tombstoned) only after the new header. All writes of a slot go to one
+  changelog partition, so recovery always sees a header whose chunks exist.
+
+Offsets and checkpoints are ordered so that a crash at any point loses
+nothing and double-counts nothing:
+
+1. A view agent increfs every message it processes, so the ack that
+   ``take_events`` gives after the batch does not release it; the slot
+   keeps these *held* events.
+2. A checkpoint is sent (``await topic.send``: in the producer's
+   accumulator) *before* the held events are acked.
+3. Faust commits only acked offsets, and flushes the producer before it
+   commits. So a committed offset is always covered by a delivered
+   checkpoint: ``committed <= checkpoint offset``.
+4. After a restart or rebalance the slot is restored from its checkpoint;
+   redelivered records below the checkpoint offset are dropped by offset,
+   the rest are processed again exactly as before (same order within the
+   partition, same engine state), so the alerts they raise are re-sent with
+   the same deterministic ``alert_id`` (consumers de-duplicate by it).
+
+The ingest stage is stateless and at-least-once: its acks follow its sends
+(Faust flushes the producer before committing), and a record ingested twice
+reaches the view topics twice, where the engine's dedupe drops the copy.
+
+Idle input
+----------
+Detectors never read the clock; the driver does. When a slot has had no new
+events for ``idle_flush`` seconds of wall-clock time, :meth:`Pipeline.tick`
+calls ``engine.flush()`` (as the offline replay does at the end of its file)
+and sends the alerts and forwarded likes it returns, then checkpoints. A
+flushed engine counts later events behind its watermark as late, so
+``idle_flush`` trades latency on a quiet partition against tolerance for a
+partition that falls silent and resumes with old events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP, EventT, StreamT
+
+from detectors.alerts import Alert
+from detectors.engine import ALL_VIEWS, Engine, route_keys
+from detectors.parsing import BadRecord, parse_like, parse_payment
+from detectors.windows import kafka_partition
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topics import Topics, ViewEventError, dead_letter, decode_event, encode_event, make_topics
+
+__all__ = ["Pipeline", "Slot", "CHUNK_BYTES", "utc_now"]
+
+log = logging.getLogger("likeguard.worker")
+
+#: Checkpoint chunk size: well below Kafka's default 1 MB message limit.
+CHUNK_BYTES = 512 * 1024
+#: Header format version of checkpoints.
+CHECKPOINT_VERSION = 1
+
+
+def utc_now(now: float | None = None) -> str:
+    """Wall-clock time as RFC 3339 UTC with milliseconds (``emitted_at``)."""
+    dt = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class Slot:
+    """One engine hosting one view for one partition of that view's topic."""
+
+    view: str
+    partition: int
+    engine: Engine
+    next_offset: int = 0  #: next offset of the view partition to process
+    ckpt_offset: int = 0  #: next offset recorded by the last durable checkpoint
+    gen: int = 0  #: checkpoint generation
+    chunks: int = 0  #: chunks of the current generation
+    flushed: bool = False  #: flushed for idle input since its last event
+    dirty: bool = False  #: state changed since the last checkpoint
+    last_input: float = field(default_factory=time.monotonic)
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    held: list[EventT] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)  #: counters already exported
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.view}/{self.partition}".encode()
+
+    def has_input(self) -> bool:
+        return self.engine.reorder.max_ts != float("-inf")
+
+
+class Pipeline:
+    """Topics, agents and the timer of one worker, around a :class:`faust.App`.
+
+    Parameters
+    ----------
+    app
+        A configured app (:func:`streams.app.create_app`).
+    settings
+        Validated settings.
+    metrics
+        Where counters go (a private :class:`~streams.metrics.Metrics`).
+    """
+
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.cfg = settings.engine
+        self.topics: Topics = make_topics(app, settings)
+        self.n = settings.partitions
+        self.slots: dict[tuple[str, int], Slot] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.streams: dict[str, StreamT] = {}
+        self.view_of_topic = {t.get_topic_name(): v for v, t in self.topics.views.items()}
+        self._gauges_at = 0.0
+        self._register()
+
+    # ------------------------------------------------------------------ wiring
+
+    def _register(self) -> None:
+        app, s = self.app, self.settings
+        for topic, name in ((self.topics.payments, "ingest-payments"),
+                            (self.topics.likes, "ingest-likes")):
+            app.agent(topic, name=name)(self._make_ingest_agent())
+        for view in ALL_VIEWS:
+            app.agent(self.topics.views[view], name=f"view-{view}")(self._make_view_agent(view))
+        app.timer(interval=1.0, name="likeguard-tick")(self._timer)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        log.info("pipeline: %d partitions per view topic, views %s, engine %s",
+                 self.n, ", ".join(s.view_topic(v) for v in ALL_VIEWS), self.cfg.to_dict())
+
+    def _make_ingest_agent(self) -> Any:
+        async def ingest(stream: StreamT) -> None:
+            async for events in stream.take_events(self.settings.batch_size,
+                                                   within=self.settings.batch_within):
+                await self.ingest_batch(events)
+        return ingest
+
+    def _make_view_agent(self, view: str) -> Any:
+        async def view_agent(stream: StreamT) -> None:
+            self.streams[view] = stream
+            async for events in stream.take_events(self.settings.batch_size,
+                                                   within=self.settings.batch_within):
+                async with self._lock(view):
+                    await self.view_batch(view, stream, events)
+        return view_agent
+
+    def _lock(self, view: str) -> asyncio.Lock:
+        lock = self.locks.get(view)
+        if lock is None:
+            lock = self.locks[view] = asyncio.Lock()
+        return lock
+
+    # ------------------------------------------------------------------ ingest
+
+    async def ingest_batch(self, events: list[EventT]) -> None:
+        """Parse input records; dead-letter the bad, repartition the good."""
+        m = self.metrics
+        payments_name = self.topics.payments.get_topic_name()
+        views = self.topics.views
+        n = self.n
+        consumed: dict[str, int] = {}
+        last: dict[TP, int] = {}
+        for event in events:
+            msg = event.message
+            topic = msg.topic
+            consumed[topic] = consumed.get(topic, 0) + 1
+            last[msg.tp] = msg.offset
+            value = msg.value
+            try:
+                ev = parse_payment(value) if topic == payments_name else parse_like(value)
+            except BadRecord as exc:
+                m.rejected(topic, exc.reason)
+                await self.topics.deadletter.send(
+                    key=msg.key,
+                    value=dead_letter(value, topic, msg.partition, msg.offset, exc.reason, exc.detail))
+                continue
+            if ev is None:
+                m.skipped(topic, "trade_state")
+                continue
+            data = encode_event(ev)
+            for view, key in route_keys(ev).items():
+                await views[view].send(key=key.encode(), value=data,
+                                       partition=kafka_partition(key, n))
+        for topic, count in consumed.items():
+            m.consumed(topic, count)
+        self._set_lag(last)
+
+    # ------------------------------------------------------------------ views
+
+    def _owned(self, tp: TP) -> bool:
+        app = self.app
+        return not app.rebalancing and tp in app.consumer.assignment()
+
+    async def view_batch(self, view: str, stream: StreamT, events: list[EventT]) -> None:
+        """Run a batch of one view topic through the partitions' engines."""
+        t0 = time.perf_counter()
+        by_part: dict[int, list[EventT]] = {}
+        for event in events:
+            by_part.setdefault(event.message.partition, []).append(event)
+        processed = 0
+        last: dict[TP, int] = {}
+        for p, evs in by_part.items():
+            tp = evs[0].message.tp
+            last[tp] = evs[-1].message.offset
+            if not self._owned(tp):
+                # Left over from before a rebalance: never ack (it is delivered
+                # again to whoever owns the partition now).
+                for event in evs:
+                    event.message.incref()
+                continue
+            slot = self._slot(view, p)
+            processed += await self._process(slot, evs)
+        self.metrics.observe_batch(processed, time.perf_counter() - t0)
+        self._set_lag(last)
+
+    async def _process(self, slot: Slot, evs: list[EventT]) -> int:
+        eng = slot.engine
+        process = eng.process
+        stats = eng.stats
+        count_dupes = slot.view == "merchant"  # every input event passes there exactly once
+        alerts: list[Alert] = []
+        n = 0
+        for event in evs:
+            msg = event.message
+            off = msg.offset
+            if off < slot.ckpt_offset:
+                continue  # in the restored checkpoint already; acked normally
+            msg.incref()  # released by the checkpoint that covers it
+            slot.held.append(event)
+            if off < slot.next_offset:
+                continue  # in memory already (redelivered), not yet checkpointed
+            slot.next_offset = off + 1
+            try:
+                ev = decode_event(msg.value)
+            except ViewEventError as exc:
+                log.error("%s[%d]@%d: %s", msg.topic, msg.partition, off, exc)
+                self.metrics.rejected(msg.topic, "bad_view_event")
+                continue
+            n += 1
+            if count_dupes:
+                d0 = stats["duplicates"]
+                alerts += process(ev)
+                if stats["duplicates"] != d0:
+                    self.metrics.duplicate(self.settings.payments_topic if ev.kind == "payment"
+                                           else self.settings.likes_topic)
+            else:
+                alerts += process(ev)
+        if n:
+            slot.last_input = time.monotonic()
+            slot.flushed = False
+            slot.dirty = True
+        await self._emit(slot, alerts)
+        self._count(slot)
+        if slot.held and time.monotonic() - slot.last_checkpoint >= self.settings.checkpoint_interval:
+            await self.checkpoint(slot)
+        return n
+
+    async def _emit(self, slot: Slot, alerts: Iterable[Alert]) -> None:
+        """Send alerts and the engine's forwarded likes."""
+        now = time.time()
+        emitted = utc_now(now)
+        m = self.metrics
+        for a in alerts:
+            d = a.to_dict(emitted)
+            await self.topics.alerts.send(key=a.key.encode(), value=orjson.dumps(d))
+            m.alert(d)
+            m.observe_latency(a.window_end, now)
+        for view, key, co in slot.engine.take_forwards():
+            await self.topics.views[view].send(key=key.encode(), value=encode_event(co),
+                                               partition=kafka_partition(key, self.n))
+
+    def _count(self, slot: Slot) -> None:
+        """Export counter increments of a slot's engine since the last call."""
+        eng, seen, m = slot.engine, slot.seen, self.metrics
+        late = eng.stats["late"]
+        if late != seen.get("late", 0):
+            m.late(slot.view, late - seen.get("late", 0))
+            seen["late"] = late
+        mv = eng.views.get("merchant")
+        if mv is not None:
+            for direction, count in mv.matches.items():  # type: ignore[attr-defined]
+                k = "join:" + direction
+                if count != seen.get(k, 0):
+                    m.join_matches.labels(direction=direction).inc(count - seen.get(k, 0))
+                    seen[k] = count
+
+    def _set_lag(self, last: dict[TP, int]) -> None:
+        consumer = self.app.consumer
+        for tp, offset in last.items():
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - lag is best effort
+                continue
+            if hw is not None:
+                self.metrics.set_lag(tp.topic, tp.partition, hw - offset - 1)
+
+    # ------------------------------------------------------------------ slots
+
+    def _slot(self, view: str, p: int) -> Slot:
+        slot = self.slots.get((view, p))
+        if slot is None:
+            slot = self._restore(view, p) or Slot(view, p, Engine(self.cfg, views=[view]))
+            self.slots[(view, p)] = slot
+        return slot
+
+    def _restore(self, view: str, p: int) -> Slot | None:
+        data = self.topics.checkpoints.data
+        key = f"{view}/{p}".encode()
+        raw = data.get(key)
+        if raw is None:
+            return None
+        try:
+            h = orjson.loads(raw)
+            parts = [data[f"{view}/{p}/{h['gen']}/{i}".encode()] for i in range(h["chunks"])]
+            blob = b"".join(parts)
+            if zlib.crc32(blob) != h["crc"]:
+                raise ValueError("checksum mismatch")
+            engine = Engine.restore(zlib.decompress(blob))
+        except Exception as exc:  # noqa: BLE001 - a broken checkpoint must not stop the worker
+            log.error("checkpoint %s/%d is unusable (%r); starting that partition afresh",
+                      view, p, exc)
+            return None
+        if engine.cfg != self.cfg:
+            log.warning("checkpoint %s/%d was made with other engine settings; keeping the "
+                        "checkpoint's (%s)", view, p, engine.cfg.to_dict())
+        slot = Slot(view, p, engine, next_offset=h["offset"], ckpt_offset=h["offset"],
+                    gen=h["gen"], chunks=h["chunks"], flushed=h.get("flushed", False))
+        slot.seen["late"] = engine.stats["late"]
+        mv = engine.views.get("merchant")
+        if mv is not None:
+            for direction, count in mv.matches.items():  # type: ignore[attr-defined]
+                slot.seen["join:" + direction] = count
+        log.info("restored %s/%d from checkpoint gen %d (%d bytes) at offset %d",
+                 view, p, h["gen"], len(blob), h["offset"])
+        return slot
+
+    async def _put(self, partition: int, key: bytes, value: bytes | None) -> None:
+        table = self.topics.checkpoints
+        if value is None:
+            table.data.pop(key, None)
+        else:
+            table.data[key] = value
+        await table.changelog_topic.send(key=key, value=value, partition=partition)
+
+    async def checkpoint(self, slot: Slot) -> None:
+        """Write the slot's checkpoint, then release the acks it covers."""
+        blob = zlib.compress(slot.engine.snapshot(), 1)
+        gen = slot.gen + 1
+        base = f"{slot.view}/{slot.partition}"
+        p = slot.partition
+        chunks = [blob[i:i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
+        for i, chunk in enumerate(chunks):
+            await self._put(p, f"{base}/{gen}/{i}".encode(), chunk)
+        header = {"v": CHECKPOINT_VERSION, "gen": gen, "chunks": len(chunks),
+                  "offset": slot.next_offset, "flushed": slot.flushed, "bytes": len(blob),
+                  "crc": zlib.crc32(blob), "written_at": utc_now()}
+        await self._put(p, slot.key, orjson.dumps(header))
+        for i in range(slot.chunks):
+            await self._put(p, f"{base}/{slot.gen}/{i}".encode(), None)
+        slot.gen, slot.chunks = gen, len(chunks)
+        slot.ckpt_offset = slot.next_offset
+        slot.dirty = False
+        slot.last_checkpoint = time.monotonic()
+        held, slot.held = slot.held, []
+        stream = self.streams.get(slot.view)
+        for event in held:
+            if stream is not None:
+                await stream.ack(event)
+            else:  # pragma: no cover - the view agent registers its stream first
+                event.ack()
+        self.metrics.checkpoint(time.time())
+
+    # ------------------------------------------------------------------ timer
+
+    async def _timer(self) -> None:
+        await self.tick()
+
+    async def tick(self) -> None:
+        """Once a second: idle flushes, due checkpoints, restore idle partitions, gauges."""
+        app = self.app
+        if app.rebalancing or not app.consumer:
+            return
+        s = self.settings
+        now = time.monotonic()
+        assignment = app.consumer.assignment()
+        for tp in assignment:
+            view = self.view_of_topic.get(tp.topic)
+            if view is None or (view, tp.partition) in self.slots:
+                continue
+            # an assigned partition with a checkpoint but no new input (e.g. a
+            # restart after the input ended): restore it so it can be flushed
+            if f"{view}/{tp.partition}".encode() in self.topics.checkpoints.data:
+                async with self._lock(view):
+                    if (view, tp.partition) not in self.slots:
+                        slot = self._restore(view, tp.partition)
+                        if slot is not None:
+                            self.slots[(view, tp.partition)] = slot
+        for (view, p), slot in list(self.slots.items()):
+            async with self._lock(view):
+                if self.slots.get((view, p)) is not slot:
+                    continue
+                if s.idle_flush > 0 and not slot.flushed and slot.has_input() \
+                        and now - slot.last_input >= s.idle_flush:
+                    alerts = slot.engine.flush()
+                    slot.flushed = True
+                    slot.dirty = True
+                    log.debug("idle flush %s/%d: %d alerts", view, p, len(alerts))
+                    await self._emit(slot, alerts)
+                    self._count(slot)
+                    await self.checkpoint(slot)
+                elif (slot.held or slot.dirty) and \
+                        now - slot.last_checkpoint >= s.checkpoint_interval:
+                    await self.checkpoint(slot)
+        if now - self._gauges_at >= 5.0:
+            self._gauges_at = now
+            self.update_gauges()
+
+    def update_gauges(self) -> None:
+        """State size, model warm-up and watermark per view, from ``engine.metrics()``."""
+        m = self.metrics
+        per_view: dict[str, list[dict[str, Any]]] = {}
+        for (view, _p), slot in self.slots.items():
+            per_view.setdefault(view, []).append(slot.engine.metrics())
+        models: dict[str, tuple[bool, int]] = {}
+        for view, ms in per_view.items():
+            keys = sum(x["state"].get(view, (0, 0))[0] for x in ms)
+            items = sum(x["state"].get(view, (0, 0))[1] for x in ms)
+            m.set_state(view, keys, items)
+            wms = [x["watermark"] for x in ms if x["watermark"] != float("-inf")]
+            if wms:
+                m.watermark(view, min(wms))
+            for x in ms:
+                for name, (warm, n) in x["models"].items():
+                    w0, n0 = models.get(name, (True, 0))
+                    models[name] = (w0 and warm, n0 + n)
+        for name, (warm, n) in models.items():
+            m.set_model(name, warm, n)
+
+    # ------------------------------------------------------------------ rebalance
+
+    async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
+        """Checkpoint and drop the slots of revoked view partitions."""
+        for tp in revoked:
+            view = self.view_of_topic.get(tp.topic)
+            if view is None:
+                continue
+            async with self._lock(view):
+                slot = self.slots.pop((view, tp.partition), None)
+                if slot is not None and (slot.dirty or slot.held):
+                    try:
+                        await self.checkpoint(slot)
+                    except Exception as exc:  # noqa: BLE001 - redelivery covers a lost checkpoint
+                        log.warning("could not checkpoint revoked %s/%d: %r",
+                                    view, tp.partition, exc)
+        try:
+            await self.app.producer.flush()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("producer flush on revoke failed: %r", exc)

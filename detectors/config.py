@@ -32,6 +32,7 @@ class EngineConfig:
     window: float = 300.0  #: sliding window of burst features
     long_window: float = 3 * 3600.0  #: sliding window of paid-like pairs (slow drips)
     device_window: float = 1800.0  #: window of accounts per device
+    burst: float = 120.0  #: short span for "many accounts at once" features
     join_window: float = 600.0  #: payment -> like (and like -> payment) join span
     paid_delay: float = 120.0  #: a like at most this long after paying is "prompt"
     token_amount: int = 100  #: amounts up to this many fen are token payments
@@ -42,7 +43,8 @@ class EngineConfig:
     dedupe_horizon: float = 3600.0  #: ids are remembered at least this long
     # Evidence a key needs before it is evaluated at all: about half of the
     # smallest count its rules ask for, so sparse keys (most of them) cost nothing.
-    min_support: int = 4  #: paid pairs of a merchant; events of a device
+    min_support: int = 3  #: distinct accounts on a device
+    min_pairs: int = 2  #: prompt pay->like pairs of a merchant
     min_likes: int = 6  #: likes of a target (merchant and lockstep views)
     min_ip_events: int = 7  #: events behind an IP
     reeval: float = 60.0  #: a busy key is re-evaluated at least this often

@@ -620,7 +620,8 @@ def _paid_task_likes(c: _Ctx) -> None:
     for _ in range(n):
         d = rng.randrange(n_dev)
         u = _User(c.ids.openid(), _aged_created(rng, t0_ms), devices[d], "")
-        t = c.s + rng.random() * span
+        # a posted task is grabbed by many workers at once, then demand tails off
+        t = c.s + rng.random() ** 2 * span
         rounds = rng.randint(2, 3) if rng.random() < multi else 1
         for r in range(rounds):
             ip = rng.choice(dev_ips[d])

@@ -328,7 +328,7 @@ class MerchantView(View):
             if st is None:
                 continue
             self._expire_windows(st, now)
-            if len(st.pairs) >= cfg.min_support:
+            if len(st.pairs) >= cfg.min_pairs:
                 yield self._merchant_subject(key, st, now)
         for key, tid in targets:
             st = st_all.get(key)
@@ -345,11 +345,11 @@ class MerchantView(View):
             tg.last_eval = now
             base = tg.baseline
             tg.baseline = n if base < 0 else 0.9 * base + 0.1 * n
-            if n >= cfg.min_likes or (len(st.pairs) >= cfg.min_support and n):
+            if n >= cfg.min_likes or (len(st.pairs) >= cfg.min_pairs and n):
                 yield self._target_subject(key, tid, tg, st, now, base, rate)
 
     def _pair_features(self, pairs: list[tuple[float, str, int, float, str, str, str]],
-                       prefix: str, x: dict[str, float]) -> None:
+                       prefix: str, x: dict[str, float], now: float) -> None:
         cfg = self.cfg
         n = len(pairs)
         users = {p[1] for p in pairs}
@@ -366,6 +366,8 @@ class MerchantView(View):
         else:
             cv = 1.0
         x[prefix + "pairs"] = float(n)
+        x[prefix + "pair_age"] = now - pairs[-1][0] if pairs else cfg.long_window
+        x[prefix + "token_age"] = now - token[-1][0] if token else cfg.long_window
         x[prefix + "pair_users"] = float(len(users))
         x[prefix + "token_users"] = float(len(token_users))
         x[prefix + "token_share"] = _ratio(len(token), n)
@@ -377,7 +379,7 @@ class MerchantView(View):
         cfg = self.cfg
         pairs = list(st.pairs)
         x: dict[str, float] = {}
-        self._pair_features(pairs, "", x)
+        self._pair_features(pairs, "", x, now)
         w = now - cfg.window
         pairs_w = sum(1 for p in pairs if p[0] > w)
         likes_w, pays_w = len(st.likes_w), len(st.pays_w)
@@ -419,7 +421,7 @@ class MerchantView(View):
         nu = len(users)
         pairs = [p for p in st.pairs if p[6] == tid]
         x: dict[str, float] = {}
-        self._pair_features(pairs, "", x)
+        self._pair_features(pairs, "", x, now)
         x["likes"] = float(n)
         x["users"] = float(nu)
         x["fresh"] = float(fresh)
@@ -429,7 +431,7 @@ class MerchantView(View):
         x["velocity_ratio"] = _ratio(n, max(base, 1.0)) if base >= 0 else 1.0
         x["rate"] = float(rate)
         return Subject(
-            "merchant", "target", tid, key, x, likes[0][0],
+            "merchant", "target", tid, key, x, min(likes[0][0], pairs[0][0]) if pairs else likes[0][0],
             counts={"likes": n, "likers": nu, "fresh_likers": fresh, "devices": len(devices),
                     "paid_like_pairs": len(pairs), "merchant": key},
             samples=lambda: _samples((r[5] for r in reversed(likes)), cfg.max_samples),
@@ -500,17 +502,21 @@ class _AddressView(View):
                     del users[u]
             if len(users) < need:  # distinct accounts: one busy account is no farm
                 continue
-            yield self._subject(key, dq)
+            yield self._subject(key, dq, now)
 
-    def _subject(self, key: str, dq: deque) -> Subject:
+    def _subject(self, key: str, dq: deque, now: float) -> Subject:
         cfg = self.cfg
+        recent_cut = now - cfg.burst
+        recent: dict[str, None] = {}
         users: dict[str, None] = {}
         others: dict[str, None] = {}
         targets: dict[str, dict[str, None]] = {}
         likes = fresh = pays = token = 0
         like_users: dict[str, None] = {}
-        for _ts, u, tgt, f, other, _, amount in dq:
+        for ts, u, tgt, f, other, _, amount in dq:
             users[u] = None
+            if ts > recent_cut:
+                recent[u] = None
             if other is not None:
                 others[other] = None
             if tgt is None:
@@ -531,6 +537,7 @@ class _AddressView(View):
         x = {
             "events": float(len(dq)),
             "users": float(len(users)),
+            "recent_users": float(len(recent)),
             "likes": float(likes),
             "like_users": float(nlu),
             "targets": float(len(targets)),

@@ -54,12 +54,15 @@ reaches the view topics twice, where the engine's dedupe drops the copy.
 Idle input
 ----------
 Detectors never read the clock; the driver does. When a slot has had no new
-events for ``idle_flush`` seconds of wall-clock time, :meth:`Pipeline.tick`
-calls ``engine.flush()`` (as the offline replay does at the end of its file)
-and sends the alerts and forwarded likes it returns, then checkpoints. A
-flushed engine counts later events behind its watermark as late, so
-``idle_flush`` trades latency on a quiet partition against tolerance for a
-partition that falls silent and resumes with old events.
+events for ``idle_flush`` seconds of wall-clock time *and its upstream is
+quiet too* -- this worker has ingested no input record for ``idle_flush``
+seconds and, for the lockstep view, no user-view slot has forwarded likes
+for that long and all of them are flushed -- :meth:`Pipeline.tick` calls
+``engine.flush()`` (as the offline replay does at the end of its file) and
+sends the alerts and forwarded likes it returns, then checkpoints. Requiring
+a quiet upstream keeps a partition that merely has a gap (while the input
+still flows, or while the worker catches up a backlog) from being flushed
+early: a flushed engine counts later events behind its watermark as late.
 """
 
 from __future__ import annotations
@@ -152,15 +155,17 @@ class Pipeline:
         self.streams: dict[str, StreamT] = {}
         self.view_of_topic = {t.get_topic_name(): v for v, t in self.topics.views.items()}
         self._gauges_at = 0.0
+        #: monotonic time of the last input record ingested / likes forwarded
+        self.last_ingest = time.monotonic()
+        self.last_forward = time.monotonic()
+        self._ingesting = 0  #: ingest batches in progress
         self._register()
 
     # ------------------------------------------------------------------ wiring
 
     def _register(self) -> None:
         app, s = self.app, self.settings
-        for topic, name in ((self.topics.payments, "ingest-payments"),
-                            (self.topics.likes, "ingest-likes")):
-            app.agent(topic, name=name)(self._make_ingest_agent())
+        app.agent(self.topics.inputs, name="ingest")(self._make_ingest_agent())
         for view in ALL_VIEWS:
             app.agent(self.topics.views[view], name=f"view-{view}")(self._make_view_agent(view))
         app.timer(interval=1.0, name="likeguard-tick")(self._timer)
@@ -194,8 +199,16 @@ class Pipeline:
 
     async def ingest_batch(self, events: list[EventT]) -> None:
         """Parse input records; dead-letter the bad, repartition the good."""
+        self._ingesting += 1
+        try:
+            await self._ingest(events)
+        finally:
+            self._ingesting -= 1
+            self.last_ingest = time.monotonic()
+
+    async def _ingest(self, events: list[EventT]) -> None:
         m = self.metrics
-        payments_name = self.topics.payments.get_topic_name()
+        payments_name = self.settings.payments_topic
         views = self.topics.views
         n = self.n
         consumed: dict[str, int] = {}
@@ -305,7 +318,10 @@ class Pipeline:
             await self.topics.alerts.send(key=a.key.encode(), value=orjson.dumps(d))
             m.alert(d)
             m.observe_latency(a.window_end, now)
-        for view, key, co in slot.engine.take_forwards():
+        forwards = slot.engine.take_forwards()
+        if forwards:
+            self.last_forward = time.monotonic()
+        for view, key, co in forwards:
             await self.topics.views[view].send(key=key.encode(), value=encode_event(co),
                                                partition=kafka_partition(key, self.n))
 
@@ -421,7 +437,6 @@ class Pipeline:
         if app.rebalancing or not app.consumer:
             return
         s = self.settings
-        now = time.monotonic()
         assignment = app.consumer.assignment()
         for tp in assignment:
             view = self.view_of_topic.get(tp.topic)
@@ -439,8 +454,8 @@ class Pipeline:
             async with self._lock(view):
                 if self.slots.get((view, p)) is not slot:
                     continue
-                if s.idle_flush > 0 and not slot.flushed and slot.has_input() \
-                        and now - slot.last_input >= s.idle_flush:
+                now = time.monotonic()
+                if not slot.flushed and slot.has_input() and self._idle(slot, now):
                     alerts = slot.engine.flush()
                     slot.flushed = True
                     slot.dirty = True
@@ -451,9 +466,30 @@ class Pipeline:
                 elif (slot.held or slot.dirty) and \
                         now - slot.last_checkpoint >= s.checkpoint_interval:
                     await self.checkpoint(slot)
+        now = time.monotonic()
         if now - self._gauges_at >= 5.0:
             self._gauges_at = now
             self.update_gauges()
+
+    def _idle(self, slot: Slot, now: float) -> bool:
+        """Whether ``slot`` and everything upstream of it have been quiet for ``idle_flush``."""
+        idle = self.settings.idle_flush
+        if idle <= 0 or now - slot.last_input < idle:
+            return False
+        if self._ingesting or now - self.last_ingest < idle:
+            return False  # input still flows into this worker
+        if slot.view == "lockstep":
+            if now - self.last_forward < idle:
+                return False
+            if any(not x.flushed and x.has_input()
+                   for (v, _), x in self.slots.items() if v == "user"):
+                return False  # user slots will still forward their tails
+        try:  # records of the slot's own partition still waiting to be fetched
+            hw = self.app.consumer.highwater(
+                TP(self.topics.views[slot.view].get_topic_name(), slot.partition))
+        except Exception:  # noqa: BLE001 - unknown lag: rely on the timers alone
+            hw = None
+        return hw is None or hw <= slot.next_offset
 
     def update_gauges(self) -> None:
         """State size, model warm-up and watermark per view, from ``engine.metrics()``."""

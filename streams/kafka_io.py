@@ -7,7 +7,8 @@ All three use kafka-python (not Faust) and share one connection policy:
 * security, when set in the environment: ``LIKEGUARD_SECURITY_PROTOCOL``
   (``SASL_SSL`` ...), ``LIKEGUARD_SASL_MECHANISM`` (``SCRAM-SHA-256`` ...),
   ``LIKEGUARD_SASL_USERNAME``, ``LIKEGUARD_SASL_PASSWORD``,
-  ``LIKEGUARD_SSL_CAFILE``;
+  ``LIKEGUARD_SSL_CAFILE`` (and ``LIKEGUARD_SSL_CERTFILE`` /
+  ``LIKEGUARD_SSL_KEYFILE`` for a client certificate), as the worker reads them;
 * ``LIKEGUARD_KAFKA_CONNECT_TIMEOUT`` (seconds, default 10) bounds how long a
   command waits for the first broker before it gives up with exit status 2.
 
@@ -31,14 +32,19 @@ summarised).
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
+import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -98,6 +104,8 @@ def security_kwargs(env: dict[str, str] | None = None) -> dict[str, Any]:
         ("LIKEGUARD_SASL_USERNAME", "sasl_plain_username", str),
         ("LIKEGUARD_SASL_PASSWORD", "sasl_plain_password", str),
         ("LIKEGUARD_SSL_CAFILE", "ssl_cafile", str),
+        ("LIKEGUARD_SSL_CERTFILE", "ssl_certfile", str),
+        ("LIKEGUARD_SSL_KEYFILE", "ssl_keyfile", str),
     )
     out: dict[str, Any] = {}
     for var, kw, conv in names:
@@ -125,14 +133,27 @@ def client_kwargs(bootstrap: str | None = None, client_id: str = "likeguard") ->
     return kw
 
 
+def _quiet_client_logs() -> None:
+    """Keep kafka-python's connection retries off the terminal of a CLI command.
+
+    Only when logging is not configured (the CLI); the command reports
+    failures itself. ``LIKEGUARD_KAFKA_DEBUG=1`` keeps them.
+    """
+    if logging.getLogger().handlers or os.environ.get("LIKEGUARD_KAFKA_DEBUG"):
+        return
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
 def _err(cmd: str, msg: str) -> None:
     print(f"likeguard {cmd}: error: {msg}", file=sys.stderr, flush=True)
 
 
 def _describe_kafka_error(exc: BaseException, bootstrap: str) -> str:
-    from kafka.errors import NoBrokersAvailable
+    import kafka.errors as ke
 
-    if isinstance(exc, NoBrokersAvailable):
+    no_brokers = getattr(ke, "NoBrokersAvailable", None)  # kafka-python 2.x
+    if (no_brokers is not None and isinstance(exc, no_brokers)) or (
+            isinstance(exc, ke.KafkaTimeoutError) and "bootstrap" in str(exc).lower()):
         return (f"no Kafka broker reachable at {bootstrap} "
                 f"(set --bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS)")
     return f"Kafka error talking to {bootstrap}: {exc.__class__.__name__}: {exc}"
@@ -287,6 +308,13 @@ def iter_recording(path: str | Path,
             raise RecordingError(f"cannot read recording {p}: {exc}") from exc
 
 
+def _send_headers(headers: list[tuple[str, bytes | None]] | None) -> list[tuple[str, bytes]] | None:
+    """Headers as kafka-python sends them: a null header value becomes empty bytes."""
+    if not headers:
+        return None
+    return [(name, b"" if v is None else v) for name, v in headers]
+
+
 def _to_bytes(v: str | bytes | None) -> bytes | None:
     if v is None or isinstance(v, bytes):
         return v
@@ -308,6 +336,41 @@ def parse_topic_map(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+# --------------------------------------------------------------------------- signals
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM stops the command like Ctrl-C (``KeyboardInterrupt``).
+
+    So ``kill PID`` (and the demo stopping its simulator) ends a command
+    cleanly: buffered records are flushed and the summary is printed.
+    Does nothing outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _graceful(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command with :func:`sigterm_as_interrupt`; keep its name and docs."""
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        _quiet_client_logs()
+        with sigterm_as_interrupt():
+            return fn(args)
+    return run
+
+
 # --------------------------------------------------------------------------- progress
 
 
@@ -321,14 +384,17 @@ class _Progress:
         self.t0 = time.monotonic()
         self.next = self.t0 + self.every
         self.drawn = False
+        self._last = (self.t0, 0)
 
     def tick(self, n: int, extra: str = "") -> None:
         now = time.monotonic()
         if now < self.next:
             return
         self.next = now + self.every
-        rate = n / max(1e-9, now - self.t0)
-        msg = f"{self.cmd}: {n:,} records ({rate:,.0f}/s){extra}"
+        t_prev, n_prev = self._last
+        self._last = (now, n)
+        rate = (n - n_prev) / max(1e-9, now - t_prev)
+        msg = f"{self.cmd}: {n:,} records, {rate:,.0f}/s now{extra}"
         if self.tty:
             sys.stderr.write("\r" + msg + "\x1b[K")
             self.drawn = True
@@ -345,6 +411,7 @@ class _Progress:
 # --------------------------------------------------------------------------- record
 
 
+@_graceful
 def record(args: argparse.Namespace) -> int:
     """``likeguard record``: topics from the beginning into a kcat ``-J`` file.
 
@@ -516,6 +583,7 @@ def _summary_topics(c: Counter[str]) -> str:
 # --------------------------------------------------------------------------- replay
 
 
+@_graceful
 def replay_to_kafka(args: argparse.Namespace) -> int:
     """``likeguard replay RECORDING --to-kafka``: produce a recording's records.
 
@@ -560,12 +628,16 @@ def replay_to_kafka(args: argparse.Namespace) -> int:
     interrupted = False
     failed_msg: str | None = None
     ts0: int | None = None
+    skipped = 0
     headers_box: list = []
     try:
         for rec in iter_recording(path, headers_box):
             topic = topic_map.get(rec.topic, rec.topic)
             key = _to_bytes(rec.key)
             value = _to_bytes(rec.payload)
+            if key is None and value is None:  # kafka-python cannot produce it
+                skipped += 1
+                continue
             partition = None if key is not None else rec.partition % sender.partition_count(topic)
             if not afap and isinstance(rec.ts, int):
                 if ts0 is None:
@@ -574,7 +646,7 @@ def replay_to_kafka(args: argparse.Namespace) -> int:
             sender.send(topic, key, value, partition=partition,
                         timestamp_ms=rec.ts if keep_ts and isinstance(rec.ts, int) and rec.ts >= 0
                         else None,
-                        headers=headers_box[0] if headers_box else None)
+                        headers=_send_headers(headers_box[0] if headers_box else None))
             progress.tick(sender.sent)
     except RecordingError as exc:
         failed_msg = str(exc)
@@ -593,6 +665,7 @@ def replay_to_kafka(args: argparse.Namespace) -> int:
           f"({_summary_topics(sender.per_topic)}) in {secs:.1f}s, "
           f"{sender.sent / max(secs, 1e-9):,.0f} records/s"
           + (f", {sender.failed:,} failed" if sender.failed else "")
+          + (f", {skipped:,} skipped (null key and null value)" if skipped else "")
           + (" (interrupted)" if interrupted else ""), flush=True)
     if failed_msg:
         _err("replay", failed_msg)
@@ -648,6 +721,7 @@ def plan_live_start(args: argparse.Namespace, now: float,
     return _sim_config(args, cfg.start - shift), shift
 
 
+@_graceful
 def simulate_to_kafka(args: argparse.Namespace) -> int:
     """``likeguard simulate OUT --to-kafka``: live simulated traffic into Kafka.
 
@@ -694,7 +768,10 @@ def simulate_to_kafka(args: argparse.Namespace) -> int:
             tee.close()
         _err("simulate", _describe_kafka_error(exc, bootstrap))
         return 2
-    first = min((c["start"] for c in sim.labels()["campaigns"]), default=None)
+    from detectors.events import format_time, parse_time
+
+    first_t = min((parse_time(c["start"]) for c in sim.labels()["campaigns"]), default=None)
+    first = format_time(first_t) if first_t is not None else "none"
     print(f"simulate: live run seed {cfg.seed}, {cfg.duration:.0f}s of event time at ~{cfg.rate:g} "
           f"events/s, {len(sim.labels()['campaigns'])} campaigns (first at {first}), "
           f"{backfill:.0f}s backfill -> {bootstrap}", file=sys.stderr, flush=True)

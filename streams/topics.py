@@ -137,16 +137,11 @@ def decode_event(data: bytes | str | None) -> Payment | Like | CoLike:
 class Topics:
     """The Faust topics (and the checkpoint table) of one app."""
 
-    payments: faust.TopicT
-    likes: faust.TopicT
+    inputs: faust.TopicT  #: both input topics, consumed by one ingest agent
     alerts: faust.TopicT
     deadletter: faust.TopicT
     views: dict[str, faust.TopicT]
     checkpoints: Any  # faust.Table[str, bytes]
-
-    def input_kind(self, topic: str) -> str:
-        """``"payment"`` or ``"like"`` for an input topic name."""
-        return "payment" if topic == self.payments.get_topic_name() else "like"
 
 
 #: Changelog topic settings of the checkpoint table: compacted (the default
@@ -170,8 +165,10 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}
     n = settings.partitions
-    payments = app.topic(settings.payments_topic, allow_empty=True, **raw)
-    likes = app.topic(settings.likes_topic, allow_empty=True, **raw)
+    # One topic object (and so one ingest agent and one stream) over both
+    # input topics: records of both reach the view topics in the order the
+    # consumer delivers them, without two agents racing each other.
+    inputs = app.topic(settings.payments_topic, settings.likes_topic, allow_empty=True, **raw)
     alerts = app.topic(settings.alerts_topic, **raw)
     deadletter = app.topic(settings.deadletter_topic, key_type=bytes, key_serializer="raw",
                            value_type=DeadLetter, value_serializer="json")
@@ -186,4 +183,4 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
         extra_topic_configs=CHECKPOINT_TOPIC_CONFIG,
         help="Engine checkpoints: <view>/<partition> header and snapshot chunks.",
     )
-    return Topics(payments, likes, alerts, deadletter, views, checkpoints)
+    return Topics(inputs, alerts, deadletter, views, checkpoints)

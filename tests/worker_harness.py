@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,7 +86,7 @@ class WorkerProcess:
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
         env.update({
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "LIKEGUARD_METRICS_PORT": "0",  # ephemeral, read back from the log
+            "LIKEGUARD_METRICS_PORT": str(free_port()),
             "LIKEGUARD_DATA_DIR": str(self.workdir / "data"),
             "LIKEGUARD_SESSION_TIMEOUT": "6",  # the broker's minimum: quick takeover after a kill
             "LIKEGUARD_HEARTBEAT_INTERVAL": "1",
@@ -152,6 +153,13 @@ class WorkerProcess:
         return self.proc.returncode
 
 
+def free_port() -> int:
+    """A currently free loopback port (the worker binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def wait_for(cond: Callable[[], Any], timeout: float, message: Callable[[], str],
              interval: float = 0.1, alive: Callable[[], bool] | None = None) -> Any:
     """Poll ``cond`` until truthy; fail with ``message()`` at the deadline or when
@@ -169,21 +177,37 @@ def wait_for(cond: Callable[[], Any], timeout: float, message: Callable[[], str]
 
 
 def produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None]],
-            partition_of: Callable[[int], int | None] | None = None) -> int:
-    """Produce ``(topic, key, value)`` records in order; flush; return how many."""
+            partitions: Iterable[int | None] | None = None) -> list[Any]:
+    """Produce ``(topic, key, value)`` records in order (to ``partitions[i]`` when
+    given); flush; return each record's metadata (``.partition``, ``.offset``)."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
-    n = 0
+    futures = []
+    parts = iter(partitions) if partitions is not None else None
     try:
-        for i, (topic, key, value) in enumerate(records):
-            part = partition_of(i) if partition_of is not None else None
-            producer.send(topic, key=key, value=value, partition=part)
-            n += 1
+        for topic, key, value in records:
+            part = next(parts) if parts is not None else None
+            futures.append(producer.send(topic, key=key, value=value, partition=part))
         producer.flush(60)
+        return [f.get(30) for f in futures]
     finally:
         producer.close(10)
-    return n
+
+
+def recording_records(path: Path, topics: WorkerTopics,
+                      ) -> tuple[list[tuple[str, bytes | None, bytes | None]], list[int]]:
+    """Records of a kcat -J recording mapped to ``topics``, and their partitions."""
+    from detectors.recording import read_records
+
+    names = {"payments.success": topics.payments, "likes": topics.likes}
+    out: list[tuple[str, bytes | None, bytes | None]] = []
+    parts: list[int] = []
+    for r in read_records(path):
+        payload = r.payload.encode() if isinstance(r.payload, str) else r.payload
+        out.append((names[r.topic], r.key.encode() if r.key else None, payload))
+        parts.append(r.partition % 6)
+    return out, parts
 
 
 class TopicReader:
@@ -207,6 +231,24 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+    def wait_for_ids(self, expected: set[str], worker: WorkerProcess | None, timeout: float,
+                     settle: float = 0.0) -> dict[str, dict[str, Any]]:
+        """Poll until every id in ``expected`` was read (records are alerts), then
+        keep reading ``settle`` more seconds to catch surplus ones; return them by id."""
+        def have() -> bool:
+            self.poll()
+            return alert_ids(self.values()) >= expected
+
+        wait_for(have, timeout,
+                 lambda: (f"missing {sorted(expected - alert_ids(self.values()))} of "
+                          f"{len(expected)}; got {len(self.records)} records\n"
+                          + (worker.tail() if worker else "")),
+                 alive=worker.alive if worker else None)
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            self.poll()
+        return {a["alert_id"]: a for a in self.values()}
 
 
 def alert_ids(alerts: Iterable[dict[str, Any]]) -> set[str]:
@@ -313,4 +355,43 @@ def offline_alerts(records: Iterable[tuple[str, bytes | None, bytes | None]], to
     recs = [Record(kinds[t], 0, i, None, None, v) for i, (t, _k, v) in enumerate(records)]
     out: list[dict[str, Any]] = []
     replay_records(recs, Engine(config), lambda a: out.append(a.to_dict("x")))
+    return out
+
+
+def partitioned_replay(path: Path, config: Any) -> list[dict[str, Any]]:
+    """Reference model of the worker's topology, without Kafka.
+
+    One engine per (view, partition) as in :mod:`streams.agents`: events routed
+    by :func:`detectors.engine.route_keys` to the partition Kafka would pick,
+    the user view's forwarded likes fed to the lockstep engines, then every
+    engine flushed (user before lockstep, as the worker's idle flush orders
+    them). With a grace above the recording's span the arrival order does not
+    matter, so this is what an uninterrupted worker must produce.
+    """
+    from detectors.engine import Engine, route_keys
+    from detectors.recording import read_records
+    from detectors.replay import ReplaySummary, iter_events
+    from detectors.windows import kafka_partition
+
+    engines: dict[tuple[str, int], Engine] = {}
+    out: list[dict[str, Any]] = []
+
+    def run(view: str, key: str, ev: Any) -> None:
+        p = kafka_partition(key, config.partitions)
+        eng = engines.get((view, p))
+        if eng is None:
+            eng = engines[(view, p)] = Engine(config, views=[view])
+        out.extend(a.to_dict("x") for a in eng.process(ev))
+        for v, k, co in eng.take_forwards():
+            run(v, k, co)
+
+    for ev in iter_events(read_records(path), ReplaySummary()):
+        for view, key in route_keys(ev).items():
+            run(view, key, ev)
+    for order in ("merchant", "ip", "device", "user", "lockstep"):
+        for (view, _p), eng in list(engines.items()):
+            if view == order:
+                out.extend(a.to_dict("x") for a in eng.flush())
+                for v, k, co in eng.take_forwards():
+                    run(v, k, co)
     return out

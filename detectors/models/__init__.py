@@ -27,7 +27,8 @@ MODEL_FEATURES: dict[tuple[str, str], dict[str, float]] = {
         "fresh_share": 1.0, "users_per_other": 10, "token_pay_share": 1.0,
     },
     ("device", "device"): {
-        "users": 50, "fresh_share": 1.0, "top_target_share": 1.0, "token_pay_share": 1.0,
+        "users": 50, "recent_users": 20, "fresh_share": 1.0, "top_target_share": 1.0,
+        "token_pay_share": 1.0,
     },
     ("lockstep", "target"): {
         "top_shared": 100, "top_share": 1.0, "second_share": 1.0, "specificity": 1.0,

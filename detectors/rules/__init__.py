@@ -1,12 +1,16 @@
 """Explicit rules for the named pay-for-likes patterns, one per module."""
 
 from detectors.rules.device_farm import DeviceFarm
+from detectors.rules.farm_target import FarmTarget
 from detectors.rules.fresh_burst import FreshBurst
 from detectors.rules.ip_farm import IpFarm
 from detectors.rules.lockstep import Lockstep
 from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
 
-__all__ = ["PaidLikes", "PaidTargetLikes", "FreshBurst", "DeviceFarm", "IpFarm", "Lockstep", "RULES"]
+__all__ = [
+    "PaidLikes", "PaidTargetLikes", "FreshBurst", "FarmTarget", "DeviceFarm", "IpFarm", "Lockstep",
+    "RULES",
+]
 
 #: every rule, in the order the engine runs them
-RULES = (PaidLikes, PaidTargetLikes, FreshBurst, DeviceFarm, IpFarm, Lockstep)
+RULES = (PaidLikes, PaidTargetLikes, FreshBurst, FarmTarget, DeviceFarm, IpFarm, Lockstep)

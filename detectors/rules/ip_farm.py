@@ -30,13 +30,13 @@ class IpFarm(Rule):
     entity_type = "ip"
     paths = (
         (
-            Cond("top_target_users", ">=", 15, "target_likers_per_ip",
+            Cond("top_target_users", ">=", 10, "target_likers_per_ip",
                  "accounts on the IP liking its top target"),
             Cond("top_target_share", ">=", 0.6, "target_concentration",
                  "share of the IP's liking accounts on its top target"),
         ),
         (
-            Cond("users", ">=", 12, "accounts_per_ip", "distinct accounts on the IP"),
+            Cond("users", ">=", 8, "accounts_per_ip", "distinct accounts on the IP"),
             Cond("users_per_other", ">=", 3.0, "accounts_per_device",
                  "accounts per device behind the IP"),
         ),

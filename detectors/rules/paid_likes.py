@@ -4,18 +4,19 @@ Workers pay the merchant a token amount, then like its content at once.
 Honest buyers pay real, varied amounts and like minutes later, if at all;
 honest coupon campaigns like first and pay afterwards. The rule fires on
 a merchant (or one of its targets) when enough distinct accounts made a
-prompt pay->like pair with a token amount, or when prompt pairs are
+prompt pay->like pair with a token amount; sooner when those pairs also
+share one amount and a short delay; and on non-token pairs when they are
 mechanical: one amount and near-constant delays.
 
 Examples
 --------
 >>> rule = PaidLikes()
 >>> x = {"token_users": 12, "token_share": 1.0, "pair_users": 12,
-...      "amount_top_share": 1.0, "delay_cv": 0.1}
+...      "amount_top_share": 1.0, "delay_cv": 0.1, "delay_median": 8.0, "token_age": 3.0}
 >>> round(rule.score_one(x), 3)
-0.6
+0.8
 >>> [r.code for r in rule.explain(x)]
-['token_paid_likers', 'token_share']
+['token_paid_likers', 'token_share', 'amount_concentration', 'prompt_delay', 'last_token_like_age']
 >>> rule.score_one({"token_users": 1, "token_share": 1.0}) < 0.5
 True
 """
@@ -24,11 +25,25 @@ from __future__ import annotations
 
 from detectors.base import Cond, Rule
 
+_TOKEN_USERS = "accounts that paid a token amount and liked within seconds"
+#: the pairs add up over hours (slow drips), but only a campaign still running alerts
+_FRESH = Cond("pair_age", "<=", 300.0, "last_paid_like_age", "seconds since the last paid like")
+_FRESH_TOKEN = Cond("token_age", "<=", 300.0, "last_token_like_age",
+                    "seconds since the last token-paid like")
 _TOKEN = (
-    Cond("token_users", ">=", 8, "token_paid_likers",
-         "accounts that paid a token amount and liked within seconds"),
+    Cond("token_users", ">=", 5, "token_paid_likers", _TOKEN_USERS),
     Cond("token_share", ">=", 0.6, "token_share",
          "share of prompt pay->like pairs with a token amount"),
+    _FRESH_TOKEN,
+)
+_UNIFORM = (
+    Cond("token_users", ">=", 3, "token_paid_likers", _TOKEN_USERS),
+    Cond("token_share", ">=", 0.8, "token_share",
+         "share of prompt pay->like pairs with a token amount"),
+    Cond("amount_top_share", ">=", 0.8, "amount_concentration",
+         "share of those payments on one amount"),
+    Cond("delay_median", "<=", 60.0, "prompt_delay", "median seconds from payment to like"),
+    _FRESH_TOKEN,
 )
 _MECHANICAL = (
     Cond("pair_users", ">=", 10, "prompt_paid_likers",
@@ -37,6 +52,7 @@ _MECHANICAL = (
          "share of those payments on one amount"),
     Cond("delay_cv", "<=", 0.3, "mechanical_delay",
          "coefficient of variation of pay->like delays"),
+    _FRESH,
 )
 
 
@@ -47,7 +63,7 @@ class PaidLikes(Rule):
     version = "1"
     view = "merchant"
     entity_type = "merchant"
-    paths = (_TOKEN, _MECHANICAL)
+    paths = (_TOKEN, _UNIFORM, _MECHANICAL)
 
 
 class PaidTargetLikes(PaidLikes):

@@ -21,6 +21,7 @@ import orjson
 
 from detectors.config import EngineConfig
 from detectors.evaluate import evaluate, load_labels
+from detectors.events import parse_time
 from detectors.replay import replay
 from detectors.simulate import SimConfig, simulate
 
@@ -40,14 +41,15 @@ def run_seed(seed: int, duration: float, cfg: EngineConfig, verbose: bool) -> di
         camp = {c.id: c for c in labels.campaigns}
         for cid in camp:
             print(f"  seed {seed} {cid} {camp[cid].kind:20s} delay={ev.delays.get(cid)}")
-        tp_ids = set()
-        for c in labels.campaigns:
-            tp_ids |= {(t, i) for t, ids in (("merchant", c.merchants), ("target", c.targets),
-                        ("user", c.users), ("ip", c.ips), ("device", c.devices)) for i in ids}
         for a in alerts:
             key = (a["entity"]["type"], a["entity"]["id"])
-            if key not in tp_ids:
-                print(f"  FP seed {seed}: {a['detector']} {key} score={a['score']} "
+            end = parse_time(a["window"]["end"])
+            hit = [c.id for c in labels.campaigns
+                   if key[1] in getattr(c, key[0] + "s", ()) and c.start <= end <= c.end + 600]
+            if not hit:
+                near = [f"{c.id}:{end - c.start:+.0f}s/{end - c.end:+.0f}s" for c in labels.campaigns
+                        if key[1] in getattr(c, key[0] + "s", ())]
+                print(f"  FP seed {seed}: {a['detector']} {key} score={a['score']} near={near} "
                       f"{[(r['code'], r['value']) for r in a['reasons']]}")
     return {"seed": seed, "precision": ev.precision, "recall": ev.recall, "f1": ev.f1,
             "median_delay": ev.median_delay, "false_alarms": ev.false_alarms_total,

@@ -428,6 +428,7 @@ class MerchantView(View):
         x["fresh_share"] = _ratio(fresh, n)
         x["users_per_device"] = _ratio(nu, len(devices)) if with_dev else 1.0
         x["top_ip_share"] = _ratio(max(ips.values()), n) if ips else 0.0
+        x["users_per_ip"] = _ratio(nu, len(ips)) if ips else 1.0
         x["velocity_ratio"] = _ratio(n, max(base, 1.0)) if base >= 0 else 1.0
         x["rate"] = float(rate)
         return Subject(

@@ -78,6 +78,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, StreamT
 
 from detectors.alerts import Alert
@@ -429,12 +430,21 @@ class Pipeline:
     # ------------------------------------------------------------------ timer
 
     async def _timer(self) -> None:
-        await self.tick()
+        if self.app.should_stop:
+            return
+        try:
+            await self.tick()
+        except ProducerSendError:
+            if not self.app.should_stop:
+                raise
+            # shutting down: the producer closed under a checkpoint; the records
+            # it covers are unacked and simply processed again after a restart
+            log.info("tick interrupted by shutdown")
 
     async def tick(self) -> None:
         """Once a second: idle flushes, due checkpoints, restore idle partitions, gauges."""
         app = self.app
-        if app.rebalancing or not app.consumer:
+        if app.rebalancing or app.should_stop or not app.consumer:
             return
         s = self.settings
         assignment = app.consumer.assignment()
@@ -451,6 +461,8 @@ class Pipeline:
                         if slot is not None:
                             self.slots[(view, tp.partition)] = slot
         for (view, p), slot in list(self.slots.items()):
+            if app.should_stop:
+                return
             async with self._lock(view):
                 if self.slots.get((view, p)) is not slot:
                     continue
@@ -517,6 +529,7 @@ class Pipeline:
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         """Checkpoint and drop the slots of revoked view partitions."""
         for tp in revoked:
+            self.metrics.forget_partition(tp.topic, tp.partition)
             view = self.view_of_topic.get(tp.topic)
             if view is None:
                 continue

@@ -237,10 +237,10 @@ def test_restart_gives_the_same_alerts(kafka_bootstrap, worker_factory, recordin
     records, parts = recording_records(path, topics)
     half = len(records) // 2
     produce(kafka_bootstrap, records[:half], parts[:half])
-    # 1. hard kill once the worker has ingested part of the first half
-    wait_for(lambda: worker.metric("likeguard_checkpoints_total") >= 3 and
-             worker.metric("likeguard_events_consumed_total", topic=topics.likes) > 0, 60,
-             lambda: worker.tail(), alive=worker.alive)
+    # 1. hard kill while the worker works through the first half
+    wait_for(lambda: worker.metric("likeguard_checkpoints_total") >= 10 and
+             worker.metric("likeguard_events_consumed_total", topic=topics.likes) > half // 4,
+             60, lambda: worker.tail(), alive=worker.alive)
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
     produce(kafka_bootstrap, records[half:], parts[half:])  # while the worker is down
     worker.start()
@@ -257,3 +257,27 @@ def test_restart_gives_the_same_alerts(kafka_bootstrap, worker_factory, recordin
     assert set(got) == alert_ids(model)
     # both restarts restored engines from checkpoints
     assert "restored" in worker.log_text(2) and "restored" in worker.log_text(3)
+
+
+def test_worker_over_sasl_ssl(kafka_bootstrap, kafka_sasl, worker_factory):
+    """The worker talks to Kafka only through the SASL_SSL (SCRAM) listener."""
+    topics = WorkerTopics.unique("lg-sasl")
+    topics.create(kafka_bootstrap)
+    worker = worker_factory(topics, {
+        **FAST,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_sasl.bootstrap,
+        "LIKEGUARD_SECURITY_PROTOCOL": "SASL_SSL",
+        "LIKEGUARD_SASL_MECHANISM": kafka_sasl.mechanism,
+        "LIKEGUARD_SASL_USERNAME": kafka_sasl.username,
+        "LIKEGUARD_SASL_PASSWORD": kafka_sasl.password,
+        "LIKEGUARD_SSL_CAFILE": kafka_sasl.cafile,
+    }).start()
+    worker.wait_ready()
+    assert kafka_sasl.bootstrap in worker.log_text() and kafka_bootstrap not in worker.log_text()
+    records = campaign_records(topics)
+    produce(kafka_bootstrap, records)
+    expected = offline_alerts(records, topics, CONFIG)
+    reader = TopicReader(kafka_bootstrap, topics.alerts)
+    got = reader.wait_for_ids(alert_ids(expected), worker, timeout=60)
+    reader.close()
+    assert set(got) == alert_ids(expected)

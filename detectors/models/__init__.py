@@ -20,6 +20,7 @@ MODEL_FEATURES: dict[tuple[str, str], dict[str, float]] = {
     },
     ("merchant", "target"): {
         "fresh": 50, "fresh_share": 1.0, "users_per_device": 10, "top_ip_share": 1.0,
+        "users_per_ip": 10,
         "token_users": 50, "token_share": 1.0, "delay_cv": 3.0,
     },
     ("ip", "ip"): {

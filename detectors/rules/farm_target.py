@@ -35,4 +35,9 @@ class FarmTarget(Rule):
             Cond("top_ip_share", ">=", 0.7, "ip_concentration",
                  "share of the target's likes from its top IP"),
         ),
+        (
+            Cond("users", ">=", 12, "target_likers", "distinct accounts liking the target"),
+            Cond("users_per_ip", ">=", 3.0, "accounts_per_ip",
+                 "accounts per IP among the target's likers"),
+        ),
     )

@@ -12,7 +12,7 @@ Examples
 >>> a.severity, a.action, len(a.alert_id)
 ('critical', 'limit_payments', 24)
 >>> s = Suppressor(window=300, renotify=1800)
->>> [s.admit("merchant", "m1", lvl, t) for lvl, t in [(1, 0), (1, 5), (2, 10), (2, 1900)]]
+>>> [s.admit("merchant", "merchant", "m1", lvl, t) for lvl, t in [(1, 0), (1, 5), (2, 10), (2, 1900)]]
 [True, False, True, True]
 """
 
@@ -113,11 +113,12 @@ class Suppressor:
     def __init__(self, window: float, renotify: float) -> None:
         self.window = window
         self.renotify = renotify
-        # (type, id) -> [level, last alert time, last firing time]
-        self.state: dict[tuple[str, str], list[float]] = {}
+        # (scope, type, id) -> [level, last alert time, last firing time]
+        self.state: dict[tuple[str, str, str], list[float]] = {}
 
-    def admit(self, entity_type: str, entity_id: str, level: int, now: float) -> bool:
-        k = (entity_type, entity_id)
+    def admit(self, scope: str, entity_type: str, entity_id: str, level: int, now: float) -> bool:
+        """Whether a candidate alert at ``level`` on the entity should be sent."""
+        k = (scope, entity_type, entity_id)
         st = self.state.get(k)
         if st is None or now - st[2] > self.window:
             self.state[k] = [level, now, now]

@@ -37,9 +37,9 @@ class EngineConfig:
     paid_delay: float = 120.0  #: a like at most this long after paying is "prompt"
     token_amount: int = 100  #: amounts up to this many fen are token payments
     fresh_age: float = 3 * 86400.0  #: an account younger than this is fresh
-    lockstep_window: float = 1800.0  #: how far back a user's other likes count
+    lockstep_window: float = 1200.0  #: how far back a user's other likes count
     lockstep_span: float = 480.0  #: a ring's likes of one target fall within this span
-    lockstep_history: int = 16  #: likes remembered per user for lockstep
+    lockstep_history: int = 8  #: likes remembered per user for lockstep
     dedupe_horizon: float = 3600.0  #: ids are remembered at least this long
     # Evidence a key needs before it is evaluated at all: about half of the
     # smallest count its rules ask for, so sparse keys (most of them) cost nothing.

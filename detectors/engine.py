@@ -30,7 +30,7 @@ Examples
 ...     alerts += eng.process(Like(f"l{i}", f"u{i}", "post:1", "m1", 1000.0 + i, device="d1"))
 >>> alerts += eng.flush()
 >>> sorted({(a.detector, a.entity_type, a.entity_id) for a in alerts})
-[('device_farm@1', 'device', 'd1')]
+[('device_farm@1', 'device', 'd1'), ('farm_target@1', 'target', 'post:1')]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Engine:
         self.dedupe = Deduper(cfg.dedupe_horizon)
         self.suppressor = Suppressor(cfg.window, cfg.renotify)
         self.next_tick: float | None = None
-        self.last_sweep = -_INF
+        self.last_sweep = -1e18  # not -inf: -inf // window is nan
         self.forwards: list[tuple[str, str, CoLike]] = []
         self.stats: dict[str, int] = {
             "payment": 0, "like": 0, "colike": 0, "unlike": 0,
@@ -261,7 +261,8 @@ class Engine:
             if best_rule is not None:
                 reasons += best_rule.explain(x)
         _, _, level = severity_for(score, rule_fired, subj.entity_type)
-        if not self.suppressor.admit(subj.entity_type, subj.entity_id, level, now):
+        # per view: views may run in different workers, each with its own suppressor
+        if not self.suppressor.admit(subj.view, subj.entity_type, subj.entity_id, level, now):
             return None
         self.stats["alerts"] += 1
         counts = dict(subj.counts)

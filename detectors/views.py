@@ -156,15 +156,14 @@ class View:
 
     def _due(self, dirty: dict[Any, int], now: float, size: Any) -> list[Any]:
         """Pop and return, sorted, the pending keys that are due at ``now``."""
-        out = []
         ev = self.evaluated
         reeval = self.cfg.reeval
-        for key in sorted(dirty):
-            pending = dirty[key]
-            if pending * 10 >= size(key) or now - ev.get(key, -1e18) >= reeval:
-                out.append(key)
-                del dirty[key]
-                ev[key] = now
+        out = [key for key, pending in dirty.items()
+               if pending * 10 >= size(key) or now - ev.get(key, -1e18) >= reeval]
+        for key in out:
+            del dirty[key]
+            ev[key] = now
+        out.sort()
         return out
 
     def _take_dirty(self, now: float) -> list[str]:
@@ -598,17 +597,20 @@ class UserView(View):
         if type(ev) is not Like or ev.action != "like":
             return None
         cfg = self.cfg
-        hist = self.state.get(ev.user)
+        hist: dict[str, float] | None = self.state.get(ev.user)  # target -> latest like, oldest first
+        target, ts = ev.target, ev.ts
         if hist is None:
-            hist = self.state[ev.user] = deque(maxlen=cfg.lockstep_history)
-        cut = ev.ts - cfg.lockstep_window
-        latest: dict[str, float] = {}
-        for t, s in hist:
-            if s > cut and t != ev.target:
-                latest[t] = s
-        prev = tuple(latest.items())
-        hist.append((ev.target, ev.ts))
-        self.last_seen[ev.user] = ev.ts
+            hist = self.state[ev.user] = {}
+            prev: tuple[tuple[str, float], ...] = ()
+        else:
+            cut = ts - cfg.lockstep_window
+            prev = tuple((t, s) for t, s in hist.items() if s > cut and t != target)
+            if target in hist:
+                del hist[target]
+            elif len(hist) >= cfg.lockstep_history:
+                del hist[next(iter(hist))]
+        hist[target] = ts
+        self.last_seen[ev.user] = ts
         return CoLike(ev.like_id, ev.user, ev.target, ev.ts, prev)
 
     def evaluate(self, now: float) -> Iterator[Subject]:

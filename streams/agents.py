@@ -154,7 +154,8 @@ class Pipeline:
         self.slots: dict[tuple[str, int], Slot] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.streams: dict[str, StreamT] = {}
-        self.view_of_topic = {t.get_topic_name(): v for v, t in self.topics.views.items()}
+        self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
+        self.view_of_topic = {name: v for v, name in self.view_names.items()}
         self._gauges_at = 0.0
         #: monotonic time of the last input record ingested / likes forwarded
         self.last_ingest = time.monotonic()
@@ -210,7 +211,8 @@ class Pipeline:
     async def _ingest(self, events: list[EventT]) -> None:
         m = self.metrics
         payments_name = self.settings.payments_topic
-        views = self.topics.views
+        view_names = self.view_names
+        send = self.app.producer.send  # the hot path: skip Faust's channel layer
         n = self.n
         consumed: dict[str, int] = {}
         last: dict[TP, int] = {}
@@ -233,8 +235,7 @@ class Pipeline:
                 continue
             data = encode_event(ev)
             for view, key in route_keys(ev).items():
-                await views[view].send(key=key.encode(), value=data,
-                                       partition=kafka_partition(key, n))
+                await send(view_names[view], key.encode(), data, kafka_partition(key, n), None, None)
         for topic, count in consumed.items():
             m.consumed(topic, count)
         self._set_lag(last)
@@ -322,9 +323,10 @@ class Pipeline:
         forwards = slot.engine.take_forwards()
         if forwards:
             self.last_forward = time.monotonic()
+        send = self.app.producer.send
         for view, key, co in forwards:
-            await self.topics.views[view].send(key=key.encode(), value=encode_event(co),
-                                               partition=kafka_partition(key, self.n))
+            await send(self.view_names[view], key.encode(), encode_event(co),
+                       kafka_partition(key, self.n), None, None)
 
     def _count(self, slot: Slot) -> None:
         """Export counter increments of a slot's engine since the last call."""

@@ -15,7 +15,7 @@ What it does, in order:
 4. **Traffic.** Starts ``likeguard simulate --to-kafka``: live, now-anchored
    simulated traffic with fraud campaigns; the warm-up is backfilled so the
    first campaign begins ``--first-campaign-in`` seconds after the start
-   (default seed 3: a fresh-account burst, first alert within about a minute).
+   (default seed 5: a fresh-account burst, first alerts within about a minute).
    The produced records and their labels are written to ``OUT/`` too.
 5. **Alerts.** Tails ``likeguard.alerts`` and shows a live table (time,
    severity, action, entity, detector, score, top reason), newest first;
@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for logs, the live recording, labels and alerts "
                         "(default out/demo-live)")
     g = p.add_argument_group("simulated traffic")
-    g.add_argument("--seed", type=int, default=3, help="simulator seed (default 3)")
+    g.add_argument("--seed", type=int, default=5, help="simulator seed (default 5)")
     g.add_argument("--rate", type=float, default=20.0, help="organic events per second (default 20)")
     g.add_argument("--first-campaign-in", type=float, default=20.0, metavar="SECONDS",
                    help="seconds until the first fraud campaign begins (default 20)")

@@ -61,6 +61,8 @@ __all__ = [
     "KcatRecordingWriter",
     "iter_recording",
     "parse_topic_map",
+    "plan_live_start",
+    "sigterm_as_interrupt",
     "record",
     "replay_to_kafka",
     "simulate_to_kafka",

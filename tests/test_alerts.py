@@ -46,14 +46,14 @@ def test_severity_ladder_escalates_with_evidence() -> None:
 def test_suppression_first_escalation_reminder_and_new_episode() -> None:
     s = Suppressor(window=300, renotify=1800)
     fired = [t for t, lvl in [(0, 2), (5, 2), (10, 2), (15, 4), (20, 3), (1815, 4), (1820, 4)]
-             if s.admit("device", "d1", lvl, t)]
+             if s.admit("device", "device", "d1", lvl, t)]
     assert fired == [0, 15, 1815]
-    assert s.admit("device", "d1", 2, 1820 + 301)  # quiet for a window: a new episode
+    assert s.admit("device", "device", "d1", 2, 1820 + 301)  # quiet for a window: a new episode
     s.sweep(5000)
     assert len(s) == 0
 
 
 def test_campaign_gives_few_alerts() -> None:
     s = Suppressor(window=300, renotify=1800)
-    n = sum(s.admit("merchant", "m1", 2 + (t > 600) + (t > 1200), t) for t in range(0, 3600, 5))
+    n = sum(s.admit("merchant", "merchant", "m1", 2 + (t > 600) + (t > 1200), t) for t in range(0, 3600, 5))
     assert 3 <= n <= 6

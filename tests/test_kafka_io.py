@@ -331,7 +331,7 @@ def test_simulate_to_kafka_is_live(kafka_bootstrap, kafka_topic_factory, tmp_pat
     took = time.monotonic() - t0
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert 2.5 <= took < 30, took  # paced, not as fast as possible
+    assert 1.5 <= took < 30, took  # paced by the wall clock, not as fast as possible
     written = list(read_records(tee))
     assert len(written) > 40
     assert (tmp_path / "live.labels.json").exists()

@@ -6,7 +6,7 @@ from detectors.config import EngineConfig
 from detectors.views import DeviceView, IpView, LockstepView, MerchantView, UserView
 from tests.helpers import T0, like, payment
 
-CFG = EngineConfig(min_support=1)
+CFG = EngineConfig(min_support=1, min_pairs=1, min_likes=1, min_ip_events=1)
 
 
 def _subjects(view, now):
@@ -35,7 +35,8 @@ def test_like_then_pay_is_its_own_feature() -> None:
         v.add(like(i, f"u{i}", "post:1", "m1", T0 + i))
         v.add(payment(i, f"u{i}", "m1", T0 + 120 + i, amount=3900))
     assert v.matches == {"pay_then_like": 0, "like_then_pay": 5}
-    x = _subjects(v, T0 + 130)[("merchant", "m1")].features
+    assert ("merchant", "m1") not in _subjects(v, T0 + 130)  # no paid pairs: nothing to score
+    x = v._merchant_subject("m1", v.state["m1"], T0 + 130).features
     assert x["coupon_share"] == 1.0 and x["pairs"] == 0 and x["token_pay_share"] == 0.0
 
 

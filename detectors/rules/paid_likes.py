@@ -14,9 +14,9 @@ Examples
 >>> x = {"token_users": 12, "token_share": 1.0, "pair_users": 12,
 ...      "amount_top_share": 1.0, "delay_cv": 0.1, "delay_median": 8.0, "token_age": 3.0}
 >>> round(rule.score_one(x), 3)
-0.8
+0.625
 >>> [r.code for r in rule.explain(x)]
-['token_paid_likers', 'token_share', 'amount_concentration', 'prompt_delay', 'last_token_like_age']
+['token_paid_likers', 'token_share', 'last_token_like_age']
 >>> rule.score_one({"token_users": 1, "token_share": 1.0}) < 0.5
 True
 """

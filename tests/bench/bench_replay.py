@@ -1,0 +1,120 @@
+"""Offline throughput benchmark: ``replay`` against a parse-only loop.
+
+Generates (once, cached under ``.cache/bench/``) a simulated recording of at
+least 1,000,000 events, then measures in the same run:
+
+* baseline: a plain loop that reads and parses every record, nothing else;
+* replay: the full engine (reorder, dedupe, five views, rules, River models,
+  alerts), as ``likeguard replay`` runs it.
+
+Prints events/s of both and their ratio, and the resident memory sampled
+along the replay (it should level off: state follows the keys active in the
+windows). Writes the figures to ``out/bench_replay.json``. Run on demand:
+``make bench`` or ``python tests/bench/bench_replay.py [--events N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+from detectors.config import EngineConfig
+from detectors.engine import Engine
+from detectors.recording import read_records
+from detectors.replay import ReplaySummary, iter_events, replay_records
+from detectors.simulate import SimConfig, simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rss_mib() -> float:
+    """Current resident set size in MiB (Linux /proc; falls back to peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def recording(events: int, seed: int) -> Path:
+    duration = 4 * 3600.0
+    rate = events / duration * 1.02
+    path = ROOT / ".cache" / "bench" / f"bench-{events}-{seed}.jsonl"
+    if not path.exists():
+        print(f"generating {path.name} ...", file=sys.stderr)
+        cfg = SimConfig(seed=seed, duration=duration, rate=rate, n_users=200_000,
+                        n_merchants=5_000, campaigns=10, benign=10)
+        simulate(cfg, path, path.with_suffix(".labels.json"))
+    return path
+
+
+def parse_only(path: Path) -> tuple[int, float]:
+    summary = ReplaySummary()
+    t0 = time.perf_counter()
+    n = 0
+    for _ in iter_events(read_records(path), summary):
+        n += 1
+    return summary.records, time.perf_counter() - t0
+
+
+def full_replay(path: Path) -> tuple[ReplaySummary, list[tuple[int, float]]]:
+    samples: list[tuple[int, float]] = []
+    engine = Engine(EngineConfig())
+    alerts = 0
+
+    def emit(_a: object) -> None:
+        nonlocal alerts
+        alerts += 1
+
+    summary = replay_records(read_records(path), engine, emit,
+                             on_progress=lambda s: samples.append((s.records, rss_mib())))
+    return summary, samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=9001)
+    p.add_argument("--out", type=Path, default=ROOT / "out" / "bench_replay.json")
+    a = p.parse_args(argv)
+    path = recording(a.events, a.seed)
+    n_base, t_base = parse_only(path)
+    summary, samples = full_replay(path)
+    base_rate = n_base / t_base
+    rate = summary.records / summary.seconds
+    mem = [m for _, m in samples]
+    quarter = max(1, len(mem) // 4)
+    fig = {
+        "records": summary.records,
+        "events": summary.events,
+        "alerts": summary.alerts,
+        "parse_only_events_per_s": round(base_rate),
+        "replay_events_per_s": round(rate),
+        "replay_over_parse_ratio": round(rate / base_rate, 3),
+        "parse_only_seconds": round(t_base, 2),
+        "replay_seconds": round(summary.seconds, 2),
+        "rss_mib_first_quarter_max": round(max(mem[:quarter]), 1) if mem else None,
+        "rss_mib_last_quarter_max": round(max(mem[-quarter:]), 1) if mem else None,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus",
+    }
+    print(f"records            {fig['records']:,}")
+    print(f"parse-only loop    {fig['parse_only_events_per_s']:>10,} events/s")
+    print(f"replay (engine)    {fig['replay_events_per_s']:>10,} events/s")
+    print(f"ratio replay/parse {fig['replay_over_parse_ratio']:.3f}")
+    print(f"RSS MiB            first quarter max {fig['rss_mib_first_quarter_max']}, "
+          f"last quarter max {fig['rss_mib_last_quarter_max']}")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(fig, indent=2) + "\n")
+    print(f"figures written to {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -27,7 +28,8 @@ class RecordingError(Exception):
 
 
 class Record(NamedTuple):
-    """One Kafka record as kcat -J prints it. ``payload`` is the raw value."""
+    """One Kafka record as kcat -J prints it. ``payload`` is the value: a string,
+    or bytes when the recorded value was not UTF-8."""
 
     topic: str
     partition: int
@@ -43,6 +45,31 @@ def open_text(path: str | Path, mode: str = "rt") -> IO[str]:
     if p.suffix == ".gz":
         return gzip.open(p, mode, encoding="utf-8")  # type: ignore[return-value]
     return open(p, mode, encoding="utf-8")
+
+
+def _raw(value: object) -> object:
+    """A string holding undecodable bytes (surrogate escapes) back to bytes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
+
+
+def _loads(line: bytes) -> dict:
+    """Parse one kcat line. kcat writes non-UTF-8 keys and values as raw bytes
+    inside the JSON string; such lines are read with their bytes kept."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        obj = json.loads(line.decode("utf-8", "surrogateescape"))
+        if isinstance(obj, dict):
+            obj["payload"] = _raw(obj.get("payload"))
+            key = obj.get("key")
+            if isinstance(_raw(key), bytes):
+                obj["key"] = key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return obj
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -69,7 +96,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
                 if not line.strip():
                     continue
                 try:
-                    obj = orjson.loads(line)
+                    obj = _loads(line)
                     yield Record(
                         obj["topic"],
                         obj.get("partition", 0),
@@ -78,7 +105,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
                         obj.get("key"),
                         obj.get("payload"),
                     )
-                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     raise RecordingError(
                         f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
                     ) from exc

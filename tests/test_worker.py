@@ -281,3 +281,29 @@ def test_worker_over_sasl_ssl(kafka_bootstrap, kafka_sasl, worker_factory):
     got = reader.wait_for_ids(alert_ids(expected), worker, timeout=60)
     reader.close()
     assert set(got) == alert_ids(expected)
+
+
+def test_two_workers_share_the_partitions(kafka_bootstrap, worker_factory, recording):
+    """A second worker joins mid-stream: partitions (and their checkpoints) move."""
+    path, _offline, model = recording
+    topics = WorkerTopics.unique("lg-rebalance")
+    topics.create(kafka_bootstrap)
+    first = _start(worker_factory, topics)
+    records, parts = recording_records(path, topics)
+    half = len(records) // 2
+    produce(kafka_bootstrap, records[:half], parts[:half])
+    wait_for(lambda: first.metric("likeguard_checkpoints_total") >= 6, 60,
+             lambda: first.tail(), alive=first.alive)
+    second = _start(worker_factory, topics)
+    wait_for(lambda: "Joined group" in first.log_text().split("Worker ready", 1)[-1], 60,
+             lambda: first.tail(), alive=first.alive)  # the first worker rebalanced too
+    produce(kafka_bootstrap, records[half:], parts[half:])
+    reader = TopicReader(kafka_bootstrap, topics.alerts)
+    got = reader.wait_for_ids(alert_ids(model), second, timeout=120, settle=SETTLE)
+    reader.close()
+    assert set(got) == alert_ids(model)
+    assert first.alive() and second.alive()
+    # both did detection work, and the second took over checkpointed state
+    assert first.metric("likeguard_checkpoints_total") > 0
+    assert second.metric("likeguard_checkpoints_total") > 0
+    assert "restored" in second.log_text()

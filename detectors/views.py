@@ -237,7 +237,8 @@ class MerchantView(View):
         if st is None:
             st = self.state[key] = _Merchant()
         self.last_seen[key] = ev.ts
-        self.dirty[key] = self.dirty.get(key, 0) + 1
+        if len(st.pairs) >= cfg.min_pairs:
+            self.dirty[key] = self.dirty.get(key, 0) + 1
         if type(ev) is Payment:
             st.pays_w.append((ev.ts, ev.amount))
             lst = st.pays.get(ev.openid)
@@ -275,8 +276,9 @@ class MerchantView(View):
         created = ev.user_created
         fresh = created is not None and ts - created < cfg.fresh_age
         tg.likes.append((ts, ev.user, fresh, ev.device, ev.ip, ev.like_id))
-        tk = (key, ev.target)
-        self.dirty_targets[tk] = self.dirty_targets.get(tk, 0) + 1
+        if len(tg.likes) >= cfg.min_likes or len(st.pairs) >= cfg.min_pairs:
+            tk = (key, ev.target)
+            self.dirty_targets[tk] = self.dirty_targets.get(tk, 0) + 1
 
     def _expire_windows(self, st: _Merchant, now: float) -> None:
         cfg = self.cfg
@@ -441,26 +443,26 @@ class MerchantView(View):
 # --------------------------------------------------------------------------- ip / device
 
 
-class _Addr:
-    __slots__ = ("items", "users")
-
-    def __init__(self) -> None:
-        # (ts, user, target or None for a payment, fresh, other address, id, amount)
-        self.items: deque[tuple[float, str, str | None, bool, str | None, str, int]] = deque()
-        self.users: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
 class _AddressView(View):
     """Likes and payments behind one network address or one device."""
 
     entity = "ip"
     attr = "ip"
 
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        #: distinct accounts a key needs before it is worth evaluating
+        self.need = config.min_ip_events if self.attr == "ip" else config.min_support
+
     def horizon(self) -> float:
         return self.cfg.window
+
+    def _items(self, s: tuple[deque, dict[str, int]]) -> int:
+        return len(s[0])
+
+    def _take_dirty(self, now: float) -> list[str]:
+        st = self.state
+        return self._due(self.dirty, now, lambda k: len(st[k][0]) if k in st else 0)
 
     def add(self, ev: Payment | Like) -> None:
         key = ev.ip if self.attr == "ip" else ev.device
@@ -476,23 +478,27 @@ class _AddressView(View):
         else:
             item = (ev.ts, ev.openid, None, False, ev.device if self.attr == "ip" else ev.ip,
                     ev.transaction_id, ev.amount)
+        # state: (items, accounts -> items in window); item =
+        # (ts, user, target or None for a payment, fresh, other address, id, amount)
         st = self.state.get(key)
         if st is None:
-            st = self.state[key] = _Addr()
-        st.items.append(item)
-        users = st.users
-        users[item[1]] = users.get(item[1], 0) + 1
+            st = self.state[key] = (deque(), {})
+        st[0].append(item)
+        users = st[1]
+        u = item[1]
+        users[u] = users.get(u, 0) + 1
         self.last_seen[key] = ev.ts
-        self.dirty[key] = self.dirty.get(key, 0) + 1
+        if len(users) >= self.need:  # sparse keys (most of them) are never evaluated
+            self.dirty[key] = self.dirty.get(key, 0) + 1
 
     def evaluate(self, now: float) -> Iterator[Subject]:
         cut = now - self.horizon()
-        need = self.cfg.min_ip_events if self.attr == "ip" else self.cfg.min_support
+        need = self.need
         for key in self._take_dirty(now):
             st = self.state.get(key)
             if st is None:
                 continue
-            dq, users = st.items, st.users
+            dq, users = st
             while dq and dq[0][0] <= cut:
                 u = dq.popleft()[1]
                 n = users[u] - 1

@@ -245,27 +245,33 @@ class Pipeline:
 
     # ------------------------------------------------------------------ views
 
-    def _owned(self, tp: TP) -> bool:
+    def _owned(self, msg: Any) -> bool:
+        """Whether ``msg`` was fetched under the current assignment.
+
+        ``take_events`` may hand over records it buffered before a rebalance;
+        their partition may belong to another worker now (or again to this
+        one, which then restores it from the checkpoint and gets them again).
+        """
         app = self.app
-        return not app.rebalancing and tp in app.consumer.assignment()
+        return msg.generation_id == app.consumer_generation_id and \
+            msg.tp in app.consumer.assignment()
 
     async def view_batch(self, view: str, stream: StreamT, events: list[EventT]) -> None:
         """Run a batch of one view topic through the partitions' engines."""
         t0 = time.perf_counter()
         by_part: dict[int, list[EventT]] = {}
         for event in events:
-            by_part.setdefault(event.message.partition, []).append(event)
+            msg = event.message
+            if not self._owned(msg):
+                # Left over from before a rebalance: never ack it (it is delivered
+                # again to whoever owns the partition now).
+                msg.incref()
+                continue
+            by_part.setdefault(msg.partition, []).append(event)
         processed = 0
         last: dict[TP, int] = {}
         for p, evs in by_part.items():
-            tp = evs[0].message.tp
-            last[tp] = evs[-1].message.offset
-            if not self._owned(tp):
-                # Left over from before a rebalance: never ack (it is delivered
-                # again to whoever owns the partition now).
-                for event in evs:
-                    event.message.incref()
-                continue
+            last[evs[0].message.tp] = evs[-1].message.offset
             slot = self._slot(view, p)
             processed += await self._process(slot, evs)
         self.metrics.observe_batch(processed, time.perf_counter() - t0)

@@ -77,6 +77,23 @@ def full_replay(path: Path) -> tuple[ReplaySummary, list[tuple[int, float]]]:
     return summary, samples
 
 
+def per_view(path: Path, limit: int) -> dict[str, float]:
+    """Events/s of an engine hosting one view (how the worker runs them), on the
+    first ``limit`` pre-parsed events; the lockstep view is fed by a user view."""
+    from itertools import islice
+
+    events = list(islice(iter_events(read_records(path), ReplaySummary()), limit))
+    out: dict[str, float] = {}
+    for views in (["merchant"], ["ip"], ["device"], ["user", "lockstep"]):
+        engine = Engine(EngineConfig(), views=views)
+        t0 = time.perf_counter()
+        for ev in events:
+            engine.process(ev)
+        engine.flush()
+        out["+".join(views)] = round(len(events) / (time.perf_counter() - t0))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--events", type=int, default=1_000_000)
@@ -88,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     summary, samples = full_replay(path)
     base_rate = n_base / t_base
     rate = summary.records / summary.seconds
+    views = per_view(path, 300_000)
     mem = [m for _, m in samples]
     quarter = max(1, len(mem) // 4)
     fig = {
@@ -101,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "replay_seconds": round(summary.seconds, 2),
         "rss_mib_first_quarter_max": round(max(mem[:quarter]), 1) if mem else None,
         "rss_mib_last_quarter_max": round(max(mem[-quarter:]), 1) if mem else None,
+        "per_view_engine_events_per_s": views,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus",
     }
@@ -108,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"parse-only loop    {fig['parse_only_events_per_s']:>10,} events/s")
     print(f"replay (engine)    {fig['replay_events_per_s']:>10,} events/s")
     print(f"ratio replay/parse {fig['replay_over_parse_ratio']:.3f}")
+    for name, r in views.items():
+        print(f"  one view {name:14s} {r:>10,} events/s (engine only, pre-parsed)")
     print(f"RSS MiB            first quarter max {fig['rss_mib_first_quarter_max']}, "
           f"last quarter max {fig['rss_mib_last_quarter_max']}")
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -472,17 +472,23 @@ class Pipeline:
                         if slot is not None:
                             self.slots[(view, tp.partition)] = slot
         for (view, p), slot in list(self.slots.items()):
-            if app.should_stop:
+            if app.should_stop or app.rebalancing:
                 return
             async with self._lock(view):
-                if self.slots.get((view, p)) is not slot:
+                if self.slots.get((view, p)) is not slot or app.rebalancing:
+                    continue
+                if TP(self.view_names[view], p) not in app.consumer.assignment():
+                    # not ours any more (a revoke we did not hear of): its owner
+                    # restores it from the last checkpoint; never write for it
+                    log.warning("dropping %s/%d: partition not assigned", view, p)
+                    del self.slots[(view, p)]
                     continue
                 now = time.monotonic()
                 if not slot.flushed and slot.has_input() and self._idle(slot, now):
                     alerts = slot.engine.flush()
                     slot.flushed = True
                     slot.dirty = True
-                    log.debug("idle flush %s/%d: %d alerts", view, p, len(alerts))
+                    log.info("idle flush %s/%d: %d alerts", view, p, len(alerts))
                     await self._emit(slot, alerts)
                     self._count(slot)
                     await self.checkpoint(slot)
@@ -541,6 +547,7 @@ class Pipeline:
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         """Checkpoint and drop the slots of revoked view partitions."""
+        dropped = []
         for tp in revoked:
             self.metrics.forget_partition(tp.topic, tp.partition)
             view = self.view_of_topic.get(tp.topic)
@@ -548,7 +555,10 @@ class Pipeline:
                 continue
             async with self._lock(view):
                 slot = self.slots.pop((view, tp.partition), None)
-                if slot is not None and (slot.dirty or slot.held):
+                if slot is None:
+                    continue
+                dropped.append(f"{view}/{tp.partition}")
+                if slot.dirty or slot.held:
                     try:
                         await self.checkpoint(slot)
                     except Exception as exc:  # noqa: BLE001 - redelivery covers a lost checkpoint
@@ -558,3 +568,5 @@ class Pipeline:
             await self.app.producer.flush()
         except Exception as exc:  # noqa: BLE001
             log.warning("producer flush on revoke failed: %r", exc)
+        if dropped:
+            log.info("partitions revoked: checkpointed and dropped %s", " ".join(sorted(dropped)))

@@ -108,7 +108,21 @@ class WorkerProcess:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return f"{self.summary()}\n" + "\n".join(self.log_text().splitlines()[-lines:])
+
+    def summary(self) -> str:
+        """Key metrics, for failure messages."""
+        if not self.alive():
+            return f"[worker {self.starts} exited: {self.proc.returncode if self.proc else None}]"
+        try:
+            m = self.metrics()
+        except Exception as exc:  # noqa: BLE001 - only for diagnostics
+            return f"[metrics unavailable: {exc!r}]"
+        keys = ("likeguard_events_consumed_total", "likeguard_batch_size_sum",
+                "likeguard_checkpoints_total", "likeguard_consumer_lag",
+                "likeguard_late_events_total", "likeguard_duplicates_dropped_total")
+        return "[metrics " + ", ".join(f"{n}{dict(lb)}={v:g}" for (n, lb), v in sorted(m.items())
+                                       if n in keys and v) + "]"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

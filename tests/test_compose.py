@@ -230,7 +230,7 @@ def test_worker_and_simulator(services: dict[str, dict[str, Any]]) -> None:
         assert env(svc)["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert svc["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
     assert shlex.split(command_text(worker))[0] == "worker"
-    assert shlex.split(command_text(sim))[:4] == ["simulate", "--to-kafka", "--rate", "200"]
+    assert shlex.split(command_text(sim))[:5] == ["simulate", "-", "--to-kafka", "--rate", "200"]
     assert env(worker)["LIKEGUARD_METRICS_PORT"] == "9108"
     assert worker.get("image") == sim.get("image")
 

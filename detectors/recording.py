@@ -14,13 +14,16 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 import orjson
 
-__all__ = ["Record", "read_records", "RecordingWriter", "RecordingError", "open_text"]
+__all__ = [
+    "Record", "read_records", "iter_lines", "raw_bytes", "RecordingWriter", "RecordingError",
+    "open_text",
+]
 
 
 class RecordingError(Exception):
@@ -47,7 +50,7 @@ def open_text(path: str | Path, mode: str = "rt") -> IO[str]:
     return open(p, mode, encoding="utf-8")
 
 
-def _raw(value: object) -> object:
+def raw_bytes(value: object) -> object:
     """A string holding undecodable bytes (surrogate escapes) back to bytes."""
     if isinstance(value, str):
         try:
@@ -59,24 +62,25 @@ def _raw(value: object) -> object:
 
 def _loads(line: bytes) -> dict:
     """Parse one kcat line. kcat writes non-UTF-8 keys and values as raw bytes
-    inside the JSON string; such lines are read with their bytes kept."""
+    inside the JSON string; such a key or payload comes back as ``bytes``."""
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
         obj = json.loads(line.decode("utf-8", "surrogateescape"))
         if isinstance(obj, dict):
-            obj["payload"] = _raw(obj.get("payload"))
-            key = obj.get("key")
-            if isinstance(_raw(key), bytes):
-                obj["key"] = key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            obj["payload"] = raw_bytes(obj.get("payload"))
+            obj["key"] = raw_bytes(obj.get("key"))
         return obj
 
 
-def read_records(path: str | Path) -> Iterator[Record]:
-    """Yield the records of a recording in file order.
+T = TypeVar("T")
 
-    Raises :class:`RecordingError` when the file cannot be opened or read;
-    a line that is not a kcat JSON object raises it too, naming the line.
+
+def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T]) -> Iterator[T]:
+    """Yield ``convert(lineno, obj)`` for every kcat JSON object of a recording.
+
+    Raises :class:`RecordingError` when the file is missing or unreadable, and
+    naming the line when a line is not JSON or ``convert`` rejects it.
     """
     p = Path(path)
     if not p.exists():
@@ -96,21 +100,31 @@ def read_records(path: str | Path) -> Iterator[Record]:
                 if not line.strip():
                     continue
                 try:
-                    obj = _loads(line)
-                    yield Record(
-                        obj["topic"],
-                        obj.get("partition", 0),
-                        obj.get("offset", lineno - 1),
-                        obj.get("ts"),
-                        obj.get("key"),
-                        obj.get("payload"),
-                    )
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    item = convert(lineno, _loads(line))
+                except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
                     raise RecordingError(
                         f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
                     ) from exc
+                yield item
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+
+
+def _record(lineno: int, obj: dict[str, Any]) -> Record:
+    key = obj.get("key")
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", "replace")
+    return Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
+                  obj.get("ts"), key, obj.get("payload"))
+
+
+def read_records(path: str | Path) -> Iterator[Record]:
+    """Yield the records of a recording in file order.
+
+    Raises :class:`RecordingError` when the file cannot be opened or read;
+    a line that is not a kcat JSON object raises it too, naming the line.
+    """
+    return iter_lines(path, _record)
 
 
 class RecordingWriter:

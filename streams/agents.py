@@ -54,18 +54,29 @@ The ingest stage is stateless and at-least-once: its acks follow its sends
 (Faust flushes the producer before committing), and a record ingested twice
 reaches the view topics twice, where the engine's dedupe drops the copy.
 
+Rebalances
+----------
+On revocation every slot of a revoked view partition is checkpointed (its
+held acks released), the producer flushed, and the slot dropped; the new
+owner restores it from the table. Records a view agent had buffered before
+the rebalance carry the old consumer generation: they are neither processed
+nor acked (they come again from the committed offset). The timer never
+touches a slot whose partition is not assigned.
+
 Idle input
 ----------
 Detectors never read the clock; the driver does. When a slot has had no new
 events for ``idle_flush`` seconds of wall-clock time *and its upstream is
-quiet too* -- this worker has ingested no input record for ``idle_flush``
-seconds and, for the lockstep view, no user-view slot has forwarded likes
-for that long and all of them are flushed -- :meth:`Pipeline.tick` calls
-``engine.flush()`` (as the offline replay does at the end of its file) and
-sends the alerts and forwarded likes it returns, then checkpoints. Requiring
-a quiet upstream keeps a partition that merely has a gap (while the input
-still flows, or while the worker catches up a backlog) from being flushed
-early: a flushed engine counts later events behind its watermark as late.
+quiet too* -- no ingest batch in progress, no input record ingested by this
+worker for ``idle_flush`` seconds, no unfetched records left in the slot's
+own partition (consumer high-water mark) and, for the lockstep view, no
+user-view slot forwarding or unflushed, with a doubled wait --
+:meth:`Pipeline.tick` calls ``engine.flush()`` (as the offline replay does
+at the end of its file), sends the alerts and forwarded likes it returns,
+and checkpoints. Requiring a quiet upstream keeps a partition that merely
+has a gap (while the input still flows, or while the worker catches up a
+backlog) from being flushed early: a flushed engine counts later events
+behind its watermark as late.
 """
 
 from __future__ import annotations

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gzip
-import json
 import logging
 import os
 import re
@@ -46,11 +44,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import orjson
-
-from detectors.recording import Record, RecordingError, RecordingWriter
+from detectors.recording import Record, RecordingError, RecordingWriter, iter_lines, raw_bytes
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
@@ -237,77 +233,38 @@ class KcatRecordingWriter(RecordingWriter):
         self.count += 1
 
 
-def _restore_bytes(v: Any) -> Any:
-    """A str holding surrogate-escaped raw bytes back to ``bytes``; others unchanged."""
-    if isinstance(v, str):
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            return v.encode("utf-8", "surrogateescape")
-    return v
-
-
 def iter_recording(path: str | Path,
                    headers_out: list[list[tuple[str, bytes | None]] | None] | None = None
                    ) -> Iterator[Record]:
     """Yield the records of a kcat ``-J`` recording, like ``read_records``, and more.
 
-    Accepts everything :func:`detectors.recording.read_records` does and also
-    kcat's lines with raw non-UTF-8 bytes: such a key or payload is returned as
-    ``bytes``. When ``headers_out`` is a list, it is cleared and receives the
-    headers of the record just yielded (or ``None``) before each yield.
+    Accepts everything :func:`detectors.recording.read_records` does; a key
+    that is not UTF-8 comes back as ``bytes`` too. When ``headers_out`` is a
+    list, it is cleared and receives the headers of the record just yielded
+    (or ``None``) before each yield.
 
     Raises :class:`~detectors.recording.RecordingError` naming the file (and
     line) when the file is missing, unreadable or not kcat JSON Lines.
     """
-    p = Path(path)
-    if not p.exists():
-        raise RecordingError(f"recording not found: {p}")
-    if not p.is_file():
-        raise RecordingError(f"recording is not a file: {p}")
-    try:
-        raw: IO[bytes] = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
-    except OSError as exc:
-        raise RecordingError(f"cannot open recording {p}: {exc.strerror or exc}") from exc
-    lineno = 0
-    with raw:
-        try:
-            for line in raw:
-                lineno += 1
-                if not line.strip():
-                    continue
-                try:
-                    try:
-                        obj = orjson.loads(line)
-                        binary = False
-                    except orjson.JSONDecodeError:
-                        # kcat leaves non-UTF-8 bytes raw: decode them as surrogates.
-                        obj = json.loads(line.decode("utf-8", "surrogateescape"))
-                        binary = True
-                    key, payload = obj.get("key"), obj.get("payload")
-                    if binary:
-                        key, payload = _restore_bytes(key), _restore_bytes(payload)
-                    rec = Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
-                                 obj.get("ts"), key, payload)
-                    if headers_out is not None:
-                        headers_out.clear()
-                        hl = obj.get("headers")
-                        if hl:
-                            hb = [_restore_bytes(h) for h in hl]
-                            headers_out.append([
-                                (str(hb[i]), hb[i + 1].encode("utf-8") if isinstance(hb[i + 1], str)
-                                 else hb[i + 1])
-                                for i in range(0, len(hb) - 1, 2)
-                            ])
-                        else:
-                            headers_out.append(None)
-                except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                    raise RecordingError(
-                        f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
-                    ) from exc
-                yield rec
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+
+    def convert(lineno: int, obj: dict[str, Any]) -> Record:
+        rec = Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
+                     obj.get("ts"), obj.get("key"), obj.get("payload"))
+        if headers_out is not None:
+            headers_out.clear()
+            hl = obj.get("headers")
+            if hl:
+                hb = [raw_bytes(h) for h in hl]
+                headers_out.append([
+                    (str(hb[i]), hb[i + 1].encode("utf-8") if isinstance(hb[i + 1], str)
+                     else hb[i + 1])
+                    for i in range(0, len(hb) - 1, 2)
+                ])
+            else:
+                headers_out.append(None)
+        return rec
+
+    return iter_lines(path, convert)
 
 
 def _send_headers(headers: list[tuple[str, bytes | None]] | None) -> list[tuple[str, bytes]] | None:

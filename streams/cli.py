@@ -173,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run the streaming worker on Kafka",
                        description="Run the Faust worker: ingest, repartition, detect, alert.")
-    p.add_argument("--bootstrap-servers", default=None, help="Kafka bootstrap servers")
-    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus port (0 = off)")
+    from streams.settings import add_worker_arguments
+
+    add_worker_arguments(p)
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("record", help="record Kafka topics to a kcat -J file",

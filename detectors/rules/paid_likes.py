@@ -6,7 +6,8 @@ honest coupon campaigns like first and pay afterwards. The rule fires on
 a merchant (or one of its targets) when enough distinct accounts made a
 prompt pay->like pair with a token amount; sooner when those pairs also
 share one amount and a short delay; and on non-token pairs when they are
-mechanical: one amount and near-constant delays.
+mechanical: one amount and near-constant delays of seconds (honest buyers
+of a one-price flash sale who like the shop do so minutes later).
 
 Examples
 --------
@@ -52,6 +53,7 @@ _MECHANICAL = (
          "share of those payments on one amount"),
     Cond("delay_cv", "<=", 0.3, "mechanical_delay",
          "coefficient of variation of pay->like delays"),
+    Cond("delay_median", "<=", 30.0, "prompt_delay", "median seconds from payment to like"),
     _FRESH,
 )
 

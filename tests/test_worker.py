@@ -288,18 +288,22 @@ def test_two_workers_share_the_partitions(kafka_bootstrap, worker_factory, recor
     path, _offline, model = recording
     topics = WorkerTopics.unique("lg-rebalance")
     topics.create(kafka_bootstrap)
-    first = _start(worker_factory, topics)
+    # The input pauses mid-stream while the second worker starts. An idle flush is
+    # final (later events behind the flushed watermark would be late, as they would
+    # offline after the end of the file), so the flush waits longer than that pause.
+    slow_flush = {"LIKEGUARD_IDLE_FLUSH": "30"}
+    first = _start(worker_factory, topics, **slow_flush)
     records, parts = recording_records(path, topics)
     half = len(records) // 2
     produce(kafka_bootstrap, records[:half], parts[:half])
     wait_for(lambda: first.metric("likeguard_checkpoints_total") >= 6, 60,
              lambda: first.tail(), alive=first.alive)
-    second = _start(worker_factory, topics)
+    second = _start(worker_factory, topics, **slow_flush)
     wait_for(lambda: "Joined group" in first.log_text().split("Worker ready", 1)[-1], 60,
              lambda: first.tail(), alive=first.alive)  # the first worker rebalanced too
     produce(kafka_bootstrap, records[half:], parts[half:])
     reader = TopicReader(kafka_bootstrap, topics.alerts)
-    got = reader.wait_for_ids(alert_ids(model), second, timeout=120, settle=SETTLE)
+    got = reader.wait_for_ids(alert_ids(model), second, timeout=180, settle=SETTLE)
     reader.close()
     assert set(got) == alert_ids(model)
     assert first.alive() and second.alive()

@@ -54,7 +54,7 @@ class EngineConfig:
     learn_every: int = 4  #: once warm, a model learns from every n-th subject
     model_quantile: float = 0.99  #: calibrated model threshold (score quantile)
     model_floor: float = 0.75  #: model scores below this never alert
-    corroboration: float = 0.35  #: a model alert needs a rule score at least this
+    corroboration: float = 0.4  #: a model alert needs a rule score at least this
     renotify: float = 1800.0  #: re-alert a still-firing entity after this long
     seed: int = 42  #: seed of the River models
     max_samples: int = 20  #: sample ids per alert

@@ -366,6 +366,16 @@ class MerchantView(View):
             cv = statistics.pstdev(delays) / mean if mean > 0 else 0.0
         else:
             cv = 1.0
+        tn = len(token)
+        if tn:
+            tam: dict[int, int] = {}
+            for p in token:
+                tam[p[2]] = tam.get(p[2], 0) + 1
+            x[prefix + "token_amount_top_share"] = max(tam.values()) / tn
+            x[prefix + "token_delay_median"] = statistics.median(p[3] for p in token)
+        else:
+            x[prefix + "token_amount_top_share"] = 0.0
+            x[prefix + "token_delay_median"] = cfg.paid_delay
         x[prefix + "pairs"] = float(n)
         x[prefix + "pair_age"] = now - pairs[-1][0] if pairs else cfg.long_window
         x[prefix + "token_age"] = now - token[-1][0] if token else cfg.long_window

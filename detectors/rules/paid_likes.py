@@ -12,8 +12,8 @@ of a one-price flash sale who like the shop do so minutes later).
 Examples
 --------
 >>> rule = PaidLikes()
->>> x = {"token_users": 12, "token_share": 1.0, "pair_users": 12,
-...      "amount_top_share": 1.0, "delay_cv": 0.1, "delay_median": 8.0, "token_age": 3.0}
+>>> x = {"token_users": 12, "token_share": 1.0, "pair_users": 12, "token_age": 3.0,
+...      "token_amount_top_share": 1.0, "token_delay_median": 8.0}
 >>> round(rule.score_one(x), 3)
 0.625
 >>> [r.code for r in rule.explain(x)]
@@ -37,13 +37,12 @@ _TOKEN = (
          "share of prompt pay->like pairs with a token amount"),
     _FRESH_TOKEN,
 )
-_UNIFORM = (
+_UNIFORM = (  # judged on the token pairs alone, so a busy shop's honest buyers do not dilute it
     Cond("token_users", ">=", 3, "token_paid_likers", _TOKEN_USERS),
-    Cond("token_share", ">=", 0.8, "token_share",
-         "share of prompt pay->like pairs with a token amount"),
-    Cond("amount_top_share", ">=", 0.8, "amount_concentration",
-         "share of those payments on one amount"),
-    Cond("delay_median", "<=", 60.0, "prompt_delay", "median seconds from payment to like"),
+    Cond("token_amount_top_share", ">=", 0.8, "token_amount_concentration",
+         "share of the token payments on one amount"),
+    Cond("token_delay_median", "<=", 60.0, "token_prompt_delay",
+         "median seconds from token payment to like"),
     _FRESH_TOKEN,
 )
 _MECHANICAL = (

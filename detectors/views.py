@@ -130,9 +130,6 @@ class View:
         self.evaluated: dict[Any, float] = {}
         self.last_seen: dict[str, float] = {}
 
-    def keys_for(self, event: Any) -> list[str]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
     def add(self, event: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -5,7 +5,8 @@
   deterministic order. Events older than the watermark are *late*.
 * :class:`Deduper` drops repeated ids within a horizon, in two rotating
   generations so memory follows the ids seen in the last horizon only.
-* :class:`SlidingCounter` is a multiset over a sliding event-time window.
+* :func:`kafka_partition` is Kafka's default partitioner, which the engine
+  shards its models by.
 
 Examples
 --------
@@ -22,11 +23,10 @@ True
 from __future__ import annotations
 
 import heapq
-from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Reorderer", "Deduper", "SlidingCounter", "kafka_partition", "murmur2"]
+__all__ = ["Reorderer", "Deduper", "kafka_partition", "murmur2"]
 
 NEG_INF = float("-inf")
 
@@ -107,50 +107,6 @@ class Deduper:
             return True
         self._current.add(key)
         return False
-
-
-class SlidingCounter:
-    """Counts of hashable items over a sliding event-time window.
-
-    >>> c = SlidingCounter(60)
-    >>> for t, k in [(0, "a"), (10, "a"), (50, "b")]:
-    ...     c.add(t, k)
-    >>> c.expire(65); dict(c.counts), c.total
-    ({'a': 1, 'b': 1}, 2)
-    """
-
-    __slots__ = ("span", "items", "counts", "total")
-
-    def __init__(self, span: float) -> None:
-        self.span = span
-        self.items: deque[tuple[float, Hashable]] = deque()
-        self.counts: dict[Hashable, int] = {}
-        self.total = 0
-
-    def add(self, ts: float, item: Hashable) -> None:
-        self.items.append((ts, item))
-        self.counts[item] = self.counts.get(item, 0) + 1
-        self.total += 1
-
-    def expire(self, now: float) -> None:
-        cutoff = now - self.span
-        items, counts = self.items, self.counts
-        while items and items[0][0] <= cutoff:
-            _, k = items.popleft()
-            n = counts[k] - 1
-            if n:
-                counts[k] = n
-            else:
-                del counts[k]
-            self.total -= 1
-
-    def top(self) -> tuple[Hashable | None, int]:
-        """The most frequent item (ties: the first inserted) and its count."""
-        best, bn = None, 0
-        for k, n in self.counts.items():
-            if n > bn:
-                best, bn = k, n
-        return best, bn
 
 
 def murmur2(data: bytes) -> int:

@@ -6,7 +6,7 @@ import random
 
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
-from detectors.windows import Deduper, Reorderer, SlidingCounter, kafka_partition, murmur2
+from detectors.windows import Deduper, Reorderer, kafka_partition, murmur2
 
 
 def test_reorderer_releases_in_time_order_within_grace() -> None:
@@ -52,16 +52,6 @@ def test_deduper_forgets_after_two_horizons() -> None:
         d.seen(f"id{i}", 400 + i * 0.1)
     d.seen("late", 1000)
     assert len(d) < 1000  # memory follows the horizon, not history
-
-
-def test_sliding_counter_expires_and_tops() -> None:
-    c = SlidingCounter(60)
-    for t, k in [(0, "a"), (1, "b"), (2, "b"), (61, "c")]:
-        c.add(t, k)
-    c.expire(60.5)
-    assert c.total == 3 and c.top() == ("b", 2)
-    c.expire(200)
-    assert c.total == 0 and c.counts == {} and c.top() == (None, 0)
 
 
 def test_partitioner_matches_kafka_clients() -> None:

@@ -235,7 +235,7 @@ class Engine:
         rule_fired = cfg.mode != "models" and best_rule is not None and rule_score >= 0.5
         model_alarm = False
         model = None if cfg.mode == "rules" else self._model(subj)
-        model_score = 0.0
+        model_score: float | None = None
         if model is not None:
             # a model alert needs corroboration, so only corroborated subjects are
             # scored; the model learns from every `learn_every`-th subject of its shard
@@ -255,7 +255,7 @@ class Engine:
             if model_alarm and model is not None:
                 reasons += model.explain(x)[:1]
         else:
-            assert model is not None
+            assert model is not None and model_score is not None
             det, score = model, model_score
             reasons = model.explain(x)
             if best_rule is not None:
@@ -266,7 +266,7 @@ class Engine:
             return None
         self.stats["alerts"] += 1
         counts = dict(subj.counts)
-        if model is not None:
+        if model_score is not None:
             counts["model_score"] = round(model_score, 4)
         return Alert.build(f"{det.name}@{det.version}", subj.entity_type, subj.entity_id,
                            subj.window_start, now, score, reasons, counts, subj.samples(),

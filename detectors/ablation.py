@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import orjson
+
 from detectors.config import EngineConfig
-from detectors.evaluate import Evaluation, Labels, compare_table, evaluate
+from detectors.evaluate import Evaluation, Labels, evaluate
 from detectors.replay import replay
 
 __all__ = ["run_ablation", "ABLATION_MODES"]
@@ -21,8 +23,6 @@ ABLATION_MODES = {"rules only": "rules", "models only": "models", "both": "both"
 def run_ablation(recording: str | Path, labels: Labels,
                  config: EngineConfig | None = None) -> dict[str, Evaluation]:
     """Replay ``recording`` once per mode and evaluate each run."""
-    import orjson
-
     base = config or EngineConfig()
     out: dict[str, Evaluation] = {}
     for title, mode in ABLATION_MODES.items():
@@ -32,7 +32,3 @@ def run_ablation(recording: str | Path, labels: Labels,
         out[title] = evaluate(labels, alerts)
     return out
 
-
-def ablation_table(results: dict[str, Evaluation]) -> str:
-    """Markdown table of an ablation (see :func:`detectors.evaluate.compare_table`)."""
-    return compare_table(results)

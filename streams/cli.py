@@ -82,8 +82,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from detectors.ablation import ablation_table, run_ablation
-    from detectors.evaluate import LabelsError, load_labels
+    from detectors.ablation import run_ablation
+    from detectors.evaluate import LabelsError, compare_table, load_labels
     from detectors.recording import RecordingError
 
     try:
@@ -92,7 +92,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     except (LabelsError, RecordingError, OSError, ValueError) as exc:
         print(f"likeguard ablate: error: {exc}", file=sys.stderr)
         return 2
-    print(ablation_table(results))
+    print(compare_table(results))
     return 0
 
 

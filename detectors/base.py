@@ -94,16 +94,33 @@ class Rule:
     #: cap on a single condition's ratio, so one huge count cannot carry a path
     cap: ClassVar[float] = 20.0
 
+    def __init__(self) -> None:
+        # the paths flattened for the hot loop: (feature, is ">=", threshold)
+        self._flat = tuple(tuple((c.feature, c.op == ">=", c.threshold) for c in path)
+                           for path in self.paths)
+
     def learn_one(self, x: dict[str, float]) -> None:
         """Rules do not learn."""
 
     def _best(self, x: dict[str, float]) -> tuple[float, tuple[Cond, ...]]:
-        best, best_path = -1.0, self.paths[0]
-        for path in self.paths:
-            r = min(min(c.ratio(x), self.cap) for c in path)
+        # the same arithmetic as Cond.ratio, inlined: rules score every evaluated key
+        best, best_i = -1.0, 0
+        cap = self.cap
+        for i, path in enumerate(self._flat):
+            r = cap
+            for feature, ge, th in path:
+                v = x.get(feature)
+                if v is None or v != v:
+                    q = 0.0
+                elif ge:
+                    q = v / th if th else 1.0
+                else:
+                    q = th / v if v > 0 else 100.0
+                if q < r:
+                    r = q
             if r > best:
-                best, best_path = r, path
-        return best, best_path
+                best, best_i = r, i
+        return best, self.paths[best_i]
 
     def score_one(self, x: dict[str, float]) -> float:
         return squash(self._best(x)[0])

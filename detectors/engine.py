@@ -35,6 +35,7 @@ Examples
 
 from __future__ import annotations
 
+import heapq
 import math
 import pickle
 from collections.abc import Iterable
@@ -110,6 +111,7 @@ class Engine:
             "payment": 0, "like": 0, "colike": 0, "unlike": 0,
             "duplicates": 0, "late": 0, "alerts": 0, "candidates": 0,
         }
+        self._bind()
 
     # ------------------------------------------------------------------ input
 
@@ -120,15 +122,21 @@ class Engine:
     def process(self, event: Payment | Like | CoLike) -> list[Alert]:
         """Take one event; return the alerts that became due."""
         ts = event.ts
-        if ts < self.reorder.watermark:
+        reorder = self.reorder
+        if ts < reorder.watermark:
             self.stats["late"] += 1
             return []
         kind = event.kind
-        if self.dedupe.seen(kind[0] + event.id, ts):
+        tag = event.tag + event.id
+        if self.dedupe.seen(tag, ts):
             self.stats["duplicates"] += 1
             return []
         self.stats[kind] += 1
-        self.reorder.push(ts, kind[0] + event.id, event)
+        reorder.push(ts, tag, event)
+        # fast exit: nothing released and no tick due (most events of a busy stream)
+        nt = self.next_tick
+        if reorder.heap[0][0] > reorder.watermark and nt is not None and nt > reorder.watermark:
+            return []
         return self._run()
 
     def advance(self, watermark: float) -> list[Alert]:
@@ -152,14 +160,18 @@ class Engine:
     def _run(self) -> list[Alert]:
         alerts: list[Alert] = []
         tick = self.cfg.tick
-        for ts, ev in self.reorder.release():
+        heap = self.reorder.heap
+        dispatch = self._dispatch
+        pop = heapq.heappop
+        while heap and heap[0][0] <= self.reorder.watermark:
+            ts, _, _, ev = pop(heap)
             nt = self.next_tick
             if nt is None:
                 self.next_tick = nt = math.floor(ts / tick) * tick + tick
             while ts > nt:
                 alerts += self._tick(nt)
                 self.next_tick = nt = nt + tick
-            self._dispatch(ev)
+            dispatch(ev)
         wm = self.reorder.watermark
         nt = self.next_tick
         while nt is not None and nt <= wm:
@@ -167,33 +179,33 @@ class Engine:
             self.next_tick = nt = nt + tick
         return alerts
 
+    def _bind(self) -> None:
+        """Cache the hosted views for the dispatch hot path (also after restore)."""
+        get = self.views.get
+        self._merchant = get("merchant")
+        self._ip = get("ip")
+        self._device = get("device")
+        self._user = get("user")
+        self._lockstep = get("lockstep")
+
     def _dispatch(self, ev: Payment | Like | CoLike) -> None:
-        views = self.views
         if type(ev) is CoLike:
-            lv = views.get("lockstep")
-            if lv is not None:
-                lv.add(ev)
+            if self._lockstep is not None:
+                self._lockstep.add(ev)
             return
         if type(ev) is Like and ev.action != "like":
             self.stats["unlike"] += 1
-        mv = views.get("merchant")
-        if mv is not None:
-            mv.add(ev)
-        if ev.ip is not None:
-            v = views.get("ip")
-            if v is not None:
-                v.add(ev)
-        if ev.device is not None:
-            v = views.get("device")
-            if v is not None:
-                v.add(ev)
-        uv = views.get("user")
-        if uv is not None and type(ev) is Like:
-            co = uv.add(ev)  # type: ignore[func-returns-value]
+        if self._merchant is not None:
+            self._merchant.add(ev)
+        if ev.ip is not None and self._ip is not None:
+            self._ip.add(ev)
+        if ev.device is not None and self._device is not None:
+            self._device.add(ev)
+        if self._user is not None and type(ev) is Like:
+            co = self._user.add(ev)  # type: ignore[func-returns-value]
             if co is not None:
-                lv = views.get("lockstep")
-                if lv is not None:
-                    lv.add(co)
+                if self._lockstep is not None:
+                    self._lockstep.add(co)
                 else:
                     self.forwards.append(("lockstep", co.target, co))
 
@@ -284,6 +296,7 @@ class Engine:
         eng = pickle.loads(data)
         if not isinstance(eng, Engine):
             raise TypeError("snapshot is not an Engine")
+        eng._bind()
         return eng
 
     def metrics(self) -> dict[str, Any]:

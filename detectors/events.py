@@ -69,6 +69,7 @@ class Payment:
     device: str | None = None
 
     kind = "payment"
+    tag = "p"  #: prefix of the dedupe and tiebreak key
 
     @property
     def id(self) -> str:
@@ -90,6 +91,7 @@ class Like:
     user_created: float | None = None
 
     kind = "like"
+    tag = "l"  #: prefix of the dedupe and tiebreak key
 
     @property
     def id(self) -> str:

@@ -77,6 +77,7 @@ class CoLike:
     prev: tuple[tuple[str, float], ...]
 
     kind = "colike"
+    tag = "c"
 
     @property
     def id(self) -> str:
@@ -460,6 +461,7 @@ class _AddressView(View):
         super().__init__(config)
         #: distinct accounts a key needs before it is worth evaluating
         self.need = config.min_ip_events if self.attr == "ip" else config.min_support
+        self.fresh_age = config.fresh_age
 
     def horizon(self) -> float:
         return self.cfg.window
@@ -472,31 +474,34 @@ class _AddressView(View):
         return self._due(self.dirty, now, lambda k: len(st[k][0]) if k in st else 0)
 
     def add(self, ev: Payment | Like) -> None:
-        key = ev.ip if self.attr == "ip" else ev.device
+        ip_view = self.attr == "ip"
+        key = ev.ip if ip_view else ev.device
         if key is None:
             return
+        ts = ev.ts
+        other = ev.device if ip_view else ev.ip
+        # item: (ts, user, target or None for a payment, fresh, other address, id, amount)
         if type(ev) is Like:
             if ev.action != "like":
                 return
+            u = ev.user
             created = ev.user_created
-            fresh = created is not None and ev.ts - created < self.cfg.fresh_age
-            item = (ev.ts, ev.user, ev.target, fresh, ev.device if self.attr == "ip" else ev.ip,
-                    ev.like_id, 0)
+            item = (ts, u, ev.target, created is not None and ts - created < self.fresh_age,
+                    other, ev.like_id, 0)
         else:
-            item = (ev.ts, ev.openid, None, False, ev.device if self.attr == "ip" else ev.ip,
-                    ev.transaction_id, ev.amount)
-        # state: (items, accounts -> items in window); item =
-        # (ts, user, target or None for a payment, fresh, other address, id, amount)
+            u = ev.openid
+            item = (ts, u, None, False, other, ev.transaction_id, ev.amount)
+        # state: (items, accounts -> items in window)
         st = self.state.get(key)
         if st is None:
             st = self.state[key] = (deque(), {})
         st[0].append(item)
         users = st[1]
-        u = item[1]
         users[u] = users.get(u, 0) + 1
-        self.last_seen[key] = ev.ts
+        self.last_seen[key] = ts
         if len(users) >= self.need:  # sparse keys (most of them) are never evaluated
-            self.dirty[key] = self.dirty.get(key, 0) + 1
+            dirty = self.dirty
+            dirty[key] = dirty.get(key, 0) + 1
 
     def evaluate(self, now: float) -> Iterator[Subject]:
         cut = now - self.horizon()
@@ -617,7 +622,7 @@ class UserView(View):
             prev: tuple[tuple[str, float], ...] = ()
         else:
             cut = ts - cfg.lockstep_window
-            prev = tuple((t, s) for t, s in hist.items() if s > cut and t != target)
+            prev = tuple([(t, s) for t, s in hist.items() if s > cut and t != target])
             if target in hist:
                 del hist[target]
             elif len(hist) >= cfg.lockstep_history:
@@ -660,32 +665,33 @@ class LockstepView(View):
         # sharded so that a partitioned worker computes exactly what a replay does
         self.prev_freq: dict[int, dict[str, int]] = {}
         self.recent: dict[int, deque[CoLike]] = {}
-        self._shard: dict[str, int] = {}
 
     def shard(self, target: str) -> int:
-        sh = self._shard.get(target)
-        if sh is None:
-            sh = self._shard[target] = kafka_partition(target, self.cfg.partitions)
-        return sh
+        return kafka_partition(target, self.cfg.partitions)
 
     def add(self, ev: CoLike) -> None:  # type: ignore[override]
-        st = self.state.get(ev.target)
+        target = ev.target
+        st = self.state.get(target)
         if st is None:
-            st = self.state[ev.target] = _Ring()
+            st = self.state[target] = _Ring()
         st.items.append(ev)
-        users, shared = st.users, st.shared
+        users = st.users
         users[ev.user] = users.get(ev.user, 0) + 1
-        sh = self.shard(ev.target)
+        sh = kafka_partition(target, self.cfg.partitions)
         freq = self.prev_freq.get(sh)
         if freq is None:
             freq = self.prev_freq[sh] = {}
             self.recent[sh] = deque()
         self.recent[sh].append(ev)
-        for t, _ in ev.prev:
-            shared[t] = shared.get(t, 0) + 1
-            freq[t] = freq.get(t, 0) + 1
-        self.last_seen[ev.target] = ev.ts
-        self.dirty[ev.target] = self.dirty.get(ev.target, 0) + 1
+        if ev.prev:
+            shared = st.shared
+            sget, fget = shared.get, freq.get
+            for t, _ in ev.prev:
+                shared[t] = sget(t, 0) + 1
+                freq[t] = fget(t, 0) + 1
+        self.last_seen[target] = ev.ts
+        dirty = self.dirty
+        dirty[target] = dirty.get(target, 0) + 1
 
     def _together(self, dq: deque[CoLike], target: str) -> int:
         """Most likers of this target who liked ``target`` within one ``lockstep_span``."""
@@ -718,11 +724,6 @@ class LockstepView(View):
                 shared[t] = n
             else:
                 del shared[t]
-
-    def sweep(self, now: float) -> int:
-        n = super().sweep(now)
-        self._shard = {t: s for t, s in self._shard.items() if t in self.state}
-        return n
 
     def _expire_freq(self, cut: float) -> None:
         for sh, dq in self.recent.items():

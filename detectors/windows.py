@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterator
 from typing import Any
@@ -45,11 +46,13 @@ class Reorderer:
         self.grace = grace
         self.max_ts = NEG_INF
         self.watermark = NEG_INF
-        self._heap: list[tuple[float, str, int, Any]] = []
+        #: the buffer, a heap of ``(ts, tiebreak, seq, item)``; the engine's hot
+        #: loop pops it directly while ``heap[0][0] <= watermark``
+        self.heap: list[tuple[float, str, int, Any]] = []
         self._seq = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
     def is_late(self, ts: float) -> bool:
         """Whether an event at ``ts`` is behind the watermark already."""
@@ -58,7 +61,7 @@ class Reorderer:
     def push(self, ts: float, tiebreak: str, item: Any) -> None:
         """Buffer ``item``; ``tiebreak`` orders events of equal time."""
         self._seq += 1
-        heapq.heappush(self._heap, (ts, tiebreak, self._seq, item))
+        heapq.heappush(self.heap, (ts, tiebreak, self._seq, item))
         if ts > self.max_ts:
             self.max_ts = ts
             wm = ts - self.grace
@@ -72,7 +75,7 @@ class Reorderer:
 
     def release(self, everything: bool = False) -> Iterator[tuple[float, Any]]:
         """Yield ``(ts, item)`` for every buffered event at or below the watermark."""
-        heap = self._heap
+        heap = self.heap
         wm = float("inf") if everything else self.watermark
         while heap and heap[0][0] <= wm:
             ts, _, _, item = heapq.heappop(heap)
@@ -142,8 +145,11 @@ def murmur2(data: bytes) -> int:
     return h - 0x100000000 if h & 0x80000000 else h
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def kafka_partition(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a string key.
+
+    Memoised (bounded): the engine asks for the same keys at every tick.
 
     >>> kafka_partition("1900000042", 6) in range(6)
     True

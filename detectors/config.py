@@ -28,6 +28,9 @@ class EngineConfig:
     """
 
     grace: float = 10.0  #: out-of-order tolerance before an event is late
+    #: how far one input partition may lag the newest before the watermark stops
+    #: waiting for it (0: one global watermark; see windows.Reorderer)
+    max_skew: float = 60.0
     tick: float = 5.0  #: how often keys touched since the last tick are evaluated
     window: float = 300.0  #: sliding window of burst features
     long_window: float = 3 * 3600.0  #: sliding window of paid-like pairs (slow drips)
@@ -61,11 +64,11 @@ class EngineConfig:
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""
-        for name in ("grace",):
+        for name in ("grace", "max_skew"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for f in fields(self):
-            if f.name in ("grace", "mode", "seed"):
+            if f.name in ("grace", "max_skew", "mode", "seed"):
                 continue
             if getattr(self, f.name) <= 0:
                 raise ValueError(f"{f.name} must be > 0")

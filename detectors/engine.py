@@ -8,7 +8,10 @@ ends the input. Each returns the alerts raised. Inside:
 1. duplicates (same kind and id within ``dedupe_horizon``) and late events
    (behind the watermark) are dropped and counted;
 2. a :class:`~detectors.windows.Reorderer` releases events in event-time
-   order once the watermark (latest event time minus ``grace``) passes them;
+   order once the watermark passes them: the latest event time of the
+   slowest *source* (the Kafka partition an event came from, when the driver
+   names it) minus ``grace``, so the order in which a consumer interleaves
+   partitions makes no event late within ``max_skew``;
 3. each released event updates the keyed views it belongs to;
 4. every ``tick`` seconds of event time, the keys touched since the last
    tick are evaluated: rules and the key's model shard score the view's
@@ -38,7 +41,7 @@ from __future__ import annotations
 import heapq
 import math
 import pickle
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from detectors.alerts import Alert, Suppressor, severity_for
@@ -101,7 +104,7 @@ class Engine:
             (m.view, m.entity_type): m for m in default_models(cfg) if m.view in self.views
         }
         self.models: dict[tuple[str, str, int], HalfSpaceDetector] = {}
-        self.reorder = Reorderer(cfg.grace)
+        self.reorder = Reorderer(cfg.grace, cfg.max_skew)
         self.dedupe = Deduper(cfg.dedupe_horizon)
         self.suppressor = Suppressor(cfg.window, cfg.renotify)
         self.next_tick: float | None = None
@@ -119,8 +122,14 @@ class Engine:
     def watermark(self) -> float:
         return self.reorder.watermark
 
-    def process(self, event: Payment | Like | CoLike) -> list[Alert]:
-        """Take one event; return the alerts that became due."""
+    def process(self, event: Payment | Like | CoLike, source: Hashable = None) -> list[Alert]:
+        """Take one event; return the alerts that became due.
+
+        ``source`` names where the event came from (a Kafka topic-partition);
+        with it the watermark follows the slowest source (see
+        :class:`~detectors.windows.Reorderer`), so a consumer's interleaving
+        of partitions does not make events late.
+        """
         ts = event.ts
         reorder = self.reorder
         if ts < reorder.watermark:
@@ -132,7 +141,7 @@ class Engine:
             self.stats["duplicates"] += 1
             return []
         self.stats[kind] += 1
-        reorder.push(ts, tag, event)
+        reorder.push(ts, tag, event, source)
         # fast exit: nothing released and no tick due (most events of a busy stream)
         nt = self.next_tick
         if reorder.heap[0][0] > reorder.watermark and nt is not None and nt > reorder.watermark:

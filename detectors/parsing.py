@@ -10,6 +10,22 @@ caller counts it as skipped.
 Reason codes: ``not_utf8``, ``not_json``, ``not_object``, ``missing_field``,
 ``wrong_type``, ``bad_time``, ``out_of_range``.
 
+Two paths, one behaviour. The fast path decodes a ``str`` or UTF-8 ``bytes``
+value with a ``msgspec.json.Decoder`` straight into a typed wire schema
+(strict types, ints within int64, unknown fields forbidden so that nothing
+is skipped unchecked), applies the semantic checks (non-empty required
+strings, ``amount.total >= 1``, ``action``, IP addresses) and builds the
+event; times go through :func:`~detectors.events.parse_time` as before
+(msgspec's own datetime parsing accepts ``z`` and rounds digits beyond
+microseconds, so it is not used). Anything it does not accept outright --
+any decode error, an unknown or mistyped field, a failed check, a
+non-``SUCCESS`` payment, other input types -- goes to the checked path
+(``_parse_payment_checked`` / ``_parse_like_checked``): orjson plus a
+field-by-field validator, the single source of truth for what is rejected
+and with which ``reason`` and ``detail``. The fast path accepts only inputs
+the checked path accepts, and returns an equal event for them
+(``tests/test_parsing.py`` checks this property).
+
 Examples
 --------
 >>> p = parse_payment(b'{"transaction_id": "t1", "mchid": "m1", "trade_state": "SUCCESS",'
@@ -27,8 +43,10 @@ missing_field - user_openid is required
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import re
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from detectors.events import Like, Payment, parse_time
@@ -112,11 +130,22 @@ def _time(obj: dict[str, Any], name: str, required: bool) -> float | None:
 
 _ip_cache: dict[str, bool] = {}
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_HEXTET = r"[0-9A-Fa-f]{1,4}"
+#: a dotted-quad IPv4 address (ASCII digits, no leading zeros) or a full
+#: eight-group IPv6 address: a subset of what ``ipaddress.ip_address``
+#: accepts, recognised without it
+_IP_PLAIN = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}|{_HEXTET}(?::{_HEXTET}){{7}}")
 
-def _ip(obj: dict[str, Any], name: str, label: str | None = None) -> str | None:
-    v = _opt_str(obj, name, label)
-    if v is None:
-        return None
+
+def _ip_ok(v: str) -> bool:
+    """Whether ``ipaddress.ip_address(v)`` accepts ``v``.
+
+    The common forms are recognised by :data:`_IP_PLAIN`, much cheaper than
+    :mod:`ipaddress`, which decides the rest (memoised in ``_ip_cache``).
+    """
+    if _IP_PLAIN.fullmatch(v) is not None:
+        return True
     ok = _ip_cache.get(v)
     if ok is None:
         try:
@@ -127,7 +156,14 @@ def _ip(obj: dict[str, Any], name: str, label: str | None = None) -> str | None:
         if len(_ip_cache) > 100_000:
             _ip_cache.clear()
         _ip_cache[v] = ok
-    if not ok:
+    return ok
+
+
+def _ip(obj: dict[str, Any], name: str, label: str | None = None) -> str | None:
+    v = _opt_str(obj, name, label)
+    if v is None:
+        return None
+    if not _ip_ok(v):
         raise BadRecord("out_of_range", f"{label or name} is not an IPv4 or IPv6 address: {v[:45]!r}")
     return v
 
@@ -143,8 +179,8 @@ def _sub(obj: dict[str, Any], name: str, required: bool) -> dict[str, Any]:
     return v
 
 
-def parse_payment(value: bytes | str | None) -> Payment | None:
-    """Parse a ``payments.success`` value; ``None`` when ``trade_state != SUCCESS``."""
+def _parse_payment_checked(value: bytes | str | None) -> Payment | None:
+    """:func:`parse_payment` field by field: the reference for every rejection."""
     obj = _load(value)
     state = _req_str(obj, "trade_state")
     txid = _req_str(obj, "transaction_id")
@@ -181,8 +217,8 @@ def parse_payment(value: bytes | str | None) -> Payment | None:
 _created_cache: dict[str, float] = {}
 
 
-def parse_like(value: bytes | str | None) -> Like:
-    """Parse a ``likes`` value."""
+def _parse_like_checked(value: bytes | str | None) -> Like:
+    """:func:`parse_like` field by field: the reference for every rejection."""
     obj = _load(value)
     like_id = _req_str(obj, "like_id")
     user = _req_str(obj, "user_openid")
@@ -213,6 +249,158 @@ def parse_like(value: bytes | str | None) -> Like:
         device=_opt_str(obj, "device_id"),
         user_created=created,
     )
+
+
+# -- fast path ---------------------------------------------------------------
+#
+# Wire schemas for msgspec. ``forbid_unknown_fields`` matters: msgspec skips
+# unknown values without the checks orjson makes (float overflow, UTF-8), so
+# a value with a field not declared here takes the checked path. The fields
+# declared only to be ignored are optional ones producers commonly send.
+# Strings decode to the same values as with orjson; ints are limited to the
+# int64 range, inside which orjson also returns them as ints. JSON ``null``
+# for an optional field means absent, as in the checked path; duplicate keys
+# keep the last value in both decoders.
+
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Fen = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class _PayerWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    openid: str
+
+
+class _AmountWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    total: _Fen
+    currency: str | None = None
+    payer_total: _Int64 | None = None
+    payer_currency: str | None = None
+
+
+class _SceneWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    device_id: str | None = None
+
+
+class _PaymentWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    transaction_id: str
+    mchid: str
+    trade_state: str
+    success_time: str
+    payer: _PayerWire
+    amount: _AmountWire
+    out_trade_no: str | None = None
+    appid: str | None = None
+    payer_client_ip: str | None = None
+    scene_info: _SceneWire | None = None
+    trade_type: str | None = None
+    trade_state_desc: str | None = None
+    bank_type: str | None = None
+    attach: str | None = None
+
+
+class _LikeWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    like_id: str
+    user_openid: str
+    target_id: str
+    owner_mchid: str
+    ts: str
+    action: str | None = None
+    client_ip: str | None = None
+    device_id: str | None = None
+    user_created: str | None = None
+
+
+_decode_payment = msgspec.json.Decoder(_PaymentWire).decode
+_decode_like = msgspec.json.Decoder(_LikeWire).decode
+#: what a failed fast decode raises: DecodeError (incl. ValidationError),
+#: UnicodeError (a ValueError) for bad text, RecursionError for deep nesting
+_FAST_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
+_TIME_ERRORS = (ValueError, OverflowError, OSError)
+
+
+def _fast_input(value: object) -> bool:
+    """Whether ``value`` may take the fast path: ``str``, or UTF-8 ``bytes``."""
+    if type(value) is str:
+        return True
+    if type(value) is not bytes:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def parse_payment(value: bytes | str | None) -> Payment | None:
+    """Parse a ``payments.success`` value; ``None`` when ``trade_state != SUCCESS``.
+
+    Raises :class:`BadRecord` when the value breaks the contract.
+    """
+    if type(value) is not str and not _fast_input(value):
+        return _parse_payment_checked(value)
+    try:
+        w = _decode_payment(value)  # type: ignore[arg-type]
+    except _FAST_ERRORS:
+        return _parse_payment_checked(value)
+    txid, mchid, openid = w.transaction_id, w.mchid, w.payer.openid
+    ip = w.payer_client_ip or None
+    if (
+        w.trade_state != "SUCCESS" or not txid or not mchid or not openid
+        or (ip is not None and not _ip_ok(ip))
+    ):
+        return _parse_payment_checked(value)
+    try:
+        ts = parse_time(w.success_time)
+    except _TIME_ERRORS:
+        return _parse_payment_checked(value)
+    amount, scene = w.amount, w.scene_info
+    # positional, as keywords cost more than the decode: transaction_id, mchid,
+    # openid, amount, ts, currency, out_trade_no, appid, ip, device
+    return Payment(
+        txid, mchid, openid, amount.total, ts, amount.currency or "CNY", w.out_trade_no or None,
+        w.appid or None, ip, (scene.device_id or None) if scene is not None else None,
+    )
+
+
+def parse_like(value: bytes | str | None) -> Like:
+    """Parse a ``likes`` value.
+
+    Raises :class:`BadRecord` when the value breaks the contract.
+    """
+    if type(value) is not str and not _fast_input(value):
+        return _parse_like_checked(value)
+    try:
+        w = _decode_like(value)  # type: ignore[arg-type]
+    except _FAST_ERRORS:
+        return _parse_like_checked(value)
+    like_id, user, target, mchid = w.like_id, w.user_openid, w.target_id, w.owner_mchid
+    action = w.action or "like"
+    ip = w.client_ip or None
+    if (
+        not like_id or not user or not target or not mchid
+        or (action != "like" and action != "unlike")
+        or (ip is not None and not _ip_ok(ip))
+    ):
+        return _parse_like_checked(value)
+    created_raw = w.user_created
+    created: float | None
+    try:
+        ts = parse_time(w.ts)
+        if created_raw is None:
+            created = None
+        else:
+            created = _created_cache.get(created_raw)
+            if created is None:
+                created = parse_time(created_raw)
+                if len(_created_cache) > 100_000:
+                    _created_cache.clear()
+                _created_cache[created_raw] = created
+    except _TIME_ERRORS:
+        return _parse_like_checked(value)
+    # like_id, user, target, mchid, ts, action, ip, device, user_created
+    return Like(like_id, user, target, mchid, ts, action, ip, w.device_id or None, created)
 
 
 def parse_value(kind: str, value: bytes | str | None) -> Payment | Like | None:

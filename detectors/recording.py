@@ -7,6 +7,13 @@ One line per Kafka record::
 
 :func:`read_records` yields :class:`Record` tuples; :class:`RecordingWriter`
 writes them. Both pick gzip from a ``.gz`` suffix.
+
+:func:`read_records` decodes a line with a typed ``msgspec`` schema of the
+fields a :class:`Record` keeps; a line that schema does not take (a non-UTF-8
+key or payload, another type, an int beyond int64, a blank or broken line)
+goes through the general path of :func:`iter_lines` -- orjson, then the
+``surrogateescape`` fallback -- and both give the same :class:`Record` for
+every line (``tests/test_recording.py`` checks this property).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import IO, Annotated, Any, NamedTuple, TypeVar
 
+import msgspec
 import orjson
 
 __all__ = [
@@ -76,12 +84,8 @@ def _loads(line: bytes) -> dict:
 T = TypeVar("T")
 
 
-def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T]) -> Iterator[T]:
-    """Yield ``convert(lineno, obj)`` for every kcat JSON object of a recording.
-
-    Raises :class:`RecordingError` when the file is missing or unreadable, and
-    naming the line when a line is not JSON or ``convert`` rejects it.
-    """
+def _open_recording(path: str | Path) -> tuple[Path, IO[bytes]]:
+    """Open a recording for binary line reading; :class:`RecordingError` if impossible."""
     p = Path(path)
     if not p.exists():
         raise RecordingError(f"recording not found: {p}")
@@ -91,6 +95,25 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T]) ->
         raw: IO[bytes] = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
     except OSError as exc:
         raise RecordingError(f"cannot open recording {p}: {exc.strerror or exc}") from exc
+    return p, raw
+
+
+def _bad_line(p: Path, lineno: int, exc: Exception) -> RecordingError:
+    return RecordingError(f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})")
+
+
+#: what ``convert`` or the decoding of a line may raise for a bad line
+_LINE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+_READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile)
+
+
+def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T]) -> Iterator[T]:
+    """Yield ``convert(lineno, obj)`` for every kcat JSON object of a recording.
+
+    Raises :class:`RecordingError` when the file is missing or unreadable, and
+    naming the line when a line is not JSON or ``convert`` rejects it.
+    """
+    p, raw = _open_recording(path)
     with raw:
         reader = io.BufferedReader(raw) if p.suffix == ".gz" else raw
         lineno = 0
@@ -101,12 +124,10 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T]) ->
                     continue
                 try:
                     item = convert(lineno, _loads(line))
-                except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                    raise RecordingError(
-                        f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
-                    ) from exc
+                except _LINE_ERRORS as exc:
+                    raise _bad_line(p, lineno, exc) from exc
                 yield item
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except _READ_ERRORS as exc:
             raise RecordingError(f"cannot read recording {p}: {exc}") from exc
 
 
@@ -118,13 +139,82 @@ def _record(lineno: int, obj: dict[str, Any]) -> Record:
                   obj.get("ts"), key, obj.get("payload"))
 
 
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _KcatLine(msgspec.Struct, gc=False):
+    """The fields of a kcat -J line that :class:`Record` keeps; others are skipped.
+
+    Types are strict, so a line decodes here only when :func:`_loads` plus
+    :func:`_record` give the same values: strings, ints within int64 (orjson
+    returns bigger ones as floats), ``null`` only where the default is
+    ``None`` too. ``offset`` tells absent (:data:`msgspec.UNSET`) from set.
+    """
+
+    topic: str
+    partition: _Int64 = 0
+    offset: _Int64 | msgspec.UnsetType = msgspec.UNSET
+    ts: _Int64 | None = None
+    key: str | None = None
+    payload: str | None = None
+
+
+_decode_line = msgspec.json.Decoder(_KcatLine).decode
+#: what a failed fast decode raises: DecodeError (incl. ValidationError),
+#: UnicodeError (a ValueError) for bad text, RecursionError for deep nesting
+_FAST_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
+#: orjson refuses nesting deeper than this, but msgspec skips an unknown
+#: field as deep as the recursion limit lets it; deeper nesting needs at
+#: least as many opening brackets, so a line shorter than twice this cannot
+#: have it (longer lines are counted)
+_ORJSON_MAX_DEPTH = 1024
+
+
+def _shallow(line: bytes) -> bool:
+    """Whether ``line`` certainly nests no deeper than orjson allows."""
+    return line.count(b"[") + line.count(b"{") <= _ORJSON_MAX_DEPTH
+
+
+def _iter_records(path: str | Path) -> Iterator[Record]:
+    """:func:`read_records`: :class:`_KcatLine` when it takes the line, else the general path."""
+    p, raw = _open_recording(path)
+    decode, unset, new = _decode_line, msgspec.UNSET, tuple.__new__
+    short = 2 * _ORJSON_MAX_DEPTH
+    with raw:
+        reader = io.BufferedReader(raw) if p.suffix == ".gz" else raw
+        lineno = 0
+        try:
+            for line in reader:
+                lineno += 1
+                if len(line) <= short or _shallow(line):
+                    try:
+                        w = decode(line)
+                    except _FAST_ERRORS:
+                        pass
+                    else:
+                        off = w.offset
+                        # what Record(...) does, without its Python-level __new__
+                        yield new(Record, (w.topic, w.partition, lineno - 1 if off is unset else off,
+                                           w.ts, w.key, w.payload))
+                        continue
+                if not line.strip():
+                    continue
+                try:
+                    item = _record(lineno, _loads(line))
+                except _LINE_ERRORS as exc:
+                    raise _bad_line(p, lineno, exc) from exc
+                yield item
+        except _READ_ERRORS as exc:
+            raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+
+
 def read_records(path: str | Path) -> Iterator[Record]:
     """Yield the records of a recording in file order.
 
     Raises :class:`RecordingError` when the file cannot be opened or read;
     a line that is not a kcat JSON object raises it too, naming the line.
     """
-    return iter_lines(path, _record)
+    return _iter_records(path)
 
 
 class RecordingWriter:

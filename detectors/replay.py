@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -26,7 +26,7 @@ from detectors.engine import Engine
 from detectors.parsing import TOPIC_KINDS, BadRecord, parse_like, parse_payment
 from detectors.recording import Record, open_text, read_records
 
-__all__ = ["ReplaySummary", "replay", "replay_records", "iter_events", "Progress"]
+__all__ = ["ReplaySummary", "replay", "replay_records", "iter_events", "iter_sourced", "Progress"]
 
 
 @dataclass
@@ -54,9 +54,10 @@ class ReplaySummary:
                 f"{self.alerts} alerts, {self.events_per_second:,.0f} events/s")
 
 
-def iter_events(records: Iterable[Record], summary: ReplaySummary,
-                topics: dict[str, str] | None = None) -> Iterator:
-    """Parse records into events, counting rejects and skips in ``summary``."""
+def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
+                 topics: dict[str, str] | None = None) -> Iterator[tuple[tuple[str, int], Any]]:
+    """Parse records into ``((topic, partition), event)``, counting rejects and
+    skips in ``summary``. The pair is the event's source for the watermark."""
     kinds = topics or TOPIC_KINDS
     pp, pl = parse_payment, parse_like
     for rec in records:
@@ -74,6 +75,13 @@ def iter_events(records: Iterable[Record], summary: ReplaySummary,
             summary.skipped += 1
             continue
         summary.events += 1
+        yield (rec.topic, rec.partition), ev
+
+
+def iter_events(records: Iterable[Record], summary: ReplaySummary,
+                topics: dict[str, str] | None = None) -> Iterator[Any]:
+    """Parse records into events, counting rejects and skips in ``summary``."""
+    for _, ev in iter_sourced(records, summary, topics):
         yield ev
 
 
@@ -119,8 +127,8 @@ def replay_records(records: Iterable[Record], engine: Engine,
     t0 = time.perf_counter()
     process = engine.process
     n = 0
-    for ev in iter_events(records, summary):
-        for a in process(ev):
+    for source, ev in iter_sourced(records, summary):
+        for a in process(ev, source):
             emit(a)
         n += 1
         if on_progress is not None and not n & 0x3FFF:

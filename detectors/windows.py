@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import heapq
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 __all__ = ["Reorderer", "Deduper", "kafka_partition", "murmur2"]
@@ -35,21 +35,61 @@ NEG_INF = float("-inf")
 class Reorderer:
     """Bounded-disorder buffer releasing events in ``(ts, tiebreak)`` order.
 
+    Events may name their *source* (a Kafka topic-partition: the order within
+    a source is the producer's, but a consumer interleaves sources as it
+    likes, and while it catches up a backlog one partition may run minutes
+    ahead of another). The watermark then follows the slowest source, so an
+    event is late only when it is more than ``grace`` behind the latest event
+    of *every* active source, whatever the interleaving. A source more than
+    ``max_skew`` behind the newest event is left behind (treated as idle):
+    the buffer holds at most ``max_skew + grace`` seconds of events. At
+    start-up nothing is released until event time has run ``max_skew`` past
+    the first event, so sources a consumer reaches later are not late either.
+
     Parameters
     ----------
     grace
-        Seconds of event time an event may arrive after a later one and still
-        be processed in order.
+        Seconds of event time an event may arrive after a later one of its
+        source and still be processed in order.
+    max_skew
+        Seconds of event time one source may lag the newest before the
+        watermark stops waiting for it (``0``: one global watermark).
+
+    Examples
+    --------
+    >>> r = Reorderer(grace=10, max_skew=600)
+    >>> r.push(100.0, "a", "a1", source="p0")
+    >>> r.push(500.0, "b", "b1", source="p1")  # p1 runs ahead (and start-up holds)
+    >>> r.push(700.0, "c", "c1", source="p1")
+    >>> r.push(120.0, "d", "d1", source="p0")  # p0 is still at 120: not late
+    >>> r.watermark, [e for _, e in r.release()]
+    (110.0, ['a1'])
+    >>> r.push(900.0, "e", "e1", source="p1")  # p0 now > 600 s behind: left behind
+    >>> r.watermark, [e for _, e in r.release()]
+    (290.0, ['d1'])
     """
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, max_skew: float = 0.0) -> None:
         self.grace = grace
+        self.max_skew = max_skew
         self.max_ts = NEG_INF
         self.watermark = NEG_INF
         #: the buffer, a heap of ``(ts, tiebreak, seq, item)``; the engine's hot
         #: loop pops it directly while ``heap[0][0] <= watermark``
         self.heap: list[tuple[float, str, int, Any]] = []
         self._seq = 0
+        #: source -> its latest event time
+        self.sources: dict[Hashable, float] = {}
+        self._slowest = NEG_INF
+        self._hold_until = NEG_INF
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # engines checkpointed before sources existed
+        state.setdefault("max_skew", 0.0)
+        state.setdefault("sources", {})
+        state.setdefault("_slowest", NEG_INF)
+        state.setdefault("_hold_until", NEG_INF)
+        self.__dict__.update(state)
 
     def __len__(self) -> int:
         return len(self.heap)
@@ -58,15 +98,44 @@ class Reorderer:
         """Whether an event at ``ts`` is behind the watermark already."""
         return ts < self.watermark
 
-    def push(self, ts: float, tiebreak: str, item: Any) -> None:
+    def push(self, ts: float, tiebreak: str, item: Any, source: Hashable = None) -> None:
         """Buffer ``item``; ``tiebreak`` orders events of equal time."""
         self._seq += 1
         heapq.heappush(self.heap, (ts, tiebreak, self._seq, item))
+        if source is None or self.max_skew <= 0:
+            if ts > self.max_ts:
+                self.max_ts = ts
+                wm = ts - self.grace
+                if wm > self.watermark:
+                    self.watermark = wm
+            return
+        sources = self.sources
+        if self.max_ts == NEG_INF:
+            # start-up: release nothing until event time has run max_skew past
+            # the first event, so the sources a consumer reaches later (with
+            # older events) are waited for too
+            self._hold_until = ts + self.max_skew
+        prev = sources.get(source)
+        if prev is not None and ts <= prev:
+            return  # the source did not progress: nothing moves
+        sources[source] = ts
         if ts > self.max_ts:
             self.max_ts = ts
-            wm = ts - self.grace
-            if wm > self.watermark:
-                self.watermark = wm
+        if self.max_ts < self._hold_until:
+            return
+        floor = self.max_ts - self.max_skew
+        if prev is not None and prev > self._slowest and floor <= self._slowest:
+            return  # neither the slowest source nor the floor moved
+        slowest = min(sources.values())
+        if slowest < floor:
+            # sources left more than max_skew behind are idle until they catch up
+            for k in [k for k, v in sources.items() if v < floor]:
+                del sources[k]
+            slowest = floor
+        self._slowest = slowest
+        wm = slowest - self.grace
+        if wm > self.watermark:
+            self.watermark = wm
 
     def advance(self, watermark: float) -> None:
         """Move the watermark forward (never back), e.g. on idle input."""

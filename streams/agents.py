@@ -10,6 +10,12 @@ Data flow
     <prefix>.<view> ── view agent: Engine(views=[view]) per partition ──> likeguard.alerts
                               user view: enriched likes ──> <prefix>.lockstep (keyed by target)
 
+Every repartitioned record carries its source in the header ``lg-src``
+(``<input topic>/<partition>``, or ``user/<p>`` for forwarded likes); the view
+engine's watermark follows the slowest source, so the order in which the
+consumer interleaves partitions (a backlog may arrive partition by partition)
+makes no event late within ``max_skew``.
+
 Agents are thin: decode, call the engine, send what it returns, count.
 Batches come from ``stream.take_events`` so per-event overhead stays low, and
 the repartition records (three to four per input record) go straight to the
@@ -69,7 +75,8 @@ Detectors never read the clock; the driver does. When a slot has had no new
 events for ``idle_flush`` seconds of wall-clock time *and its upstream is
 quiet too* -- no ingest batch in progress, no input record ingested by this
 worker for ``idle_flush`` seconds, no unfetched records left in the slot's
-own partition (consumer high-water mark) and, for the lockstep view, no
+own partition or in the input partitions assigned to this worker (consumer
+position against high-water mark) and, for the lockstep view, no
 user-view slot forwarding or unflushed, with a doubled wait --
 :meth:`Pipeline.tick` calls ``engine.flush()`` (as the offline replay does
 at the end of its file), sends the alerts and forwarded likes it returns,
@@ -101,7 +108,16 @@ from detectors.parsing import BadRecord, parse_like, parse_payment
 from detectors.windows import kafka_partition
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import Topics, ViewEventError, dead_letter, decode_event, encode_event, make_topics
+from streams.topics import (
+    SOURCE_HEADER,
+    Topics,
+    ViewEventError,
+    dead_letter,
+    decode_event,
+    encode_event,
+    event_source,
+    make_topics,
+)
 
 __all__ = ["Pipeline", "Slot", "CHUNK_BYTES", "utc_now"]
 
@@ -248,8 +264,9 @@ class Pipeline:
                 m.skipped(topic, "trade_state")
                 continue
             data = encode_event(ev)
+            src = [(SOURCE_HEADER, f"{topic}/{msg.partition}".encode())]
             for view, key in route_keys(ev).items():
-                await send(view_names[view], key.encode(), data, kafka_partition(key, n), None, None)
+                await send(view_names[view], key.encode(), data, kafka_partition(key, n), None, src)
         for topic, count in consumed.items():
             m.consumed(topic, count)
         self._set_lag(last)
@@ -312,14 +329,15 @@ class Pipeline:
                 self.metrics.rejected(msg.topic, "bad_view_event")
                 continue
             n += 1
+            src = event_source(msg.headers)
             if count_dupes:
                 d0 = stats["duplicates"]
-                alerts += process(ev)
+                alerts += process(ev, src)
                 if stats["duplicates"] != d0:
                     self.metrics.duplicate(self.settings.payments_topic if ev.kind == "payment"
                                            else self.settings.likes_topic)
             else:
-                alerts += process(ev)
+                alerts += process(ev, src)
         if n:
             slot.last_input = time.monotonic()
             slot.flushed = False
@@ -344,9 +362,10 @@ class Pipeline:
         if forwards:
             self.last_forward = time.monotonic()
         send = self.app.producer.send
+        src = [(SOURCE_HEADER, f"{slot.view}/{slot.partition}".encode())]
         for view, key, co in forwards:
             await send(self.view_names[view], key.encode(), encode_event(co),
-                       kafka_partition(key, self.n), None, None)
+                       kafka_partition(key, self.n), None, src)
 
     def _count(self, slot: Slot) -> None:
         """Export counter increments of a slot's engine since the last call."""
@@ -482,6 +501,7 @@ class Pipeline:
                         slot = self._restore(view, tp.partition)
                         if slot is not None:
                             self.slots[(view, tp.partition)] = slot
+        drained: bool | None = None  # input partitions fetched to their end (asked lazily)
         for (view, p), slot in list(self.slots.items()):
             if app.should_stop or app.rebalancing:
                 return
@@ -495,7 +515,10 @@ class Pipeline:
                     del self.slots[(view, p)]
                     continue
                 now = time.monotonic()
-                if not slot.flushed and slot.has_input() and self._idle(slot, now):
+                idle = not slot.flushed and slot.has_input() and self._idle(slot, now)
+                if idle and drained is None:
+                    drained = await self._inputs_drained()
+                if idle and drained:
                     alerts = slot.engine.flush()
                     slot.flushed = True
                     slot.dirty = True
@@ -510,6 +533,27 @@ class Pipeline:
         if now - self._gauges_at >= 5.0:
             self._gauges_at = now
             self.update_gauges()
+
+    async def _inputs_drained(self) -> bool:
+        """Whether every input partition assigned here is fetched to its end.
+
+        A worker that starts on a backlog may see its ingest pause (partition
+        assignment, table recovery) while records wait in the input topics;
+        the view slots must not take that pause for the end of the input.
+        """
+        consumer = self.app.consumer
+        inputs = {self.settings.payments_topic, self.settings.likes_topic}
+        for tp in consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            try:
+                hw = consumer.highwater(tp)
+                pos = await consumer.position(tp)
+            except Exception:  # noqa: BLE001 - unknown: rely on the timers alone
+                continue
+            if hw is None or pos is None or pos < hw:
+                return False
+        return True
 
     def _idle(self, slot: Slot, now: float) -> bool:
         """Whether ``slot`` and everything upstream of it have been quiet for ``idle_flush``."""

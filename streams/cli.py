@@ -24,6 +24,9 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
                    help="which detectors may alert (default: both)")
     g.add_argument("--grace", type=float, default=None,
                    help="seconds of out-of-order tolerance (default 10)")
+    g.add_argument("--max-skew", type=float, default=None, dest="max_skew",
+                   help="seconds one input partition may lag the newest before the watermark "
+                        "stops waiting for it (default 60; 0: one global watermark)")
     g.add_argument("--partitions", type=int, default=None,
                    help="model shards; set to the view topics' partition count (default 6)")
 
@@ -31,7 +34,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 def _engine_config(args: argparse.Namespace):
     from detectors.config import EngineConfig
 
-    changes = {k: getattr(args, k) for k in ("mode", "grace", "partitions")
+    changes = {k: getattr(args, k) for k in ("mode", "grace", "max_skew", "partitions")
                if getattr(args, k, None) is not None}
     return EngineConfig().with_(**changes)
 

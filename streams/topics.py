@@ -42,6 +42,7 @@ True
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,27 @@ def dead_letter(value: bytes | None, topic: str, partition: int, offset: int,
             original, encoding = base64.b64encode(bytes(value)).decode("ascii"), "base64"
     return DeadLetter(original=original, encoding=encoding, topic=topic, partition=partition,
                       offset=offset, reason=reason, detail=detail)
+
+
+#: header of a view-topic record naming the partition it came from
+#: (``<input topic>/<partition>``, or ``user/<partition>`` for forwarded likes):
+#: the engine's watermark follows the slowest of them
+SOURCE_HEADER = "lg-src"
+
+
+def event_source(headers: Any) -> bytes | None:
+    """The source named by a view-topic record's headers, or ``None``.
+
+    >>> event_source([("lg-src", b"likes/3")]), event_source(None)
+    (b'likes/3', None)
+    """
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for k, v in items:
+        if k == SOURCE_HEADER:
+            return bytes(v) if v is not None else None
+    return None
 
 
 class ViewEventError(ValueError):

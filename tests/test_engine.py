@@ -162,3 +162,68 @@ def test_memory_follows_active_keys() -> None:
 def test_unknown_view_rejected() -> None:
     with pytest.raises(ValueError, match="unknown views"):
         Engine(views=["merchant", "nope"])
+
+
+def _sourced(path: Path) -> list:
+    from detectors.replay import iter_sourced
+    return list(iter_sourced(read_records(path), ReplaySummary()))
+
+
+def _skewed(sourced: list, chunk: float) -> list:
+    """A consumer's view of the recording: partitions fetched in turns, each
+    turn ``chunk`` seconds of event time of one partition (a catching-up
+    consumer runs one partition ahead of the others by up to that much)."""
+    by_src: dict = {}
+    for src, ev in sourced:
+        by_src.setdefault(src, []).append((src, ev))
+    out: list = []
+    start = min(ev.ts for _, ev in sourced)
+    horizon = start
+    while any(by_src.values()):
+        horizon += chunk
+        for src in sorted(by_src):
+            q = by_src[src]
+            i = 0
+            while i < len(q) and q[i][1].ts <= horizon:
+                i += 1
+            out += q[:i]
+            del q[:i]
+    return out
+
+
+def _run_sourced(engine: Engine, sourced: list) -> list[str]:
+    ids = []
+    for src, ev in sourced:
+        ids += [a.alert_id for a in engine.process(ev, src)]
+    return ids + [a.alert_id for a in engine.flush()]
+
+
+def test_partitions_fetched_out_of_step_lose_nothing(recording: Path) -> None:
+    sourced = _sourced(recording)
+    assert len({src for src, _ in sourced}) == 6  # two topics x three partitions
+    skewed = _skewed(sourced, chunk=45.0)  # well beyond grace, within max_skew
+    assert skewed != sourced
+    assert sorted(id(ev) for _, ev in skewed) == sorted(id(ev) for _, ev in sourced)
+    in_order = Engine(EngineConfig())
+    expected = _run_sourced(in_order, sourced)
+    eng = Engine(EngineConfig())
+    assert _run_sourced(eng, skewed) == expected and expected
+    assert eng.stats["late"] == 0 == in_order.stats["late"]
+    # one global watermark (max_skew 0) counts the lagging partitions' events late
+    glob = Engine(EngineConfig(max_skew=0))
+    _run_sourced(glob, skewed)
+    assert glob.stats["late"] > 100
+
+
+def test_source_left_behind_beyond_max_skew_counts_late() -> None:
+    eng = Engine(EngineConfig(grace=5, max_skew=60))
+    eng.process(like(1, "u1", "post:1", "m1", T0), "p0")
+    eng.process(like(2, "u2", "post:1", "m1", T0 + 1), "p1")
+    eng.process(like(3, "u3", "post:1", "m1", T0 + 50), "p0")  # p1 lags 49 s: waited for
+    assert eng.watermark == float("-inf")  # start-up: held until max_skew past the first event
+    eng.process(like(4, "u4", "post:1", "m1", T0 + 20), "p1")  # in time for its source
+    assert eng.stats["late"] == 0
+    eng.process(like(5, "u5", "post:1", "m1", T0 + 200), "p0")  # p1 now > max_skew behind
+    assert eng.watermark == T0 + 200 - 60 - 5
+    eng.process(like(6, "u6", "post:1", "m1", T0 + 30), "p1")
+    assert eng.stats["late"] == 1 and eng.stats["like"] == 5

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+from collections.abc import Callable
+from typing import Any
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors import parsing
 from detectors.events import format_time, parse_time
-from detectors.parsing import REASONS, BadRecord, parse_like, parse_payment
+from detectors.parsing import (
+    _IP_PLAIN,
+    REASONS,
+    BadRecord,
+    _ip_ok,
+    _parse_like_checked,
+    _parse_payment_checked,
+    parse_like,
+    parse_payment,
+)
 from tests.helpers import like_json, payment_json
 
 
@@ -120,3 +135,243 @@ def test_mutated_records_are_valid_or_rejected(kind: str, data: st.DataObject) -
 def test_time_round_trip(ts: float) -> None:
     ms = round(ts, 3)
     assert abs(parse_time(format_time(ms)) - ms) < 1e-3
+
+
+# -- fast path (msgspec) against the checked path -------------------------------------------
+#
+# ``parse_like`` / ``parse_payment`` decode with msgspec and fall back to the field-by-field
+# validator (``_parse_*_checked``) for anything they do not accept outright. For every input
+# both must give the same event, the same ``None`` or the same rejection reason and detail.
+
+def _outcome(parse: Callable[[Any], object], raw: object) -> tuple[object, ...]:
+    try:
+        return ("ok", parse(raw))
+    except BadRecord as exc:
+        return ("bad", exc.reason, exc.detail)
+
+
+def _assert_paths_agree(kind: str, raw: object) -> None:
+    fast, checked = (parse_like, _parse_like_checked) if kind == "like" else (
+        parse_payment, _parse_payment_checked)
+    assert _outcome(fast, raw) == _outcome(checked, raw), raw
+
+
+class RawJSON(bytes):
+    """A value written into the JSON text verbatim (big numbers, bad escapes, bad UTF-8)."""
+
+
+_digits = st.integers(0, 9).map(str)
+_fractions = st.lists(_digits, max_size=9).map(lambda ds: "." + "".join(ds) if ds else "")
+good_times = st.builds(
+    lambda y, mo, d, h, mi, s, frac, tz: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{tz}",
+    st.integers(1970, 2100), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23),
+    st.integers(0, 59), st.integers(0, 59), _fractions,
+    st.sampled_from(["Z", "+08:00", "-05:30", "+00:00"]),
+)
+odd_times = st.one_of(
+    st.builds(
+        lambda y, mo, d, sep, h, mi, s, frac, tz: f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}"
+        f"{frac}{tz}",
+        st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.sampled_from("Tt X"),
+        st.integers(0, 24), st.integers(0, 60), st.integers(0, 60), _fractions | st.just("."),
+        st.sampled_from(["Z", "z", "", "+08:00", "-00:00", "+0800", "+08", "+24:00", "+08:60",
+                         "+23:59", "Z ", "+08:00:30"]),
+    ),
+    st.text(max_size=30),
+)
+good_ips = st.one_of(
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=6).map(lambda a: a.exploded),
+    st.ip_addresses(v=6).map(lambda a: ":".join(f"{int(h, 16):x}" for h in a.exploded.split(":"))),
+)
+odd_ips = st.one_of(
+    st.lists(st.integers(0, 300).map(str) | st.sampled_from(["01", "00", "1a", "", " 1", "١"]),
+             min_size=3, max_size=5).map(".".join),
+    st.text(alphabet="0123456789abcdefABCDEF:.%g", max_size=45),
+    st.sampled_from(["", "fe80::1%eth0", "::ffff:1.2.3.4", "1.2.3.4/32", "1.2.3.4\n"]),
+)
+ips = st.one_of(good_ips, odd_ips)
+good_texts = st.text(min_size=1, max_size=12)
+raw_tokens = st.sampled_from([
+    b"1e400", b"-1e999", b"1" + b"0" * 400, b"18446744073709551616", b"9223372036854775808",
+    b"-9223372036854775809", b"1.0", b"-0", b'"\\ud800"', b'"\\udc80x"', b'"\xff"', b'"\xed\xa0\x80"',
+    b'"\\u0000"', b"[" * 30 + b"]" * 30,
+]).map(RawJSON)
+odd_values = st.one_of(st.just(...), st.none(), st.just(""), json_values, raw_tokens, odd_times, odd_ips)
+
+LIKE_FIELDS = {
+    "like_id": good_texts, "user_openid": good_texts, "target_id": good_texts,
+    "owner_mchid": good_texts, "ts": good_times,
+}
+LIKE_OPTIONAL = {
+    "action": st.sampled_from(["like", "unlike"]), "client_ip": good_ips, "device_id": good_texts,
+    "user_created": good_times,
+}
+good_amounts = st.fixed_dictionaries(
+    {"total": st.integers(1, 2**63 - 1)},
+    optional={"currency": good_texts, "payer_total": st.integers(0, 2**40), "payer_currency": good_texts},
+)
+PAYMENT_FIELDS = {
+    "transaction_id": good_texts, "mchid": good_texts, "trade_state": st.just("SUCCESS"),
+    "success_time": good_times, "payer": st.fixed_dictionaries({"openid": good_texts}),
+    "amount": good_amounts,
+}
+PAYMENT_OPTIONAL = {
+    "out_trade_no": good_texts, "appid": good_texts, "payer_client_ip": good_ips,
+    "scene_info": st.fixed_dictionaries({}, optional={"device_id": good_texts}),
+    "trade_type": good_texts, "trade_state_desc": good_texts,
+}
+#: where a mutation may land: top-level fields, nested ones, unknown ones
+LIKE_PATHS = [*LIKE_FIELDS, *LIKE_OPTIONAL, "x"]
+PAYMENT_PATHS = [*PAYMENT_FIELDS, *PAYMENT_OPTIONAL, "payer.openid", "payer.x", "amount.total",
+                 "amount.currency", "amount.payer_total", "amount.x", "scene_info.device_id",
+                 "scene_info.x", "trade_state", "attach", "x"]
+odd_by_field = {
+    "ts": odd_times, "user_created": odd_times, "success_time": odd_times, "client_ip": odd_ips,
+    "payer_client_ip": odd_ips, "action": st.sampled_from(["", "love", "LIKE"]),
+    "amount.total": st.one_of(st.integers(-5, 5), st.booleans(), st.floats(), raw_tokens),
+    "trade_state": st.sampled_from(["", "REFUND", "success"]),
+}
+
+
+def _dump(value: Any, ascii_only: bool) -> str:
+    if isinstance(value, RawJSON):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=ascii_only)}:{_dump(v, ascii_only)}"
+                              for k, v in value.items() if v is not ...) + "}"
+    return json.dumps(value, ensure_ascii=ascii_only)
+
+
+@st.composite
+def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
+    """JSON text of a record: a valid one, then up to three mutations (a field absent, null,
+    empty, of another type or value, a big or overflowing number, a bad escape, an unknown
+    field, a duplicate key), odd whitespace and escapes, maybe one byte flipped, inserted or
+    removed; as bytes or as str (lone surrogates included)."""
+    like = kind == "like"
+    doc: dict[str, Any] = dict(draw(st.fixed_dictionaries(
+        LIKE_FIELDS if like else PAYMENT_FIELDS, optional=LIKE_OPTIONAL if like else PAYMENT_OPTIONAL)))
+    for _ in range(draw(st.integers(0, 3))):
+        path = draw(st.sampled_from(LIKE_PATHS if like else PAYMENT_PATHS))
+        value = draw(odd_by_field.get(path, odd_values) | odd_values)
+        head, _, leaf = path.rpartition(".")
+        target = doc
+        if head:
+            if not isinstance(doc.get(head), dict):
+                doc[head] = {}
+            target = doc[head] = dict(doc[head])
+        target[leaf] = value
+    items = [(k, v) for k, v in doc.items() if v is not ...]
+    if items and draw(st.booleans()):  # a duplicate key: the last one wins
+        key = draw(st.sampled_from([k for k, _ in items]))
+        items.insert(draw(st.integers(0, len(items))), (key, draw(odd_values | st.just(doc[key]))))
+    ascii_only = draw(st.booleans())
+    sep = draw(st.sampled_from([",", ", ", " ,\n", ",\t"]))
+    text = "{" + sep.join(f"{json.dumps(k, ensure_ascii=ascii_only)}:{_dump(v, ascii_only)}"
+                          for k, v in items if v is not ...) + "}"
+    raw = text.encode("utf-8", "surrogateescape")
+    if draw(st.integers(0, 4)) == 0:  # byte-level damage
+        i = draw(st.integers(0, len(raw)))
+        op = draw(st.sampled_from(["del", "ins", "set"]))
+        b = bytes([draw(st.integers(0, 255))])
+        raw = raw[:i] + (b"" if op == "del" else b) + raw[i + (op != "ins"):]
+    if draw(st.booleans()):
+        return raw
+    return raw.decode("utf-8", "surrogateescape")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(raw_values("like"))
+def test_fast_and_checked_like_agree(raw: bytes | str) -> None:
+    _assert_paths_agree("like", raw)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(raw_values("payment"))
+def test_fast_and_checked_payment_agree(raw: bytes | str) -> None:
+    _assert_paths_agree("payment", raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["like", "payment"]), st.data())
+def test_fast_and_checked_agree_on_mutated_records(kind: str, data: st.DataObject) -> None:
+    base = orjson.loads(like_json() if kind == "like" else payment_json())
+    field = data.draw(st.sampled_from(sorted(base)))
+    base[field] = data.draw(json_values)
+    raw = orjson.dumps(base)
+    _assert_paths_agree(kind, raw)
+    _assert_paths_agree(kind, raw.decode())
+
+
+def _with(raw: bytes, extra: bytes) -> bytes:
+    """``raw`` (a JSON object) with ``extra`` (``"key":value``) added at the end."""
+    return raw[:-1] + b"," + extra + b"}"
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"null", b"{}", b"[]", b'"x"', b"\xef\xbb\xbf{}", bytearray(b"{}"), memoryview(b"{}"),
+    payment_json(amount={"total": 7}).replace(b"7", str(2**63).encode()),
+    payment_json(amount={"total": 7}).replace(b"7", str(2**64).encode()),
+    payment_json(amount={"total": 1, "payer_total": 7}).replace(b"7", b"1" + b"0" * 400),
+    payment_json(amount={"total": 1}, trade_state="CLOSED"), payment_json(scene_info={}),
+    payment_json(payer_client_ip=""), payment_json(appid=""), payment_json(out_trade_no=None),
+    payment_json(amount={"total": 5, "currency": ""}), payment_json(attach=5),
+    payment_json(scene_info={"device_id": ""}), payment_json(payer={"openid": ""}),
+    payment_json(out_trade_no=""), payment_json(transaction_id=""),
+    like_json(device_id=""), like_json(client_ip=""), like_json(target_id=""),
+    _with(payment_json(), b'"x":1e400'), _with(payment_json(), b'"x":"\xff"'),
+    _with(payment_json(), b'"promotion_detail":[{"amount":1}]'),
+    payment_json().replace(b'"openid":"o-user-1"', b'"openid":"o-user-1","x":1e400'),
+    like_json(action=""), like_json(client_ip="2001:db8::1"), like_json(client_ip="::ffff:1.2.3.4"),
+    like_json(client_ip="fe80::1%eth0"), like_json(client_ip="1.2.3.04"), like_json(user_created=""),
+    like_json(ts="2026-11-24T12:00:05.1234567Z"), like_json(ts="2026-11-24T12:00:05.9999995+08:00"),
+    like_json(ts="2026-11-24T12:00:05.5z"), like_json(ts="2026-11-24 12:00:05+0800"),
+    like_json(ts="2026-11-24T12:00:05.Z"), like_json(ts="0001-01-01T00:00:00+01:00"),
+    like_json(ts="9999-12-31T23:59:59.999999-01:00"), like_json(x=1e300),
+    _with(like_json(), b'"x":"\\ud800"'), like_json(device_id="\u00e9\u4e2d"),
+    _with(like_json(), b'"like_id":"l-2"'), _with(like_json(), b'"like_id":null'),
+    _with(like_json(), b'"x":1e400'), _with(like_json(), b'"x":' + b"[" * 1100 + b"]" * 1100),
+    like_json().replace(b'"like_id"', b'"\\u006cike_id"'), like_json().replace(b'"l-1"', b'"l\\u002d1"'),
+    like_json().replace(b'"l-1"', b'"\xff"'), like_json().decode() + "\ud800",
+])
+def test_fast_and_checked_agree_on_edge_cases(raw: bytes | str) -> None:
+    for kind in ("like", "payment"):
+        _assert_paths_agree(kind, raw)
+
+
+def test_fast_path_takes_typical_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(value: object) -> None:
+        raise AssertionError(f"fell back to the checked path for {value!r}")
+
+    monkeypatch.setattr(parsing, "_parse_like_checked", refuse)
+    monkeypatch.setattr(parsing, "_parse_payment_checked", refuse)
+    sim_payment = payment_json(trade_type="JSAPI", trade_state_desc="支付成功",
+                               amount={"total": 250, "payer_total": 250, "currency": "CNY",
+                                       "payer_currency": "CNY"})
+    for raw in (payment_json(), sim_payment, sim_payment.decode(), payment_json(scene_info=None)):
+        assert parse_payment(raw) == _parse_payment_checked(raw)  # the original, not the patch
+    for raw in (like_json(), like_json().decode(), like_json(action="unlike", client_ip="10.0.0.1"),
+                like_json(client_ip="2409:345a:d35d:429f:155a:29ca:f8b:1", user_created=None)):
+        assert parse_like(raw) == _parse_like_checked(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ips)
+def test_plain_ip_pattern_is_a_subset_of_ipaddress(value: str) -> None:
+    if _IP_PLAIN.fullmatch(value) is not None:
+        ipaddress.ip_address(value)  # raises if the shortcut were wrong
+    assert _ip_ok(value) == _ip_valid(value)
+
+
+def _ip_valid(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+@given(st.ip_addresses(v=4).map(str) | st.ip_addresses(v=6).map(lambda a: a.exploded))
+def test_plain_ip_pattern_covers_common_forms(value: str) -> None:
+    assert _IP_PLAIN.fullmatch(value) is not None

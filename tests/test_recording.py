@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import gzip
+import json
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from detectors.recording import RecordingError, RecordingWriter, read_records
+from detectors.recording import (
+    Record,
+    RecordingError,
+    RecordingWriter,
+    _record,
+    iter_lines,
+    read_records,
+)
 from streams.cli import main
 
 
@@ -77,3 +89,82 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
         assert e.value.code == 0
         out = capsys.readouterr().out
         assert "usage: likeguard" in out and len(out) > 200
+
+
+# -- the msgspec fast path of read_records against the general path ---------------------------
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**64), 2**64), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+_json_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+#: raw JSON tokens (or bytes that are not JSON) written verbatim
+_raw_tokens = st.sampled_from([
+    b"1e400", b"1" + b"0" * 400, b"18446744073709551616", b"-9223372036854775809", b"1.0", b"-0",
+    b'"\xff\xfe"', b'"\xed\xa0\x80"', b'"\\ud800"', b'"\\udc80"', b'"a\\u0000"', b"NaN",
+    b"[" * 40 + b"]" * 40, b"[" * 1100 + b"]" * 1100, b'"\\u00e9"', "\"\u00e9\u4e2d\"".encode(), b"{", b"",
+])
+_fields = st.sampled_from(["topic", "partition", "offset", "ts", "key", "payload", "tstype", "broker",
+                           "headers", "x"])
+
+
+@st.composite
+def kcat_lines(draw: st.DrawFn) -> bytes:
+    """One line: a kcat -J object with odd, missing, repeated or unknown fields, or not one."""
+    fields: list[tuple[str, bytes]] = [
+        ("topic", b'"likes"'), ("partition", b"0"), ("offset", str(draw(st.integers(0, 99))).encode()),
+        ("tstype", b'"create"'), ("ts", b"1732420805000"), ("key", b"null"), ("payload", b'"{}"'),
+    ]
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(_fields)
+        value = draw(_raw_tokens | _json_values.map(lambda v: json.dumps(v).encode()) | st.just(None))
+        fields = [f for f in fields if f[0] != name or draw(st.booleans())]  # drop or keep (duplicate)
+        if value is not None:
+            fields.insert(draw(st.integers(0, len(fields))), (name, value))
+    line = b"{" + b",".join(json.dumps(k).encode() + b":" + v for k, v in fields) + b"}"
+    return draw(st.sampled_from([line, line, line, b"", b"  ", line + b" \r", b"[1]", line[:-1]]))
+
+
+def _read(reader: Callable[[Path], Iterator[object]], path: Path) -> tuple[list[object], str | None]:
+    """The records read, and how reading ended (a line nested too deeply for ``json`` is a
+    ``RecursionError`` on both paths, as it always was)."""
+    out: list[object] = []
+    try:
+        for rec in reader(path):
+            out.append(rec)
+    except (RecordingError, RecursionError) as exc:
+        return out, f"{type(exc).__name__}: {exc}"
+    return out, None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(kcat_lines(), min_size=1, max_size=6))
+def test_fast_reader_matches_general_path(lines: list[bytes]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "r.jsonl"
+        p.write_bytes(b"\n".join(lines) + b"\n")
+        fast = _read(read_records, p)
+        general = _read(lambda q: iter_lines(q, _record), p)
+    assert fast == general
+    assert [type(r) for r in fast[0]] == [Record] * len(fast[0])
+
+
+@pytest.mark.parametrize("line", [
+    b'{"topic":"likes","ts":18446744073709551616,"payload":"{}"}',
+    b'{"topic":"likes","ts":9223372036854775808,"payload":"{}"}',
+    b'{"topic":"likes","partition":-9223372036854775809}',
+    b'{"topic":"likes","offset":null,"partition":null,"ts":1.5,"key":1}',
+    b'{"topic":"likes","offset":7,"offset":null}', b'{"topic":"likes","payload":null,"payload":"p"}',
+    b'{"topic":"likes","broker":1e400,"headers":["\xff"],"payload":"p"}',
+    b'{"topic":"likes","x":' + b"[" * 1100 + b"]" * 1100 + b'}', b'{"topic":"likes","payload":"\\ud800"}',
+    b'{"topic":"likes","key":"\xff\xfe","payload":"\xc3\xa9"}', b'{"topic":1}', b'{"\\u0074opic":"likes"}',
+    b'\xef\xbb\xbf{"topic":"likes"}', b'{"topic":"likes"} {"topic":"likes"}',
+])
+def test_fast_reader_matches_general_path_on_edge_cases(tmp_path: Path, line: bytes) -> None:
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(b'{"topic":"likes","payload":"{}"}\n' + line + b"\n\n")
+    assert _read(read_records, p) == _read(lambda q: iter_lines(q, _record), p)

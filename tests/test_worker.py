@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from detectors.config import EngineConfig
+from detectors.engine import ALL_VIEWS
 from detectors.events import parse_time
 from detectors.replay import replay
 from detectors.simulate import SimConfig, simulate
@@ -226,6 +227,36 @@ def test_worker_equals_offline_replay(kafka_bootstrap, worker_factory, recording
     assert set(got) == alert_ids(offline), (
         f"only in the worker: {extra}; only offline: {sorted(alert_ids(offline) - set(got))}")
     for a in offline:
+        assert _strip(got[a["alert_id"]]) == _strip(a)
+
+
+def test_backlog_with_default_grace_loses_nothing(kafka_bootstrap, worker_factory, recording):
+    """A worker started on a backlog fetches the six input partitions (and the
+    view topics) in whatever order the consumer likes; the watermark follows
+    the slowest source, so with the default 10 s grace no event is late and
+    the alerts are exactly the topology's. (``max_skew`` spans the recording:
+    at start-up no partition is left behind.)"""
+    path, _offline, _model = recording
+    config = EngineConfig(max_skew=3600)
+    model = partitioned_replay(path, config)
+    assert model
+    topics = WorkerTopics.unique("lg-backlog")
+    topics.create(kafka_bootstrap)
+    records, parts = recording_records(path, topics)
+    produce(kafka_bootstrap, records, parts)  # all of it before the worker starts
+    worker = worker_factory(topics, {"LIKEGUARD_MAX_SKEW": "3600", "LIKEGUARD_IDLE_FLUSH": "2",
+                                     "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
+    worker.wait_ready()
+    reader = TopicReader(kafka_bootstrap, topics.alerts)
+    try:
+        got = reader.wait_for_ids(alert_ids(model), worker, timeout=120, settle=SETTLE)
+    except AssertionError:
+        got = {a["alert_id"]: a for a in reader.values()}
+    reader.close()
+    late = {v: worker.metric("likeguard_late_events_total", view=v) for v in ALL_VIEWS}
+    assert sum(late.values()) == 0, late
+    assert set(got) == alert_ids(model)
+    for a in model:
         assert _strip(got[a["alert_id"]]) == _strip(a)
 
 

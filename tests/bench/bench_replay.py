@@ -63,8 +63,9 @@ def parse_only(path: Path) -> tuple[int, float]:
     return summary.records, time.perf_counter() - t0
 
 
-def full_replay(path: Path) -> tuple[ReplaySummary, list[tuple[int, float]]]:
-    samples: list[tuple[int, float]] = []
+def full_replay(path: Path) -> tuple[ReplaySummary, list[tuple[int, float, int, int]]]:
+    """The replay; samples ``(records, RSS MiB, keys held, window items held)``."""
+    samples: list[tuple[int, float, int, int]] = []
     engine = Engine(EngineConfig())
     alerts = 0
 
@@ -72,8 +73,15 @@ def full_replay(path: Path) -> tuple[ReplaySummary, list[tuple[int, float]]]:
         nonlocal alerts
         alerts += 1
 
-    summary = replay_records(read_records(path), engine, emit,
-                             on_progress=lambda s: samples.append((s.records, rss_mib())))
+    def sample(s: ReplaySummary) -> None:
+        if len(samples) % 8 == 0:  # state sizes cost a pass over the keys: sample sparsely
+            sizes = [v.size() for v in engine.views.values()]
+            keys, items = sum(k for k, _ in sizes), sum(i for _, i in sizes)
+        else:
+            keys, items = samples[-1][2], samples[-1][3]
+        samples.append((s.records, rss_mib(), keys, items))
+
+    summary = replay_records(read_records(path), engine, emit, on_progress=sample)
     return summary, samples
 
 
@@ -106,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     base_rate = n_base / t_base
     rate = summary.records / summary.seconds
     views = per_view(path, 300_000)
-    mem = [m for _, m in samples]
+    mem = [m for _, m, _, _ in samples]
+    keys = [k for _, _, k, _ in samples]
+    items = [i for _, _, _, i in samples]
     quarter = max(1, len(mem) // 4)
     fig = {
         "records": summary.records,
@@ -119,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         "replay_seconds": round(summary.seconds, 2),
         "rss_mib_first_quarter_max": round(max(mem[:quarter]), 1) if mem else None,
         "rss_mib_last_quarter_max": round(max(mem[-quarter:]), 1) if mem else None,
+        "state_keys_first_quarter_max": max(keys[:quarter]) if keys else None,
+        "state_keys_last_quarter_max": max(keys[-quarter:]) if keys else None,
+        "state_items_first_quarter_max": max(items[:quarter]) if items else None,
+        "state_items_last_quarter_max": max(items[-quarter:]) if items else None,
         "per_view_engine_events_per_s": views,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus",
@@ -131,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  one view {name:14s} {r:>10,} events/s (engine only, pre-parsed)")
     print(f"RSS MiB            first quarter max {fig['rss_mib_first_quarter_max']}, "
           f"last quarter max {fig['rss_mib_last_quarter_max']}")
+    print(f"state keys         first quarter max {fig['state_keys_first_quarter_max']:,}, "
+          f"last quarter max {fig['state_keys_last_quarter_max']:,} "
+          f"(window items {fig['state_items_first_quarter_max']:,} -> "
+          f"{fig['state_items_last_quarter_max']:,})")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(fig, indent=2) + "\n")
     print(f"figures written to {a.out}")

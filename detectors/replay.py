@@ -9,7 +9,10 @@ give identical files apart from ``emitted_at``.
 
 from __future__ import annotations
 
+import heapq
+import marshal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +29,10 @@ from detectors.engine import Engine
 from detectors.parsing import TOPIC_KINDS, BadRecord, parse_like, parse_payment
 from detectors.recording import Record, open_text, read_records
 
-__all__ = ["ReplaySummary", "replay", "replay_records", "iter_events", "iter_sourced", "Progress"]
+__all__ = [
+    "ReplaySummary", "replay", "replay_records", "replay_events", "iter_events", "iter_sourced",
+    "split_by_source", "merge_sources", "Progress",
+]
 
 
 @dataclass
@@ -88,10 +94,11 @@ def iter_events(records: Iterable[Record], summary: ReplaySummary,
 class Progress:
     """A stdlib progress line on stderr, redrawn at most a few times a second."""
 
-    def __init__(self, total_bytes: int | None, enabled: bool, label: str = "replay") -> None:
-        self.total = total_bytes
+    def __init__(self, total: int | None, enabled: bool, label: str = "replay") -> None:
+        self.total = total  #: what ``done`` counts up to, when known
         self.enabled = enabled
         self.label = label
+        self.count = 0  #: set by a first pass that counted what a second one will do
         self._last = 0.0
 
     def update(self, done: int, extra: str = "") -> None:
@@ -119,15 +126,74 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: more sources than this are replayed in file order (each needs an open file)
+MAX_SPLIT_SOURCES = 256
+
+
+def split_by_source(records: Iterable[Record], workdir: Path) -> dict[tuple[str, int], Path] | None:
+    """Write the records of each (topic, partition) to a file of its own, in order.
+
+    Returns the files, or ``None`` when there are more than
+    :data:`MAX_SPLIT_SOURCES` sources (then replay in file order).
+    """
+    files: dict[tuple[str, int], IO[bytes]] = {}
+    paths: dict[tuple[str, int], Path] = {}
+    dump = marshal.dump
+    try:
+        for rec in records:
+            src = (rec.topic, rec.partition)
+            fh = files.get(src)
+            if fh is None:
+                if len(files) >= MAX_SPLIT_SOURCES:
+                    return None
+                paths[src] = workdir / f"source-{len(paths)}.bin"
+                fh = files[src] = open(paths[src], "wb")  # closed below
+            dump(tuple(rec), fh)
+    finally:
+        for fh in files.values():
+            fh.close()
+    return paths
+
+
+def _read_split(path: Path) -> Iterator[Record]:
+    new = tuple.__new__
+    with open(path, "rb") as fh:
+        load = marshal.load
+        while True:
+            try:
+                yield new(Record, load(fh))
+            except EOFError:
+                return
+
+
+def merge_sources(paths: Iterable[Path], summary: ReplaySummary,
+                  topics: dict[str, str] | None = None) -> Iterator[tuple[tuple[str, int], Any]]:
+    """The events of per-source files (see :func:`split_by_source`) merged by
+    event time: each source in its own order, the sources side by side."""
+    streams = [iter_sourced(_read_split(p), summary, topics) for p in paths]
+    return heapq.merge(*streams, key=_event_time)
+
+
+def _event_time(item: tuple[Any, Any]) -> float:
+    return item[1].ts
+
+
 def replay_records(records: Iterable[Record], engine: Engine,
                    emit: Callable[[Alert], None], summary: ReplaySummary | None = None,
                    on_progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
-    """Drive ``engine`` with ``records``; call ``emit`` for every alert."""
+    """Drive ``engine`` with ``records`` in the order given; call ``emit`` for every alert."""
     summary = summary or ReplaySummary()
+    return replay_events(iter_sourced(records, summary), engine, emit, summary, on_progress)
+
+
+def replay_events(events: Iterable[tuple[Any, Any]], engine: Engine,
+                  emit: Callable[[Alert], None], summary: ReplaySummary,
+                  on_progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
+    """Drive ``engine`` with ``(source, event)`` pairs; call ``emit`` for every alert."""
     t0 = time.perf_counter()
     process = engine.process
     n = 0
-    for source, ev in iter_sourced(records, summary):
+    for source, ev in events:
         for a in process(ev, source):
             emit(a)
         n += 1
@@ -146,12 +212,19 @@ def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,
            config: EngineConfig | None = None, progress: bool = False) -> ReplaySummary:
     """Replay the recording at ``path``; write alerts JSON Lines to ``alerts_out``.
 
+    A recording may hold its sources (topic-partitions) in any arrangement:
+    interleaved as they were produced, in the large per-partition runs a
+    consumer fetches, or one topic after the other. So the records are first
+    split into one temporary file per source, then merged by event time
+    (:func:`merge_sources`): the engine sees the stream in event-time order
+    with each partition's own order kept, whatever the file's layout, and
+    memory stays bounded by the windows, not the file.
+
     ``emitted_at`` is the wall-clock time of writing (the contract's field);
     it is the only part of the output that differs between two replays.
     """
     engine = Engine(config)
     p = Path(path)
-    records = read_records(p)
     out: IO[str] | None
     close = False
     if alerts_out is None:
@@ -167,15 +240,36 @@ def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,
             out.write(orjson.dumps(a.to_dict(_utc_now())).decode())
             out.write("\n")
 
-    bar = Progress(p.stat().st_size if p.exists() else None, progress)
+    summary = ReplaySummary()
+    t0 = time.perf_counter()
     try:
-        summary = replay_records(
-            records, engine, emit,
-            on_progress=(lambda s: bar.update(s.records, f"{s.records:,} records"))
-            if progress else None,
-        )
+        with tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
+            bar = Progress(None, progress, "split")
+            counted = _counting(read_records(p), bar)
+            parts = split_by_source(counted, Path(tmp))
+            bar.close()
+            bar = Progress(bar.count, progress)
+            tick = (lambda s: bar.update(s.records, f"{s.records:,} records")) if progress else None
+            try:
+                if parts is None:  # too many sources to open at once: file order
+                    replay_records(read_records(p), engine, emit, summary, tick)
+                else:
+                    replay_events(merge_sources(parts.values(), summary), engine, emit,
+                                  summary, tick)
+            finally:
+                bar.close()
     finally:
-        bar.close()
         if close and out is not None:
             out.close()
+    summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _counting(records: Iterable[Record], bar: Progress) -> Iterator[Record]:
+    n = 0
+    for rec in records:
+        n += 1
+        if not n & 0x3FFF:
+            bar.update(n, "records")
+        yield rec
+    bar.count = n

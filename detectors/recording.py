@@ -107,9 +107,12 @@ _LINE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 _READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile)
 
 
-def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T]) -> Iterator[T]:
+def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
+               fast: Callable[[bytes, int], T | None] | None = None) -> Iterator[T]:
     """Yield ``convert(lineno, obj)`` for every kcat JSON object of a recording.
 
+    ``fast(line, lineno)``, when given, is tried first on each raw line; it
+    returns the item, or ``None`` to leave the line to the general path.
     Raises :class:`RecordingError` when the file is missing or unreadable, and
     naming the line when a line is not JSON or ``convert`` rejects it.
     """
@@ -120,6 +123,11 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T]) ->
         try:
             for line in reader:
                 lineno += 1
+                if fast is not None:
+                    item = fast(line, lineno)
+                    if item is not None:
+                        yield item
+                        continue
                 if not line.strip():
                     continue
                 try:
@@ -175,37 +183,25 @@ def _shallow(line: bytes) -> bool:
     return line.count(b"[") + line.count(b"{") <= _ORJSON_MAX_DEPTH
 
 
+def _fast_record(line: bytes, lineno: int, decode: Callable[[bytes], _KcatLine] = _decode_line,
+                 unset: Any = msgspec.UNSET, new: Any = tuple.__new__,
+                 short: int = 2 * _ORJSON_MAX_DEPTH) -> Record | None:
+    """A :class:`Record` when :class:`_KcatLine` takes the line, else ``None``."""
+    if len(line) > short and not _shallow(line):
+        return None
+    try:
+        w = decode(line)
+    except _FAST_ERRORS:
+        return None
+    off = w.offset
+    # what Record(...) does, without its Python-level __new__
+    return new(Record, (w.topic, w.partition, lineno - 1 if off is unset else off,  # type: ignore[no-any-return]
+                        w.ts, w.key, w.payload))
+
+
 def _iter_records(path: str | Path) -> Iterator[Record]:
     """:func:`read_records`: :class:`_KcatLine` when it takes the line, else the general path."""
-    p, raw = _open_recording(path)
-    decode, unset, new = _decode_line, msgspec.UNSET, tuple.__new__
-    short = 2 * _ORJSON_MAX_DEPTH
-    with raw:
-        reader = io.BufferedReader(raw) if p.suffix == ".gz" else raw
-        lineno = 0
-        try:
-            for line in reader:
-                lineno += 1
-                if len(line) <= short or _shallow(line):
-                    try:
-                        w = decode(line)
-                    except _FAST_ERRORS:
-                        pass
-                    else:
-                        off = w.offset
-                        # what Record(...) does, without its Python-level __new__
-                        yield new(Record, (w.topic, w.partition, lineno - 1 if off is unset else off,
-                                           w.ts, w.key, w.payload))
-                        continue
-                if not line.strip():
-                    continue
-                try:
-                    item = _record(lineno, _loads(line))
-                except _LINE_ERRORS as exc:
-                    raise _bad_line(p, lineno, exc) from exc
-                yield item
-        except _READ_ERRORS as exc:
-            raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+    return iter_lines(path, _record, _fast_record)
 
 
 def read_records(path: str | Path) -> Iterator[Record]:

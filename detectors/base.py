@@ -73,14 +73,6 @@ class Cond:
     code: str
     detail: str
 
-    def ratio(self, x: dict[str, float]) -> float:
-        v = x.get(self.feature)
-        if v is None or v != v:  # missing or NaN: no evidence
-            return 0.0
-        if self.op == ">=":
-            return v / self.threshold if self.threshold else 1.0
-        return self.threshold / v if v > 0 else 100.0
-
 
 class Rule:
     """Base class of explicit rules: subclasses set ``paths``."""
@@ -103,14 +95,15 @@ class Rule:
         """Rules do not learn."""
 
     def _best(self, x: dict[str, float]) -> tuple[float, tuple[Cond, ...]]:
-        # the same arithmetic as Cond.ratio, inlined: rules score every evaluated key
+        # inlined, as rules score every evaluated key: a condition's ratio is
+        # value / threshold (">=") or threshold / value ("<="), 0 when missing
         best, best_i = -1.0, 0
         cap = self.cap
         for i, path in enumerate(self._flat):
             r = cap
             for feature, ge, th in path:
                 v = x.get(feature)
-                if v is None or v != v:
+                if v is None or v != v:  # missing or NaN: no evidence
                     q = 0.0
                 elif ge:
                     q = v / th if th else 1.0

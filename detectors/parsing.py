@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -114,7 +115,8 @@ def _opt_str(obj: dict[str, Any], name: str, label: str | None = None) -> str | 
     return v or None
 
 
-def _time(obj: dict[str, Any], name: str, required: bool) -> float | None:
+def _time(obj: dict[str, Any], name: str, required: bool,
+          parse: Callable[[str], float] = parse_time) -> float | None:
     v = obj.get(name)
     if v is None:
         if required:
@@ -123,7 +125,7 @@ def _time(obj: dict[str, Any], name: str, required: bool) -> float | None:
     if type(v) is not str:
         raise BadRecord("wrong_type", f"{name} must be an RFC 3339 string, got {type(v).__name__}")
     try:
-        return parse_time(v)
+        return parse(v)
     except (ValueError, OverflowError, OSError):
         raise BadRecord("bad_time", f"{name} is not an RFC 3339 time with offset: {v[:40]!r}") from None
 
@@ -217,6 +219,17 @@ def _parse_payment_checked(value: bytes | str | None) -> Payment | None:
 _created_cache: dict[str, float] = {}
 
 
+def _created_time(value: str) -> float:
+    """:func:`parse_time` memoised (bounded): accounts recur, their creation times too."""
+    t = _created_cache.get(value)
+    if t is None:
+        t = parse_time(value)
+        if len(_created_cache) > 100_000:
+            _created_cache.clear()
+        _created_cache[value] = t
+    return t
+
+
 def _parse_like_checked(value: bytes | str | None) -> Like:
     """:func:`parse_like` field by field: the reference for every rejection."""
     obj = _load(value)
@@ -228,16 +241,7 @@ def _parse_like_checked(value: bytes | str | None) -> Like:
     if action != "like" and action != "unlike":
         raise BadRecord("out_of_range", f"action must be 'like' or 'unlike', got {action[:20]!r}")
     ts = _time(obj, "ts", True)
-    created_raw = obj.get("user_created")
-    created: float | None
-    if type(created_raw) is str and created_raw in _created_cache:
-        created = _created_cache[created_raw]
-    else:
-        created = _time(obj, "user_created", False)
-        if created is not None:
-            if len(_created_cache) > 100_000:
-                _created_cache.clear()
-            _created_cache[created_raw] = created  # type: ignore[index]
+    created = _time(obj, "user_created", False, _created_time)
     return Like(
         like_id=like_id,
         user=user,
@@ -385,18 +389,9 @@ def parse_like(value: bytes | str | None) -> Like:
     ):
         return _parse_like_checked(value)
     created_raw = w.user_created
-    created: float | None
     try:
         ts = parse_time(w.ts)
-        if created_raw is None:
-            created = None
-        else:
-            created = _created_cache.get(created_raw)
-            if created is None:
-                created = parse_time(created_raw)
-                if len(_created_cache) > 100_000:
-                    _created_cache.clear()
-                _created_cache[created_raw] = created
+        created = None if created_raw is None else _created_time(created_raw)
     except _TIME_ERRORS:
         return _parse_like_checked(value)
     # like_id, user, target, mchid, ts, action, ip, device, user_created

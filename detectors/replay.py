@@ -30,7 +30,8 @@ from detectors.parsing import TOPIC_KINDS, BadRecord, parse_like, parse_payment
 from detectors.recording import Record, open_text, read_records
 
 __all__ = [
-    "ReplaySummary", "replay", "replay_records", "replay_events", "iter_events", "iter_sourced",
+    "ReplaySummary", "replay", "replay_file", "replay_records", "replay_events", "iter_events",
+    "iter_sourced",
     "split_by_source", "merge_sources", "Progress",
 ]
 
@@ -98,7 +99,6 @@ class Progress:
         self.total = total  #: what ``done`` counts up to, when known
         self.enabled = enabled
         self.label = label
-        self.count = 0  #: set by a first pass that counted what a second one will do
         self._last = 0.0
 
     def update(self, done: int, extra: str = "") -> None:
@@ -130,29 +130,36 @@ def _utc_now() -> str:
 MAX_SPLIT_SOURCES = 256
 
 
-def split_by_source(records: Iterable[Record], workdir: Path) -> dict[tuple[str, int], Path] | None:
+def split_by_source(records: Iterable[Record], workdir: Path,
+                    on_record: Callable[[int], None] | None = None,
+                    ) -> tuple[list[Path] | None, int]:
     """Write the records of each (topic, partition) to a file of its own, in order.
 
-    Returns the files, or ``None`` when there are more than
-    :data:`MAX_SPLIT_SOURCES` sources (then replay in file order).
+    Returns the files and the number of records, the files ``None`` when there
+    are more than :data:`MAX_SPLIT_SOURCES` sources (then replay in file
+    order). ``on_record(n)`` is called every 16,384 records.
     """
     files: dict[tuple[str, int], IO[bytes]] = {}
-    paths: dict[tuple[str, int], Path] = {}
+    paths: list[Path] = []
     dump = marshal.dump
+    n = 0
     try:
         for rec in records:
+            n += 1
+            if on_record is not None and not n & 0x3FFF:
+                on_record(n)
             src = (rec.topic, rec.partition)
             fh = files.get(src)
             if fh is None:
                 if len(files) >= MAX_SPLIT_SOURCES:
-                    return None
-                paths[src] = workdir / f"source-{len(paths)}.bin"
-                fh = files[src] = open(paths[src], "wb")  # closed below
+                    return None, n
+                paths.append(workdir / f"source-{len(paths)}.bin")
+                fh = files[src] = open(paths[-1], "wb")  # closed below
             dump(tuple(rec), fh)
     finally:
         for fh in files.values():
             fh.close()
-    return paths
+    return paths, n
 
 
 def _read_split(path: Path) -> Iterator[Record]:
@@ -208,9 +215,10 @@ def replay_events(events: Iterable[tuple[Any, Any]], engine: Engine,
     return summary
 
 
-def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,
-           config: EngineConfig | None = None, progress: bool = False) -> ReplaySummary:
-    """Replay the recording at ``path``; write alerts JSON Lines to ``alerts_out``.
+def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
+                summary: ReplaySummary | None = None, progress: bool = False,
+                on_progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
+    """Drive ``engine`` with the recording at ``path`` in event-time order.
 
     A recording may hold its sources (topic-partitions) in any arrangement:
     interleaved as they were produced, in the large per-partition runs a
@@ -218,13 +226,46 @@ def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,
     split into one temporary file per source, then merged by event time
     (:func:`merge_sources`): the engine sees the stream in event-time order
     with each partition's own order kept, whatever the file's layout, and
-    memory stays bounded by the windows, not the file.
+    memory stays bounded by the windows, not the file. ``summary.seconds``
+    covers both passes.
+    """
+    summary = summary or ReplaySummary()
+    p = Path(path)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
+        bar = Progress(None, progress, "split")
+        try:
+            parts, total = split_by_source(read_records(p), Path(tmp),
+                                           lambda n: bar.update(n, "records"))
+        finally:
+            bar.close()
+        bar = Progress(total, progress)
+
+        def tick(s: ReplaySummary) -> None:
+            bar.update(s.records, f"{s.records:,} records")
+            if on_progress is not None:
+                on_progress(s)
+
+        try:
+            if parts is None:  # too many sources to open at once: file order
+                replay_records(read_records(p), engine, emit, summary, tick)
+            else:
+                replay_events(merge_sources(parts, summary), engine, emit, summary, tick)
+        finally:
+            bar.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,
+           config: EngineConfig | None = None, progress: bool = False) -> ReplaySummary:
+    """Replay the recording at ``path`` (see :func:`replay_file`); write alerts
+    JSON Lines to ``alerts_out``.
 
     ``emitted_at`` is the wall-clock time of writing (the contract's field);
     it is the only part of the output that differs between two replays.
     """
     engine = Engine(config)
-    p = Path(path)
     out: IO[str] | None
     close = False
     if alerts_out is None:
@@ -240,36 +281,8 @@ def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,
             out.write(orjson.dumps(a.to_dict(_utc_now())).decode())
             out.write("\n")
 
-    summary = ReplaySummary()
-    t0 = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
-            bar = Progress(None, progress, "split")
-            counted = _counting(read_records(p), bar)
-            parts = split_by_source(counted, Path(tmp))
-            bar.close()
-            bar = Progress(bar.count, progress)
-            tick = (lambda s: bar.update(s.records, f"{s.records:,} records")) if progress else None
-            try:
-                if parts is None:  # too many sources to open at once: file order
-                    replay_records(read_records(p), engine, emit, summary, tick)
-                else:
-                    replay_events(merge_sources(parts.values(), summary), engine, emit,
-                                  summary, tick)
-            finally:
-                bar.close()
+        return replay_file(path, engine, emit, progress=progress)
     finally:
         if close and out is not None:
             out.close()
-    summary.seconds = time.perf_counter() - t0
-    return summary
-
-
-def _counting(records: Iterable[Record], bar: Progress) -> Iterator[Record]:
-    n = 0
-    for rec in records:
-        n += 1
-        if not n & 0x3FFF:
-            bar.update(n, "records")
-        yield rec
-    bar.count = n

@@ -666,9 +666,6 @@ class LockstepView(View):
         self.prev_freq: dict[int, dict[str, int]] = {}
         self.recent: dict[int, deque[CoLike]] = {}
 
-    def shard(self, target: str) -> int:
-        return kafka_partition(target, self.cfg.partitions)
-
     def add(self, ev: CoLike) -> None:  # type: ignore[override]
         target = ev.target
         st = self.state.get(target)
@@ -753,7 +750,7 @@ class LockstepView(View):
             # candidates: the earlier targets most of the likers share
             gate = max(cfg.min_likes, nu // 2)
             cands = sorted((-n, t) for t, n in st.shared.items() if n >= gate)[:3]
-            freq = self.prev_freq.get(self.shard(key), {})
+            freq = self.prev_freq.get(kafka_partition(key, cfg.partitions), {})
             ranked = sorted(((self._together(dq, t), st.shared[t] / max(freq.get(t, 1), 1), t)
                              for _, t in cands), key=lambda p: (-p[0], p[2]))
             top = ranked[0][0] if ranked else 0

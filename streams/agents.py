@@ -246,6 +246,7 @@ class Pipeline:
         n = self.n
         consumed: dict[str, int] = {}
         last: dict[TP, int] = {}
+        headers: dict[TP, list[tuple[str, bytes]]] = {}  # the source header, per input partition
         for event in events:
             msg = event.message
             topic = msg.topic
@@ -264,7 +265,9 @@ class Pipeline:
                 m.skipped(topic, "trade_state")
                 continue
             data = encode_event(ev)
-            src = [(SOURCE_HEADER, f"{topic}/{msg.partition}".encode())]
+            src = headers.get(msg.tp)
+            if src is None:
+                src = headers[msg.tp] = [(SOURCE_HEADER, f"{topic}/{msg.partition}".encode())]
             for view, key in route_keys(ev).items():
                 await send(view_names[view], key.encode(), data, kafka_partition(key, n), None, src)
         for topic, count in consumed.items():

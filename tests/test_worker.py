@@ -203,6 +203,18 @@ def _strip(a: dict) -> dict:
     return {**a, "emitted_at": None}
 
 
+def _alerts_seen(bootstrap: str, topics: WorkerTopics, want: set[str], worker) -> dict[str, dict]:
+    """The alerts on the topic once ``want`` are all there (or the wait timed
+    out: then whatever came, for the caller's assertions to name the gap)."""
+    reader = TopicReader(bootstrap, topics.alerts)
+    try:
+        return reader.wait_for_ids(want, worker, timeout=120, settle=SETTLE)
+    except AssertionError:
+        return {a["alert_id"]: a for a in reader.values()}
+    finally:
+        reader.close()
+
+
 def test_worker_equals_offline_replay(kafka_bootstrap, worker_factory, recording):
     path, offline, model = recording
     topics = WorkerTopics.unique("lg-equiv")
@@ -210,13 +222,7 @@ def test_worker_equals_offline_replay(kafka_bootstrap, worker_factory, recording
     worker = _start(worker_factory, topics)
     records, parts = recording_records(path, topics)
     produce(kafka_bootstrap, records, parts)
-    reader = TopicReader(kafka_bootstrap, topics.alerts)
-    want = alert_ids(offline) | alert_ids(model)
-    try:
-        got = reader.wait_for_ids(want, worker, timeout=120, settle=SETTLE)
-    except AssertionError:
-        got = {a["alert_id"]: a for a in reader.values()}
-    reader.close()
+    got = _alerts_seen(kafka_bootstrap, topics, alert_ids(offline) | alert_ids(model), worker)
     # 1. the worker does what its topology (one engine per view partition) should
     assert set(got) == alert_ids(model)
     for a in model:
@@ -247,12 +253,7 @@ def test_backlog_with_default_grace_loses_nothing(kafka_bootstrap, worker_factor
     worker = worker_factory(topics, {"LIKEGUARD_MAX_SKEW": "3600", "LIKEGUARD_IDLE_FLUSH": "2",
                                      "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
     worker.wait_ready()
-    reader = TopicReader(kafka_bootstrap, topics.alerts)
-    try:
-        got = reader.wait_for_ids(alert_ids(model), worker, timeout=120, settle=SETTLE)
-    except AssertionError:
-        got = {a["alert_id"]: a for a in reader.values()}
-    reader.close()
+    got = _alerts_seen(kafka_bootstrap, topics, alert_ids(model), worker)
     late = {v: worker.metric("likeguard_late_events_total", view=v) for v in ALL_VIEWS}
     assert sum(late.values()) == 0, late
     assert set(got) == alert_ids(model)

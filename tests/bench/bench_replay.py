@@ -21,14 +21,13 @@ import json
 import platform
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from detectors.config import EngineConfig
 from detectors.engine import Engine
 from detectors.recording import read_records
-from detectors.replay import ReplaySummary, iter_events, merge_sources, replay_events, split_by_source
+from detectors.replay import ReplaySummary, iter_events, replay_file
 from detectors.simulate import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,14 +83,7 @@ def full_replay(path: Path) -> tuple[ReplaySummary, list[tuple[int, float, int, 
         samples.append((s.records, rss_mib(), keys, items))
 
     # as `likeguard replay` does it: split by source, then merge by event time
-    t0 = time.perf_counter()
-    summary = ReplaySummary()
-    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
-        parts = split_by_source(read_records(path), Path(tmp))
-        assert parts is not None
-        replay_events(merge_sources(parts.values(), summary), engine, emit, summary,
-                      on_progress=sample)
-    summary.seconds = time.perf_counter() - t0
+    summary = replay_file(path, engine, emit, on_progress=sample)
     return summary, samples
 
 

@@ -148,6 +148,24 @@ class Engine:
             return []
         return self._run()
 
+    def progress(self, source: Hashable, ts: float, newest: float | None = None) -> list[Alert]:
+        """A progress mark: ``source`` has reached event time ``ts``.
+
+        For an engine that sees only part of a source's events (one partition
+        of a repartitioned stream): the mark moves that source's watermark as
+        its events would have, so a sparse flow from one source does not hold
+        the engine's watermark back. ``newest`` is the newest input event time
+        behind the mark when that is not ``ts`` (see
+        :meth:`~detectors.windows.Reorderer.progress`); :meth:`flush` runs to
+        it. Returns the alerts that became due.
+        """
+        reorder = self.reorder
+        before = reorder.watermark
+        reorder.progress(ts, source, newest)
+        if reorder.watermark == before:
+            return []
+        return self._run()
+
     def advance(self, watermark: float) -> list[Alert]:
         """Move event time to ``watermark`` (e.g. when input is idle)."""
         self.reorder.advance(watermark)

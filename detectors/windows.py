@@ -102,25 +102,47 @@ class Reorderer:
         """Buffer ``item``; ``tiebreak`` orders events of equal time."""
         self._seq += 1
         heapq.heappush(self.heap, (ts, tiebreak, self._seq, item))
+        self.progress(ts, source)
+
+    def progress(self, ts: float, source: Hashable = None, newest: float | None = None) -> None:
+        """Note that ``source`` has reached event time ``ts`` (and move the watermark).
+
+        :meth:`push` calls it for every event; a driver may also call it alone
+        with a *progress mark*: a source's latest event time carried to an
+        engine that receives only some of that source's events (a partition
+        of a repartitioned stream), so sparse flows do not hold the
+        watermark back. ``newest`` (default ``ts``) is the newest event time
+        behind the mark, for :attr:`max_ts`: a stage that forwards events in
+        time order may mark ``ts`` = its watermark + ``grace`` while its
+        newest input is older.
+
+        >>> r = Reorderer(grace=5, max_skew=30)
+        >>> r.push(100.0, "a", "a1", source="p0"); r.push(131.0, "b", "b1", source="p1")
+        >>> r.progress(140.0, "p0"); r.progress(150.0, "p1")
+        >>> r.watermark  # the slowest source (p0 at 140) minus grace
+        135.0
+        """
+        if newest is None:
+            newest = ts
         if source is None or self.max_skew <= 0:
-            if ts > self.max_ts:
-                self.max_ts = ts
-                wm = ts - self.grace
-                if wm > self.watermark:
-                    self.watermark = wm
+            if newest > self.max_ts:
+                self.max_ts = newest
+            wm = ts - self.grace
+            if wm > self.watermark:
+                self.watermark = wm
             return
         sources = self.sources
         if self.max_ts == NEG_INF:
             # start-up: release nothing until event time has run max_skew past
             # the first event, so the sources a consumer reaches later (with
             # older events) are waited for too
-            self._hold_until = ts + self.max_skew
+            self._hold_until = newest + self.max_skew
+        if newest > self.max_ts:
+            self.max_ts = newest
         prev = sources.get(source)
         if prev is not None and ts <= prev:
             return  # the source did not progress: nothing moves
         sources[source] = ts
-        if ts > self.max_ts:
-            self.max_ts = ts
         if self.max_ts < self._hold_until:
             return
         floor = self.max_ts - self.max_skew

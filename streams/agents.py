@@ -16,6 +16,25 @@ engine's watermark follows the slowest source, so the order in which the
 consumer interleaves partitions (a backlog may arrive partition by partition)
 makes no event late within ``max_skew``.
 
+Progress marks
+--------------
+A view partition receives only the slice of each input partition whose keys
+hash to it; at low traffic some slices are sparse, and a watermark that
+waits for the slowest source would wait for the sparsest slice (up to
+``max_skew``). So the ingest sends a :class:`~streams.topics.Mark` -- "this
+input partition has reached event time T" -- to every partition of the
+merchant, ip, device and user view topics after the events it covers, for
+each input partition that moved on, at most once per ``progress_interval``
+seconds (a pending mark is sent by the timer; an input partition fetched to
+its end and quiet that long is marked at the newest event time the worker
+ingested, so a silent partition does not hold the watermarks back by
+``max_skew``). A user slot likewise marks
+every lockstep partition with its watermark plus ``grace`` (its forwards
+leave in event-time order, so all of them up to its watermark are out). The
+engine takes a mark as :meth:`~detectors.engine.Engine.progress`: the
+watermarks then follow the input's event time about ``grace`` behind, as in
+the offline replay, whatever the key distribution.
+
 Agents are thin: decode, call the engine, send what it returns, count.
 Batches come from ``stream.take_events`` so per-event overhead stays low, and
 the repartition records (three to four per input record) go straight to the
@@ -110,11 +129,13 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import (
     SOURCE_HEADER,
+    Mark,
     Topics,
     ViewEventError,
     dead_letter,
     decode_event,
     encode_event,
+    encode_mark,
     event_source,
     make_topics,
 )
@@ -127,6 +148,8 @@ log = logging.getLogger("likeguard.worker")
 CHUNK_BYTES = 512 * 1024
 #: Header format version of checkpoints.
 CHECKPOINT_VERSION = 1
+#: Views the ingest feeds (and marks); the lockstep view is fed by the user view.
+INGEST_VIEWS = tuple(v for v in ALL_VIEWS if v != "lockstep")
 
 
 def utc_now(now: float | None = None) -> str:
@@ -191,6 +214,11 @@ class Pipeline:
         self.last_ingest = time.monotonic()
         self.last_forward = time.monotonic()
         self._ingesting = 0  #: ingest batches in progress
+        #: latest event time ingested per input partition (sent as progress marks)
+        self._input_ts: dict[TP, float] = {}
+        self._ingest_at: dict[TP, float] = {}  #: monotonic time of its last record
+        #: source -> (event time of its last mark, monotonic time it was sent)
+        self._marked: dict[str, tuple[float, float]] = {}
         self._register()
 
     # ------------------------------------------------------------------ wiring
@@ -246,6 +274,7 @@ class Pipeline:
         n = self.n
         consumed: dict[str, int] = {}
         last: dict[TP, int] = {}
+        newest: dict[TP, float] = {}
         headers: dict[TP, list[tuple[str, bytes]]] = {}  # the source header, per input partition
         for event in events:
             msg = event.message
@@ -265,6 +294,8 @@ class Pipeline:
                 m.skipped(topic, "trade_state")
                 continue
             data = encode_event(ev)
+            if ev.ts > newest.get(msg.tp, float("-inf")):
+                newest[msg.tp] = ev.ts
             src = headers.get(msg.tp)
             if src is None:
                 src = headers[msg.tp] = [(SOURCE_HEADER, f"{topic}/{msg.partition}".encode())]
@@ -273,6 +304,77 @@ class Pipeline:
         for topic, count in consumed.items():
             m.consumed(topic, count)
         self._set_lag(last)
+        seen = self._input_ts
+        now = time.monotonic()
+        for tp, ts in newest.items():
+            self._ingest_at[tp] = now
+            if ts > seen.get(tp, float("-inf")):
+                seen[tp] = ts
+        await self.send_marks()
+
+    # ------------------------------------------------------------------ progress marks
+
+    async def _mark(self, source: str, ts: float, views: Iterable[str], stage: str,
+                    newest: float | None = None) -> None:
+        """Send a progress mark of ``source`` at ``ts`` to every partition of ``views``."""
+        send = self.app.producer.send
+        data = encode_mark(ts, newest)
+        header = [(SOURCE_HEADER, source.encode())]
+        n = 0
+        for view in views:
+            name = self.view_names[view]
+            for p in range(self.n):
+                await send(name, None, data, p, None, header)
+                n += 1
+        self._marked[source] = (ts, time.monotonic())
+        self.metrics.marks(stage, n)
+
+    def _mark_due(self, source: str, ts: float) -> bool:
+        interval = self.settings.progress_interval
+        if interval <= 0:
+            return False
+        last = self._marked.get(source)
+        return last is None or (ts > last[0] and time.monotonic() - last[1] >= interval)
+
+    async def send_marks(self, idle: bool = False) -> None:
+        """Progress marks for the input partitions that moved on since their last mark.
+
+        With ``idle`` (the timer), an assigned input partition that is fetched to
+        its end and has had no record for ``progress_interval`` is marked at the
+        newest event time this worker ingested: a record produced there later
+        is expected within ``grace`` of the others (else it is late), and a
+        silent partition no longer holds the watermarks back by ``max_skew``.
+        """
+        marks = dict(self._input_ts)
+        if idle and marks and self.settings.progress_interval > 0:
+            newest = max(marks.values())
+            now = time.monotonic()
+            consumer = self.app.consumer
+            inputs = {self.settings.payments_topic, self.settings.likes_topic}
+            for tp in consumer.assignment():
+                if tp.topic not in inputs or marks.get(tp, newest) >= newest or \
+                        now - self._ingest_at.get(tp, 0.0) < self.settings.progress_interval:
+                    continue
+                try:
+                    hw = consumer.highwater(tp)
+                    pos = await consumer.position(tp)
+                except Exception:  # noqa: BLE001 - unknown: no mark
+                    continue
+                if hw is not None and pos is not None and pos >= hw:
+                    marks[tp] = newest
+        for tp, ts in marks.items():
+            source = f"{tp.topic}/{tp.partition}"
+            if self._mark_due(source, ts):
+                await self._mark(source, ts, INGEST_VIEWS, "ingest")
+
+    async def _mark_user(self, slot: Slot) -> None:
+        """A user slot's progress mark to every lockstep partition."""
+        wm = slot.engine.watermark
+        if wm == float("-inf"):
+            return
+        source, ts = f"user/{slot.partition}", wm + self.cfg.grace
+        if self._mark_due(source, ts):
+            await self._mark(source, ts, ("lockstep",), "user", slot.engine.reorder.max_ts)
 
     # ------------------------------------------------------------------ views
 
@@ -331,8 +433,12 @@ class Pipeline:
                 log.error("%s[%d]@%d: %s", msg.topic, msg.partition, off, exc)
                 self.metrics.rejected(msg.topic, "bad_view_event")
                 continue
-            n += 1
             src = event_source(msg.headers)
+            if isinstance(ev, Mark):
+                alerts += eng.progress(src, ev.ts, ev.newest)
+                slot.dirty = True
+                continue
+            n += 1
             if count_dupes:
                 d0 = stats["duplicates"]
                 alerts += process(ev, src)
@@ -369,6 +475,8 @@ class Pipeline:
         for view, key, co in forwards:
             await send(self.view_names[view], key.encode(), encode_event(co),
                        kafka_partition(key, self.n), None, src)
+        if slot.view == "user":
+            await self._mark_user(slot)
 
     def _count(self, slot: Slot) -> None:
         """Export counter increments of a slot's engine since the last call."""
@@ -491,6 +599,7 @@ class Pipeline:
         if app.rebalancing or app.should_stop or not app.consumer:
             return
         s = self.settings
+        await self.send_marks(idle=True)  # marks held back by progress_interval; quiet inputs
         assignment = app.consumer.assignment()
         for tp in assignment:
             view = self.view_of_topic.get(tp.topic)
@@ -532,6 +641,8 @@ class Pipeline:
                 elif (slot.held or slot.dirty) and \
                         now - slot.last_checkpoint >= s.checkpoint_interval:
                     await self.checkpoint(slot)
+                if view == "user":
+                    await self._mark_user(slot)
         now = time.monotonic()
         if now - self._gauges_at >= 5.0:
             self._gauges_at = now
@@ -608,6 +719,8 @@ class Pipeline:
         dropped = []
         for tp in revoked:
             self.metrics.forget_partition(tp.topic, tp.partition)
+            self._input_ts.pop(tp, None)
+            self._ingest_at.pop(tp, None)
             view = self.view_of_topic.get(tp.topic)
             if view is None:
                 continue

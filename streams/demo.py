@@ -435,10 +435,6 @@ class Demo:
         env["LIKEGUARD_DATA_DIR"] = str(data)
         env["LIKEGUARD_METRICS_PORT"] = str(port)
         env.setdefault("LIKEGUARD_METRICS_ADDR", "127.0.0.1")
-        # the demo's traffic is light (tens of events/s over six partitions), where the
-        # watermark's wait for the sparsest partition costs live latency; it starts on
-        # fresh topics, so there is no backlog to wait for (see README: max_skew)
-        env.setdefault("LIKEGUARD_MAX_SKEW", "15")
         argv = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", self.bootstrap,
                 "--metrics-port", str(port)]
         self.worker = Child("worker", argv, env, outdir / "worker.log").start()

@@ -71,6 +71,7 @@ ALLOWED_LABELS: frozenset[str] = frozenset(
         "severity",
         "detector",
         "version",
+        "stage",
     }
 )
 
@@ -100,6 +101,7 @@ BATCH_SIZE_BUCKETS: tuple[float, ...] = (
 _ENTITY_TYPES = frozenset({"merchant", "target", "user", "ip", "device"})
 _SEVERITIES = frozenset({"info", "warning", "critical"})
 _DIRECTIONS = frozenset({"pay_then_like", "like_then_pay"})
+_STAGES = frozenset({"ingest", "user"})
 _OTHER = "other"
 _DETECTOR_VERSION = re.compile(r"[@/]")
 
@@ -249,6 +251,11 @@ class Metrics:
         self.checkpoints = Counter(
             "likeguard_checkpoints", "State checkpoints written.", registry=r,
         )
+        self.progress_marks = Counter(
+            "likeguard_progress_marks",
+            "Progress marks sent to view partitions (by the stage that sent them).",
+            ["stage"], registry=r,
+        )
         self.watermark_seconds = Gauge(
             "likeguard_watermark_seconds", "Event-time watermark of a view, unix seconds.",
             ["view"], registry=r,
@@ -358,6 +365,10 @@ class Metrics:
         """Record a state checkpoint written at unix time ``ts``."""
         self.last_checkpoint.set(ts)
         self.checkpoints.inc()
+
+    def marks(self, stage: str, n: int) -> None:
+        """Count ``n`` progress marks sent by ``stage`` (``ingest`` or ``user``)."""
+        self.progress_marks.labels(stage=_bounded(stage, _STAGES)).inc(n)
 
     def watermark(self, view: str, ts: float) -> None:
         """Set the event-time watermark (unix seconds) of ``view``."""

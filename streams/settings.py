@@ -112,6 +112,7 @@ class Settings:
     metrics_addr: str = "127.0.0.1"
     checkpoint_interval: float = 5.0
     idle_flush: float = 10.0
+    progress_interval: float = 1.0
     batch_size: int = 1000
     batch_within: float = 0.5
     session_timeout: float = 30.0
@@ -233,8 +234,9 @@ class Settings:
         for name in ("checkpoint_interval", "batch_within", "session_timeout", "heartbeat_interval"):
             if not getattr(self, name) > 0:
                 raise SettingsError(name, f"must be > 0, got {getattr(self, name)}")
-        if not self.idle_flush >= 0:
-            raise SettingsError("idle_flush", f"must be >= 0 (0 disables), got {self.idle_flush}")
+        for name in ("idle_flush", "progress_interval"):
+            if not getattr(self, name) >= 0:
+                raise SettingsError(name, f"must be >= 0 (0 disables), got {getattr(self, name)}")
         if self.batch_size < 1:
             raise SettingsError("batch_size", f"must be >= 1, got {self.batch_size}")
         if self.heartbeat_interval >= self.session_timeout:
@@ -287,8 +289,8 @@ class Settings:
 # ---------------------------------------------------------------- parsing
 
 _INT = {"replication_factor", "metrics_port", "batch_size"}
-_FLOAT = {"checkpoint_interval", "idle_flush", "batch_within", "session_timeout",
-          "heartbeat_interval"}
+_FLOAT = {"checkpoint_interval", "idle_flush", "progress_interval", "batch_within",
+          "session_timeout", "heartbeat_interval"}
 _OPTIONAL = {"sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile",
              "ssl_keyfile"}
 _UPPER = {"security_protocol", "sasl_mechanism"}
@@ -354,6 +356,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "metrics_port": "Prometheus port, 0 disables",
         "checkpoint_interval": "seconds between engine checkpoints of a busy partition",
         "idle_flush": "seconds without input after which a partition's engine is flushed (0: never)",
+        "progress_interval": "seconds between progress marks of an input partition to the view "
+                             "partitions (keeps their watermarks current; 0: none)",
         "view_topic_prefix": "prefix of the internal repartition topics (<prefix>.<view>)",
         "batch_size": "max records per agent batch",
         "batch_within": "max seconds to wait to fill a batch",

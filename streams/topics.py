@@ -5,8 +5,8 @@ topic                  key                        value
 =====================  =========================  ==========================================
 ``payments.success``   producer's (ignored)       raw contract JSON (parsed by ``detectors``)
 ``likes``              producer's (ignored)       raw contract JSON
-``<prefix>.<view>``    the view's key (``mchid``,  compact view event, :func:`encode_event`
-                       ip, device, openid, target)
+``<prefix>.<view>``    the view's key (``mchid``,  compact view event, :func:`encode_event`;
+                       ip, device, openid, target) or a progress :class:`Mark` (no key)
 ``likeguard.alerts``   ``entity.type:entity.id``  alert JSON object (CONTRACT.md)
 ``likeguard.deadletter`` the original key         :class:`DeadLetter` JSON object
 =====================  =========================  ==========================================
@@ -56,11 +56,13 @@ from streams.settings import Settings
 
 __all__ = [
     "DeadLetter",
+    "Mark",
     "Topics",
     "ViewEventError",
     "dead_letter",
     "decode_event",
     "encode_event",
+    "encode_mark",
     "make_topics",
 ]
 
@@ -117,6 +119,32 @@ def event_source(headers: Any) -> bytes | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A progress mark: the record's source (``lg-src``) has reached event time ``ts``.
+
+    The ingest sends one to every partition of the view topics for each input
+    partition that progressed (at most once per ``progress_interval``); a user
+    slot sends one to every lockstep partition. A view partition gets only a
+    thin slice of each source's events, so without marks its watermark would
+    wait for the sparsest of those slices.
+
+    ``newest`` is the newest input event time behind the mark when that is
+    not ``ts`` (a user slot marks its watermark + grace).
+
+    >>> decode_event(encode_mark(1764000000.5))
+    Mark(ts=1764000000.5, newest=None)
+    """
+
+    ts: float
+    newest: float | None = None
+
+
+def encode_mark(ts: float, newest: float | None = None) -> bytes:
+    """Serialise a :class:`Mark` for a view topic."""
+    return orjson.dumps(["m", ts] if newest is None else ["m", ts, newest])
+
+
 class ViewEventError(ValueError):
     """A view-topic record this version cannot decode."""
 
@@ -137,7 +165,7 @@ def encode_event(ev: Payment | Like | CoLike) -> bytes:
     raise TypeError(f"cannot encode {t.__name__}")
 
 
-def decode_event(data: bytes | str | None) -> Payment | Like | CoLike:
+def decode_event(data: bytes | str | None) -> Payment | Like | CoLike | Mark:
     """Inverse of :func:`encode_event`; raises :class:`ViewEventError` on garbage."""
     try:
         a: Any = orjson.loads(data)  # type: ignore[arg-type]
@@ -150,6 +178,8 @@ def decode_event(data: bytes | str | None) -> Payment | Like | CoLike:
         if k == "c":
             return CoLike(a[1], a[2], a[3], float(a[4]),
                           tuple((str(t), float(s)) for t, s in a[5]))
+        if k == "m":
+            return Mark(float(a[1]), float(a[2]) if len(a) > 2 else None)
     except (orjson.JSONDecodeError, TypeError, IndexError, KeyError, ValueError) as exc:
         raise ViewEventError(f"not a view event: {exc}") from None
     raise ViewEventError(f"unknown view event kind {k!r}")

@@ -35,6 +35,7 @@ EXPECTED_SERIES = {
     "likeguard_last_checkpoint_timestamp_seconds": "gauge",
     "likeguard_checkpoints_total": "counter",
     "likeguard_watermark_seconds": "gauge",
+    "likeguard_progress_marks_total": "counter",
     "likeguard_build_info": "gauge",
 }
 
@@ -71,6 +72,7 @@ def exercise(m: Metrics) -> None:
     m.set_model("river_hst@0.3", True, 1200)
     m.checkpoint(1_764_000_000.0)
     m.watermark("merchant", 1_764_000_100.0)
+    m.marks("ingest", 24)
 
 
 @pytest.fixture()

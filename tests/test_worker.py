@@ -261,6 +261,33 @@ def test_backlog_with_default_grace_loses_nothing(kafka_bootstrap, worker_factor
         assert _strip(got[a["alert_id"]]) == _strip(a)
 
 
+def test_progress_marks_keep_sparse_partitions_current(kafka_bootstrap, worker_factory):
+    """A device farm's likes come from one input partition, which then falls
+    silent while another partition flows on with likes that carry no device.
+    The farm's device-view partition receives nothing after the burst, yet its
+    watermark follows the input's event time: the flowing partition's progress
+    marks reach it, and the silent one (fetched to its end) is marked at the
+    newest event time. Without marks it would stay at the burst's end."""
+    topics = WorkerTopics.unique("lg-marks")
+    topics.create(kafka_bootstrap)
+    worker = _start(worker_factory, topics, LIKEGUARD_GRACE="10", LIKEGUARD_IDLE_FLUSH="0")
+    farm = [(topics.likes, None, like_value(f"l-farm-{i}", f"o-farm-{i}", "post:1", "1900000007",
+                                            T0 + 2 * i, device="d-farm-1")) for i in range(20)]
+    flow = [(topics.likes, None, like_value(f"l-flow-{i}", f"o-flow-{i}", f"post:{i % 5}",
+                                            "1900000008", T0 + 40 + 2 * i)) for i in range(200)]
+    produce(kafka_bootstrap, farm + flow, [0] * len(farm) + [1] * len(flow))
+    end = T0 + 40 + 2 * 199
+
+    def device_watermark() -> float:
+        return worker.metric("likeguard_watermark_seconds", view="device")
+
+    wait_for(lambda: device_watermark() >= end - 10, timeout=60,
+             message=lambda: f"device watermark {device_watermark() - T0:.0f} s after T0, "
+                             f"want {end - 10 - T0:.0f}:\n{worker.tail()}", alive=worker.alive)
+    assert worker.metric("likeguard_progress_marks_total", stage="ingest") > 0
+    assert worker.metric("likeguard_late_events_total", view="device") == 0
+
+
 def test_restart_gives_the_same_alerts(kafka_bootstrap, worker_factory, recording):
     path, _offline, model = recording
     topics = WorkerTopics.unique("lg-restart")

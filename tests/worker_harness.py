@@ -373,42 +373,17 @@ def offline_alerts(records: Iterable[tuple[str, bytes | None, bytes | None]], to
 
 
 def partitioned_replay(path: Path, config: Any) -> list[dict[str, Any]]:
-    """Reference model of the worker's topology, without Kafka.
-
-    One engine per (view, partition) as in :mod:`streams.agents`: events routed
-    by :func:`detectors.engine.route_keys` to the partition Kafka would pick,
-    the user view's forwarded likes fed to the lockstep engines, then every
-    engine flushed (user before lockstep, as the worker's idle flush orders
-    them). Every event names its source as in the worker (input topic and
-    partition; the user partition for forwarded likes), so the watermarks
-    follow the slowest partition: as long as no event is late, the order in
-    which a consumer interleaves partitions does not matter, and this is what
-    an uninterrupted worker must produce.
-    """
-    from detectors.engine import Engine, route_keys
+    """Reference model of the worker's topology, without Kafka: the
+    recording's events through :class:`tests.helpers.Topology` (with progress
+    marks). As long as no event is late, the order in which a consumer
+    interleaves partitions does not matter, and this is what an uninterrupted
+    worker must produce."""
     from detectors.recording import read_records
     from detectors.replay import ReplaySummary, iter_sourced
-    from detectors.windows import kafka_partition
+    from tests.helpers import Topology
 
-    engines: dict[tuple[str, int], Engine] = {}
-    out: list[dict[str, Any]] = []
-
-    def run(view: str, key: str, ev: Any, src: Any) -> None:
-        p = kafka_partition(key, config.partitions)
-        eng = engines.get((view, p))
-        if eng is None:
-            eng = engines[(view, p)] = Engine(config, views=[view])
-        out.extend(a.to_dict("x") for a in eng.process(ev, src))
-        for v, k, co in eng.take_forwards():
-            run(v, k, co, (view, p))
-
+    topo = Topology(config)
     for src, ev in iter_sourced(read_records(path), ReplaySummary()):
-        for view, key in route_keys(ev).items():
-            run(view, key, ev, src)
-    for order in ("merchant", "ip", "device", "user", "lockstep"):
-        for (view, p), eng in list(engines.items()):
-            if view == order:
-                out.extend(a.to_dict("x") for a in eng.flush())
-                for v, k, co in eng.take_forwards():
-                    run(v, k, co, (view, p))
-    return out
+        topo.feed(src, ev)
+    topo.flush()
+    return [a.to_dict("x") for a in topo.alerts]

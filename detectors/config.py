@@ -40,7 +40,8 @@ class EngineConfig:
     paid_delay: float = 120.0  #: a like at most this long after paying is "prompt"
     token_amount: int = 100  #: amounts up to this many fen are token payments
     fresh_age: float = 3 * 86400.0  #: an account younger than this is fresh
-    lockstep_window: float = 1200.0  #: how far back a user's other likes count
+    #: how far back a user's other likes count (a ring may rest between jobs)
+    lockstep_window: float = 3600.0
     lockstep_span: float = 480.0  #: a ring's likes of one target fall within this span
     lockstep_history: int = 8  #: likes remembered per user for lockstep
     dedupe_horizon: float = 3600.0  #: ids are remembered at least this long
@@ -58,6 +59,9 @@ class EngineConfig:
     model_quantile: float = 0.99  #: calibrated model threshold (score quantile)
     model_floor: float = 0.75  #: model scores below this never alert
     corroboration: float = 0.4  #: a model alert needs a rule score at least this
+    #: the lockstep model's: people browsing a shop like its posts one after another,
+    #: so half a dozen likers sharing an earlier target is common; a ring needs more
+    lockstep_corroboration: float = 0.45
     renotify: float = 1800.0  #: re-alert a still-firing entity after this long
     seed: int = 42  #: seed of the River models
     max_samples: int = 20  #: sample ids per alert

@@ -278,7 +278,7 @@ class Engine:
         if model is not None:
             # a model alert needs corroboration, so only corroborated subjects are
             # scored; the model learns from every `learn_every`-th subject of its shard
-            if rule_score >= cfg.corroboration:
+            if rule_score >= model.corroboration:
                 model_score = model.score_one(x)
                 model_alarm = model_score >= model.threshold()
             model.offered += 1

@@ -142,7 +142,8 @@ def test_out_of_order_within_grace_gives_same_alerts() -> None:
 def test_memory_follows_active_keys() -> None:
     eng = Engine(EngineConfig(mode="rules"))
     t = T0
-    for i in range(30_000):  # every event from a new user, device, IP: an endless stream
+    n = 60_000  # 8 h 20 min of event time: several times the longest horizon (1 h)
+    for i in range(n):  # every event from a new user, device, IP: an endless stream
         t += 0.5
         eng.process(Like(f"l{i}", f"u{i}", f"post:{i % 50}", f"m{i % 7}", t,
                          ip=f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}", device=f"d{i}"))
@@ -154,7 +155,7 @@ def test_memory_follows_active_keys() -> None:
     for view, horizon in (("ip", cfg.window), ("device", cfg.device_window),
                           ("user", cfg.lockstep_window)):
         assert sizes[view][0] <= 2 * (horizon + cfg.window) + 10, view
-        assert sizes[view][0] < 30_000 / 4
+        assert sizes[view][0] < n / 4
     assert len(eng.dedupe) < 3 * 3600 * 3
     assert len(eng.suppressor) == 0
 

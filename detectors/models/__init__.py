@@ -49,6 +49,8 @@ def default_models(config: EngineConfig) -> list[HalfSpaceDetector]:
             quantile=config.model_quantile,
             floor=config.model_floor,
             seed=config.seed,
+            corroboration=config.lockstep_corroboration if view == "lockstep"
+            else config.corroboration,
         )
         for (view, etype), feats in MODEL_FEATURES.items()
     ]

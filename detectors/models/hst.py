@@ -47,15 +47,19 @@ class HalfSpaceDetector:
         Samples to learn before the model may alert.
     quantile, floor
         The alert threshold is ``max(floor, running quantile of scores)``.
+    corroboration
+        Rule score a subject needs before this model may score it for an
+        alert (the engine's gate; see ``EngineConfig.corroboration``).
     """
 
     kind = "model"
     version = "1"
+    corroboration = 0.4  #: class default, for checkpoints pickled before it existed
 
     def __init__(self, name: str, view: str, entity_type: str, features: dict[str, float],
                  warmup: int = 200, quantile: float = 0.99, floor: float = 0.75,
                  seed: int = 42, n_trees: int = 10, height: int = 6,
-                 window_size: int = 100) -> None:
+                 window_size: int = 100, corroboration: float = 0.4) -> None:
         self.name = name
         self.view = view
         self.entity_type = entity_type
@@ -63,6 +67,7 @@ class HalfSpaceDetector:
         self.warmup = warmup
         self.quantile = quantile
         self.floor = floor
+        self.corroboration = corroboration
         self.seed = seed
         self._params = (n_trees, height, window_size)
         self.model = anomaly.HalfSpaceTrees(
@@ -79,7 +84,7 @@ class HalfSpaceDetector:
         n_trees, height, window_size = self._params
         return HalfSpaceDetector(self.name, self.view, self.entity_type, self.features,
                                  self.warmup, self.quantile, self.floor, self.seed,
-                                 n_trees, height, window_size)
+                                 n_trees, height, window_size, self.corroboration)
 
     @property
     def warm(self) -> bool:

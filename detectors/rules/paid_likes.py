@@ -5,7 +5,8 @@ Honest buyers pay real, varied amounts and like minutes later, if at all;
 honest coupon campaigns like first and pay afterwards. The rule fires on
 a merchant (or one of its targets) when enough distinct accounts made a
 prompt pay->like pair with a token amount; sooner when those pairs also
-share one amount and a short delay; and on non-token pairs when they are
+share one amount, or are nearly all token pairs, with a short delay; and
+on non-token pairs when they are
 mechanical: one amount and near-constant delays of seconds (honest buyers
 of a one-price flash sale who like the shop do so minutes later).
 
@@ -20,6 +21,10 @@ Examples
 ['token_paid_likers', 'token_share', 'last_token_like_age']
 >>> rule.score_one({"token_users": 1, "token_share": 1.0}) < 0.5
 True
+>>> varied = {"token_users": 3, "token_share": 1.0, "token_amount_top_share": 0.34,
+...           "token_delay_median": 20.0, "token_age": 5.0}  # amounts 1-10 fen, liked at once
+>>> [r.code for r in rule.explain(varied)][:3], rule.score_one(varied) >= 0.5
+(['token_paid_likers', 'token_share', 'token_prompt_delay'], True)
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ _UNIFORM = (  # judged on the token pairs alone, so a busy shop's honest buyers 
          "median seconds from token payment to like"),
     _FRESH_TOKEN,
 )
+_PROMPT = (  # campaigns that vary the token amount: nearly all pairs token, all prompt
+    Cond("token_users", ">=", 3, "token_paid_likers", _TOKEN_USERS),
+    Cond("token_share", ">=", 0.8, "token_share",
+         "share of prompt pay->like pairs with a token amount"),
+    Cond("token_delay_median", "<=", 60.0, "token_prompt_delay",
+         "median seconds from token payment to like"),
+    _FRESH_TOKEN,
+)
 _MECHANICAL = (
     Cond("pair_users", ">=", 10, "prompt_paid_likers",
          "accounts that liked within seconds of paying"),
@@ -64,7 +77,7 @@ class PaidLikes(Rule):
     version = "1"
     view = "merchant"
     entity_type = "merchant"
-    paths = (_TOKEN, _UNIFORM, _MECHANICAL)
+    paths = (_TOKEN, _UNIFORM, _PROMPT, _MECHANICAL)
 
 
 class PaidTargetLikes(PaidLikes):

@@ -32,30 +32,30 @@ from __future__ import annotations
 from detectors.base import Cond, Rule
 
 _TOKEN_USERS = "accounts that paid a token amount and liked within seconds"
+_TOKEN_SHARE = "share of prompt pay->like pairs with a token amount"
 #: the pairs add up over hours (slow drips), but only a campaign still running alerts
 _FRESH = Cond("pair_age", "<=", 300.0, "last_paid_like_age", "seconds since the last paid like")
 _FRESH_TOKEN = Cond("token_age", "<=", 300.0, "last_token_like_age",
                     "seconds since the last token-paid like")
+_FEW_TOKEN_USERS = Cond("token_users", ">=", 3, "token_paid_likers", _TOKEN_USERS)
+_PROMPT_TOKEN = Cond("token_delay_median", "<=", 60.0, "token_prompt_delay",
+                     "median seconds from token payment to like")
 _TOKEN = (
     Cond("token_users", ">=", 5, "token_paid_likers", _TOKEN_USERS),
-    Cond("token_share", ">=", 0.6, "token_share",
-         "share of prompt pay->like pairs with a token amount"),
+    Cond("token_share", ">=", 0.6, "token_share", _TOKEN_SHARE),
     _FRESH_TOKEN,
 )
 _UNIFORM = (  # judged on the token pairs alone, so a busy shop's honest buyers do not dilute it
-    Cond("token_users", ">=", 3, "token_paid_likers", _TOKEN_USERS),
+    _FEW_TOKEN_USERS,
     Cond("token_amount_top_share", ">=", 0.8, "token_amount_concentration",
          "share of the token payments on one amount"),
-    Cond("token_delay_median", "<=", 60.0, "token_prompt_delay",
-         "median seconds from token payment to like"),
+    _PROMPT_TOKEN,
     _FRESH_TOKEN,
 )
 _PROMPT = (  # campaigns that vary the token amount: nearly all pairs token, all prompt
-    Cond("token_users", ">=", 3, "token_paid_likers", _TOKEN_USERS),
-    Cond("token_share", ">=", 0.8, "token_share",
-         "share of prompt pay->like pairs with a token amount"),
-    Cond("token_delay_median", "<=", 60.0, "token_prompt_delay",
-         "median seconds from token payment to like"),
+    _FEW_TOKEN_USERS,
+    Cond("token_share", ">=", 0.8, "token_share", _TOKEN_SHARE),
+    _PROMPT_TOKEN,
     _FRESH_TOKEN,
 )
 _MECHANICAL = (

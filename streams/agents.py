@@ -25,7 +25,7 @@ waits for the slowest source would wait for the sparsest slice (up to
 input partition has reached event time T" -- to every partition of the
 merchant, ip, device and user view topics after the events it covers, for
 each input partition that moved on, at most once per ``progress_interval``
-seconds (a pending mark is sent by the timer; an input partition fetched to
+seconds (a pending mark is sent by the timer; an input partition ingested to
 its end and quiet that long is marked at the newest event time the worker
 ingested, so a silent partition does not hold the watermarks back by
 ``max_skew``). A user slot likewise marks
@@ -217,6 +217,7 @@ class Pipeline:
         #: latest event time ingested per input partition (sent as progress marks)
         self._input_ts: dict[TP, float] = {}
         self._ingest_at: dict[TP, float] = {}  #: monotonic time of its last record
+        self._ingested: dict[TP, int] = {}  #: next offset to ingest, per input partition
         #: source -> (event time of its last mark, monotonic time it was sent)
         self._marked: dict[str, tuple[float, float]] = {}
         self._register()
@@ -306,6 +307,8 @@ class Pipeline:
         self._set_lag(last)
         seen = self._input_ts
         now = time.monotonic()
+        for tp, offset in last.items():
+            self._ingested[tp] = offset + 1
         for tp, ts in newest.items():
             self._ingest_at[tp] = now
             if ts > seen.get(tp, float("-inf")):
@@ -339,11 +342,13 @@ class Pipeline:
     async def send_marks(self, idle: bool = False) -> None:
         """Progress marks for the input partitions that moved on since their last mark.
 
-        With ``idle`` (the timer), an assigned input partition that is fetched to
-        its end and has had no record for ``progress_interval`` is marked at the
-        newest event time this worker ingested: a record produced there later
-        is expected within ``grace`` of the others (else it is late), and a
-        silent partition no longer holds the watermarks back by ``max_skew``.
+        With ``idle`` (the timer), an assigned input partition that is ingested
+        to its end (its high-water mark, not merely fetched: a consumer catching
+        up may hold a partition's backlog in memory) and has had no record for
+        ``progress_interval`` is marked at the newest event time this worker
+        ingested: a record produced there later is expected within ``grace`` of
+        the others (else it is late), and a silent partition no longer holds the
+        watermarks back by ``max_skew``.
         """
         marks = dict(self._input_ts)
         if idle and marks and self.settings.progress_interval > 0:
@@ -357,10 +362,9 @@ class Pipeline:
                     continue
                 try:
                     hw = consumer.highwater(tp)
-                    pos = await consumer.position(tp)
                 except Exception:  # noqa: BLE001 - unknown: no mark
                     continue
-                if hw is not None and pos is not None and pos >= hw:
+                if hw is not None and self._ingested.get(tp, -1) >= hw:
                     marks[tp] = newest
         for tp, ts in marks.items():
             source = f"{tp.topic}/{tp.partition}"
@@ -435,8 +439,10 @@ class Pipeline:
                 continue
             src = event_source(msg.headers)
             if isinstance(ev, Mark):
+                wm = eng.watermark
                 alerts += eng.progress(src, ev.ts, ev.newest)
-                slot.dirty = True
+                if eng.watermark != wm:
+                    slot.dirty = True
                 continue
             n += 1
             if count_dupes:
@@ -721,6 +727,7 @@ class Pipeline:
             self.metrics.forget_partition(tp.topic, tp.partition)
             self._input_ts.pop(tp, None)
             self._ingest_at.pop(tp, None)
+            self._ingested.pop(tp, None)
             view = self.view_of_topic.get(tp.topic)
             if view is None:
                 continue

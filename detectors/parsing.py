@@ -115,6 +115,10 @@ def _opt_str(obj: dict[str, Any], name: str, label: str | None = None) -> str | 
     return v or None
 
 
+#: what parse_time raises for a string that is not a valid time
+_TIME_ERRORS = (ValueError, OverflowError, OSError)
+
+
 def _time(obj: dict[str, Any], name: str, required: bool,
           parse: Callable[[str], float] = parse_time) -> float | None:
     v = obj.get(name)
@@ -126,7 +130,7 @@ def _time(obj: dict[str, Any], name: str, required: bool,
         raise BadRecord("wrong_type", f"{name} must be an RFC 3339 string, got {type(v).__name__}")
     try:
         return parse(v)
-    except (ValueError, OverflowError, OSError):
+    except _TIME_ERRORS:
         raise BadRecord("bad_time", f"{name} is not an RFC 3339 time with offset: {v[:40]!r}") from None
 
 
@@ -266,7 +270,8 @@ def _parse_like_checked(value: bytes | str | None) -> Like:
 # for an optional field means absent, as in the checked path; duplicate keys
 # keep the last value in both decoders.
 
-_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+#: a msgspec int within int64, inside which orjson also returns ints
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _Fen = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
@@ -277,7 +282,7 @@ class _PayerWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class _AmountWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     total: _Fen
     currency: str | None = None
-    payer_total: _Int64 | None = None
+    payer_total: Int64 | None = None
     payer_currency: str | None = None
 
 
@@ -316,10 +321,9 @@ class _LikeWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _decode_payment = msgspec.json.Decoder(_PaymentWire).decode
 _decode_like = msgspec.json.Decoder(_LikeWire).decode
-#: what a failed fast decode raises: DecodeError (incl. ValidationError),
+#: what a failed msgspec decode raises: DecodeError (incl. ValidationError),
 #: UnicodeError (a ValueError) for bad text, RecursionError for deep nesting
-_FAST_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
-_TIME_ERRORS = (ValueError, OverflowError, OSError)
+FAST_DECODE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
 
 
 def _fast_input(value: object) -> bool:
@@ -346,7 +350,7 @@ def parse_payment(value: bytes | str | None) -> Payment | None:
         return _parse_payment_checked(value)
     try:
         w = _decode_payment(value)  # type: ignore[arg-type]
-    except _FAST_ERRORS:
+    except FAST_DECODE_ERRORS:
         return _parse_payment_checked(value)
     txid, mchid, openid = w.transaction_id, w.mchid, w.payer.openid
     ip = w.payer_client_ip or None
@@ -377,7 +381,7 @@ def parse_like(value: bytes | str | None) -> Like:
         return _parse_like_checked(value)
     try:
         w = _decode_like(value)  # type: ignore[arg-type]
-    except _FAST_ERRORS:
+    except FAST_DECODE_ERRORS:
         return _parse_like_checked(value)
     like_id, user, target, mchid = w.like_id, w.user_openid, w.target_id, w.owner_mchid
     action = w.action or "like"

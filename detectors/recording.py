@@ -23,10 +23,12 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any, NamedTuple, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar
 
 import msgspec
 import orjson
+
+from detectors.parsing import FAST_DECODE_ERRORS, Int64
 
 __all__ = [
     "Record", "read_records", "iter_lines", "raw_bytes", "RecordingWriter", "RecordingError",
@@ -84,29 +86,6 @@ def _loads(line: bytes) -> dict:
 T = TypeVar("T")
 
 
-def _open_recording(path: str | Path) -> tuple[Path, IO[bytes]]:
-    """Open a recording for binary line reading; :class:`RecordingError` if impossible."""
-    p = Path(path)
-    if not p.exists():
-        raise RecordingError(f"recording not found: {p}")
-    if not p.is_file():
-        raise RecordingError(f"recording is not a file: {p}")
-    try:
-        raw: IO[bytes] = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
-    except OSError as exc:
-        raise RecordingError(f"cannot open recording {p}: {exc.strerror or exc}") from exc
-    return p, raw
-
-
-def _bad_line(p: Path, lineno: int, exc: Exception) -> RecordingError:
-    return RecordingError(f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})")
-
-
-#: what ``convert`` or the decoding of a line may raise for a bad line
-_LINE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
-_READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile)
-
-
 def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
                fast: Callable[[bytes, int], T | None] | None = None) -> Iterator[T]:
     """Yield ``convert(lineno, obj)`` for every kcat JSON object of a recording.
@@ -116,7 +95,15 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
     Raises :class:`RecordingError` when the file is missing or unreadable, and
     naming the line when a line is not JSON or ``convert`` rejects it.
     """
-    p, raw = _open_recording(path)
+    p = Path(path)
+    if not p.exists():
+        raise RecordingError(f"recording not found: {p}")
+    if not p.is_file():
+        raise RecordingError(f"recording is not a file: {p}")
+    try:
+        raw: IO[bytes] = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+    except OSError as exc:
+        raise RecordingError(f"cannot open recording {p}: {exc.strerror or exc}") from exc
     with raw:
         reader = io.BufferedReader(raw) if p.suffix == ".gz" else raw
         lineno = 0
@@ -132,10 +119,12 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
                     continue
                 try:
                     item = convert(lineno, _loads(line))
-                except _LINE_ERRORS as exc:
-                    raise _bad_line(p, lineno, exc) from exc
+                except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                    raise RecordingError(
+                        f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
+                    ) from exc
                 yield item
-        except _READ_ERRORS as exc:
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise RecordingError(f"cannot read recording {p}: {exc}") from exc
 
 
@@ -145,9 +134,6 @@ def _record(lineno: int, obj: dict[str, Any]) -> Record:
         key = key.decode("utf-8", "replace")
     return Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
                   obj.get("ts"), key, obj.get("payload"))
-
-
-_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class _KcatLine(msgspec.Struct, gc=False):
@@ -160,17 +146,14 @@ class _KcatLine(msgspec.Struct, gc=False):
     """
 
     topic: str
-    partition: _Int64 = 0
-    offset: _Int64 | msgspec.UnsetType = msgspec.UNSET
-    ts: _Int64 | None = None
+    partition: Int64 = 0
+    offset: Int64 | msgspec.UnsetType = msgspec.UNSET
+    ts: Int64 | None = None
     key: str | None = None
     payload: str | None = None
 
 
 _decode_line = msgspec.json.Decoder(_KcatLine).decode
-#: what a failed fast decode raises: DecodeError (incl. ValidationError),
-#: UnicodeError (a ValueError) for bad text, RecursionError for deep nesting
-_FAST_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
 #: orjson refuses nesting deeper than this, but msgspec skips an unknown
 #: field as deep as the recursion limit lets it; deeper nesting needs at
 #: least as many opening brackets, so a line shorter than twice this cannot
@@ -191,17 +174,12 @@ def _fast_record(line: bytes, lineno: int, decode: Callable[[bytes], _KcatLine] 
         return None
     try:
         w = decode(line)
-    except _FAST_ERRORS:
+    except FAST_DECODE_ERRORS:
         return None
     off = w.offset
     # what Record(...) does, without its Python-level __new__
     return new(Record, (w.topic, w.partition, lineno - 1 if off is unset else off,  # type: ignore[no-any-return]
                         w.ts, w.key, w.payload))
-
-
-def _iter_records(path: str | Path) -> Iterator[Record]:
-    """:func:`read_records`: :class:`_KcatLine` when it takes the line, else the general path."""
-    return iter_lines(path, _record, _fast_record)
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -210,7 +188,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
     Raises :class:`RecordingError` when the file cannot be opened or read;
     a line that is not a kcat JSON object raises it too, naming the line.
     """
-    return _iter_records(path)
+    return iter_lines(path, _record, _fast_record)
 
 
 class RecordingWriter:

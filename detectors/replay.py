@@ -9,6 +9,7 @@ give identical files apart from ``emitted_at``.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import marshal
 import sys
@@ -16,6 +17,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +34,7 @@ from detectors.recording import Record, open_text, read_records
 __all__ = [
     "ReplaySummary", "replay", "replay_file", "replay_records", "replay_events", "iter_events",
     "iter_sourced",
-    "split_by_source", "merge_sources", "Progress",
+    "split_by_source", "merge_sources", "Progress", "long_lived_heap",
 ]
 
 
@@ -122,6 +124,37 @@ class Progress:
             sys.stderr.flush()
 
 
+#: full collections at most every this many younger ones (CPython's default is 10)
+FULL_GC_EVERY = 1000
+
+
+@contextmanager
+def long_lived_heap(full_every: int = FULL_GC_EVERY) -> Iterator[None]:
+    """Run a block with rare full garbage collections; restore the thresholds after.
+
+    An engine holds hundreds of thousands of long-lived windowed objects, and
+    CPython's cycle collector walks all of them in every full collection,
+    which by default runs whenever the old generation has grown by a quarter:
+    on the benchmark recording that was a third of the replay's time.
+    Window state is freed by reference counting as it expires (it holds no
+    reference cycles), so full collections find nothing to free; young
+    collections still run as usual. The worker runs under this too.
+
+    >>> before = gc.get_threshold()
+    >>> with long_lived_heap(5000):
+    ...     gc.get_threshold()[2]
+    5000
+    >>> gc.get_threshold() == before
+    True
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(old[0], old[1], max(old[2], full_every))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -132,15 +165,15 @@ MAX_SPLIT_SOURCES = 256
 
 def split_by_source(records: Iterable[Record], workdir: Path,
                     on_record: Callable[[int], None] | None = None,
-                    ) -> tuple[list[Path] | None, int]:
-    """Write the records of each (topic, partition) to a file of its own, in order.
+                    ) -> tuple[list[tuple[tuple[str, int], Path]] | None, int]:
+    """Write the payloads of each (topic, partition) to a file of its own, in order.
 
-    Returns the files and the number of records, the files ``None`` when there
-    are more than :data:`MAX_SPLIT_SOURCES` sources (then replay in file
-    order). ``on_record(n)`` is called every 16,384 records.
+    Returns ``(source, file)`` pairs and the number of records, the pairs
+    ``None`` when there are more than :data:`MAX_SPLIT_SOURCES` sources (then
+    replay in file order). ``on_record(n)`` is called every 16,384 records.
     """
     files: dict[tuple[str, int], IO[bytes]] = {}
-    paths: list[Path] = []
+    parts: list[tuple[tuple[str, int], Path]] = []
     dump = marshal.dump
     n = 0
     try:
@@ -153,36 +186,89 @@ def split_by_source(records: Iterable[Record], workdir: Path,
             if fh is None:
                 if len(files) >= MAX_SPLIT_SOURCES:
                     return None, n
-                paths.append(workdir / f"source-{len(paths)}.bin")
-                fh = files[src] = open(paths[-1], "wb")  # closed below
-            dump(tuple(rec), fh)
+                path = workdir / f"source-{len(parts)}.bin"
+                parts.append((src, path))
+                fh = files[src] = open(path, "wb")  # closed below
+            dump(rec.payload, fh)
     finally:
         for fh in files.values():
             fh.close()
-    return paths, n
+    return parts, n
 
 
-def _read_split(path: Path) -> Iterator[Record]:
-    new = tuple.__new__
-    with open(path, "rb") as fh:
-        load = marshal.load
-        while True:
-            try:
-                yield new(Record, load(fh))
-            except EOFError:
-                return
-
-
-def merge_sources(paths: Iterable[Path], summary: ReplaySummary,
+def merge_sources(parts: Iterable[tuple[tuple[str, int], Path]], summary: ReplaySummary,
                   topics: dict[str, str] | None = None) -> Iterator[tuple[tuple[str, int], Any]]:
     """The events of per-source files (see :func:`split_by_source`) merged by
-    event time: each source in its own order, the sources side by side."""
-    streams = [iter_sourced(_read_split(p), summary, topics) for p in paths]
-    return heapq.merge(*streams, key=_event_time)
+    event time: each source in its own order, the sources side by side (ties
+    go to the source listed first, as :func:`heapq.merge` breaks them).
+
+    One loop reads, parses and merges, counting records, rejects and skips
+    in ``summary`` as :func:`iter_sourced` does.
+    """
+    kinds = topics or TOPIC_KINDS
+    load = marshal.load
+    rejected = summary.rejected
+    # heap entries: [ts, order, source, event, file, parse]
+    heap: list[list[Any]] = []
+    with ExitStack() as files:
+        for order, (src, path) in enumerate(parts):
+            fh = files.enter_context(open(path, "rb"))
+            kind = kinds.get(src[0])
+            if kind is None:  # not an input topic: counted, never parsed
+                n = _count_marshalled(fh)
+                summary.records += n
+                summary.ignored += n
+                continue
+            heap.append([0.0, order, src, None, fh, parse_like if kind == "like" else parse_payment])
+        live: list[list[Any]] = []
+        for entry in heap:  # each source's first event
+            if _pull(entry, load, summary, rejected):
+                live.append(entry)
+        heap = live
+        heapq.heapify(heap)
+        replace, pop = heapq.heapreplace, heapq.heappop
+        while heap:
+            entry = heap[0]
+            yield entry[2], entry[3]
+            if _pull(entry, load, summary, rejected):
+                replace(heap, entry)
+            else:
+                pop(heap)
 
 
-def _event_time(item: tuple[Any, Any]) -> float:
-    return item[1].ts
+def _pull(entry: list[Any], load: Callable[[IO[bytes]], Any], summary: ReplaySummary,
+          rejected: Counter[str]) -> bool:
+    """Load ``entry``'s next valid event into it; False at the end of its file."""
+    fh, parse = entry[4], entry[5]
+    while True:
+        try:
+            payload = load(fh)
+        except EOFError:
+            return False
+        summary.records += 1
+        try:
+            ev = parse(payload)
+        except BadRecord as exc:
+            rejected[exc.reason] += 1
+            continue
+        if ev is None:
+            summary.skipped += 1
+            continue
+        summary.events += 1
+        entry[0] = ev.ts
+        entry[3] = ev
+        return True
+
+
+def _count_marshalled(fh: IO[bytes]) -> int:
+    n = 0
+    load = marshal.load
+    while True:
+        try:
+            load(fh)
+        except EOFError:
+            return n
+        n += 1
 
 
 def replay_records(records: Iterable[Record], engine: Engine,
@@ -227,12 +313,12 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
     (:func:`merge_sources`): the engine sees the stream in event-time order
     with each partition's own order kept, whatever the file's layout, and
     memory stays bounded by the windows, not the file. ``summary.seconds``
-    covers both passes.
+    covers both passes. Runs under :func:`long_lived_heap`.
     """
     summary = summary or ReplaySummary()
     p = Path(path)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
+    with long_lived_heap(), tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
         bar = Progress(None, progress, "split")
         try:
             parts, total = split_by_source(read_records(p), Path(tmp),

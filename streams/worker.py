@@ -111,6 +111,7 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
 
     import faust
 
+    from detectors.replay import long_lived_heap
     from streams.agents import Pipeline
     from streams.app import create_app
     from streams.metrics import Metrics
@@ -136,7 +137,8 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
                           redirect_stdouts=False)
     code = 0
     try:
-        worker.execute_from_commandline()
+        with long_lived_heap():  # the engines' windows are long-lived objects
+            worker.execute_from_commandline()
     except SystemExit as exc:  # mode's Worker always exits this way
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:

@@ -79,6 +79,10 @@ def route_keys(event: Payment | Like) -> dict[str, str]:
 class Engine:
     """Event-time detection over the hosted views.
 
+    :meth:`snapshot` / :meth:`restore` carry the whole state; a snapshot of
+    another :attr:`STATE_VERSION` (window structures laid out differently)
+    is refused rather than restored half-compatible.
+
     Parameters
     ----------
     config
@@ -87,10 +91,15 @@ class Engine:
         Names of the views this engine hosts (default: all).
     """
 
+    #: layout of the window state in snapshots; 2: merchants count their prompt
+    #: pairs per target
+    STATE_VERSION = 2
+
     def __init__(self, config: EngineConfig | None = None,
                  views: Iterable[str] = ALL_VIEWS) -> None:
         cfg = (config or EngineConfig()).validate()
         self.cfg = cfg
+        self.state_version = self.STATE_VERSION
         names = [v for v in ALL_VIEWS if v in set(views)]
         unknown = set(views) - set(ALL_VIEWS)
         if unknown:
@@ -323,6 +332,10 @@ class Engine:
         eng = pickle.loads(data)
         if not isinstance(eng, Engine):
             raise TypeError("snapshot is not an Engine")
+        version = getattr(eng, "state_version", 1)
+        if version != Engine.STATE_VERSION:
+            raise ValueError(f"snapshot has state version {version}, this engine "
+                             f"{Engine.STATE_VERSION}")
         eng._bind()
         return eng
 

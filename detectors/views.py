@@ -190,13 +190,15 @@ class _Target:
 
 
 class _Merchant:
-    __slots__ = ("pays", "liked", "pairs", "likes_w", "pays_w", "coupons", "targets")
+    __slots__ = ("pays", "liked", "pairs", "pair_targets", "likes_w", "pays_w", "coupons",
+                 "targets")
 
     def __init__(self) -> None:
         self.pays: dict[str, list[tuple[float, int, str]]] = {}
         self.liked: dict[str, tuple[float, str]] = {}
         # (ts, user, amount, delay, like_id, txid, target)
         self.pairs: deque[tuple[float, str, int, float, str, str, str]] = deque()
+        self.pair_targets: dict[str, int] = {}  #: target -> its pairs in ``pairs``
         self.likes_w: deque[float] = deque()
         self.pays_w: deque[tuple[float, int]] = deque()
         self.coupons: deque[float] = deque()
@@ -224,6 +226,9 @@ class MerchantView(View):
         super().__init__(config)
         self.dirty_targets: dict[tuple[str, str], int] = {}
         self.matches = {"pay_then_like": 0, "like_then_pay": 0}
+        #: the pair features of a target without prompt pairs (most of them)
+        self._no_pairs: dict[str, float] = {}
+        self._pair_features([], "", self._no_pairs, 0.0)
 
     def horizon(self) -> float:
         return max(self.cfg.long_window, self.cfg.join_window, self.cfg.window)
@@ -265,6 +270,8 @@ class MerchantView(View):
                     self.matches["pay_then_like"] += 1
                     if delay <= cfg.paid_delay:
                         st.pairs.append((ts, ev.user, amount, delay, ev.like_id, txid, ev.target))
+                        pt = st.pair_targets
+                        pt[ev.target] = pt.get(ev.target, 0) + 1
                         self.dirty[key] = self.FORCE
                         self.dirty_targets[(key, ev.target)] = self.FORCE
                     break
@@ -286,8 +293,16 @@ class MerchantView(View):
                 dq.popleft()
         while st.pays_w and st.pays_w[0][0] <= w:
             st.pays_w.popleft()
-        while st.pairs and st.pairs[0][0] <= lw:
-            st.pairs.popleft()
+        pairs = st.pairs
+        if pairs and pairs[0][0] <= lw:
+            pt = st.pair_targets
+            while pairs and pairs[0][0] <= lw:
+                tid = pairs.popleft()[6]
+                n = pt[tid] - 1
+                if n:
+                    pt[tid] = n
+                else:
+                    del pt[tid]
 
     def _expire(self, st: _Merchant, now: float) -> None:
         self._expire_windows(st, now)
@@ -428,9 +443,13 @@ class MerchantView(View):
             if ip is not None:
                 ips[ip] = ips.get(ip, 0) + 1
         nu = len(users)
-        pairs = [p for p in st.pairs if p[6] == tid]
-        x: dict[str, float] = {}
-        self._pair_features(pairs, "", x, now)
+        if tid in st.pair_targets:
+            pairs = [p for p in st.pairs if p[6] == tid]
+            x: dict[str, float] = {}
+            self._pair_features(pairs, "", x, now)
+        else:
+            pairs = []
+            x = self._no_pairs.copy()
         x["likes"] = float(n)
         x["users"] = float(nu)
         x["fresh"] = float(fresh)

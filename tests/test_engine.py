@@ -84,6 +84,18 @@ def test_snapshot_restore_mid_stream_gives_same_alerts(recording: Path) -> None:
     assert whole and ids == whole
 
 
+def test_snapshot_of_another_state_version_is_refused() -> None:
+    old = Engine()
+    old.process(Like("l1", "u1", "post:1", "m1", 100.0))
+    old.state_version = Engine.STATE_VERSION - 1  # as an engine of an older layout pickled it
+    with pytest.raises(ValueError, match="state version"):
+        Engine.restore(old.snapshot())
+    del old.state_version  # from before versions existed
+    with pytest.raises(ValueError, match="state version 1"):
+        Engine.restore(old.snapshot())
+    assert Engine.restore(Engine().snapshot()).state_version == Engine.STATE_VERSION
+
+
 def test_redelivery_after_restore_is_not_counted_twice(recording: Path) -> None:
     events = _events(recording)
     whole = set(_run(Engine(), events))

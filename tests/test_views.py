@@ -135,3 +135,35 @@ def test_views_forget_idle_keys() -> None:
         m.add(like(i, f"u{i}", f"post:{i}", f"m{i}", T0 + i))
     m.sweep(T0 + 50 + m.horizon() + 1)
     assert m.size() == (0, 0)
+
+
+def test_sweep_keeps_a_key_touched_again_and_drops_only_expired_keys() -> None:
+    # a key seen early and again late is live; one seen only in between is not
+    for view in (IpView(CFG), MerchantView(CFG)):
+        view.add(like(1, "u1", "post:1", "m1", T0, ip="10.0.0.1"))
+        view.add(like(2, "u2", "post:2", "m2", T0 + 100, ip="10.0.0.2"))
+        view.add(like(3, "u3", "post:1", "m1", T0 + 400, ip="10.0.0.1"))
+        keys = ("10.0.0.1", "10.0.0.2") if view.name == "ip" else ("m1", "m2")
+        horizon = view.horizon()
+        assert view.sweep(T0 + horizon + 150) == 1  # only the key last seen at T0 + 100
+        assert set(view.state) == {keys[0]} and list(view.last_seen) == [keys[0]]
+        assert view.sweep(T0 + horizon + 400) == 1 and not view.state
+
+
+def test_merchant_expiry_follows_latest_activity_per_user_and_target() -> None:
+    v = MerchantView(CFG)
+    v.add(payment(1, "u1", "m1", T0, amount=1))
+    v.add(like(1, "u1", "post:1", "m1", T0 + 1))
+    v.add(payment(2, "u2", "m1", T0 + 200, amount=1))
+    v.add(like(2, "u2", "post:2", "m1", T0 + 201))
+    v.add(payment(3, "u1", "m1", T0 + 600, amount=1))  # u1 pays again: kept, moved last
+    v.add(like(3, "u1", "post:1", "m1", T0 + 601))  # post:1 liked again: kept
+    st = v.state["m1"]
+    assert st.pair_targets == {"post:1": 2, "post:2": 1}
+    v._expire(st, T0 + 201 + CFG.join_window)  # u2's payment and like are past the join
+    assert list(st.pays) == ["u1"] and list(st.liked) == ["u1"]
+    assert set(st.targets) == {"post:1"}  # post:2's like is past the window
+    v._expire_windows(st, T0 + 1 + CFG.long_window)  # the first pair leaves the long window
+    assert st.pair_targets == {"post:1": 1, "post:2": 1} and len(st.pairs) == 2
+    subj = {s.entity_id: s for s in v.evaluate(T0 + 610)}
+    assert subj["post:1"].features["pairs"] == 1

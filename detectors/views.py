@@ -641,10 +641,18 @@ class UserView(View):
             prev: tuple[tuple[str, float], ...] = ()
         else:
             cut = ts - cfg.lockstep_window
-            prev = tuple([(t, s) for t, s in hist.items() if s > cut and t != target])
             if target in hist:
                 del hist[target]
-            elif len(hist) >= cfg.lockstep_history:
+                evict = False
+            else:
+                evict = len(hist) >= cfg.lockstep_history
+            if not hist:
+                prev = ()
+            elif min(hist.values()) > cut:  # all recent (the usual case)
+                prev = tuple(hist.items())
+            else:
+                prev = tuple([(t, s) for t, s in hist.items() if s > cut])
+            if evict:
                 del hist[next(iter(hist))]
         hist[target] = ts
         self.last_seen[ev.user] = ts
@@ -768,7 +776,7 @@ class LockstepView(View):
                 continue
             # candidates: the earlier targets most of the likers share
             gate = max(cfg.min_likes, nu // 2)
-            cands = sorted((-n, t) for t, n in st.shared.items() if n >= gate)[:3]
+            cands = sorted([(-n, t) for t, n in st.shared.items() if n >= gate])[:3]
             freq = self.prev_freq.get(kafka_partition(key, cfg.partitions), {})
             ranked = sorted(((self._together(dq, t), st.shared[t] / max(freq.get(t, 1), 1), t)
                              for _, t in cands), key=lambda p: (-p[0], p[2]))

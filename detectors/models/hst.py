@@ -77,7 +77,9 @@ class HalfSpaceDetector:
         self.calibration = stats.Quantile(quantile)
         self.n = 0
         self.offered = 0  #: subjects offered by the engine (it learns from a sample)
-        self._last: tuple[int, float] | None = None
+        #: (x, its score, x scaled) of the latest score_one, which learn_one of the
+        #: same dict reuses; x itself is held (not its id, which a later dict may reuse)
+        self._last: tuple[dict[str, float], float, dict[str, float]] | None = None
 
     def clone(self) -> HalfSpaceDetector:
         """A fresh, unfitted copy with the same parameters."""
@@ -104,20 +106,22 @@ class HalfSpaceDetector:
         return out
 
     def score_one(self, x: dict[str, float]) -> float:
-        s = float(self.model.score_one(self.scale(x)))
+        scaled = self.scale(x)
+        s = float(self.model.score_one(scaled))
         s = 0.0 if s < 0.0 else 1.0 if s > 1.0 else s
-        self._last = (id(x), s)
+        self._last = (x, s, scaled)
         return s
 
     def learn_one(self, x: dict[str, float]) -> None:
-        if self._last is not None and self._last[0] == id(x):
-            s = self._last[1]
-        else:
-            s = self.score_one(x)
+        last = self._last
+        if last is None or last[0] is not x:
+            self.score_one(x)
+            last = self._last
+        assert last is not None
         self._last = None
         if self.n >= self._params[2]:  # scores mean something after the first window
-            self.calibration.update(s)
-        self.model.learn_one(self.scale(x))
+            self.calibration.update(last[1])
+        self.model.learn_one(last[2])
         self.n += 1
 
     def threshold(self) -> float:

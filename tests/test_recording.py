@@ -168,3 +168,34 @@ def test_fast_reader_matches_general_path_on_edge_cases(tmp_path: Path, line: by
     p = tmp_path / "r.jsonl"
     p.write_bytes(b'{"topic":"likes","payload":"{}"}\n' + line + b"\n\n")
     assert _read(read_records, p) == _read(lambda q: iter_lines(q, _record), p)
+
+
+def test_merge_by_event_time_keeps_each_source_order_and_counts(tmp_path: Path) -> None:
+    from detectors.replay import ReplaySummary, merge_sources, split_by_source
+    from tests.helpers import like_json
+
+    p = tmp_path / "r.jsonl"
+
+    def lk(i: int, sec: str) -> str:
+        return like_json(like_id=f"l{i}", ts=f"2026-11-24T12:00:{sec}Z").decode()
+
+    with RecordingWriter(p) as w:  # partition 1 first in the file, one late event in it
+        for i, sec in ((1, "05"), (2, "03"), (3, "09")):
+            w.write("likes", lk(i, sec), partition=1)
+        for i, sec in ((4, "05"), (5, "07")):
+            w.write("likes", lk(i, sec), partition=0)
+        w.write("likes", "{oops", partition=0)
+        w.write("payments.success",
+                '{"trade_state": "CLOSED", "transaction_id": "t", "mchid": "m"}')
+        w.write("other.topic", "{}")
+    parts, n = split_by_source(read_records(p), tmp_path)
+    assert n == 8 and parts is not None
+    assert [src for src, _ in parts] == [("likes", 1), ("likes", 0), ("payments.success", 0),
+                                         ("other.topic", 0)]
+    summary = ReplaySummary()
+    merged = [(src[1], ev.like_id) for src, ev in merge_sources(parts, summary)]
+    # by event time; a tie (12:00:05) goes to the source listed first; l2 (12:00:03)
+    # stays behind l1 as its partition had it
+    assert merged == [(1, "l1"), (1, "l2"), (0, "l4"), (0, "l5"), (1, "l3")]
+    assert (summary.records, summary.events, summary.skipped, summary.ignored) == (8, 5, 1, 1)
+    assert sum(summary.rejected.values()) == 1

@@ -219,12 +219,9 @@ def merge_sources(parts: Iterable[tuple[tuple[str, int], Path]], summary: Replay
                 summary.records += n
                 summary.ignored += n
                 continue
-            heap.append([0.0, order, src, None, fh, parse_like if kind == "like" else parse_payment])
-        live: list[list[Any]] = []
-        for entry in heap:  # each source's first event
-            if _pull(entry, load, summary, rejected):
-                live.append(entry)
-        heap = live
+            entry = [0.0, order, src, None, fh, parse_like if kind == "like" else parse_payment]
+            if _pull(entry, load, summary, rejected):  # the source's first event
+                heap.append(entry)
         heapq.heapify(heap)
         replace, pop = heapq.heapreplace, heapq.heappop
         while heap:

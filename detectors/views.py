@@ -102,6 +102,15 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
+def _uncount(counts: dict[str, int], key: str) -> None:
+    """Take one off ``counts[key]``, dropping the key at zero (window expiry)."""
+    n = counts[key] - 1
+    if n:
+        counts[key] = n
+    else:
+        del counts[key]
+
+
 def _samples(ids: Iterator[str] | list[str], n: int) -> list[str]:
     out: list[str] = []
     for i in ids:
@@ -294,15 +303,8 @@ class MerchantView(View):
         while st.pays_w and st.pays_w[0][0] <= w:
             st.pays_w.popleft()
         pairs = st.pairs
-        if pairs and pairs[0][0] <= lw:
-            pt = st.pair_targets
-            while pairs and pairs[0][0] <= lw:
-                tid = pairs.popleft()[6]
-                n = pt[tid] - 1
-                if n:
-                    pt[tid] = n
-                else:
-                    del pt[tid]
+        while pairs and pairs[0][0] <= lw:
+            _uncount(st.pair_targets, pairs.popleft()[6])
 
     def _expire(self, st: _Merchant, now: float) -> None:
         self._expire_windows(st, now)
@@ -531,12 +533,7 @@ class _AddressView(View):
                 continue
             dq, users = st
             while dq and dq[0][0] <= cut:
-                u = dq.popleft()[1]
-                n = users[u] - 1
-                if n:
-                    users[u] = n
-                else:
-                    del users[u]
+                _uncount(users, dq.popleft()[1])
             if len(users) < need:  # distinct accounts: one busy account is no farm
                 continue
             yield self._subject(key, dq, now)
@@ -736,13 +733,9 @@ class LockstepView(View):
 
     @staticmethod
     def _drop(st: _Ring, c: CoLike) -> None:
-        users, shared = st.users, st.shared
-        n = users[c.user] - 1
-        if n:
-            users[c.user] = n
-        else:
-            del users[c.user]
-        for t, _ in c.prev:
+        _uncount(st.users, c.user)
+        shared = st.shared
+        for t, _ in c.prev:  # _uncount inlined: once per like and earlier target
             n = shared[t] - 1
             if n:
                 shared[t] = n
@@ -753,7 +746,7 @@ class LockstepView(View):
         for sh, dq in self.recent.items():
             freq = self.prev_freq[sh]
             while dq and dq[0].ts <= cut:
-                for t, _ in dq.popleft().prev:
+                for t, _ in dq.popleft().prev:  # _uncount inlined, as in _drop
                     n = freq[t] - 1
                     if n:
                         freq[t] = n

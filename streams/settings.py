@@ -115,6 +115,7 @@ class Settings:
     progress_interval: float = 1.0
     batch_size: int = 1000
     batch_within: float = 0.5
+    fetch_max_wait: float = 0.1
     session_timeout: float = 30.0
     heartbeat_interval: float = 3.0
     log_level: str = "info"
@@ -231,7 +232,8 @@ class Settings:
             raise SettingsError("metrics_port", f"must be in 0..65535, got {self.metrics_port}")
         if not self.metrics_addr:
             raise SettingsError("metrics_addr", "must not be empty")
-        for name in ("checkpoint_interval", "batch_within", "session_timeout", "heartbeat_interval"):
+        for name in ("checkpoint_interval", "batch_within", "fetch_max_wait", "session_timeout",
+                     "heartbeat_interval"):
             if not getattr(self, name) > 0:
                 raise SettingsError(name, f"must be > 0, got {getattr(self, name)}")
         for name in ("idle_flush", "progress_interval"):
@@ -290,7 +292,7 @@ class Settings:
 
 _INT = {"replication_factor", "metrics_port", "batch_size"}
 _FLOAT = {"checkpoint_interval", "idle_flush", "progress_interval", "batch_within",
-          "session_timeout", "heartbeat_interval"}
+          "fetch_max_wait", "session_timeout", "heartbeat_interval"}
 _OPTIONAL = {"sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile",
              "ssl_keyfile"}
 _UPPER = {"security_protocol", "sasl_mechanism"}
@@ -361,6 +363,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "view_topic_prefix": "prefix of the internal repartition topics (<prefix>.<view>)",
         "batch_size": "max records per agent batch",
         "batch_within": "max seconds to wait to fill a batch",
+        "fetch_max_wait": "max seconds the broker holds a fetch for data (lower keeps a backlog "
+                          "flowing; Faust's own default is 1.5)",
     }
     for f in fields(Settings):
         if f.name == "engine":

@@ -69,6 +69,7 @@ def test_cli_namespace_with_unrelated_attributes():
     ({"LIKEGUARD_METRICS_PORT": "http"}, "metrics_port", "integer"),
     ({"LIKEGUARD_CHECKPOINT_INTERVAL": "0"}, "checkpoint_interval", "> 0"),
     ({"LIKEGUARD_IDLE_FLUSH": "-2"}, "idle_flush", ">= 0"),
+    ({"LIKEGUARD_FETCH_MAX_WAIT": "0"}, "fetch_max_wait", "> 0"),
     ({"LIKEGUARD_PARTITIONS": "0"}, "partitions", "> 0"),
     ({"LIKEGUARD_GRACE": "soon"}, "grace", "number"),
     ({"LIKEGUARD_GRACE": "-1"}, "grace", ">= 0"),

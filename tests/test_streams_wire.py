@@ -1,0 +1,120 @@
+"""Unit tests of the worker's wire-level pieces (no broker): view-event bundles
+and the consumer's fetch wait.
+
+The broker-level behaviour (bundles through real view topics, restarts and
+rebalances on top of them) is covered by ``tests/test_worker.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from detectors.events import Like, Payment
+from streams.agents import Bundles
+from streams.app import LikeguardApp, create_app
+from streams.settings import Settings
+from streams.topics import (
+    BUNDLE_BYTES,
+    SOURCE_HEADER,
+    ViewEventError,
+    decode_record,
+    encode_bundle,
+    encode_event,
+    encode_mark,
+)
+
+
+def _like(i: int, target: str = "post:1") -> Like:
+    return Like(f"l{i}", f"u{i}", target, "m1", 1000.0 + i, ip="10.0.0.1", device=f"d{i}",
+                user_created=5.0)
+
+
+def _run_bundles(adds: list[tuple[str, int, bytes, bytes]]) -> list[tuple]:
+    """Feed ``adds`` through :class:`Bundles` as the ingest does; return the sends."""
+    sent: list[tuple] = []
+
+    async def send(topic, key, value, partition, timestamp, headers):  # producer.send's signature
+        sent.append((topic, key, value, partition, timestamp, headers))
+
+    async def go() -> int:
+        b = Bundles(send)
+        for topic, partition, source, data in adds:
+            if b.add(topic, partition, source, data):
+                await b.send_full()
+        await b.send_all()
+        return b.records
+
+    records = asyncio.run(go())
+    assert records == len(sent)
+    return sent
+
+
+def test_bundles_group_by_destination_and_keep_each_source_in_order():
+    likes = [_like(i) for i in range(30)]
+    pay = Payment("t1", "m1", "u1", 1, 1000.5)
+    adds = []
+    for i, ev in enumerate(likes):
+        adds.append(("v.merchant", i % 3, b"likes/0" if i % 2 else b"likes/1", encode_event(ev)))
+    adds.append(("v.ip", 2, b"payments.success/4", encode_event(pay)))
+    sent = _run_bundles(adds)
+    # one record per (topic, partition, source): 3 partitions x 2 sources + the payment
+    assert len(sent) == 7
+    seen = []
+    for topic, key, value, partition, _ts, headers in sent:
+        assert key is None
+        (name, src), = headers
+        assert name == SOURCE_HEADER
+        events = decode_record(value)
+        if topic == "v.ip":
+            assert (partition, src, events) == (2, b"payments.success/4", [pay])
+            continue
+        expected = [ev for i, ev in enumerate(likes)
+                    if i % 3 == partition and (b"likes/0" if i % 2 else b"likes/1") == src]
+        assert events == expected  # the destination's events, in the order added
+        seen += events
+    assert sorted(seen, key=lambda e: e.ts) == likes  # nothing lost or doubled
+
+
+def test_a_full_bundle_leaves_at_once_and_order_is_kept_across_bundles():
+    likes = [_like(i, target="post:" + "x" * 400) for i in range(2000)]
+    datas = [encode_event(ev) for ev in likes]
+    sent = _run_bundles([("v.user", 0, b"likes/0", d) for d in datas])
+    assert len(sent) > 1  # ~1 MB of events does not fit one bundle
+    assert all(len(value) <= BUNDLE_BYTES for _t, _k, value, *_ in sent)
+    got = [ev for _t, _k, value, *_ in sent for ev in decode_record(value)]
+    assert got == likes
+
+
+def test_records_decode_single_events_and_marks_as_before():
+    like = _like(1)
+    assert decode_record(encode_event(like)) == [like]
+    [mark] = decode_record(encode_mark(7.0, 9.0))
+    assert (mark.ts, mark.newest) == (7.0, 9.0)
+    assert decode_record(encode_bundle([encode_mark(1.0), encode_event(like)]))[1] == like
+
+
+@pytest.mark.parametrize("value", [
+    b"", b"not json", b"[]", b'["b", ["l", "x"]]', b'["b", ["m", 1.0], ["q", 1]]', b'{"b": 1}',
+])
+def test_a_damaged_record_is_rejected_whole(value):
+    with pytest.raises(ViewEventError):
+        decode_record(value)
+
+
+def test_the_consumer_fetch_wait_follows_the_setting(tmp_path):
+    async def go() -> tuple[type, int]:
+        settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
+                            fetch_max_wait=0.25).validate()
+        app = create_app(settings)
+        assert isinstance(app, LikeguardApp)
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return type(app.consumer), consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    consumer_type, wait_ms = asyncio.run(go())
+    assert wait_ms == 250  # Faust alone would build it with 1,500
+    assert consumer_type.__module__ == "streams.app"

@@ -489,6 +489,7 @@ class Pipeline:
             slot = self._slot(view, p)
             processed += await self._process(slot, evs)
         self.metrics.observe_batch(processed, time.perf_counter() - t0)
+        self.metrics.view_processed(view, processed)
         self._set_lag(last)
 
     async def _process(self, slot: Slot, evs: list[EventT]) -> int:
@@ -554,6 +555,7 @@ class Pipeline:
         forwards = slot.engine.take_forwards()
         if forwards:
             self.last_forward = time.monotonic()
+            m.forwarded(len(forwards))
         bundles = Bundles(self.app.producer.send)
         src = f"{slot.view}/{slot.partition}".encode()
         for view, key, co in forwards:

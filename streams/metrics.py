@@ -220,6 +220,16 @@ class Metrics:
             "Seconds from an alert's triggering event time to the alert being produced.",
             buckets=END_TO_END_BUCKETS, registry=r,
         )
+        self.view_events = Counter(
+            "likeguard_view_events",
+            "Events processed by a view's engines, by view (progress marks excluded; "
+            "events a restart re-processes after the last checkpoint count again).",
+            ["view"], registry=r,
+        )
+        self.forwarded_likes = Counter(
+            "likeguard_forwarded_likes",
+            "Enriched likes the user view sent to the lockstep view.", registry=r,
+        )
         self.processing_latency = Histogram(
             "likeguard_processing_latency_seconds",
             "Seconds spent processing a batch, divided by its events (one observation "
@@ -326,6 +336,14 @@ class Metrics:
         Both are unix seconds; a negative difference (clock skew) counts as 0.
         """
         self.end_to_end_latency.observe(max(0.0, now - event_ts))
+
+    def view_processed(self, view: str, n: int) -> None:
+        """Count ``n`` events processed by ``view``'s engines."""
+        self.view_events.labels(view=view).inc(n)
+
+    def forwarded(self, n: int) -> None:
+        """Count ``n`` enriched likes sent on to the lockstep view."""
+        self.forwarded_likes.inc(n)
 
     def observe_batch(self, n_events: int, seconds: float) -> None:
         """Observe one processed batch of ``n_events`` that took ``seconds``.

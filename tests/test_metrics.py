@@ -27,6 +27,8 @@ EXPECTED_SERIES = {
     "likeguard_alert_reasons_total": "counter",
     "likeguard_anomaly_score": "histogram",
     "likeguard_end_to_end_latency_seconds": "histogram",
+    "likeguard_view_events_total": "counter",
+    "likeguard_forwarded_likes_total": "counter",
     "likeguard_processing_latency_seconds": "histogram",
     "likeguard_batch_size": "histogram",
     "likeguard_consumer_lag": "gauge",
@@ -67,6 +69,8 @@ def exercise(m: Metrics) -> None:
     m.alert(ALERT)
     m.observe_latency(100.0, 102.5)
     m.observe_batch(10, 0.01)
+    m.view_processed("lockstep", 7)
+    m.forwarded(7)
     m.set_state("merchant", 3, 40)
     m.set_lag("likes", 2, 17)
     m.set_model("river_hst@0.3", True, 1200)

@@ -9,13 +9,15 @@ driver (``detectors.replay``) with the same engine settings.
 from __future__ import annotations
 
 import signal
+from collections import Counter
 
 import orjson
 import pytest
 
 from detectors.config import EngineConfig
-from detectors.engine import ALL_VIEWS
+from detectors.engine import ALL_VIEWS, route_keys
 from detectors.events import parse_time
+from detectors.parsing import parse_like, parse_payment
 from detectors.replay import replay
 from detectors.simulate import SimConfig, simulate
 from tests.worker_harness import (
@@ -91,6 +93,21 @@ def test_campaign_raises_alerts(kafka_bootstrap, worker_factory):
     assert {r["code"] for r in paid[0]["reasons"]} >= {"token_paid_likers"}
     assert worker.metric("likeguard_alerts_total", entity_type="device", severity="critical",
                          detector="device_farm") >= 1
+    # each event reached each of its views once (in bundles); the lockstep view
+    # processed every like the user view forwarded
+    per_view: Counter[str] = Counter()
+    for topic, _key, value in records:
+        ev = parse_payment(value) if topic == topics.payments else parse_like(value)
+        if ev is not None:
+            per_view.update(list(route_keys(ev)))
+    assert set(per_view) == {"merchant", "ip", "device", "user"}
+    for view, n in per_view.items():
+        assert worker.metric("likeguard_view_events_total", view=view) == n, view
+
+    def lockstep_caught_up() -> bool:
+        fwd = worker.metric("likeguard_forwarded_likes_total")
+        return fwd > 0 and worker.metric("likeguard_view_events_total", view="lockstep") == fwd
+    wait_for(lockstep_caught_up, 30, worker.tail, alive=worker.alive)
 
 
 def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):

@@ -45,8 +45,9 @@ test: $(STAMP) system-deps kafka-jars
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not kafka"
 
-bench: $(STAMP)
+bench: $(STAMP) kafka-jars
 	$(BIN)/python tests/bench/bench_replay.py
+	$(BIN)/python tests/bench/bench_worker.py
 
 demo: $(STAMP) system-deps kafka-jars
 	$(BIN)/python -m streams.demo

@@ -28,6 +28,7 @@ import orjson
 from tests.kafka_broker import create_topics, unique_name
 
 REPO = Path(__file__).resolve().parent.parent
+_METRICS_LINE = re.compile(r"metrics on (http://\S+/metrics)")
 
 
 @dataclass
@@ -114,6 +115,8 @@ class WorkerProcess:
         """Key metrics, for failure messages."""
         if not self.alive():
             return f"[worker {self.starts} exited: {self.proc.returncode if self.proc else None}]"
+        if not _METRICS_LINE.search(self.log_text()):
+            return "[metrics not served yet]"  # (metrics_url would fail with this summary)
         try:
             m = self.metrics()
         except Exception as exc:  # noqa: BLE001 - only for diagnostics
@@ -134,7 +137,7 @@ class WorkerProcess:
 
     @property
     def metrics_url(self) -> str:
-        m = re.search(r"metrics on (http://\S+/metrics)", self.log_text())
+        m = _METRICS_LINE.search(self.log_text())
         assert m, f"no metrics line in the worker log:\n{self.tail()}"
         return m.group(1)
 

@@ -157,7 +157,8 @@ class Engine:
             return []
         return self._run()
 
-    def progress(self, source: Hashable, ts: float, newest: float | None = None) -> list[Alert]:
+    def progress(self, source: Hashable, ts: float | None, newest: float | None = None,
+                 behind: bool | None = None) -> list[Alert]:
         """A progress mark: ``source`` has reached event time ``ts``.
 
         For an engine that sees only part of a source's events (one partition
@@ -166,11 +167,15 @@ class Engine:
         the engine's watermark back. ``newest`` is the newest input event time
         behind the mark when that is not ``ts`` (see
         :meth:`~detectors.windows.Reorderer.progress`); :meth:`flush` runs to
-        it. Returns the alerts that became due.
+        it. ``behind`` says whether the source still has records to deliver
+        (a partition catching up a backlog is waited for however far it
+        trails; see :class:`~detectors.windows.Reorderer`); ``ts`` is ``None``
+        for such a source that has delivered nothing yet. Returns the alerts
+        that became due.
         """
         reorder = self.reorder
         before = reorder.watermark
-        reorder.progress(ts, source, newest)
+        reorder.progress(ts, source, newest, behind)
         if reorder.watermark == before:
             return []
         return self._run()

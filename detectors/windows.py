@@ -46,6 +46,14 @@ class Reorderer:
     start-up nothing is released until event time has run ``max_skew`` past
     the first event, so sources a consumer reaches later are not late either.
 
+    A driver that knows a source still has records to deliver (a Kafka
+    partition behind its high-water mark while a backlog is caught up) says
+    so with ``progress(..., behind=True)``: such a source is waited for
+    however far behind it is (a consumer fetches partitions in chunks of
+    bytes, and a chunk of sparse events may span an hour), until it reports
+    ``behind=False`` or the buffer holds more than ``max_held`` events (then
+    ``max_skew`` applies again, bounding memory).
+
     Parameters
     ----------
     grace
@@ -54,6 +62,9 @@ class Reorderer:
     max_skew
         Seconds of event time one source may lag the newest before the
         watermark stops waiting for it (``0``: one global watermark).
+    max_held
+        Buffered events beyond which sources marked ``behind`` are no longer
+        waited for.
 
     Examples
     --------
@@ -67,11 +78,28 @@ class Reorderer:
     >>> r.push(900.0, "e", "e1", source="p1")  # p0 now > 600 s behind: left behind
     >>> r.watermark, [e for _, e in r.release()]
     (290.0, ['d1'])
+
+    A source declared behind is waited for, even before its first event:
+
+    >>> r = Reorderer(grace=10, max_skew=60)
+    >>> r.progress(None, "p0", behind=True)  # p0 has records, none delivered yet
+    >>> r.push(100.0, "a", "a1", source="p1"); r.push(900.0, "b", "b1", source="p1")
+    >>> r.watermark
+    -inf
+    >>> r.push(150.0, "c", "c1", source="p0")
+    >>> r.watermark, [e for _, e in r.release()]
+    (140.0, ['a1'])
+    >>> r.progress(150.0, "p0", behind=False)  # caught up: 750 s behind, left behind
+    >>> r.watermark
+    830.0
     """
 
-    def __init__(self, grace: float, max_skew: float = 0.0) -> None:
+    def __init__(self, grace: float, max_skew: float = 0.0, max_held: int = 1_000_000) -> None:
         self.grace = grace
         self.max_skew = max_skew
+        self.max_held = max_held
+        #: sources a driver declared to have records still to deliver
+        self.behind: set[Hashable] = set()
         self.max_ts = NEG_INF
         self.watermark = NEG_INF
         #: the buffer, a heap of ``(ts, tiebreak, seq, item)``; the engine's hot
@@ -89,6 +117,8 @@ class Reorderer:
         state.setdefault("sources", {})
         state.setdefault("_slowest", NEG_INF)
         state.setdefault("_hold_until", NEG_INF)
+        state.setdefault("max_held", 1_000_000)
+        state.setdefault("behind", set())
         self.__dict__.update(state)
 
     def __len__(self) -> int:
@@ -104,7 +134,8 @@ class Reorderer:
         heapq.heappush(self.heap, (ts, tiebreak, self._seq, item))
         self.progress(ts, source)
 
-    def progress(self, ts: float, source: Hashable = None, newest: float | None = None) -> None:
+    def progress(self, ts: float | None, source: Hashable = None, newest: float | None = None,
+                 behind: bool | None = None) -> None:
         """Note that ``source`` has reached event time ``ts`` (and move the watermark).
 
         :meth:`push` calls it for every event; a driver may also call it alone
@@ -114,7 +145,10 @@ class Reorderer:
         watermark back. ``newest`` (default ``ts``) is the newest event time
         behind the mark, for :attr:`max_ts`: a stage that forwards events in
         time order may mark ``ts`` = its watermark + ``grace`` while its
-        newest input is older.
+        newest input is older. ``behind`` (when not ``None``) sets whether
+        the source still has records to deliver (see the class docstring);
+        ``ts`` may then be ``None`` for a source that has delivered nothing
+        yet.
 
         >>> r = Reorderer(grace=5, max_skew=30)
         >>> r.push(100.0, "a", "a1", source="p0"); r.push(131.0, "b", "b1", source="p1")
@@ -122,6 +156,22 @@ class Reorderer:
         >>> r.watermark  # the slowest source (p0 at 140) minus grace
         135.0
         """
+        changed = False
+        if behind is not None and source is not None and self.max_skew > 0:
+            was = source in self.behind
+            if behind and not was:
+                self.behind.add(source)
+                changed = True
+            elif was and not behind:
+                self.behind.discard(source)
+                changed = True
+        if ts is None:
+            if behind and source is not None and self.max_skew > 0 and source not in self.sources:
+                self.sources[source] = NEG_INF  # holds the watermark until it reports
+                self._slowest = NEG_INF
+            elif changed:
+                self._recompute()
+            return
         if newest is None:
             newest = ts
         if source is None or self.max_skew <= 0:
@@ -140,20 +190,30 @@ class Reorderer:
         if newest > self.max_ts:
             self.max_ts = newest
         prev = sources.get(source)
-        if prev is not None and ts <= prev:
+        if prev is not None and ts <= prev and not changed:
             return  # the source did not progress: nothing moves
-        sources[source] = ts
+        if prev is None or ts > prev:
+            sources[source] = ts
         if self.max_ts < self._hold_until:
             return
         floor = self.max_ts - self.max_skew
-        if prev is not None and prev > self._slowest and floor <= self._slowest:
+        if prev is not None and prev > self._slowest and floor <= self._slowest and not changed:
             return  # neither the slowest source nor the floor moved
+        self._recompute()
+
+    def _recompute(self) -> None:
+        sources = self.sources
+        if not sources or self.max_ts < self._hold_until:
+            return
+        floor = self.max_ts - self.max_skew
         slowest = min(sources.values())
         if slowest < floor:
-            # sources left more than max_skew behind are idle until they catch up
-            for k in [k for k, v in sources.items() if v < floor]:
+            # sources left more than max_skew behind are idle until they catch up,
+            # unless declared behind (and the buffer is not too large to wait)
+            waited = self.behind if len(self.heap) <= self.max_held else ()
+            for k in [k for k, v in sources.items() if v < floor and k not in waited]:
                 del sources[k]
-            slowest = floor
+            slowest = min(floor, min(sources.values(), default=floor))
         self._slowest = slowest
         wm = slowest - self.grace
         if wm > self.watermark:

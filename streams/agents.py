@@ -290,7 +290,7 @@ class Pipeline:
         self._ingest_at: dict[TP, float] = {}  #: monotonic time of its last record
         self._ingested: dict[TP, int] = {}  #: next offset to ingest, per input partition
         #: source -> (event time of its last mark, monotonic time it was sent)
-        self._marked: dict[str, tuple[float, float]] = {}
+        self._marked: dict[str, tuple[float | None, float, bool | None]] = {}
         self._register()
 
     # ------------------------------------------------------------------ wiring
@@ -349,6 +349,7 @@ class Pipeline:
         newest: dict[TP, float] = {}
         sources: dict[TP, bytes] = {}  # the source header value, per input partition
         bundles = Bundles(send)
+        await self.hold_new_inputs()
         for event in events:
             msg = event.message
             topic = msg.topic
@@ -391,11 +392,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ progress marks
 
-    async def _mark(self, source: str, ts: float, views: Iterable[str], stage: str,
-                    newest: float | None = None) -> None:
+    async def _mark(self, source: str, ts: float | None, views: Iterable[str], stage: str,
+                    newest: float | None = None, behind: bool | None = None) -> None:
         """Send a progress mark of ``source`` at ``ts`` to every partition of ``views``."""
         send = self.app.producer.send
-        data = encode_mark(ts, newest)
+        data = encode_mark(ts, newest, behind)
         header = [(SOURCE_HEADER, source.encode())]
         n = 0
         for view in views:
@@ -403,15 +404,61 @@ class Pipeline:
             for p in range(self.n):
                 await send(name, None, data, p, None, header)
                 n += 1
-        self._marked[source] = (ts, time.monotonic())
+        self._marked[source] = (ts, time.monotonic(), behind)
         self.metrics.marks(stage, n)
 
-    def _mark_due(self, source: str, ts: float) -> bool:
+    def _mark_due(self, source: str, ts: float, behind: bool | None = None) -> bool:
         interval = self.settings.progress_interval
         if interval <= 0:
             return False
         last = self._marked.get(source)
-        return last is None or (ts > last[0] and time.monotonic() - last[1] >= interval)
+        if last is None or (behind and not last[2]):
+            return True  # a backlog is declared at once; its end waits for the interval
+        moved = last[0] is None or ts > last[0] or (behind is not None and behind != last[2])
+        return moved and time.monotonic() - last[1] >= interval
+
+    def _behind(self, tp: TP) -> bool:
+        """Whether input partition ``tp`` has records this worker has not ingested."""
+        try:
+            hw = self.app.consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - unknown: not known to be behind
+            return False
+        nxt = self._ingested.get(tp)
+        return hw is not None and nxt is not None and nxt < hw
+
+    async def hold_new_inputs(self) -> None:
+        """Before ingesting: declare every newly assigned input partition ``behind``.
+
+        A consumer catching up a backlog fetches partitions in chunks of bytes,
+        so one partition's first chunk may reach an hour further in event time
+        than another's. Each newly assigned input partition is marked
+        ``behind`` (with no time yet) *before* the events of this batch reach
+        the views, so no view engine takes a partition it has not heard from
+        for idle and drops its events as late. The marks after each batch then
+        carry the partition's time and whether it still has a backlog; one
+        with nothing to ingest is released by the timer (:meth:`send_marks`).
+        """
+        if self.settings.progress_interval <= 0:
+            return
+        inputs = {self.settings.payments_topic, self.settings.likes_topic}
+        for tp in self.app.consumer.assignment():
+            source = f"{tp.topic}/{tp.partition}"
+            if tp.topic in inputs and source not in self._marked:
+                await self._mark(source, self._input_ts.get(tp), INGEST_VIEWS, "ingest",
+                                 behind=True)
+
+    async def _nothing_left(self, tp: TP) -> bool:
+        """Whether input partition ``tp`` has nothing left to ingest: fetched to its
+        high-water mark and none of its records waiting in the ingest's stream."""
+        consumer = self.app.consumer
+        try:
+            hw = consumer.highwater(tp)
+            pos = await consumer.position(tp)
+        except Exception:  # noqa: BLE001 - unknown
+            return False
+        if hw is None or pos is None or pos < hw:
+            return False
+        return not any(m.tp == tp for m in list(consumer.unacked))
 
     async def send_marks(self, idle: bool = False) -> None:
         """Progress marks for the input partitions that moved on since their last mark.
@@ -440,19 +487,42 @@ class Pipeline:
                     continue
                 if hw is not None and self._ingested.get(tp, -1) >= hw:
                     marks[tp] = newest
+        if idle and marks:
+            # a partition held as behind that turns out to have nothing to
+            # ingest (empty, or caught up before this worker ingested any of
+            # it) is released at the newest time too
+            newest = max(marks.values())
+            inputs = {self.settings.payments_topic, self.settings.likes_topic}
+            for tp in self.app.consumer.assignment():
+                last = self._marked.get(f"{tp.topic}/{tp.partition}")
+                if tp.topic in inputs and tp not in marks and last is not None and last[2] and \
+                        await self._nothing_left(tp):
+                    marks[tp] = newest
         for tp, ts in marks.items():
             source = f"{tp.topic}/{tp.partition}"
-            if self._mark_due(source, ts):
-                await self._mark(source, ts, INGEST_VIEWS, "ingest")
+            behind = self._behind(tp)
+            if self._mark_due(source, ts, behind):
+                await self._mark(source, ts, INGEST_VIEWS, "ingest", behind=behind)
 
     async def _mark_user(self, slot: Slot) -> None:
-        """A user slot's progress mark to every lockstep partition."""
+        """A user slot's progress mark to every lockstep partition.
+
+        ``behind`` while the slot's own input is catching up (a source of its
+        engine is behind, or its partition has records left to fetch): the
+        lockstep engines then wait for this slot's likes however far it trails.
+        """
         wm = slot.engine.watermark
         if wm == float("-inf"):
             return
+        try:
+            hw = self.app.consumer.highwater(TP(self.view_names["user"], slot.partition))
+        except Exception:  # noqa: BLE001 - unknown lag: judge by the engine alone
+            hw = None
+        behind = bool(slot.engine.reorder.behind) or (hw is not None and hw > slot.next_offset)
         source, ts = f"user/{slot.partition}", wm + self.cfg.grace
-        if self._mark_due(source, ts):
-            await self._mark(source, ts, ("lockstep",), "user", slot.engine.reorder.max_ts)
+        if self._mark_due(source, ts, behind):
+            await self._mark(source, ts, ("lockstep",), "user", slot.engine.reorder.max_ts,
+                             behind)
 
     # ------------------------------------------------------------------ views
 
@@ -519,7 +589,7 @@ class Pipeline:
             for ev in items:
                 if isinstance(ev, Mark):
                     wm = eng.watermark
-                    alerts += eng.progress(src, ev.ts, ev.newest)
+                    alerts += eng.progress(src, ev.ts, ev.newest, ev.behind)
                     if eng.watermark != wm:
                         slot.dirty = True
                     continue
@@ -596,7 +666,14 @@ class Pipeline:
     def _slot(self, view: str, p: int) -> Slot:
         slot = self.slots.get((view, p))
         if slot is None:
-            slot = self._restore(view, p) or Slot(view, p, Engine(self.cfg, views=[view]))
+            slot = self._restore(view, p)
+            if slot is None:
+                slot = Slot(view, p, Engine(self.cfg, views=[view]))
+                if view == "lockstep":
+                    # wait for every user partition until it reports: one that
+                    # starts releasing later must not find its likes late
+                    for q in range(self.n):
+                        slot.engine.progress(f"user/{q}".encode(), None, behind=True)
             self.slots[(view, p)] = slot
         return slot
 
@@ -806,6 +883,7 @@ class Pipeline:
         """Checkpoint and drop the slots of revoked view partitions."""
         dropped = []
         for tp in revoked:
+            self._marked.pop(f"{tp.topic}/{tp.partition}", None)  # held anew if assigned again
             self.metrics.forget_partition(tp.topic, tp.partition)
             self._input_ts.pop(tp, None)
             self._ingest_at.pop(tp, None)

@@ -137,18 +137,27 @@ class Mark:
     wait for the sparsest of those slices.
 
     ``newest`` is the newest input event time behind the mark when that is
-    not ``ts`` (a user slot marks its watermark + grace).
+    not ``ts`` (a user slot marks its watermark + grace). ``behind`` says
+    whether the input partition still has records to fetch (a backlog):
+    the engines then wait for it however far it trails; ``ts`` is ``None``
+    for such a partition that has delivered nothing yet.
 
     >>> decode_event(encode_mark(1764000000.5))
-    Mark(ts=1764000000.5, newest=None)
+    Mark(ts=1764000000.5, newest=None, behind=None)
+    >>> decode_event(encode_mark(None, behind=True))
+    Mark(ts=None, newest=None, behind=True)
     """
 
-    ts: float
+    ts: float | None
     newest: float | None = None
+    behind: bool | None = None
 
 
-def encode_mark(ts: float, newest: float | None = None) -> bytes:
+def encode_mark(ts: float | None, newest: float | None = None,
+                behind: bool | None = None) -> bytes:
     """Serialise a :class:`Mark` for a view topic."""
+    if behind is not None:
+        return orjson.dumps(["m", ts, newest, behind])
     return orjson.dumps(["m", ts] if newest is None else ["m", ts, newest])
 
 
@@ -183,7 +192,9 @@ def _from_array(a: Any) -> Payment | Like | CoLike | Mark:
         return CoLike(a[1], a[2], a[3], float(a[4]),
                       tuple((str(t), float(s)) for t, s in a[5]))
     if k == "m":
-        return Mark(float(a[1]), float(a[2]) if len(a) > 2 else None)
+        return Mark(None if a[1] is None else float(a[1]),
+                    float(a[2]) if len(a) > 2 and a[2] is not None else None,
+                    bool(a[3]) if len(a) > 3 else None)
     raise ViewEventError(f"unknown view event kind {k!r}")
 
 
@@ -225,7 +236,7 @@ def decode_record(data: bytes | str | None) -> list[Payment | Like | CoLike | Ma
     record is rejected whole: its events come from one producer write).
 
     >>> decode_record(encode_mark(5.0))
-    [Mark(ts=5.0, newest=None)]
+    [Mark(ts=5.0, newest=None, behind=None)]
     >>> decode_record(b'["b",["m",1.0],["x"]]')
     Traceback (most recent call last):
     ...

@@ -254,20 +254,23 @@ def test_worker_equals_offline_replay(kafka_bootstrap, worker_factory, recording
 
 
 def test_backlog_with_default_grace_loses_nothing(kafka_bootstrap, worker_factory, recording):
-    """A worker started on a backlog fetches the six input partitions (and the
-    view topics) in whatever order the consumer likes; the watermark follows
-    the slowest source, so with the default 10 s grace no event is late and
-    the alerts are exactly the topology's. (``max_skew`` spans the recording:
-    at start-up no partition is left behind.)"""
+    """A worker started on a backlog fetches the input partitions (and the view
+    topics) in chunks of bytes: one fetch may hold a whole partition of sparse
+    payments (twenty minutes of event time) beside a few minutes of likes,
+    far beyond ``max_skew``. The watermark follows the slowest source, and the
+    ingest marks every input partition with records left as ``behind`` before
+    its events reach the views, so with the default settings (10 s grace,
+    60 s ``max_skew``) no event is late and the alerts are exactly the
+    topology's."""
     path, _offline, _model = recording
-    config = EngineConfig(max_skew=3600)
+    config = EngineConfig()
     model = partitioned_replay(path, config)
     assert model
     topics = WorkerTopics.unique("lg-backlog")
     topics.create(kafka_bootstrap)
     records, parts = recording_records(path, topics)
     produce(kafka_bootstrap, records, parts)  # all of it before the worker starts
-    worker = worker_factory(topics, {"LIKEGUARD_MAX_SKEW": "3600", "LIKEGUARD_IDLE_FLUSH": "2",
+    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "2",
                                      "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
     worker.wait_ready()
     got = _alerts_seen(kafka_bootstrap, topics, alert_ids(model), worker)

@@ -87,6 +87,15 @@ def test_a_full_bundle_leaves_at_once_and_order_is_kept_across_bundles():
     assert got == likes
 
 
+def test_marks_carry_behind_and_an_unknown_time():
+    [held] = decode_record(encode_mark(None, behind=True))
+    assert (held.ts, held.newest, held.behind) == (None, None, True)
+    [mark] = decode_record(encode_mark(12.5, 14.0, False))
+    assert (mark.ts, mark.newest, mark.behind) == (12.5, 14.0, False)
+    [old] = decode_record(b'["m", 3.0]')  # as earlier versions wrote them
+    assert (old.ts, old.newest, old.behind) == (3.0, None, None)
+
+
 def test_records_decode_single_events_and_marks_as_before():
     like = _like(1)
     assert decode_record(encode_event(like)) == [like]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 
 from kafka.partitioner.default import murmur2 as kafka_murmur2
@@ -73,6 +74,63 @@ def test_progress_mark_newest_bounds_max_ts() -> None:
     g = Reorderer(grace=10)  # one global watermark: a mark still moves it
     g.progress(50.0, newest=40.0)
     assert (g.watermark, g.max_ts) == (40.0, 40.0)
+
+
+def _feed_in_chunks(r: Reorderer, chunks: list[tuple[str, list[float]]]) -> list[float]:
+    """Push whole chunks of each source in turn (as a consumer fetches a backlog);
+    return the event times that arrived behind the watermark."""
+    late = []
+    for source, times in chunks:
+        for ts in times:
+            if r.is_late(ts):
+                late.append(ts)
+            else:
+                r.push(ts, f"{source}{ts}", ts, source=source)
+        list(r.release())
+    return late
+
+
+def test_a_source_declared_behind_is_waited_for_beyond_max_skew() -> None:
+    # p0 is sparse: its first chunk spans 1,000 s; p1 is dense: 100 s per chunk
+    chunks = [("p0", [float(t) for t in range(0, 1000, 50)])]
+    chunks += [("p1", [float(t) for t in range(c, c + 100)]) for c in range(0, 1000, 100)]
+    plain = Reorderer(grace=10, max_skew=60)
+    assert len(_feed_in_chunks(plain, chunks)) > 800  # p1 left behind: most of it late
+    held = Reorderer(grace=10, max_skew=60)
+    held.progress(None, "p0", behind=True)
+    held.progress(None, "p1", behind=True)
+    assert _feed_in_chunks(held, chunks) == []
+    assert held.watermark == 940.0  # the slowest source (p0 at 950) minus grace
+    # both caught up: no longer behind, the watermark follows them as before
+    held.progress(999.0, "p1", behind=False)
+    held.progress(999.0, "p0", behind=False)
+    assert held.behind == set() and held.watermark == 989.0
+
+
+def test_behind_is_dropped_when_the_buffer_is_too_large_and_survives_snapshots() -> None:
+    r = Reorderer(grace=10, max_skew=60, max_held=50)
+    r.progress(None, "slow", behind=True)
+    for i in range(40):
+        r.push(float(i * 10), f"e{i}", i, source="fast")
+    assert r.watermark == float("-inf")  # 40 held: still waiting for "slow"
+    restored = pickle.loads(pickle.dumps(r))
+    assert restored.behind == {"slow"} and restored.sources["slow"] == float("-inf")
+    for i in range(40, 60):
+        restored.push(float(i * 10), f"e{i}", i, source="fast")
+    # more than max_held buffered: "slow" is left behind like any lagging source
+    assert restored.watermark == 590.0 - 10  # only "fast" is left
+    assert "slow" not in restored.sources
+
+
+def test_a_snapshot_from_before_behind_existed_restores() -> None:
+    r = Reorderer(grace=5, max_skew=30)
+    r.push(1.0, "a", "a", source="p0")
+    state = dict(r.__dict__)
+    del state["behind"], state["max_held"]
+    old = Reorderer.__new__(Reorderer)
+    old.__setstate__(state)
+    old.progress(None, "p1", behind=True)
+    assert old.behind == {"p1"} and old.max_held > 0
 
 
 def test_deduper_forgets_after_two_horizons() -> None:

@@ -15,7 +15,8 @@ it into fresh input topics, and measures in the same run:
   view has processed all of its events (``likeguard_view_events_total``
   reaches the count each view gets from the recording, the lockstep view
   has processed every like the user view forwarded, and no view partition
-  has records left).
+  has records left). Late (dropped) events are counted and reported: a run
+  that drops events is not a throughput figure.
 
 Prints input events/s of each, the worker's ratio to the bare consumer and
 to the replay, the worker's CPU seconds per 1,000 events and its resident
@@ -175,6 +176,8 @@ def scrape(workers: list[WorkerProcess]) -> dict[str, float]:
                 tot["view:" + lb["view"]] += v
             elif name == "likeguard_forwarded_likes_total":
                 tot["forwarded"] += v
+            elif name == "likeguard_late_events_total":
+                tot["late"] += v
             elif name == "likeguard_consumer_lag" and ".view." in lb["topic"]:
                 tot["view_lag"] += v
                 lag_views[lb["topic"]] = lag_views.get(lb["topic"], 0) + 1
@@ -243,6 +246,9 @@ def run_workers(bootstrap: str, path: Path, n_workers: int, workdir: Path
         "worker_events_per_s": round(valid / seconds),
         "worker_cpu_ms_per_1000_events": round(1e6 * (cpu_done - (cpu_first or cpu_done)) / valid, 1),
         "worker_rss_mib": [round(r) for r in rss],
+        # events dropped behind a watermark: a run that drops events does less
+        # work than it should, and its rate is not a throughput
+        "late_events": int(m.get("late", 0)),
     }
 
 
@@ -276,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"ratio worker/bare {run['worker_over_bare_consumer']:.4f}")
             print(f"  offline replay   {round(replay_rate):>8,} events/s   "
                   f"ratio worker/replay {run['worker_over_replay']:.3f}")
+            if run["late_events"]:
+                print(f"  WARNING: {run['late_events']:,} view deliveries were late (dropped): "
+                      "this run did less work than it should have")
     fig = {
         "recording": path.name,
         "replay_events_per_s": round(replay_rate),

@@ -156,6 +156,8 @@ log = logging.getLogger("likeguard.worker")
 
 #: Checkpoint chunk size: well below Kafka's default 1 MB message limit.
 CHUNK_BYTES = 512 * 1024
+#: Largest share of the worker's time that periodic checkpoints may take.
+CHECKPOINT_SHARE = 0.1
 #: Header format version of checkpoints.
 CHECKPOINT_VERSION = 1
 #: Views the ingest feeds (and marks); the lockstep view is fed by the user view.
@@ -289,6 +291,8 @@ class Pipeline:
         self._input_ts: dict[TP, float] = {}
         self._ingest_at: dict[TP, float] = {}  #: monotonic time of its last record
         self._ingested: dict[TP, int] = {}  #: next offset to ingest, per input partition
+        #: (view, partition) -> seconds its last snapshot took (see checkpoint_every)
+        self._checkpoint_cost: dict[tuple[str, int], float] = {}
         #: source -> (event time of its last mark, monotonic time it was sent)
         self._marked: dict[str, tuple[float | None, float, bool | None]] = {}
         self._register()
@@ -608,7 +612,7 @@ class Pipeline:
             slot.dirty = True
         await self._emit(slot, alerts)
         self._count(slot)
-        if slot.held and time.monotonic() - slot.last_checkpoint >= self.settings.checkpoint_interval:
+        if slot.held and time.monotonic() - slot.last_checkpoint >= self.checkpoint_every():
             await self.checkpoint(slot)
         return n
 
@@ -716,9 +720,26 @@ class Pipeline:
             table.data[key] = value
         await table.changelog_topic.send(key=key, value=value, partition=partition)
 
+    def checkpoint_every(self) -> float:
+        """Seconds between checkpoints of a busy slot: ``checkpoint_interval``,
+        stretched so that a round of checkpoints of every slot here takes at
+        most :data:`CHECKPOINT_SHARE` of the worker's time.
+
+        A checkpoint snapshots the slot's whole state, so its cost grows with
+        the state (windows, and the reorder buffer while a backlog is caught
+        up); at a fixed interval, large state would leave little time for the
+        events themselves (measured: three quarters of a backlog replay). The
+        price of a longer interval is more events to process again after a
+        crash, never a lost or doubled one.
+        """
+        return max(self.settings.checkpoint_interval,
+                   sum(self._checkpoint_cost.values()) / CHECKPOINT_SHARE)
+
     async def checkpoint(self, slot: Slot) -> None:
         """Write the slot's checkpoint, then release the acks it covers."""
+        t0 = time.perf_counter()
         blob = zlib.compress(slot.engine.snapshot(), 1)
+        self._checkpoint_cost[(slot.view, slot.partition)] = time.perf_counter() - t0
         gen = slot.gen + 1
         base = f"{slot.view}/{slot.partition}"
         p = slot.partition
@@ -763,7 +784,6 @@ class Pipeline:
         app = self.app
         if app.rebalancing or app.should_stop or not app.consumer:
             return
-        s = self.settings
         await self.send_marks(idle=True)  # marks held back by progress_interval; quiet inputs
         assignment = app.consumer.assignment()
         for tp in assignment:
@@ -804,7 +824,7 @@ class Pipeline:
                     self._count(slot)
                     await self.checkpoint(slot)
                 elif (slot.held or slot.dirty) and \
-                        now - slot.last_checkpoint >= s.checkpoint_interval:
+                        now - slot.last_checkpoint >= self.checkpoint_every():
                     await self.checkpoint(slot)
                 if view == "user":
                     await self._mark_user(slot)
@@ -891,6 +911,7 @@ class Pipeline:
             view = self.view_of_topic.get(tp.topic)
             if view is None:
                 continue
+            self._checkpoint_cost.pop((view, tp.partition), None)
             async with self._lock(view):
                 slot = self.slots.pop((view, tp.partition), None)
                 if slot is None:

@@ -356,7 +356,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "sasl_mechanism": f"one of {', '.join(SASL_MECHANISMS)}",
         "sasl_password": "SASL password (prefer the env var)",
         "metrics_port": "Prometheus port, 0 disables",
-        "checkpoint_interval": "seconds between engine checkpoints of a busy partition",
+        "checkpoint_interval": "seconds between engine checkpoints of a busy partition (stretched "
+                               "so checkpoints take at most a tenth of the worker's time)",
         "idle_flush": "seconds without input after which a partition's engine is flushed (0: never)",
         "progress_interval": "seconds between progress marks of an input partition to the view "
                              "partitions (keeps their watermarks current; 0: none)",

@@ -45,9 +45,11 @@ per view partition and source carrying all of that batch's events for it
 records each), sent straight with the app's producer (``app.producer.send``)
 rather than through Faust's channel layer. A view agent processes a bundle's
 events in order, as one record: its offset is the unit of the checkpoints
-below. Measured on one worker catching up a backlog (``tests/bench/
-bench_worker.py``): bundles took the worker from about 2,100 to 4,400 input
-events/s, and the consumer's fetch wait (:mod:`streams.app`) to 9,000.
+below. Measured on one worker catching up a 312,552-event backlog
+(``tests/bench/bench_worker.py``, README "Throughput"): 4,979 input events/s
+with every event processed, where the worker before bundles, the consumer's
+fetch wait (:mod:`streams.app`) and spaced checkpoints ran at 1,643 while it
+dropped most view deliveries as late.
 
 State and restart
 -----------------

@@ -279,6 +279,7 @@ class Pipeline:
         self.cfg = settings.engine
         self.topics: Topics = make_topics(app, settings)
         self.n = settings.partitions
+        self.input_topics = frozenset((settings.payments_topic, settings.likes_topic))
         self.slots: dict[tuple[str, int], Slot] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.streams: dict[str, StreamT] = {}
@@ -423,14 +424,14 @@ class Pipeline:
         moved = last[0] is None or ts > last[0] or (behind is not None and behind != last[2])
         return moved and time.monotonic() - last[1] >= interval
 
-    def _behind(self, tp: TP) -> bool:
-        """Whether input partition ``tp`` has records this worker has not ingested."""
+    def _ingest_lag(self, tp: TP) -> int | None:
+        """Records of input partition ``tp`` this worker has not ingested (``None``: not known)."""
         try:
             hw = self.app.consumer.highwater(tp)
-        except Exception:  # noqa: BLE001 - unknown: not known to be behind
-            return False
+        except Exception:  # noqa: BLE001 - unknown
+            return None
         nxt = self._ingested.get(tp)
-        return hw is not None and nxt is not None and nxt < hw
+        return None if hw is None or nxt is None else hw - nxt
 
     async def hold_new_inputs(self) -> None:
         """Before ingesting: declare every newly assigned input partition ``behind``.
@@ -446,25 +447,29 @@ class Pipeline:
         """
         if self.settings.progress_interval <= 0:
             return
-        inputs = {self.settings.payments_topic, self.settings.likes_topic}
         for tp in self.app.consumer.assignment():
             source = f"{tp.topic}/{tp.partition}"
-            if tp.topic in inputs and source not in self._marked:
+            if tp.topic in self.input_topics and source not in self._marked:
                 await self._mark(source, self._input_ts.get(tp), INGEST_VIEWS, "ingest",
                                  behind=True)
 
-    async def _nothing_left(self, tp: TP) -> bool:
-        """Whether input partition ``tp`` has nothing left to ingest: fetched to its
-        high-water mark and none of its records waiting in the ingest's stream."""
+    async def _fetched_to_end(self, tp: TP) -> bool | None:
+        """Whether the consumer has fetched ``tp`` to its high-water mark
+        (``None``: the consumer could not tell)."""
         consumer = self.app.consumer
         try:
             hw = consumer.highwater(tp)
             pos = await consumer.position(tp)
         except Exception:  # noqa: BLE001 - unknown
+            return None
+        return hw is not None and pos is not None and pos >= hw
+
+    async def _nothing_left(self, tp: TP) -> bool:
+        """Whether input partition ``tp`` has nothing left to ingest: fetched to its
+        high-water mark and none of its records waiting in the ingest's stream."""
+        if not await self._fetched_to_end(tp):
             return False
-        if hw is None or pos is None or pos < hw:
-            return False
-        return not any(m.tp == tp for m in list(consumer.unacked))
+        return not any(m.tp == tp for m in list(self.app.consumer.unacked))
 
     async def send_marks(self, idle: bool = False) -> None:
         """Progress marks for the input partitions that moved on since their last mark.
@@ -478,35 +483,28 @@ class Pipeline:
         watermarks back by ``max_skew``.
         """
         marks = dict(self._input_ts)
-        if idle and marks and self.settings.progress_interval > 0:
+        interval = self.settings.progress_interval
+        if idle and marks and interval > 0:
             newest = max(marks.values())
             now = time.monotonic()
-            consumer = self.app.consumer
-            inputs = {self.settings.payments_topic, self.settings.likes_topic}
-            for tp in consumer.assignment():
-                if tp.topic not in inputs or marks.get(tp, newest) >= newest or \
-                        now - self._ingest_at.get(tp, 0.0) < self.settings.progress_interval:
-                    continue
-                try:
-                    hw = consumer.highwater(tp)
-                except Exception:  # noqa: BLE001 - unknown: no mark
-                    continue
-                if hw is not None and self._ingested.get(tp, -1) >= hw:
-                    marks[tp] = newest
-        if idle and marks:
-            # a partition held as behind that turns out to have nothing to
-            # ingest (empty, or caught up before this worker ingested any of
-            # it) is released at the newest time too
-            newest = max(marks.values())
-            inputs = {self.settings.payments_topic, self.settings.likes_topic}
             for tp in self.app.consumer.assignment():
-                last = self._marked.get(f"{tp.topic}/{tp.partition}")
-                if tp.topic in inputs and tp not in marks and last is not None and last[2] and \
-                        await self._nothing_left(tp):
-                    marks[tp] = newest
+                if tp.topic not in self.input_topics:
+                    continue
+                if tp in marks:  # ingested to its end and quiet
+                    lag = self._ingest_lag(tp)
+                    if marks[tp] < newest and now - self._ingest_at.get(tp, 0.0) >= interval \
+                            and lag is not None and lag <= 0:
+                        marks[tp] = newest
+                else:
+                    # held as behind, but nothing to ingest (empty, or caught
+                    # up before this worker ingested any of it)
+                    last = self._marked.get(f"{tp.topic}/{tp.partition}")
+                    if last is not None and last[2] and await self._nothing_left(tp):
+                        marks[tp] = newest
         for tp, ts in marks.items():
             source = f"{tp.topic}/{tp.partition}"
-            behind = self._behind(tp)
+            lag = self._ingest_lag(tp)
+            behind = lag is not None and lag > 0
             if self._mark_due(source, ts, behind):
                 await self._mark(source, ts, INGEST_VIEWS, "ingest", behind=behind)
 
@@ -842,17 +840,9 @@ class Pipeline:
         assignment, table recovery) while records wait in the input topics;
         the view slots must not take that pause for the end of the input.
         """
-        consumer = self.app.consumer
-        inputs = {self.settings.payments_topic, self.settings.likes_topic}
-        for tp in consumer.assignment():
-            if tp.topic not in inputs:
-                continue
-            try:
-                hw = consumer.highwater(tp)
-                pos = await consumer.position(tp)
-            except Exception:  # noqa: BLE001 - unknown: rely on the timers alone
-                continue
-            if hw is None or pos is None or pos < hw:
+        for tp in self.app.consumer.assignment():
+            # unknown (the consumer could not tell): rely on the timers alone
+            if tp.topic in self.input_topics and await self._fetched_to_end(tp) is False:
                 return False
         return True
 

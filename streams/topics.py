@@ -200,12 +200,10 @@ def _from_array(a: Any) -> Payment | Like | CoLike | Mark:
 
 def decode_event(data: bytes | str | None) -> Payment | Like | CoLike | Mark:
     """Inverse of :func:`encode_event`; raises :class:`ViewEventError` on garbage."""
-    try:
-        return _from_array(orjson.loads(data))  # type: ignore[arg-type]
-    except (orjson.JSONDecodeError, TypeError, IndexError, KeyError, ValueError) as exc:
-        if isinstance(exc, ViewEventError):
-            raise
-        raise ViewEventError(f"not a view event: {exc}") from None
+    events = decode_record(data)
+    if len(events) != 1:
+        raise ViewEventError(f"a bundle of {len(events)} view events, not one")
+    return events[0]
 
 
 #: A bundle is sent once it reaches about this size: well below Kafka's default
@@ -247,9 +245,9 @@ def decode_record(data: bytes | str | None) -> list[Payment | Like | CoLike | Ma
         if a[0] == "b":
             return [_from_array(x) for x in a[1:]]
         return [_from_array(a)]
+    except ViewEventError:
+        raise
     except (orjson.JSONDecodeError, TypeError, IndexError, KeyError, ValueError) as exc:
-        if isinstance(exc, ViewEventError):
-            raise
         raise ViewEventError(f"not a view event: {exc}") from None
 
 

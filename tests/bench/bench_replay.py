@@ -17,42 +17,25 @@ windows). Writes the figures to ``out/bench_replay.json``. Run on demand:
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import resource
 import sys
 import time
 from pathlib import Path
+
+from benchkit import ROOT, cached_recording, rss_mib, write_figures
 
 from detectors.config import EngineConfig
 from detectors.engine import Engine
 from detectors.recording import read_records
 from detectors.replay import ReplaySummary, iter_events, long_lived_heap, replay_file
-from detectors.simulate import SimConfig, simulate
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def rss_mib() -> float:
-    """Current resident set size in MiB (Linux /proc; falls back to peak)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * resource.getpagesize() / 2**20
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from detectors.simulate import SimConfig
 
 
 def recording(events: int, seed: int) -> Path:
     duration = 4 * 3600.0
     rate = events / duration * 1.02
-    path = ROOT / ".cache" / "bench" / f"bench-{events}-{seed}.jsonl"
-    if not path.exists():
-        print(f"generating {path.name} ...", file=sys.stderr)
-        cfg = SimConfig(seed=seed, duration=duration, rate=rate, n_users=200_000,
-                        n_merchants=5_000, campaigns=10, benign=10)
-        simulate(cfg, path, path.with_suffix(".labels.json"))
-    return path
+    return cached_recording(f"bench-{events}-{seed}", SimConfig(
+        seed=seed, duration=duration, rate=rate, n_users=200_000, n_merchants=5_000,
+        campaigns=10, benign=10))
 
 
 def parse_only(path: Path) -> tuple[int, float]:
@@ -138,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         "state_items_first_quarter_max": max(items[:quarter]) if items else None,
         "state_items_last_quarter_max": max(items[-quarter:]) if items else None,
         "per_view_engine_events_per_s": views,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus",
     }
     print(f"records            {fig['records']:,}")
     print(f"parse-only loop    {fig['parse_only_events_per_s']:>10,} events/s")
@@ -153,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
           f"last quarter max {fig['state_keys_last_quarter_max']:,} "
           f"(window items {fig['state_items_first_quarter_max']:,} -> "
           f"{fig['state_items_last_quarter_max']:,})")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(fig, indent=2) + "\n")
-    print(f"figures written to {a.out}")
+    write_figures(fig, a.out)
     return 0
 
 

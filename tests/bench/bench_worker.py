@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -40,14 +38,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from benchkit import ROOT, cached_recording, rss_mib, write_figures
+
+sys.path.insert(0, str(ROOT))  # for tests.*
 
 from detectors.config import EngineConfig  # noqa: E402
 from detectors.engine import Engine, route_keys  # noqa: E402
 from detectors.parsing import BadRecord, parse_like, parse_payment  # noqa: E402
 from detectors.replay import replay_file  # noqa: E402
-from detectors.simulate import SimConfig, simulate  # noqa: E402
+from detectors.simulate import SimConfig  # noqa: E402
 from tests.kafka_broker import KAFKA_SH, _free_ports  # noqa: E402
 from tests.worker_harness import (  # noqa: E402
     WorkerProcess,
@@ -62,14 +61,9 @@ PARTITIONS = 6
 
 def recording(events: int, seed: int) -> Path:
     duration = 3600.0
-    path = ROOT / ".cache" / "bench" / f"worker-{events}-{seed}.jsonl"
-    if not path.exists():
-        print(f"generating {path.name} ...", file=sys.stderr)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cfg = SimConfig(seed=seed, duration=duration, rate=events / duration, n_users=100_000,
-                        n_merchants=2_000, campaigns=5, benign=5)
-        simulate(cfg, path, path.with_suffix(".labels.json"))
-    return path
+    return cached_recording(f"worker-{events}-{seed}", SimConfig(
+        seed=seed, duration=duration, rate=events / duration, n_users=100_000,
+        n_merchants=2_000, campaigns=5, benign=5))
 
 
 class Broker:
@@ -112,11 +106,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def expected_per_view(records: list[tuple[str, bytes | None, bytes | None]],
@@ -285,16 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             if run["late_events"]:
                 print(f"  WARNING: {run['late_events']:,} view deliveries were late (dropped): "
                       "this run did less work than it should have")
-    fig = {
-        "recording": path.name,
-        "replay_events_per_s": round(replay_rate),
-        "runs": runs,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-    }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(fig, indent=2) + "\n")
-    print(f"figures written to {a.out}")
+    write_figures({"recording": path.name, "replay_events_per_s": round(replay_rate),
+                   "runs": runs}, a.out)
     return 0
 
 

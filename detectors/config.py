@@ -7,8 +7,10 @@ can reproduce a worker exactly by using the same values.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
+
+from detectors.parsing import MAX_AHEAD
 
 __all__ = ["EngineConfig", "MODES"]
 
@@ -65,14 +67,19 @@ class EngineConfig:
     renotify: float = 1800.0  #: re-alert a still-firing entity after this long
     seed: int = 42  #: seed of the River models
     max_samples: int = 20  #: sample ids per alert
+    # Fields added later go last: snapshots of older versions list their
+    # fields by position (see __setstate__).
+    #: an event may claim a time at most this far after its Kafka record's
+    #: timestamp; later ones are rejected as ``bad_time`` (0: not checked)
+    max_ahead: float = MAX_AHEAD
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""
-        for name in ("grace", "max_skew"):
+        for name in ("grace", "max_skew", "max_ahead"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for f in fields(self):
-            if f.name in ("grace", "max_skew", "mode", "seed"):
+            if f.name in ("grace", "max_skew", "max_ahead", "mode", "seed"):
                 continue
             if getattr(self, f.name) <= 0:
                 raise ValueError(f"{f.name} must be > 0")
@@ -83,6 +90,22 @@ class EngineConfig:
         if self.window < self.tick:
             raise ValueError("window must be >= tick")
         return self
+
+    def __setstate__(self, state: list[Any] | dict[str, Any]) -> None:
+        """Unpickle by field name; a field a snapshot lacks (it was written by an
+        older version) takes its default."""
+        names = [f.name for f in fields(self)]
+        # a list holds the fields of its version in order: a prefix of ours
+        values = dict(zip(names[:len(state)], state, strict=True)) \
+            if isinstance(state, list) else state
+        for f in fields(self):
+            v = values.get(f.name, f.default)
+            if v is MISSING:  # pragma: no cover - every field has a default
+                raise TypeError(f"snapshot lacks {f.name}")
+            object.__setattr__(self, f.name, v)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def with_(self, **changes: Any) -> EngineConfig:
         return replace(self, **changes).validate()

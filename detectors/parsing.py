@@ -8,7 +8,9 @@ label) and a human ``detail``. A payment whose ``trade_state`` is not
 caller counts it as skipped.
 
 Reason codes: ``not_utf8``, ``not_json``, ``not_object``, ``missing_field``,
-``wrong_type``, ``bad_time``, ``out_of_range``.
+``wrong_type``, ``bad_time``, ``out_of_range``. The drivers also pass every
+parsed event to :func:`check_record_time`, which rejects (``bad_time``) an
+event dated far after its Kafka record's timestamp.
 
 Two paths, one behaviour. The fast path decodes a ``str`` or UTF-8 ``bytes``
 value with a ``msgspec.json.Decoder`` straight into a typed wire schema
@@ -52,7 +54,8 @@ import orjson
 
 from detectors.events import Like, Payment, parse_time
 
-__all__ = ["BadRecord", "parse_payment", "parse_like", "parse_value", "REASONS", "TOPIC_KINDS"]
+__all__ = ["BadRecord", "parse_payment", "parse_like", "parse_value", "check_record_time",
+           "MAX_AHEAD", "REASONS", "TOPIC_KINDS"]
 
 REASONS = (
     "not_utf8",
@@ -66,6 +69,10 @@ REASONS = (
 
 #: default topic name -> event kind
 TOPIC_KINDS = {"payments.success": "payment", "likes": "like"}
+
+#: seconds an event's time may run past its Kafka record's timestamp (the
+#: default of :attr:`~detectors.config.EngineConfig.max_ahead`)
+MAX_AHEAD = 300.0
 
 
 class BadRecord(ValueError):
@@ -400,6 +407,32 @@ def parse_like(value: bytes | str | None) -> Like:
         return _parse_like_checked(value)
     # like_id, user, target, mchid, ts, action, ip, device, user_created
     return Like(like_id, user, target, mchid, ts, action, ip, w.device_id or None, created)
+
+
+def check_record_time(ev: Payment | Like, record_time: float | None, max_ahead: float) -> None:
+    """Reject an event that claims a time far after its Kafka record was written.
+
+    A record is produced after the event it carries happened, so its Kafka
+    timestamp (seconds; the producer's create time or the broker's append
+    time) bounds the event's time from above, up to the clocks' disagreement.
+    An event more than ``max_ahead`` seconds past it comes from a clock gone
+    wrong, and taken as it is it would drag its partition's event time ahead
+    (by a day, say) and make the honest events behind it late. Raises
+    :class:`BadRecord` (``bad_time``). No check when ``record_time`` is
+    missing or not positive (no timestamp) or ``max_ahead`` is 0.
+
+    >>> ev = Like("l1", "u1", "post:1", "m1", 1_000_000.0)
+    >>> check_record_time(ev, 1_000_000.0 - 60, 300.0)  # a minute ahead: clocks differ
+    >>> try:
+    ...     check_record_time(ev, 1_000_000.0 - 86_400, 300.0)
+    ... except BadRecord as e:
+    ...     print(e.reason, "-", e.detail)
+    bad_time - ts is 86400 s after the record's Kafka timestamp (at most 300 s)
+    """
+    if (record_time is not None and record_time > 0 and max_ahead > 0
+            and ev.ts - record_time > max_ahead):
+        raise BadRecord("bad_time", f"ts is {ev.ts - record_time:.0f} s after the record's Kafka "
+                                    f"timestamp (at most {max_ahead:g} s)")
 
 
 def parse_value(kind: str, value: bytes | str | None) -> Payment | Like | None:

@@ -28,7 +28,14 @@ import orjson
 from detectors.alerts import Alert
 from detectors.config import EngineConfig
 from detectors.engine import Engine
-from detectors.parsing import TOPIC_KINDS, BadRecord, parse_like, parse_payment
+from detectors.parsing import (
+    MAX_AHEAD,
+    TOPIC_KINDS,
+    BadRecord,
+    check_record_time,
+    parse_like,
+    parse_payment,
+)
 from detectors.recording import Record, open_text, read_records
 
 __all__ = [
@@ -64,11 +71,14 @@ class ReplaySummary:
 
 
 def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
-                 topics: dict[str, str] | None = None) -> Iterator[tuple[tuple[str, int], Any]]:
+                 topics: dict[str, str] | None = None, max_ahead: float = MAX_AHEAD,
+                 ) -> Iterator[tuple[tuple[str, int], Any]]:
     """Parse records into ``((topic, partition), event)``, counting rejects and
-    skips in ``summary``. The pair is the event's source for the watermark."""
+    skips in ``summary``. The pair is the event's source for the watermark.
+    An event more than ``max_ahead`` seconds past its record's timestamp is
+    rejected (:func:`~detectors.parsing.check_record_time`)."""
     kinds = topics or TOPIC_KINDS
-    pp, pl = parse_payment, parse_like
+    pp, pl, check = parse_payment, parse_like, check_record_time
     for rec in records:
         summary.records += 1
         kind = kinds.get(rec.topic)
@@ -77,6 +87,8 @@ def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
             continue
         try:
             ev = pl(rec.payload) if kind == "like" else pp(rec.payload)
+            if ev is not None and type(rec.ts) is int:  # kcat: milliseconds
+                check(ev, rec.ts / 1000, max_ahead)
         except BadRecord as exc:
             summary.rejected[exc.reason] += 1
             continue
@@ -88,9 +100,10 @@ def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
 
 
 def iter_events(records: Iterable[Record], summary: ReplaySummary,
-                topics: dict[str, str] | None = None) -> Iterator[Any]:
+                topics: dict[str, str] | None = None, max_ahead: float = MAX_AHEAD,
+                ) -> Iterator[Any]:
     """Parse records into events, counting rejects and skips in ``summary``."""
-    for _, ev in iter_sourced(records, summary, topics):
+    for _, ev in iter_sourced(records, summary, topics, max_ahead):
         yield ev
 
 
@@ -166,7 +179,8 @@ MAX_SPLIT_SOURCES = 256
 def split_by_source(records: Iterable[Record], workdir: Path,
                     on_record: Callable[[int], None] | None = None,
                     ) -> tuple[list[tuple[tuple[str, int], Path]] | None, int]:
-    """Write the payloads of each (topic, partition) to a file of its own, in order.
+    """Write the records of each (topic, partition) to a file of its own, in order
+    (``(timestamp, payload)`` pairs: what :func:`merge_sources` reads).
 
     Returns ``(source, file)`` pairs and the number of records, the pairs
     ``None`` when there are more than :data:`MAX_SPLIT_SOURCES` sources (then
@@ -189,7 +203,7 @@ def split_by_source(records: Iterable[Record], workdir: Path,
                 path = workdir / f"source-{len(parts)}.bin"
                 parts.append((src, path))
                 fh = files[src] = open(path, "wb")  # closed below
-            dump(rec.payload, fh)
+            dump((rec.ts, rec.payload), fh)
     finally:
         for fh in files.values():
             fh.close()
@@ -197,13 +211,15 @@ def split_by_source(records: Iterable[Record], workdir: Path,
 
 
 def merge_sources(parts: Iterable[tuple[tuple[str, int], Path]], summary: ReplaySummary,
-                  topics: dict[str, str] | None = None) -> Iterator[tuple[tuple[str, int], Any]]:
+                  topics: dict[str, str] | None = None, max_ahead: float = MAX_AHEAD,
+                  ) -> Iterator[tuple[tuple[str, int], Any]]:
     """The events of per-source files (see :func:`split_by_source`) merged by
     event time: each source in its own order, the sources side by side (ties
     go to the source listed first, as :func:`heapq.merge` breaks them).
 
     One loop reads, parses and merges, counting records, rejects and skips
-    in ``summary`` as :func:`iter_sourced` does.
+    in ``summary`` (and checking event times against record timestamps) as
+    :func:`iter_sourced` does.
     """
     kinds = topics or TOPIC_KINDS
     load = marshal.load
@@ -220,31 +236,33 @@ def merge_sources(parts: Iterable[tuple[tuple[str, int], Path]], summary: Replay
                 summary.ignored += n
                 continue
             entry = [0.0, order, src, None, fh, parse_like if kind == "like" else parse_payment]
-            if _pull(entry, load, summary, rejected):  # the source's first event
+            if _pull(entry, load, summary, rejected, max_ahead):  # the source's first event
                 heap.append(entry)
         heapq.heapify(heap)
         replace, pop = heapq.heapreplace, heapq.heappop
         while heap:
             entry = heap[0]
             yield entry[2], entry[3]
-            if _pull(entry, load, summary, rejected):
+            if _pull(entry, load, summary, rejected, max_ahead):
                 replace(heap, entry)
             else:
                 pop(heap)
 
 
 def _pull(entry: list[Any], load: Callable[[IO[bytes]], Any], summary: ReplaySummary,
-          rejected: Counter[str]) -> bool:
+          rejected: Counter[str], max_ahead: float) -> bool:
     """Load ``entry``'s next valid event into it; False at the end of its file."""
     fh, parse = entry[4], entry[5]
     while True:
         try:
-            payload = load(fh)
+            ts, payload = load(fh)
         except EOFError:
             return False
         summary.records += 1
         try:
             ev = parse(payload)
+            if ev is not None and type(ts) is int:  # kcat: milliseconds
+                check_record_time(ev, ts / 1000, max_ahead)
         except BadRecord as exc:
             rejected[exc.reason] += 1
             continue
@@ -273,7 +291,8 @@ def replay_records(records: Iterable[Record], engine: Engine,
                    on_progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
     """Drive ``engine`` with ``records`` in the order given; call ``emit`` for every alert."""
     summary = summary or ReplaySummary()
-    return replay_events(iter_sourced(records, summary), engine, emit, summary, on_progress)
+    return replay_events(iter_sourced(records, summary, max_ahead=engine.cfg.max_ahead), engine,
+                         emit, summary, on_progress)
 
 
 def replay_events(events: Iterable[tuple[Any, Any]], engine: Engine,
@@ -330,10 +349,13 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
                 on_progress(s)
 
         try:
+            ahead = engine.cfg.max_ahead
             if parts is None:  # too many sources to open at once: file order
-                replay_records(read_records(p), engine, emit, summary, tick)
+                replay_events(iter_sourced(read_records(p), summary, max_ahead=ahead), engine,
+                              emit, summary, tick)
             else:
-                replay_events(merge_sources(parts, summary), engine, emit, summary, tick)
+                replay_events(merge_sources(parts, summary, max_ahead=ahead), engine, emit,
+                              summary, tick)
         finally:
             bar.close()
     summary.seconds = time.perf_counter() - t0

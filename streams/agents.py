@@ -133,7 +133,7 @@ from faust.types import TP, EventT, StreamT
 
 from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS, Engine, route_keys
-from detectors.parsing import BadRecord, parse_like, parse_payment
+from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
 from detectors.windows import kafka_partition
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -351,6 +351,7 @@ class Pipeline:
         view_names = self.view_names
         send = self.app.producer.send  # the hot path: skip Faust's channel layer
         n = self.n
+        max_ahead = self.cfg.max_ahead
         consumed: dict[str, int] = {}
         last: dict[TP, int] = {}
         newest: dict[TP, float] = {}
@@ -365,6 +366,8 @@ class Pipeline:
             value = msg.value
             try:
                 ev = parse_payment(value) if topic == payments_name else parse_like(value)
+                if ev is not None:
+                    check_record_time(ev, msg.timestamp, max_ahead)
             except BadRecord as exc:
                 m.rejected(topic, exc.reason)
                 await self.topics.deadletter.send(

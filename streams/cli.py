@@ -27,6 +27,9 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-skew", type=float, default=None, dest="max_skew",
                    help="seconds one input partition may lag the newest before the watermark "
                         "stops waiting for it (default 60; 0: one global watermark)")
+    g.add_argument("--max-ahead", type=float, default=None, dest="max_ahead",
+                   help="seconds an event's time may run past its Kafka record's timestamp; "
+                        "later ones are rejected as bad_time (default 300; 0: not checked)")
     g.add_argument("--partitions", type=int, default=None,
                    help="model shards; set to the view topics' partition count (default 6)")
 
@@ -34,7 +37,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 def _engine_config(args: argparse.Namespace):
     from detectors.config import EngineConfig
 
-    changes = {k: getattr(args, k) for k in ("mode", "grace", "max_skew", "partitions")
+    changes = {k: getattr(args, k) for k in ("mode", "grace", "max_skew", "max_ahead", "partitions")
                if getattr(args, k, None) is not None}
     return EngineConfig().with_(**changes)
 

@@ -10,7 +10,7 @@ import pytest
 
 from detectors.config import EngineConfig
 from detectors.engine import ALL_VIEWS, Engine, route_keys
-from detectors.events import Like
+from detectors.events import Like, format_time
 from detectors.recording import read_records
 from detectors.replay import ReplaySummary, iter_events, replay, replay_records
 from detectors.simulate import SimConfig, simulate
@@ -94,6 +94,25 @@ def test_snapshot_of_another_state_version_is_refused() -> None:
     with pytest.raises(ValueError, match="state version 1"):
         Engine.restore(old.snapshot())
     assert Engine.restore(Engine().snapshot()).state_version == Engine.STATE_VERSION
+
+
+def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
+    """Earlier versions pickled EngineConfig with its field values as a list in
+    field order; a setting added since (``max_ahead``) takes its default."""
+    import pickle
+    from dataclasses import fields
+
+    cfg = EngineConfig(grace=3.0, seed=7)
+    older = [getattr(cfg, f.name) for f in fields(cfg) if f.name != "max_ahead"]
+
+    class Older:  # pickles as the older version's EngineConfig did
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return object.__new__, (EngineConfig,), older
+
+    restored = pickle.loads(pickle.dumps(Older()))
+    assert type(restored) is EngineConfig and restored == cfg
+    assert restored.max_ahead == EngineConfig().max_ahead
+    assert pickle.loads(pickle.dumps(cfg)) == cfg  # today's snapshots keep every field
 
 
 def test_redelivery_after_restore_is_not_counted_twice(recording: Path) -> None:
@@ -264,6 +283,33 @@ def test_replay_is_independent_of_the_file_layout(recording: Path, tmp_path: Pat
     # what a replay in file order would make of the grouped file
     naive = replay_records(read_records(grouped), Engine(), lambda _a: None)
     assert naive.late > sa.events // 4
+
+
+def test_event_far_ahead_of_its_record_is_rejected(recording: Path, tmp_path: Path) -> None:
+    """One like whose clock ran a day ahead (its Kafka timestamp says when it was
+    really written) must not drag its partition's event time ahead and make the
+    honest events behind it late: it is rejected as ``bad_time``."""
+    import gzip
+
+    lines = gzip.open(recording, "rb").read().splitlines(keepends=True)
+    k = len(lines) // 5
+    while orjson.loads(lines[k])["topic"] != "likes":
+        k += 1
+    rec = orjson.loads(lines[k])
+    value = orjson.loads(rec["payload"])
+    ahead = rec["ts"] / 1000 + 86_400
+    value.update(like_id="l-clock-ahead", ts=format_time(ahead))
+    rec["payload"] = orjson.dumps(value).decode()
+    skewed = tmp_path / "skewed.jsonl"
+    skewed.write_bytes(b"".join(lines[:k]) + orjson.dumps(rec) + b"\n" + b"".join(lines[k:]))
+    a, b = io.StringIO(), io.StringIO()
+    sa, sb = replay(recording, a), replay(skewed, b)
+    assert sb.rejected - sa.rejected == {"bad_time": 1}
+    assert (sb.events, sb.late, sb.duplicates) == (sa.events, sa.late, sa.duplicates)
+    assert _strip(a.getvalue()) == _strip(b.getvalue())
+    # unchecked, the one event makes a large part of the stream late
+    unchecked = replay(skewed, io.StringIO(), EngineConfig(max_ahead=0))
+    assert unchecked.late > sa.events // 10 and unchecked.alerts != sa.alerts
 
 
 def test_progress_marks_keep_sparse_partitions_current(recording: Path) -> None:

@@ -121,6 +121,10 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
         (topics.likes, orjson.dumps({k: v for k, v in good.items() if k != "user_openid"}),
          "missing_field"),
         (topics.likes, orjson.dumps({**good, "ts": 1795514400}), "wrong_type"),
+        # a clock far ahead of the record's Kafka timestamp (the time of producing);
+        # taken as it is, it would make its partition's later events late
+        (topics.likes, orjson.dumps({**good, "like_id": "l-ahead", "ts": "2100-01-01T00:00:00Z"}),
+         "bad_time"),
         (topics.payments, orjson.dumps({
             **orjson.loads(payment_value("tx-0", "1900000001", "o-x", 1, T0)),
             "amount": {"total": 0}}), "out_of_range"),
@@ -164,7 +168,7 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
         assert worker.metric("likeguard_events_rejected_total", topic=t, reason=reason) == 1
     assert worker.metric("likeguard_events_skipped_total", topic=topics.payments,
                          reason="trade_state") == 1
-    n_likes = sum(1 for t, _, _ in valid if t == topics.likes) + 4
+    n_likes = sum(1 for t, _, _ in valid if t == topics.likes) + 5
     assert worker.metric("likeguard_events_consumed_total", topic=topics.likes) == n_likes
     assert worker.alive()
 

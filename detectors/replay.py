@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import heapq
-import marshal
+import pickle
 import sys
 import tempfile
 import time
@@ -187,8 +187,8 @@ def split_by_source(records: Iterable[Record], workdir: Path,
     replay in file order). ``on_record(n)`` is called every 16,384 records.
     """
     files: dict[tuple[str, int], IO[bytes]] = {}
+    dumps: dict[tuple[str, int], Callable[[Any], None]] = {}
     parts: list[tuple[tuple[str, int], Path]] = []
-    dump = marshal.dump
     n = 0
     try:
         for rec in records:
@@ -196,14 +196,19 @@ def split_by_source(records: Iterable[Record], workdir: Path,
             if on_record is not None and not n & 0x3FFF:
                 on_record(n)
             src = (rec.topic, rec.partition)
-            fh = files.get(src)
-            if fh is None:
+            dump = dumps.get(src)
+            if dump is None:
                 if len(files) >= MAX_SPLIT_SOURCES:
                     return None, n
                 path = workdir / f"source-{len(parts)}.bin"
                 parts.append((src, path))
                 fh = files[src] = open(path, "wb")  # closed below
-            dump((rec.ts, rec.payload), fh)
+                pickler = pickle.Pickler(fh, pickle.HIGHEST_PROTOCOL)
+                # no memo: each record stands alone, and neither side keeps a
+                # reference to every payload (a pickler's memo would)
+                pickler.fast = True
+                dump = dumps[src] = pickler.dump
+            dump((rec.ts, rec.payload))
     finally:
         for fh in files.values():
             fh.close()
@@ -222,40 +227,39 @@ def merge_sources(parts: Iterable[tuple[tuple[str, int], Path]], summary: Replay
     :func:`iter_sourced` does.
     """
     kinds = topics or TOPIC_KINDS
-    load = marshal.load
     rejected = summary.rejected
-    # heap entries: [ts, order, source, event, file, parse]
+    # heap entries: [ts, order, source, event, load, parse]
     heap: list[list[Any]] = []
     with ExitStack() as files:
         for order, (src, path) in enumerate(parts):
-            fh = files.enter_context(open(path, "rb"))
+            load = pickle.Unpickler(files.enter_context(open(path, "rb"))).load
             kind = kinds.get(src[0])
             if kind is None:  # not an input topic: counted, never parsed
-                n = _count_marshalled(fh)
+                n = _count(load)
                 summary.records += n
                 summary.ignored += n
                 continue
-            entry = [0.0, order, src, None, fh, parse_like if kind == "like" else parse_payment]
-            if _pull(entry, load, summary, rejected, max_ahead):  # the source's first event
+            entry = [0.0, order, src, None, load, parse_like if kind == "like" else parse_payment]
+            if _pull(entry, summary, rejected, max_ahead):  # the source's first event
                 heap.append(entry)
         heapq.heapify(heap)
         replace, pop = heapq.heapreplace, heapq.heappop
         while heap:
             entry = heap[0]
             yield entry[2], entry[3]
-            if _pull(entry, load, summary, rejected, max_ahead):
+            if _pull(entry, summary, rejected, max_ahead):
                 replace(heap, entry)
             else:
                 pop(heap)
 
 
-def _pull(entry: list[Any], load: Callable[[IO[bytes]], Any], summary: ReplaySummary,
-          rejected: Counter[str], max_ahead: float) -> bool:
+def _pull(entry: list[Any], summary: ReplaySummary, rejected: Counter[str],
+          max_ahead: float) -> bool:
     """Load ``entry``'s next valid event into it; False at the end of its file."""
-    fh, parse = entry[4], entry[5]
+    load, parse = entry[4], entry[5]
     while True:
         try:
-            ts, payload = load(fh)
+            ts, payload = load()
         except EOFError:
             return False
         summary.records += 1
@@ -275,12 +279,11 @@ def _pull(entry: list[Any], load: Callable[[IO[bytes]], Any], summary: ReplaySum
         return True
 
 
-def _count_marshalled(fh: IO[bytes]) -> int:
+def _count(load: Callable[[], Any]) -> int:
     n = 0
-    load = marshal.load
     while True:
         try:
-            load(fh)
+            load()
         except EOFError:
             return n
         n += 1

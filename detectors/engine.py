@@ -5,8 +5,9 @@
 ``advance(watermark)`` moves event time on when input is idle; ``flush()``
 ends the input. Each returns the alerts raised. Inside:
 
-1. duplicates (same kind and id within ``dedupe_horizon``) and late events
-   (behind the watermark) are dropped and counted;
+1. duplicates (same kind and id within ``dedupe_horizon``, also when they
+   arrive behind the watermark) and late events (behind the watermark, not
+   seen before) are dropped and counted;
 2. a :class:`~detectors.windows.Reorderer` releases events in event-time
    order once the watermark passes them: the latest event time of the
    slowest *source* (the Kafka partition an event came from, when the driver
@@ -142,7 +143,13 @@ class Engine:
         ts = event.ts
         reorder = self.reorder
         if ts < reorder.watermark:
-            self.stats["late"] += 1
+            # behind the watermark: one delivered again after it was processed (a
+            # producer's retry, or records consumed again after a restart) is a
+            # duplicate, anything else is late
+            if self.dedupe.known(event.tag + event.id):
+                self.stats["duplicates"] += 1
+            else:
+                self.stats["late"] += 1
             return []
         kind = event.kind
         tag = event.tag + event.id

@@ -250,6 +250,15 @@ class Deduper:
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
 
+    def known(self, key: str) -> bool:
+        """Whether ``key`` is remembered (without remembering it).
+
+        >>> d = Deduper(horizon=60)
+        >>> d.known("a"), d.seen("a", 0.0), d.known("a")
+        (False, False, True)
+        """
+        return key in self._current or key in self._previous
+
     def seen(self, key: str, ts: float) -> bool:
         """Return True when ``key`` was seen recently; otherwise remember it."""
         epoch = ts // self.horizon

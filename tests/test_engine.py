@@ -158,6 +158,10 @@ def test_duplicates_and_late_events_are_dropped_and_counted() -> None:
     eng.process(like(2, "u2", "post:1", "m1", T0 + 100))
     eng.process(like(3, "u3", "post:1", "m1", T0 + 10))  # behind watermark T0+95
     assert eng.stats["duplicates"] == 1 and eng.stats["late"] == 1 and eng.stats["like"] == 2
+    # delivered again behind the watermark (a retry, or consumed again after a
+    # restart): a duplicate, not a late event
+    eng.process(like(1, "u1", "post:1", "m1", T0))
+    assert eng.stats["duplicates"] == 2 and eng.stats["late"] == 1 and eng.stats["like"] == 2
 
 
 def test_out_of_order_within_grace_gives_same_alerts() -> None:

@@ -342,6 +342,37 @@ def test_restart_gives_the_same_alerts(kafka_bootstrap, worker_factory, recordin
     assert "restored" in worker.log_text(2) and "restored" in worker.log_text(3)
 
 
+def test_crash_with_default_settings_loses_nothing(kafka_bootstrap, worker_factory, recording):
+    """A worker killed mid-stream and restarted on the backlog that built up
+    meanwhile, with the default 10 s grace: its restored engines take the
+    records consumed again without counting any of them late (the user view's
+    likes forwarded again reach lockstep engines that had them already: they
+    are duplicates), and the alerts are exactly the topology's."""
+    path, _offline, _model = recording
+    model = partitioned_replay(path, EngineConfig())
+    assert model
+    topics = WorkerTopics.unique("lg-crash")
+    topics.create(kafka_bootstrap)
+    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "2",
+                                     "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
+    worker.wait_ready()
+    records, parts = recording_records(path, topics)
+    half = len(records) // 2
+    produce(kafka_bootstrap, records[:half], parts[:half])
+    wait_for(lambda: worker.metric("likeguard_checkpoints_total") >= 6 and
+             worker.metric("likeguard_events_consumed_total", topic=topics.likes) > half // 4,
+             60, lambda: worker.tail(), alive=worker.alive)
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    produce(kafka_bootstrap, records[half:], parts[half:])
+    worker.start()
+    worker.wait_ready()
+    got = _alerts_seen(kafka_bootstrap, topics, alert_ids(model), worker)
+    late = {v: worker.metric("likeguard_late_events_total", view=v) for v in ALL_VIEWS}
+    assert sum(late.values()) == 0, late
+    assert set(got) == alert_ids(model)
+    assert "restored" in worker.log_text(2)
+
+
 def test_worker_over_sasl_ssl(kafka_bootstrap, kafka_sasl, worker_factory):
     """The worker talks to Kafka only through the SASL_SSL (SCRAM) listener."""
     topics = WorkerTopics.unique("lg-sasl")

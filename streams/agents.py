@@ -26,9 +26,11 @@ input partition has reached event time T" -- to every partition of the
 merchant, ip, device and user view topics after the events it covers, for
 each input partition that moved on, at most once per ``progress_interval``
 seconds (a pending mark is sent by the timer; an input partition ingested to
-its end and quiet that long is marked at the newest event time the worker
+its end and quiet that long is marked as if its event time kept the clock's
+pace since its last record, at most the newest event time the worker
 ingested, so a silent partition does not hold the watermarks back by
-``max_skew``). A user slot likewise marks
+``max_skew``, and a feed arriving a steady delay behind the others keeps
+that delay instead of having its next records made late). A user slot likewise marks
 every lockstep partition with its watermark plus ``grace`` (its forwards
 leave in event-time order, so all of them up to its watermark are out). The
 engine takes a mark as :meth:`~detectors.engine.Engine.progress`: the
@@ -480,10 +482,14 @@ class Pipeline:
         With ``idle`` (the timer), an assigned input partition that is ingested
         to its end (its high-water mark, not merely fetched: a consumer catching
         up may hold a partition's backlog in memory) and has had no record for
-        ``progress_interval`` is marked at the newest event time this worker
-        ingested: a record produced there later is expected within ``grace`` of
-        the others (else it is late), and a silent partition no longer holds the
-        watermarks back by ``max_skew``.
+        ``progress_interval`` is marked as if its event time kept the clock's
+        pace since its last record: that record's event time plus the seconds
+        since it was ingested, at most the newest event time this worker
+        ingested. A silent partition then no longer holds the watermarks back
+        by ``max_skew``, and a partition whose records come a steady delay
+        behind the others' (payment notifications delivered 20 s after the
+        payment, while likes arrive at once) keeps that delay instead of being
+        marked level with the others, which made most of its records late.
         """
         marks = dict(self._input_ts)
         interval = self.settings.progress_interval
@@ -495,15 +501,17 @@ class Pipeline:
                     continue
                 if tp in marks:  # ingested to its end and quiet
                     lag = self._ingest_lag(tp)
-                    if marks[tp] < newest and now - self._ingest_at.get(tp, 0.0) >= interval \
-                            and lag is not None and lag <= 0:
-                        marks[tp] = newest
+                    quiet = now - self._ingest_at.get(tp, now)
+                    if marks[tp] < newest and quiet >= interval and lag is not None and lag <= 0:
+                        marks[tp] = min(newest, marks[tp] + quiet)
                 else:
-                    # held as behind, but nothing to ingest (empty, or caught
-                    # up before this worker ingested any of it)
-                    last = self._marked.get(f"{tp.topic}/{tp.partition}")
+                    # held as behind, but nothing to ingest (empty, or caught up
+                    # before this worker ingested any of it): its time is not
+                    # known, so it is released, no longer waited for
+                    source = f"{tp.topic}/{tp.partition}"
+                    last = self._marked.get(source)
                     if last is not None and last[2] and await self._nothing_left(tp):
-                        marks[tp] = newest
+                        await self._mark(source, None, INGEST_VIEWS, "ingest", behind=False)
         for tp, ts in marks.items():
             source = f"{tp.topic}/{tp.partition}"
             lag = self._ingest_lag(tp)

@@ -371,22 +371,27 @@ def test_payments_delivered_behind_the_likes_are_waited_for(kafka_bootstrap, wor
     assert sum(late.values()) == 0, late
 
 
+def _crash_mid_stream(bootstrap: str, worker, topics: WorkerTopics, records, parts) -> None:
+    """Produce the first half; hard-kill the worker while it works through it;
+    produce the second half while it is down; start it again."""
+    half = len(records) // 2
+    produce(bootstrap, records[:half], parts[:half])
+    wait_for(lambda: worker.metric("likeguard_checkpoints_total") >= 6 and
+             worker.metric("likeguard_events_consumed_total", topic=topics.likes) > half // 4,
+             60, lambda: worker.tail(), alive=worker.alive)
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    produce(bootstrap, records[half:], parts[half:])
+    worker.start()
+    worker.wait_ready()
+
+
 def test_restart_gives_the_same_alerts(kafka_bootstrap, worker_factory, recording):
     path, _offline, model = recording
     topics = WorkerTopics.unique("lg-restart")
     topics.create(kafka_bootstrap)
     worker = _start(worker_factory, topics)
-    records, parts = recording_records(path, topics)
-    half = len(records) // 2
-    produce(kafka_bootstrap, records[:half], parts[:half])
     # 1. hard kill while the worker works through the first half
-    wait_for(lambda: worker.metric("likeguard_checkpoints_total") >= 6 and
-             worker.metric("likeguard_events_consumed_total", topic=topics.likes) > half // 4,
-             60, lambda: worker.tail(), alive=worker.alive)
-    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
-    produce(kafka_bootstrap, records[half:], parts[half:])  # while the worker is down
-    worker.start()
-    worker.wait_ready()
+    _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics))
     # 2. graceful stop once the first alerts are out (during the idle flushes)
     reader = TopicReader(kafka_bootstrap, topics.alerts)
     wait_for(lambda: reader.poll(), 120, lambda: worker.tail(), alive=worker.alive)
@@ -415,16 +420,7 @@ def test_crash_with_default_settings_loses_nothing(kafka_bootstrap, worker_facto
     worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "2",
                                      "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
     worker.wait_ready()
-    records, parts = recording_records(path, topics)
-    half = len(records) // 2
-    produce(kafka_bootstrap, records[:half], parts[:half])
-    wait_for(lambda: worker.metric("likeguard_checkpoints_total") >= 6 and
-             worker.metric("likeguard_events_consumed_total", topic=topics.likes) > half // 4,
-             60, lambda: worker.tail(), alive=worker.alive)
-    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
-    produce(kafka_bootstrap, records[half:], parts[half:])
-    worker.start()
-    worker.wait_ready()
+    _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics))
     got = _alerts_seen(kafka_bootstrap, topics, alert_ids(model), worker)
     late = {v: worker.metric("likeguard_late_events_total", view=v) for v in ALL_VIEWS}
     assert sum(late.values()) == 0, late

@@ -10,6 +10,10 @@ clean stop, 2 for bad settings or topics, 1 when the worker crashed.
 A hard kill loses nothing either: offsets are committed only behind durable
 checkpoints (see :mod:`streams.agents`), so a restarted worker restores each
 partition's engine and re-processes the records after its checkpoint.
+
+While the broker cannot be reached the worker waits and carries on when it is
+back; aiokafka meanwhile logs every failed connection attempt (about 3,000
+lines a second, measured), so its repeats go through :class:`RepeatFilter`.
 """
 
 from __future__ import annotations
@@ -17,18 +21,72 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.settings import Settings, SettingsError, add_worker_arguments
 
-__all__ = ["run_worker", "preflight", "main", "build_parser", "PreflightError"]
+__all__ = ["run_worker", "preflight", "main", "build_parser", "PreflightError", "RepeatFilter",
+           "quiet_repeats"]
 
 log = logging.getLogger("likeguard.worker")
+
+#: the aiokafka loggers that repeat a failure on every retry while the broker is away
+KAFKA_CLIENT_LOGGERS = ("aiokafka", "aiokafka.consumer.fetcher",
+                        "aiokafka.consumer.group_coordinator", "aiokafka.producer.sender")
+
+
+class RepeatFilter(logging.Filter):
+    """Let a message repeated by the same logger at the same level (the same
+    format string, whatever its arguments) through at most once per ``every``
+    seconds; the next one that passes says how many were held back.
+
+    Memory is bounded by the format strings a library uses, not by the
+    messages.
+
+    >>> clock = iter([0.0, 1.0, 2.0, 11.0]).__next__
+    >>> f = RepeatFilter(every=10.0, clock=clock)
+    >>> rec = lambda: logging.LogRecord("aiokafka", logging.ERROR, "", 0,
+    ...                                 "Unable connect to node with id %s", (1,), None)
+    >>> passed = [r.getMessage() for r in (rec(), rec(), rec(), rec()) if f.filter(r)]
+    >>> passed
+    ['Unable connect to node with id 1', 'Unable connect to node with id 1 (2 more like this held back)']
+    """
+
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every = every
+        self.clock = clock
+        self._seen: dict[tuple[str, int, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.msg)
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.every:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if seen is not None and seen[1]:
+            record.msg = f"{record.msg} ({seen[1]} more like this held back)"
+        return True
 
 
 class PreflightError(RuntimeError):
     """The cluster's topics do not fit the settings (e.g. wrong partition count)."""
+
+
+def quiet_repeats(every: float = 10.0) -> RepeatFilter:
+    """Put one :class:`RepeatFilter` on the aiokafka loggers (replacing one put
+    there before); return it."""
+    repeats = RepeatFilter(every)
+    for name in KAFKA_CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        for f in [f for f in logger.filters if isinstance(f, RepeatFilter)]:
+            logger.removeFilter(f)
+        logger.addFilter(repeats)
+    return repeats
 
 
 def preflight(settings: Settings, changelog_topic: str, timeout: float = 30.0) -> None:
@@ -108,6 +166,7 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    quiet_repeats()
 
     import faust
 

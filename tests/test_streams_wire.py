@@ -127,3 +127,39 @@ def test_the_consumer_fetch_wait_follows_the_setting(tmp_path):
     consumer_type, wait_ms = asyncio.run(go())
     assert wait_ms == 250  # Faust alone would build it with 1,500
     assert consumer_type.__module__ == "streams.app"
+
+
+def test_kafka_client_repeats_are_held_back(caplog):
+    """While the broker is away aiokafka logs every failed attempt (about 3,000
+    lines a second): the worker lets each kind of line through once per
+    interval, saying how many it held back; other kinds pass on their own."""
+    import logging
+
+    from streams.worker import KAFKA_CLIENT_LOGGERS, quiet_repeats
+
+    now = [0.0]
+    repeats = quiet_repeats(every=10.0)
+    repeats.clock = lambda: now[0]
+    client = logging.getLogger(KAFKA_CLIENT_LOGGERS[0])
+    try:
+        with caplog.at_level(logging.ERROR, logger=client.name):
+            for i in range(3000):
+                now[0] = i / 1000  # three seconds of retries
+                client.error("Unable connect to node with id %s: %s", 1, "refused")
+                if i % 1000 == 0:
+                    client.error("Unable to update metadata from %s", [1])
+            now[0] = 12.0
+            client.error("Unable connect to node with id %s: %s", 1, "refused")
+        lines = [r.getMessage() for r in caplog.records if r.name == client.name]
+        assert lines == [
+            "Unable connect to node with id 1: refused",
+            "Unable to update metadata from [1]",
+            "Unable connect to node with id 1: refused (2999 more like this held back)",
+        ]
+        assert quiet_repeats() is not repeats  # installed again: replaced, not stacked
+        assert sum(isinstance(f, type(repeats)) for f in client.filters) == 1
+    finally:
+        for name in KAFKA_CLIENT_LOGGERS:
+            logger = logging.getLogger(name)
+            for f in [f for f in logger.filters if isinstance(f, type(repeats))]:
+                logger.removeFilter(f)

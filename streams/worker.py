@@ -38,9 +38,9 @@ KAFKA_CLIENT_LOGGERS = ("aiokafka", "aiokafka.consumer.fetcher",
 
 
 class RepeatFilter(logging.Filter):
-    """Let a message repeated by the same logger at the same level (the same
-    format string, whatever its arguments) through at most once per ``every``
-    seconds; the next one that passes says how many were held back.
+    """Let a warning or error repeated by the same logger at the same level (the
+    same format string, whatever its arguments) through at most once per
+    ``every`` seconds; the next one that passes says how many were held back.
 
     Memory is bounded by the format strings a library uses, not by the
     messages.
@@ -61,6 +61,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, object], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True  # progress lines (a group joined, partitions assigned) all pass
         key = (record.name, record.levelno, record.msg)
         now = self.clock()
         seen = self._seen.get(key)

@@ -142,17 +142,14 @@ class Engine:
         """
         ts = event.ts
         reorder = self.reorder
+        tag = event.tag + event.id
         if ts < reorder.watermark:
             # behind the watermark: one delivered again after it was processed (a
             # producer's retry, or records consumed again after a restart) is a
             # duplicate, anything else is late
-            if self.dedupe.known(event.tag + event.id):
-                self.stats["duplicates"] += 1
-            else:
-                self.stats["late"] += 1
+            self.stats["duplicates" if self.dedupe.known(tag) else "late"] += 1
             return []
         kind = event.kind
-        tag = event.tag + event.id
         if self.dedupe.seen(tag, ts):
             self.stats["duplicates"] += 1
             return []

@@ -186,11 +186,10 @@ def split_by_source(records: Iterable[Record], workdir: Path,
     ``None`` when there are more than :data:`MAX_SPLIT_SOURCES` sources (then
     replay in file order). ``on_record(n)`` is called every 16,384 records.
     """
-    files: dict[tuple[str, int], IO[bytes]] = {}
     dumps: dict[tuple[str, int], Callable[[Any], None]] = {}
     parts: list[tuple[tuple[str, int], Path]] = []
     n = 0
-    try:
+    with ExitStack() as files:
         for rec in records:
             n += 1
             if on_record is not None and not n & 0x3FFF:
@@ -198,20 +197,17 @@ def split_by_source(records: Iterable[Record], workdir: Path,
             src = (rec.topic, rec.partition)
             dump = dumps.get(src)
             if dump is None:
-                if len(files) >= MAX_SPLIT_SOURCES:
+                if len(parts) >= MAX_SPLIT_SOURCES:
                     return None, n
                 path = workdir / f"source-{len(parts)}.bin"
                 parts.append((src, path))
-                fh = files[src] = open(path, "wb")  # closed below
-                pickler = pickle.Pickler(fh, pickle.HIGHEST_PROTOCOL)
+                pickler = pickle.Pickler(files.enter_context(open(path, "wb")),
+                                         pickle.HIGHEST_PROTOCOL)
                 # no memo: each record stands alone, and neither side keeps a
                 # reference to every payload (a pickler's memo would)
                 pickler.fast = True
                 dump = dumps[src] = pickler.dump
             dump((rec.ts, rec.payload))
-    finally:
-        for fh in files.values():
-            fh.close()
     return parts, n
 
 

@@ -261,6 +261,11 @@ class Slot:
         return self.engine.reorder.max_ts != float("-inf")
 
 
+def _source(tp: TP) -> str:
+    """The source name of input partition ``tp`` (header ``lg-src``, mark keys)."""
+    return f"{tp.topic}/{tp.partition}"
+
+
 class Pipeline:
     """Topics, agents and the timer of one worker, around a :class:`faust.App`.
 
@@ -384,7 +389,7 @@ class Pipeline:
                 newest[msg.tp] = ev.ts
             src = sources.get(msg.tp)
             if src is None:
-                src = sources[msg.tp] = f"{topic}/{msg.partition}".encode()
+                src = sources[msg.tp] = _source(msg.tp).encode()
             for view, key in route_keys(ev).items():
                 if bundles.add(view_names[view], kafka_partition(key, n), src, data):
                     await bundles.send_full()
@@ -453,7 +458,7 @@ class Pipeline:
         if self.settings.progress_interval <= 0:
             return
         for tp in self.app.consumer.assignment():
-            source = f"{tp.topic}/{tp.partition}"
+            source = _source(tp)
             if tp.topic in self.input_topics and source not in self._marked:
                 await self._mark(source, self._input_ts.get(tp), INGEST_VIEWS, "ingest",
                                  behind=True)
@@ -492,6 +497,7 @@ class Pipeline:
         marked level with the others, which made most of its records late.
         """
         marks = dict(self._input_ts)
+        lags = {tp: self._ingest_lag(tp) for tp in marks}
         interval = self.settings.progress_interval
         if idle and marks and interval > 0:
             newest = max(marks.values())
@@ -500,7 +506,7 @@ class Pipeline:
                 if tp.topic not in self.input_topics:
                     continue
                 if tp in marks:  # ingested to its end and quiet
-                    lag = self._ingest_lag(tp)
+                    lag = lags[tp]
                     quiet = now - self._ingest_at.get(tp, now)
                     if marks[tp] < newest and quiet >= interval and lag is not None and lag <= 0:
                         marks[tp] = min(newest, marks[tp] + quiet)
@@ -508,13 +514,13 @@ class Pipeline:
                     # held as behind, but nothing to ingest (empty, or caught up
                     # before this worker ingested any of it): its time is not
                     # known, so it is released, no longer waited for
-                    source = f"{tp.topic}/{tp.partition}"
+                    source = _source(tp)
                     last = self._marked.get(source)
                     if last is not None and last[2] and await self._nothing_left(tp):
                         await self._mark(source, None, INGEST_VIEWS, "ingest", behind=False)
         for tp, ts in marks.items():
-            source = f"{tp.topic}/{tp.partition}"
-            lag = self._ingest_lag(tp)
+            source = _source(tp)
+            lag = lags[tp]
             behind = lag is not None and lag > 0
             if self._mark_due(source, ts, behind):
                 await self._mark(source, ts, INGEST_VIEWS, "ingest", behind=behind)
@@ -906,7 +912,7 @@ class Pipeline:
         """Checkpoint and drop the slots of revoked view partitions."""
         dropped = []
         for tp in revoked:
-            self._marked.pop(f"{tp.topic}/{tp.partition}", None)  # held anew if assigned again
+            self._marked.pop(_source(tp), None)  # held anew if assigned again
             self.metrics.forget_partition(tp.topic, tp.partition)
             self._input_ts.pop(tp, None)
             self._ingest_at.pop(tp, None)

@@ -41,7 +41,7 @@ class EngineConfig:
     join_window: float = 600.0  #: payment -> like (and like -> payment) join span
     paid_delay: float = 120.0  #: a like at most this long after paying is "prompt"
     token_amount: int = 100  #: amounts up to this many fen are token payments
-    fresh_age: float = 3 * 86400.0  #: an account younger than this is fresh
+    fresh_age: float = 7 * 86400.0  #: an account younger than this is fresh
     #: how far back a user's other likes count (a ring may rest between jobs)
     lockstep_window: float = 3600.0
     lockstep_span: float = 480.0  #: a ring's likes of one target fall within this span

@@ -396,6 +396,8 @@ class MerchantView(View):
         x[prefix + "token_age"] = now - token[-1][0] if token else cfg.long_window
         x[prefix + "pair_users"] = float(len(users))
         x[prefix + "token_users"] = float(len(token_users))
+        w = now - cfg.window
+        x[prefix + "token_users_w"] = float(len({p[1] for p in token if p[0] > w}))
         x[prefix + "token_share"] = _ratio(len(token), n)
         x[prefix + "amount_top_share"] = _ratio(top_amount, n)
         x[prefix + "delay_median"] = statistics.median(delays) if delays else cfg.paid_delay

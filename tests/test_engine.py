@@ -343,3 +343,19 @@ def test_progress_marks_keep_sparse_partitions_current(recording: Path) -> None:
     assert median[True] <= cfg.grace + cfg.tick + 2.0  # measured: 12 s
     assert median[False] > median[True] + 5.0  # measured: 23 s
     assert worst[True] < worst[False]  # measured: 19 s vs 31 s
+
+
+@pytest.mark.parametrize(("gap", "alerted"), [(90.0, True), (1800.0, False)])
+def test_second_token_paid_liker_within_minutes_alerts(gap: float, alerted: bool) -> None:
+    """A paid task's first two workers alert; two such pairs half an hour apart do not."""
+    eng = Engine(EngineConfig(mode="rules"))
+    alerts = []
+    for i, ts in enumerate((T0, T0 + gap)):
+        alerts += eng.process(payment(i, f"w{i}", "m1", ts, amount=1))
+        alerts += eng.process(like(i, f"w{i}", "post:1", "m1", ts + 12))
+    alerts += eng.flush()
+    found = {(a.detector, a.entity_type, a.entity_id) for a in alerts}
+    assert (("paid_likes@1", "merchant", "m1") in found) is alerted, found
+    if alerted:
+        a = next(a for a in alerts if a.entity_type == "merchant")
+        assert a.reasons[0].code == "token_paid_likers_recent" and a.reasons[0].value == 2

@@ -62,7 +62,23 @@ def test_slow_drip_pairs_accumulate_over_long_window() -> None:
         subjects = _subjects(v, ts + 10)
     x = subjects[("merchant", "m1")].features
     assert x["token_users"] == 12  # 2 hours of pairs, far beyond the 5-minute window
+    assert x["token_users_w"] == 1  # ... of which one inside it
     assert x["likes_w"] == 1
+
+
+def test_recent_token_likers_count_only_the_window() -> None:
+    v = MerchantView(CFG)
+    for i, ts in enumerate((T0, T0 + 200, T0 + 290)):
+        v.add(payment(i, f"u{i}", "m1", ts, amount=1))
+        v.add(like(i, f"u{i}", "post:1", "m1", ts + 5))
+    v.add(payment(9, "u0", "m1", T0 + 291, amount=1))  # the same account again
+    v.add(like(9, "u0", "post:1", "m1", T0 + 296))
+    x = _subjects(v, T0 + 300)[("merchant", "m1")].features
+    assert x["token_users"] == 3 and x["token_users_w"] == 3
+    # later, the first account's first pair (T0 + 5) has left the window but its
+    # second pair has not; the second account's pair (T0 + 205) has left it
+    x = v._merchant_subject("m1", v.state["m1"], T0 + 506).features
+    assert x["token_users"] == 3 and x["token_users_w"] == 2
 
 
 def test_target_fresh_and_device_features() -> None:
@@ -167,3 +183,13 @@ def test_merchant_expiry_follows_latest_activity_per_user_and_target() -> None:
     assert st.pair_targets == {"post:1": 1, "post:2": 1} and len(st.pairs) == 2
     subj = {s.entity_id: s for s in v.evaluate(T0 + 610)}
     assert subj["post:1"].features["pairs"] == 1
+
+
+def test_accounts_made_days_ago_are_fresh_for_a_week() -> None:
+    v = MerchantView(CFG)
+    ages = [2, 4, 6, 8, 30, 400]  # days
+    for i, age in enumerate(ages):
+        v.add(like(i, f"u{i}", "post:8", "m1", T0 + i, created=T0 - age * 86400))
+    x = v._target_subject("m1", "post:8", v.state["m1"].targets["post:8"], v.state["m1"],
+                          T0 + 10, -1.0, 0.0).features
+    assert x["fresh"] == 3 and x["fresh_share"] == 0.5

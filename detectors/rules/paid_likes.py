@@ -5,10 +5,13 @@ Honest buyers pay real, varied amounts and like minutes later, if at all;
 honest coupon campaigns like first and pay afterwards. The rule fires on
 a merchant (or one of its targets) when enough distinct accounts made a
 prompt pay->like pair with a token amount; sooner when those pairs also
-share one amount, or are nearly all token pairs, with a short delay; and
-on non-token pairs when they are
-mechanical: one amount and near-constant delays of seconds (honest buyers
-of a one-price flash sale who like the shop do so minutes later).
+share one amount, or are nearly all token pairs, with a short delay; at
+the second such account when both paid likes fall within the short window
+(a task's first workers arrive minutes apart; a drip's pairs too, while a
+shop's rare honest tiny payment followed by a prompt like does not come
+twice in minutes); and on non-token pairs when they are mechanical: one
+amount and near-constant delays of seconds (honest buyers of a one-price
+flash sale who like the shop do so minutes later).
 
 Examples
 --------
@@ -25,6 +28,12 @@ True
 ...           "token_delay_median": 20.0, "token_age": 5.0}  # amounts 1-10 fen, liked at once
 >>> [r.code for r in rule.explain(varied)][:3], rule.score_one(varied) >= 0.5
 (['token_paid_likers', 'token_share', 'token_prompt_delay'], True)
+>>> first_two = {"token_users": 2, "token_users_w": 2, "token_share": 1.0,
+...              "token_delay_median": 15.0, "token_age": 1.0}
+>>> [r.code for r in rule.explain(first_two)][0], rule.score_one(first_two) >= 0.5
+('token_paid_likers_recent', True)
+>>> rule.score_one({**first_two, "token_users_w": 1}) < 0.5  # the other an hour ago
+True
 """
 
 from __future__ import annotations
@@ -58,6 +67,13 @@ _PROMPT = (  # campaigns that vary the token amount: nearly all pairs token, all
     _PROMPT_TOKEN,
     _FRESH_TOKEN,
 )
+_BURST = (  # a task's first workers: two token-paid likers within minutes, nothing else paid
+    Cond("token_users_w", ">=", 2, "token_paid_likers_recent",
+         "accounts that paid a token amount and liked within seconds, in the window"),
+    Cond("token_share", ">=", 0.8, "token_share", _TOKEN_SHARE),
+    _PROMPT_TOKEN,
+    _FRESH_TOKEN,
+)
 _MECHANICAL = (
     Cond("pair_users", ">=", 10, "prompt_paid_likers",
          "accounts that liked within seconds of paying"),
@@ -77,7 +93,7 @@ class PaidLikes(Rule):
     version = "1"
     view = "merchant"
     entity_type = "merchant"
-    paths = (_TOKEN, _UNIFORM, _PROMPT, _MECHANICAL)
+    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL)
 
 
 class PaidTargetLikes(PaidLikes):

@@ -435,6 +435,7 @@ class MerchantView(View):
         users: dict[str, None] = {}
         devices: dict[str, None] = {}
         ips: dict[str, int] = {}
+        ip_users: dict[str, dict[str, None]] = {}
         fresh = 0
         with_dev = 0
         for _, u, f, d, ip, _ in likes:
@@ -446,7 +447,13 @@ class MerchantView(View):
                 with_dev += 1
             if ip is not None:
                 ips[ip] = ips.get(ip, 0) + 1
+                on_ip = ip_users.get(ip)
+                if on_ip is None:
+                    ip_users[ip] = {u: None}
+                else:
+                    on_ip[u] = None
         nu = len(users)
+        clustered = len({u for on_ip in ip_users.values() if len(on_ip) >= 3 for u in on_ip})
         if tid in st.pair_targets:
             pairs = [p for p in st.pairs if p[6] == tid]
             x: dict[str, float] = {}
@@ -461,6 +468,8 @@ class MerchantView(View):
         x["users_per_device"] = _ratio(nu, len(devices)) if with_dev else 1.0
         x["top_ip_share"] = _ratio(max(ips.values()), n) if ips else 0.0
         x["users_per_ip"] = _ratio(nu, len(ips)) if ips else 1.0
+        x["ip_clustered"] = float(clustered)
+        x["ip_clustered_share"] = _ratio(clustered, nu)
         x["velocity_ratio"] = _ratio(n, max(base, 1.0)) if base >= 0 else 1.0
         x["rate"] = float(rate)
         return Subject(

@@ -359,3 +359,21 @@ def test_second_token_paid_liker_within_minutes_alerts(gap: float, alerted: bool
     if alerted:
         a = next(a for a in alerts if a.entity_type == "merchant")
         assert a.reasons[0].code == "token_paid_likers_recent" and a.reasons[0].value == 2
+
+
+@pytest.mark.parametrize("farmed", [True, False])
+def test_farm_among_honest_likers_of_a_busy_post_alerts(farmed: bool) -> None:
+    """Twelve accounts on three addresses among as many honest likers: the target alerts."""
+    eng = Engine(EngineConfig(mode="rules"))
+    alerts = []
+    for i in range(24):
+        farm = farmed and i % 2 == 0
+        ip = f"47.96.0.{i % 3}" if farm else f"10.{i}.0.1"
+        alerts += eng.process(like(i, f"u{i}", "post:1", "m1", T0 + 5 * i, ip=ip,
+                                   device=f"d{i}"))
+    alerts += eng.flush()
+    targets = [a for a in alerts if a.entity_type == "target"]
+    assert bool(targets) is farmed, targets
+    if farmed:
+        assert targets[0].detector == "farm_target@1"
+        assert [r.code for r in targets[0].reasons] == ["clustered_likers", "clustered_share"]

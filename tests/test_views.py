@@ -92,6 +92,21 @@ def test_target_fresh_and_device_features() -> None:
     assert x["users_per_device"] == 5.0 and x["top_ip_share"] == 1.0
 
 
+def test_target_likers_clustered_on_shared_ips() -> None:
+    v = MerchantView(CFG)
+    n = 0
+    for ip, users in (("1.1.1.1", 4), ("2.2.2.2", 3), ("3.3.3.3", 2)):  # clusters of 4, 3; a pair
+        for _ in range(users):
+            v.add(like(n, f"u{n}", "post:7", "m1", T0 + n, ip=ip))
+            n += 1
+    v.add(like(n, "u0", "post:7", "m1", T0 + n, ip="2.2.2.2"))  # u0 again, another address
+    for i in range(11):  # honest likers, one address each
+        v.add(like(100 + i, f"h{i}", "post:7", "m1", T0 + 20 + i, ip=f"9.9.9.{i}"))
+    x = _subjects(v, T0 + 35)[("target", "post:7")].features
+    # 1.1.1.1 carries u0-u3, 2.2.2.2 carries u4-u6 and u0: seven accounts
+    assert x["users"] == 20 and x["ip_clustered"] == 7 and x["ip_clustered_share"] == 0.35
+
+
 def test_target_velocity_against_own_baseline() -> None:
     v = MerchantView(CFG.with_(window=60, tick=5))
     t = T0

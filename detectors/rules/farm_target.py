@@ -2,13 +2,25 @@
 
 Viral posts are liked from about one device per account and from all over
 the network; a farm cycles many accounts through a handful of handsets
-behind one or two addresses.
+behind one or two addresses. A farm on a post that also has honest likers
+still shows as clusters: most of the post's likers come from addresses
+that each carry three or more of them, while honest likers of even the
+busiest post rarely share an address with two others.
 
 Examples
 --------
 >>> FarmTarget().score_one({"users": 40, "users_per_device": 8.0}) > 0.5
 True
 >>> FarmTarget().score_one({"users": 4000, "users_per_device": 1.05}) < 0.5
+True
+>>> farm_on_busy_post = {"users": 16, "users_per_ip": 2.3, "ip_clustered": 11,
+...                      "ip_clustered_share": 0.69}
+>>> [r.code for r in FarmTarget().explain(farm_on_busy_post)]
+['clustered_likers', 'clustered_share']
+>>> FarmTarget().score_one(farm_on_busy_post) >= 0.5
+True
+>>> FarmTarget().score_one({"users": 700, "ip_clustered": 22,  # viral, some shared IPs
+...                         "ip_clustered_share": 0.03}) < 0.5
 True
 """
 
@@ -39,5 +51,11 @@ class FarmTarget(Rule):
             Cond("users", ">=", 12, "target_likers", "distinct accounts liking the target"),
             Cond("users_per_ip", ">=", 3.0, "accounts_per_ip",
                  "accounts per IP among the target's likers"),
+        ),
+        (  # counted, not averaged, so the target's honest likers do not dilute a farm
+            Cond("ip_clustered", ">=", 10, "clustered_likers",
+                 "accounts liking the target from IPs that carry three or more of its likers"),
+            Cond("ip_clustered_share", ">=", 0.5, "clustered_share",
+                 "share of the target's likers from such IPs"),
         ),
     )

@@ -105,9 +105,11 @@ Idle input
 Detectors never read the clock; the driver does. When a slot has had no new
 events for ``idle_flush`` seconds of wall-clock time *and its upstream is
 quiet too* -- no ingest batch in progress, no input record ingested by this
-worker for ``idle_flush`` seconds, no unfetched records left in the slot's
-own partition or in the input partitions assigned to this worker (consumer
-position against high-water mark) and, for the lockstep view, no
+worker for ``idle_flush`` seconds, no unprocessed records left in the slot's
+own partition, none left to ingest in the input partitions assigned to this
+worker (fetched to the high-water mark, none waiting in the ingest agent's
+channel or batch: after a restart the consumer may fetch a backlog seconds
+before the ingest agent takes it) and, for the lockstep view, no
 user-view slot forwarding or unflushed, with a doubled wait --
 :meth:`Pipeline.tick` calls ``engine.flush()`` (as the offline replay does
 at the end of its file), sends the alerts and forwarded likes it returns,
@@ -297,6 +299,8 @@ class Pipeline:
         self.last_ingest = time.monotonic()
         self.last_forward = time.monotonic()
         self._ingesting = 0  #: ingest batches in progress
+        #: the ingest agent's stream: records fetched but not yet taken wait in its channel
+        self._ingest_stream: StreamT | None = None
         #: latest event time ingested per input partition (sent as progress marks)
         self._input_ts: dict[TP, float] = {}
         self._ingest_at: dict[TP, float] = {}  #: monotonic time of its last record
@@ -321,6 +325,7 @@ class Pipeline:
 
     def _make_ingest_agent(self) -> Any:
         async def ingest(stream: StreamT) -> None:
+            self._ingest_stream = stream
             async for events in stream.take_events(self.settings.batch_size,
                                                    within=self.settings.batch_within):
                 await self.ingest_batch(events)
@@ -836,7 +841,9 @@ class Pipeline:
                     alerts = slot.engine.flush()
                     slot.flushed = True
                     slot.dirty = True
-                    log.info("idle flush %s/%d: %d alerts", view, p, len(alerts))
+                    log.info("idle flush %s/%d: %d alerts (quiet %.1f s, input %.1f s; "
+                             "at offset %d)", view, p, len(alerts), now - slot.last_input,
+                             now - self.last_ingest, slot.next_offset)
                     await self._emit(slot, alerts)
                     self._count(slot)
                     await self.checkpoint(slot)
@@ -851,15 +858,25 @@ class Pipeline:
             self.update_gauges()
 
     async def _inputs_drained(self) -> bool:
-        """Whether every input partition assigned here is fetched to its end.
+        """Whether every input partition assigned here is ingested to its end.
 
         A worker that starts on a backlog may see its ingest pause (partition
         assignment, table recovery) while records wait in the input topics;
-        the view slots must not take that pause for the end of the input.
+        the view slots must not take that pause for the end of the input. The
+        consumer's position is not enough: records it fetched wait in the
+        ingest agent's channel (and, taken, in its batch) until ingested.
+        (Faust's unacked set cannot tell: a stream's last record stays unacked
+        until the next one comes.)
         """
-        for tp in self.app.consumer.assignment():
-            # unknown (the consumer could not tell): rely on the timers alone
-            if tp.topic in self.input_topics and await self._fetched_to_end(tp) is False:
+        stream = self._ingest_stream
+        if stream is not None and not stream.channel.empty():
+            return False  # fetched, not yet taken by the ingest agent
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in self.input_topics:
+                continue
+            lag = self._ingest_lag(tp)  # None: nothing ingested since the start
+            if (lag is not None and lag > 0) or await self._fetched_to_end(tp) is False:
                 return False
         return True
 

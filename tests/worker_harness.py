@@ -257,15 +257,24 @@ class TopicReader:
             self.poll()
             return alert_ids(self.values()) >= expected
 
-        wait_for(have, timeout,
-                 lambda: (f"missing {sorted(expected - alert_ids(self.values()))} of "
-                          f"{len(expected)}; got {len(self.records)} records\n"
-                          + (worker.tail() if worker else "")),
-                 alive=worker.alive if worker else None)
+        def gap() -> str:
+            surplus = [_brief(a) for a in self.values() if a["alert_id"] not in expected]
+            return (f"missing {sorted(expected - alert_ids(self.values()))} of "
+                    f"{len(expected)}; got {len(self.records)} records; surplus {surplus}\n"
+                    + (worker.tail() if worker else ""))
+
+        wait_for(have, timeout, gap, alive=worker.alive if worker else None)
         end = time.monotonic() + settle
         while time.monotonic() < end:
             self.poll()
         return {a["alert_id"]: a for a in self.values()}
+
+
+def _brief(a: dict[str, Any]) -> str:
+    """An alert in one line, for failure messages."""
+    return (f"{a['alert_id']} {a['detector']} {a['entity']['type']}:{a['entity']['id']} "
+            f"{a['window']['start']}..{a['window']['end']} "
+            + ",".join(f"{r['code']}={r['value']}" for r in a["reasons"]))
 
 
 def alert_ids(alerts: Iterable[dict[str, Any]]) -> set[str]:

@@ -536,6 +536,8 @@ class Pipeline:
         ``behind`` while the slot's own input is catching up (a source of its
         engine is behind, or its partition has records left to fetch): the
         lockstep engines then wait for this slot's likes however far it trails.
+        The mark is the event time the slot's input has reached: its engine's
+        watermark plus ``grace``, or after an idle flush the flush's end.
         """
         wm = slot.engine.watermark
         if wm == float("-inf"):
@@ -545,7 +547,12 @@ class Pipeline:
         except Exception:  # noqa: BLE001 - unknown lag: judge by the engine alone
             hw = None
         behind = bool(slot.engine.reorder.behind) or (hw is not None and hw > slot.next_offset)
-        source, ts = f"user/{slot.partition}", wm + self.cfg.grace
+        # the engine's watermark trails its slowest source by ``grace``; a flushed
+        # engine's is its input's end (newest event plus a tick), already final:
+        # adding grace would mark this slot far ahead of user slots not yet flushed,
+        # and a lockstep engine would stop waiting for their likes (max_skew)
+        source = f"user/{slot.partition}"
+        ts = wm if slot.flushed else wm + self.cfg.grace
         if self._mark_due(source, ts, behind):
             await self._mark(source, ts, ("lockstep",), "user", slot.engine.reorder.max_ts,
                              behind)

@@ -28,7 +28,7 @@ from typing import Any
 from streams.settings import Settings, SettingsError, add_worker_arguments
 
 __all__ = ["run_worker", "preflight", "main", "build_parser", "PreflightError", "RepeatFilter",
-           "quiet_repeats"]
+           "quiet_repeats", "remove_repeat_filters"]
 
 log = logging.getLogger("likeguard.worker")
 
@@ -79,15 +79,21 @@ class PreflightError(RuntimeError):
     """The cluster's topics do not fit the settings (e.g. wrong partition count)."""
 
 
-def quiet_repeats(every: float = 10.0) -> RepeatFilter:
-    """Put one :class:`RepeatFilter` on the aiokafka loggers (replacing one put
-    there before); return it."""
-    repeats = RepeatFilter(every)
+def remove_repeat_filters() -> None:
+    """Take every :class:`RepeatFilter` off the aiokafka loggers."""
     for name in KAFKA_CLIENT_LOGGERS:
         logger = logging.getLogger(name)
         for f in [f for f in logger.filters if isinstance(f, RepeatFilter)]:
             logger.removeFilter(f)
-        logger.addFilter(repeats)
+
+
+def quiet_repeats(every: float = 10.0) -> RepeatFilter:
+    """Put one :class:`RepeatFilter` on the aiokafka loggers (replacing one put
+    there before); return it."""
+    remove_repeat_filters()
+    repeats = RepeatFilter(every)
+    for name in KAFKA_CLIENT_LOGGERS:
+        logging.getLogger(name).addFilter(repeats)
     return repeats
 
 

@@ -129,24 +129,13 @@ def test_the_consumer_fetch_wait_follows_the_setting(tmp_path):
     assert consumer_type.__module__ == "streams.app"
 
 
-def _remove_repeat_filters() -> None:
-    import logging
-
-    from streams.worker import KAFKA_CLIENT_LOGGERS, RepeatFilter
-
-    for name in KAFKA_CLIENT_LOGGERS:
-        logger = logging.getLogger(name)
-        for f in [f for f in logger.filters if isinstance(f, RepeatFilter)]:
-            logger.removeFilter(f)
-
-
 def test_kafka_client_repeats_are_held_back(caplog):
     """While the broker is away aiokafka logs every failed attempt (about 3,000
     lines a second): the worker lets each kind of line through once per
     interval, saying how many it held back; other kinds pass on their own."""
     import logging
 
-    from streams.worker import KAFKA_CLIENT_LOGGERS, quiet_repeats
+    from streams.worker import KAFKA_CLIENT_LOGGERS, quiet_repeats, remove_repeat_filters
 
     now = [0.0]
     repeats = quiet_repeats(every=10.0)
@@ -170,7 +159,7 @@ def test_kafka_client_repeats_are_held_back(caplog):
         assert quiet_repeats() is not repeats  # installed again: replaced, not stacked
         assert sum(isinstance(f, type(repeats)) for f in client.filters) == 1
     finally:
-        _remove_repeat_filters()
+        remove_repeat_filters()
 
 
 def test_kafka_client_progress_lines_all_pass(caplog):
@@ -178,7 +167,7 @@ def test_kafka_client_progress_lines_all_pass(caplog):
     operators and the broker tests read them."""
     import logging
 
-    from streams.worker import KAFKA_CLIENT_LOGGERS, quiet_repeats
+    from streams.worker import KAFKA_CLIENT_LOGGERS, quiet_repeats, remove_repeat_filters
 
     repeats = quiet_repeats(every=10.0)
     repeats.clock = lambda: 0.0
@@ -190,4 +179,4 @@ def test_kafka_client_progress_lines_all_pass(caplog):
         assert [r.getMessage() for r in caplog.records if r.name == coordinator.name] == [
             f"Joined group 'g' (generation {g})" for g in (1, 2, 3)]
     finally:
-        _remove_repeat_filters()
+        remove_repeat_filters()

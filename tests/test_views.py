@@ -205,6 +205,5 @@ def test_accounts_made_days_ago_are_fresh_for_a_week() -> None:
     ages = [2, 4, 6, 8, 30, 400]  # days
     for i, age in enumerate(ages):
         v.add(like(i, f"u{i}", "post:8", "m1", T0 + i, created=T0 - age * 86400))
-    x = v._target_subject("m1", "post:8", v.state["m1"].targets["post:8"], v.state["m1"],
-                          T0 + 10, -1.0, 0.0).features
+    x = _subjects(v, T0 + 10)[("target", "post:8")].features
     assert x["fresh"] == 3 and x["fresh_share"] == 0.5

@@ -30,7 +30,9 @@ its end and quiet that long is marked as if its event time kept the clock's
 pace since its last record, at most the newest event time the worker
 ingested, so a silent partition does not hold the watermarks back by
 ``max_skew``, and a feed arriving a steady delay behind the others keeps
-that delay instead of having its next records made late). A user slot likewise marks
+that delay instead of having its next records made late; once the whole
+input has been quiet for ``idle_flush``, at that newest time at once, so the
+marks stop and the idle flush need not wait for them). A user slot likewise marks
 every lockstep partition with its watermark plus ``grace`` (its forwards
 leave in event-time order, so all of them up to its watermark are out). The
 engine takes a mark as :meth:`~detectors.engine.Engine.progress`: the
@@ -500,6 +502,14 @@ class Pipeline:
         behind the others' (payment notifications delivered 20 s after the
         payment, while likes arrive at once) keeps that delay instead of being
         marked level with the others, which made most of its records late.
+
+        Once the whole input has been quiet for ``idle_flush`` (the point at
+        which the view slots take it as ended and flush), such a partition is
+        marked at the newest event time at once. Creeping there at the clock's
+        pace would send a round of marks to every view partition each tick for
+        as long as the partition's event-time gap (minutes for a sparse
+        payment partition after a backlog), and a slot with marks still
+        arriving is not idle: the flush would wait for the gap.
         """
         marks = dict(self._input_ts)
         lags = {tp: self._ingest_lag(tp) for tp in marks}
@@ -507,6 +517,9 @@ class Pipeline:
         if idle and marks and interval > 0:
             newest = max(marks.values())
             now = time.monotonic()
+            idle_flush = self.settings.idle_flush
+            ended = (idle_flush > 0 and not self._ingesting
+                     and now - self.last_ingest >= idle_flush)
             for tp in self.app.consumer.assignment():
                 if tp.topic not in self.input_topics:
                     continue
@@ -514,7 +527,7 @@ class Pipeline:
                     lag = lags[tp]
                     quiet = now - self._ingest_at.get(tp, now)
                     if marks[tp] < newest and quiet >= interval and lag is not None and lag <= 0:
-                        marks[tp] = min(newest, marks[tp] + quiet)
+                        marks[tp] = newest if ended else min(newest, marks[tp] + quiet)
                 else:
                     # held as behind, but nothing to ingest (empty, or caught up
                     # before this worker ingested any of it): its time is not

@@ -1,5 +1,5 @@
-"""Unit tests of the worker's wire-level pieces (no broker): view-event bundles
-and the consumer's fetch wait.
+"""Unit tests of the worker's wire-level pieces (no broker): view-event bundles,
+the consumer's fetch wait and the progress marks of quiet input partitions.
 
 The broker-level behaviour (bundles through real view topics, restarts and
 rebalances on top of them) is covered by ``tests/test_worker.py``.
@@ -8,16 +8,21 @@ rebalances on top of them) is covered by ``tests/test_worker.py``.
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 
 import pytest
+from faust.types import TP
 
 from detectors.events import Like, Payment
-from streams.agents import Bundles
+from streams.agents import Bundles, Pipeline
 from streams.app import LikeguardApp, create_app
+from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import (
     BUNDLE_BYTES,
     SOURCE_HEADER,
+    Mark,
     ViewEventError,
     decode_record,
     encode_bundle,
@@ -180,3 +185,59 @@ def test_kafka_client_progress_lines_all_pass(caplog):
             f"Joined group 'g' (generation {g})" for g in (1, 2, 3)]
     finally:
         remove_repeat_filters()
+
+
+def _quiet_input_marks(tmp_path, quiet: float) -> dict[str, list[float | None]]:
+    """Idle-timer marks of two input partitions ingested to their end and quiet
+    for ``quiet`` seconds: likes/0 at event time 1,000, payments/0 at 800."""
+    sent: list[tuple] = []
+
+    async def send(topic, key, value, partition, timestamp, headers):
+        sent.append((value, dict(headers)[SOURCE_HEADER].decode()))
+
+    async def position(tp):
+        return 5
+
+    async def go() -> None:
+        settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
+                            idle_flush=10.0, progress_interval=1.0).validate()
+        pipe = Pipeline(create_app(settings), settings, Metrics(process_metrics=False))
+        likes, pays = TP(settings.likes_topic, 0), TP(settings.payments_topic, 0)
+        pipe.app = SimpleNamespace(  # a consumer with both partitions read to offset 5
+            consumer=SimpleNamespace(assignment=lambda: {likes, pays}, highwater=lambda tp: 5,
+                                     position=position, unacked=set()),
+            producer=SimpleNamespace(send=send))
+        then = time.monotonic() - quiet
+        pipe.last_ingest = then
+        for tp, ts in ((likes, 1000.0), (pays, 800.0)):
+            pipe._input_ts[tp], pipe._ingest_at[tp], pipe._ingested[tp] = ts, then, 5
+            pipe._marked[f"{tp.topic}/0"] = (ts, then, False)
+        await pipe.send_marks(idle=True)
+
+    asyncio.run(go())
+    marks: dict[str, list[float | None]] = {}
+    for value, source in sent:
+        (mark,) = decode_record(value)
+        assert isinstance(mark, Mark)
+        marks.setdefault(source, []).append(mark.ts)
+    return marks
+
+
+def test_a_quiet_partition_keeps_its_delay_while_the_input_flows(tmp_path):
+    """Input quiet for less than ``idle_flush``: a partition behind the others
+    is marked as if its time kept the clock's pace (a feed arriving a steady
+    delay behind keeps that delay)."""
+    marks = _quiet_input_marks(tmp_path, quiet=5.0)
+    assert set(marks) == {"payments.success/0"}  # likes/0 is the newest already
+    assert len(marks["payments.success/0"]) == 4 * 6  # every partition of the four views
+    assert all(804.0 < ts < 806.0 for ts in marks["payments.success/0"])
+
+
+def test_a_quiet_partition_is_marked_level_once_the_input_ended(tmp_path):
+    """Input quiet for ``idle_flush``: the partition is marked at the newest
+    event time at once. Creeping (800 + 15 s here, and one more round of marks
+    to every view partition each second for the remaining 185 s) kept the
+    view slots busy with marks, so their idle flush waited for the gap."""
+    marks = _quiet_input_marks(tmp_path, quiet=15.0)
+    assert set(marks) == {"payments.success/0"}
+    assert marks["payments.success/0"] == [1000.0] * 24

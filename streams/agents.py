@@ -75,9 +75,12 @@ chunks and the **next source offset** the snapshot has consumed:
 Offsets and checkpoints are ordered so that a crash at any point loses
 nothing and double-counts nothing:
 
-1. A view agent increfs every message it processes, so the ack that
-   ``take_events`` gives after the batch does not release it; the slot
-   keeps these *held* events.
+1. A view agent increfs every message of a batch before it processes any,
+   so the ack that ``take_events`` gives after the batch does not release
+   it; the slot keeps these *held* events (only records below a restored
+   checkpoint are released at once). Automatic acks are off
+   (:func:`manual_acks`): records fetched but never given to the agent are
+   never acked.
 2. A checkpoint is sent (``await topic.send``: in the producer's
    accumulator) *before* the held events are acked.
 3. Faust commits only acked offsets, and flushes the producer before it
@@ -158,7 +161,7 @@ from streams.topics import (
     make_topics,
 )
 
-__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "utc_now"]
+__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "manual_acks", "utc_now"]
 
 log = logging.getLogger("likeguard.worker")
 
@@ -265,6 +268,21 @@ class Slot:
         return self.engine.reorder.max_ts != float("-inf")
 
 
+def manual_acks(stream: StreamT) -> None:
+    """Make ``stream`` ack only what its agent acks (``take_events`` after each
+    batch, checkpoints for the records they cover).
+
+    ``take_events`` turns the stream's automatic acks off while it runs and
+    restores them when its generator is closed, which Faust does first on
+    shutdown; a record the stream still passed on after that would be acked
+    unprocessed and its offset committed. (Faust's commit also skips the
+    check for unacked records below an acked one when nothing was committed
+    for the partition before, so one such ack can commit past every record a
+    slot still holds.) With automatic acks off for good, only the agents ack.
+    """
+    stream.enable_acks = False
+
+
 def _source(tp: TP) -> str:
     """The source name of input partition ``tp`` (header ``lg-src``, mark keys)."""
     return f"{tp.topic}/{tp.partition}"
@@ -328,6 +346,7 @@ class Pipeline:
     def _make_ingest_agent(self) -> Any:
         async def ingest(stream: StreamT) -> None:
             self._ingest_stream = stream
+            manual_acks(stream)
             async for events in stream.take_events(self.settings.batch_size,
                                                    within=self.settings.batch_within):
                 await self.ingest_batch(events)
@@ -336,6 +355,7 @@ class Pipeline:
     def _make_view_agent(self, view: str) -> Any:
         async def view_agent(stream: StreamT) -> None:
             self.streams[view] = stream
+            manual_acks(stream)
             async for events in stream.take_events(self.settings.batch_size,
                                                    within=self.settings.batch_within):
                 async with self._lock(view):
@@ -351,13 +371,23 @@ class Pipeline:
     # ------------------------------------------------------------------ ingest
 
     async def ingest_batch(self, events: list[EventT]) -> None:
-        """Parse input records; dead-letter the bad, repartition the good."""
+        """Parse input records; dead-letter the bad, repartition the good.
+
+        The batch's records are acked (by ``take_events``, after this returns)
+        only when all of it was sent: a batch cut short (an error, or the
+        worker stopping in the middle of it) stays unacked and is ingested
+        again after a restart (the view engines drop the copies).
+        """
         self._ingesting += 1
+        for event in events:
+            event.message.incref()
         try:
             await self._ingest(events)
         finally:
             self._ingesting -= 1
             self.last_ingest = time.monotonic()
+        for event in events:  # reached only when the whole batch went out
+            event.message.decref()
 
     async def _ingest(self, events: list[EventT]) -> None:
         m = self.metrics
@@ -591,11 +621,15 @@ class Pipeline:
         by_part: dict[int, list[EventT]] = {}
         generation, assigned = self._ownership()
         for event in events:
+            # not acked by take_events after the batch unless released below: a
+            # batch cut short (the worker stopping in the middle of it) leaves
+            # the records it did not reach unacked, so they come again
+            event.message.incref()
+        for event in events:
             msg = event.message
             if msg.generation_id != generation or msg.tp not in assigned:
                 # Left over from before a rebalance: never ack it (it is delivered
                 # again to whoever owns the partition now).
-                msg.incref()
                 continue
             by_part.setdefault(msg.partition, []).append(event)
         processed = 0
@@ -619,9 +653,9 @@ class Pipeline:
             msg = event.message
             off = msg.offset
             if off < slot.ckpt_offset:
-                continue  # in the restored checkpoint already; acked normally
-            msg.incref()  # released by the checkpoint that covers it
-            slot.held.append(event)
+                msg.decref()  # in the restored checkpoint already; acked normally
+                continue
+            slot.held.append(event)  # released by the checkpoint that covers it
             if off < slot.next_offset:
                 continue  # in memory already (redelivered), not yet checkpointed
             slot.next_offset = off + 1

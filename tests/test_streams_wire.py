@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
 from faust.types import TP
+from faust.types.tuples import Message
 
+from detectors.engine import Engine
 from detectors.events import Like, Payment
-from streams.agents import Bundles, Pipeline
+from streams.agents import Bundles, Pipeline, Slot
 from streams.app import LikeguardApp, create_app
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -29,6 +32,7 @@ from streams.topics import (
     encode_event,
     encode_mark,
 )
+from tests.worker_harness import T0, like_value
 
 
 def _like(i: int, target: str = "post:1") -> Like:
@@ -187,26 +191,37 @@ def test_kafka_client_progress_lines_all_pass(caplog):
         remove_repeat_filters()
 
 
+def _pipeline(tmp_path, assigned: Callable[[Settings], set[TP]], sent: list[tuple]) -> Pipeline:
+    """A pipeline whose app is a stand-in: a consumer (generation 1) with the
+    partitions ``assigned`` read to offset 5, and a producer that appends what
+    it is given to ``sent``. Call it inside a running event loop."""
+    async def send(topic, key, value, partition, timestamp, headers):
+        sent.append((topic, partition, value, dict(headers)[SOURCE_HEADER].decode()))
+
+    async def position(tp):
+        return 5
+
+    settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
+                        idle_flush=10.0, progress_interval=1.0).validate()
+    pipe = Pipeline(create_app(settings), settings, Metrics(process_metrics=False))
+    tps = assigned(settings)
+    pipe.app = SimpleNamespace(
+        consumer=SimpleNamespace(assignment=lambda: set(tps), highwater=lambda tp: 5,
+                                 position=position, unacked=set()),
+        consumer_generation_id=1, producer=SimpleNamespace(send=send))
+    return pipe
+
+
 def _quiet_input_marks(tmp_path, quiet: float) -> dict[str, list[float | None]]:
     """Idle-timer marks of two input partitions ingested to their end and quiet
     for ``quiet`` seconds: likes/0 at event time 1,000, payments/0 at 800."""
     sent: list[tuple] = []
 
-    async def send(topic, key, value, partition, timestamp, headers):
-        sent.append((value, dict(headers)[SOURCE_HEADER].decode()))
-
-    async def position(tp):
-        return 5
-
     async def go() -> None:
-        settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
-                            idle_flush=10.0, progress_interval=1.0).validate()
-        pipe = Pipeline(create_app(settings), settings, Metrics(process_metrics=False))
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0), TP(s.payments_topic, 0)},
+                         sent)
+        settings = pipe.settings
         likes, pays = TP(settings.likes_topic, 0), TP(settings.payments_topic, 0)
-        pipe.app = SimpleNamespace(  # a consumer with both partitions read to offset 5
-            consumer=SimpleNamespace(assignment=lambda: {likes, pays}, highwater=lambda tp: 5,
-                                     position=position, unacked=set()),
-            producer=SimpleNamespace(send=send))
         then = time.monotonic() - quiet
         pipe.last_ingest = then
         for tp, ts in ((likes, 1000.0), (pays, 800.0)):
@@ -216,7 +231,7 @@ def _quiet_input_marks(tmp_path, quiet: float) -> dict[str, list[float | None]]:
 
     asyncio.run(go())
     marks: dict[str, list[float | None]] = {}
-    for value, source in sent:
+    for _topic, _partition, value, source in sent:
         (mark,) = decode_record(value)
         assert isinstance(mark, Mark)
         marks.setdefault(source, []).append(mark.ts)
@@ -241,3 +256,67 @@ def test_a_quiet_partition_is_marked_level_once_the_input_ended(tmp_path):
     marks = _quiet_input_marks(tmp_path, quiet=15.0)
     assert set(marks) == {"payments.success/0"}
     assert marks["payments.success/0"] == [1000.0] * 24
+
+
+def _events(topic: str, partition: int, values: list[bytes]) -> list[SimpleNamespace]:
+    """Stream events as a stream holds them: one reference to each message."""
+    out = []
+    for offset, value in enumerate(values):
+        msg = Message(topic, partition, offset, 0.0, 0, [(SOURCE_HEADER, b"likes/0")], None,
+                      value, None, generation_id=1)
+        msg.refcount = 1
+        out.append(SimpleNamespace(message=msg))
+    return out
+
+
+def test_a_view_batch_cut_short_leaves_what_it_did_not_reach_unacked(tmp_path):
+    """The worker stopping in the middle of a view batch (a cancelled agent)
+    must not let take_events' closing acks commit records no engine took: the
+    batch's partition 0 went into its engine (held until a checkpoint),
+    partition 1 was never reached."""
+    async def go() -> list[SimpleNamespace]:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), p) for p in (0, 1)},
+                         [])
+        topic = pipe.settings.view_topic("merchant")
+        for p in (0, 1):
+            pipe.slots[("merchant", p)] = Slot("merchant", p, Engine(pipe.cfg, views=["merchant"]))
+        events = [*_events(topic, 0, [encode_event(_like(i)) for i in range(3)]),
+                  *_events(topic, 1, [encode_event(_like(i + 10)) for i in range(3)])]
+        process = pipe._process
+
+        async def cut_at_partition_1(slot, evs):
+            if slot.partition == 1:
+                raise asyncio.CancelledError
+            return await process(slot, evs)
+
+        pipe._process = cut_at_partition_1
+        with pytest.raises(asyncio.CancelledError):
+            await pipe.view_batch("merchant", SimpleNamespace(), events)
+        assert [e.message.offset for e in pipe.slots[("merchant", 0)].held] == [0, 1, 2]
+        return events
+
+    events = asyncio.run(go())
+    for event in events:  # take_events' acks as its generator closes
+        assert not event.message.ack(None), (event.message.partition, event.message.offset)
+
+
+def test_an_ingest_batch_cut_short_stays_unacked(tmp_path):
+    """An ingest batch that did not get all of its records out stays unacked
+    (it is ingested again after a restart; the views drop the copies); one that
+    did is acked as usual."""
+    async def go(cut: bool) -> list[SimpleNamespace]:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0)}, [])
+        events = _events(pipe.settings.likes_topic, 0,  # contract records, as produced
+                         [like_value(f"l{i}", f"u{i}", "post:1", "m1", T0 + i) for i in range(3)])
+        if cut:
+            async def cancelled(evs):
+                raise asyncio.CancelledError
+            pipe._ingest = cancelled
+            with pytest.raises(asyncio.CancelledError):
+                await pipe.ingest_batch(events)
+        else:
+            await pipe.ingest_batch(events)
+        return events
+
+    assert not any(e.message.ack(None) for e in asyncio.run(go(cut=True)))
+    assert all(e.message.ack(None) for e in asyncio.run(go(cut=False)))

@@ -270,6 +270,43 @@ class TopicReader:
         return {a["alert_id"]: a for a in self.values()}
 
 
+def read_to_end(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every record of ``topic`` up to its current end (kafka-python records)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        end = {tp: n for tp, n in consumer.end_offsets(tps).items() if n > 0}
+        got: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < n for tp, n in end.items()):
+            assert time.monotonic() < deadline, f"{topic}: not read to its end in {timeout}s"
+            for batch in consumer.poll(timeout_ms=200).values():
+                got.extend(batch)
+        return got
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """The consumer group's committed offsets, by (topic, partition)."""
+    from tests.kafka_broker import _admin
+
+    admin = _admin(bootstrap)
+    try:
+        if hasattr(admin, "list_group_offsets"):  # kafka-python 3
+            offsets = admin.list_group_offsets(group)[group]
+        else:
+            offsets = admin.list_consumer_group_offsets(group)
+        return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()
+                if om.offset >= 0}
+    finally:
+        admin.close()
+
+
 def _brief(a: dict[str, Any]) -> str:
     """An alert in one line, for failure messages."""
     return (f"{a['alert_id']} {a['detector']} {a['entity']['type']}:{a['entity']['id']} "

@@ -1,5 +1,7 @@
 """Unit tests of the worker's wire-level pieces (no broker): view-event bundles,
-the consumer's fetch wait and the progress marks of quiet input partitions.
+the consumer's fetch wait, and pipeline steps run against a stand-in consumer
+and producer: progress marks of quiet input partitions and of user slots, the
+idle flush's upstream check, and acks of batches cut short.
 
 The broker-level behaviour (bundles through real view topics, restarts and
 rebalances on top of them) is covered by ``tests/test_worker.py``.
@@ -320,3 +322,67 @@ def test_an_ingest_batch_cut_short_stays_unacked(tmp_path):
 
     assert not any(e.message.ack(None) for e in asyncio.run(go(cut=True)))
     assert all(e.message.ack(None) for e in asyncio.run(go(cut=False)))
+
+
+def _user_marks(tmp_path, flush: bool) -> tuple[float, list[float | None]]:
+    """A user slot with likes every 10 s up to event time 1,090 (past the
+    engine's start-up hold of ``max_skew``; grace 10 s): its engine's watermark
+    and the marks it sends the lockstep partitions."""
+    sent: list[tuple] = []
+
+    async def go() -> float:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("user"), 0)}, sent)
+        slot = Slot("user", 0, Engine(pipe.cfg, views=["user"]), next_offset=5)
+        for i in range(10):
+            like = Like(f"l{i}", f"u{i}", "post:1", "m1", 1000.0 + 10 * i, ip="10.0.0.1")
+            slot.engine.process(like, b"likes/0")
+        if flush:
+            slot.engine.flush()
+            slot.flushed = True
+        await pipe._mark_user(slot)
+        return slot.engine.watermark
+
+    wm = asyncio.run(go())
+    assert {(topic, source) for topic, _p, _v, source in sent} == {
+        (Settings().view_topic("lockstep"), "user/0")}
+    return wm, [m.ts for _t, _p, value, _s in sent for m in decode_record(value)]
+
+
+def test_a_user_slot_marks_the_lockstep_view_a_grace_ahead_of_its_watermark(tmp_path):
+    """Unflushed, the likes the slot's engine still holds lie within ``grace``
+    after its watermark: it marks watermark + grace, to every lockstep partition."""
+    wm, marks = _user_marks(tmp_path, flush=False)
+    assert wm == 1090.0 - Settings().engine.grace
+    assert marks == [1090.0] * 6
+
+
+def test_a_flushed_user_slot_marks_the_lockstep_view_at_its_input_end(tmp_path):
+    """Flushed, its watermark is already its input's end (newest event plus a
+    tick): a mark a grace beyond it would put it ahead of the user slots not yet
+    flushed, and the lockstep engines would stop waiting for those."""
+    wm, marks = _user_marks(tmp_path, flush=True)
+    assert wm == 1090.0 + Settings().engine.tick
+    assert marks == [wm] * 6
+
+
+def test_input_counts_as_drained_only_once_every_fetched_record_is_ingested(tmp_path):
+    """The idle flush's upstream check: input partitions fetched to their
+    high-water mark (5) are not drained while records wait in the ingest
+    agent's channel or the ingest has not reached the high-water mark."""
+    async def go() -> list[bool]:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0)}, [])
+        likes = TP(pipe.settings.likes_topic, 0)
+        waiting = asyncio.Queue()
+        pipe._ingest_stream = SimpleNamespace(channel=waiting)
+        seen = []
+        waiting.put_nowait("a fetched record")
+        pipe._ingested[likes] = 5
+        seen.append(await pipe._inputs_drained())  # one record still in the channel
+        waiting.get_nowait()
+        pipe._ingested[likes] = 3
+        seen.append(await pipe._inputs_drained())  # two records not ingested yet
+        pipe._ingested[likes] = 5
+        seen.append(await pipe._inputs_drained())
+        return seen
+
+    assert asyncio.run(go()) == [False, False, True]

@@ -92,6 +92,11 @@ nothing and double-counts nothing:
    partition, same engine state), so the alerts they raise are re-sent with
    the same deterministic ``alert_id`` (consumers de-duplicate by it).
 
+A graceful stop (SIGTERM) checkpoints every slot once its current batch is
+done and processes nothing after that (:meth:`Pipeline._on_shutdown`; the
+batches still buffered are left unacked), so the offsets Faust commits as it
+stops are exactly the checkpoints' and a restart processes nothing twice.
+
 The ingest stage is stateless and at-least-once: its acks follow its sends
 (Faust flushes the producer before committing), and a record ingested twice
 reaches the view topics twice, where the engine's dedupe drops the copy.
@@ -161,7 +166,8 @@ from streams.topics import (
     make_topics,
 )
 
-__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "manual_acks", "utc_now"]
+__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "leave_unacked", "manual_acks",
+           "utc_now"]
 
 log = logging.getLogger("likeguard.worker")
 
@@ -283,6 +289,13 @@ def manual_acks(stream: StreamT) -> None:
     stream.enable_acks = False
 
 
+def leave_unacked(events: Iterable[EventT]) -> None:
+    """Keep ``take_events`` from acking ``events`` (they are delivered again
+    after a restart)."""
+    for event in events:
+        event.message.incref()
+
+
 def _source(tp: TP) -> str:
     """The source name of input partition ``tp`` (header ``lg-src``, mark keys)."""
     return f"{tp.topic}/{tp.partition}"
@@ -319,6 +332,8 @@ class Pipeline:
         self.last_ingest = time.monotonic()
         self.last_forward = time.monotonic()
         self._ingesting = 0  #: ingest batches in progress
+        #: the worker is stopping: every slot has had its last checkpoint
+        self._stopping = False
         #: the ingest agent's stream: records fetched but not yet taken wait in its channel
         self._ingest_stream: StreamT | None = None
         #: latest event time ingested per input partition (sent as progress marks)
@@ -340,6 +355,7 @@ class Pipeline:
             app.agent(self.topics.views[view], name=f"view-{view}")(self._make_view_agent(view))
         app.timer(interval=1.0, name="likeguard-tick")(self._timer)
         app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_before_shutdown.connect(self._on_shutdown)
         log.info("pipeline: %d partitions per view topic, views %s, engine %s",
                  self.n, ", ".join(s.view_topic(v) for v in ALL_VIEWS), self.cfg.to_dict())
 
@@ -349,6 +365,9 @@ class Pipeline:
             manual_acks(stream)
             async for events in stream.take_events(self.settings.batch_size,
                                                    within=self.settings.batch_within):
+                if self._stopping:
+                    leave_unacked(events)
+                    continue
                 await self.ingest_batch(events)
         return ingest
 
@@ -359,6 +378,9 @@ class Pipeline:
             async for events in stream.take_events(self.settings.batch_size,
                                                    within=self.settings.batch_within):
                 async with self._lock(view):
+                    if self._stopping:  # checkpointed for the last time already
+                        leave_unacked(events)
+                        continue
                     await self.view_batch(view, stream, events)
         return view_agent
 
@@ -978,6 +1000,33 @@ class Pipeline:
             m.set_model(name, warm, n)
 
     # ------------------------------------------------------------------ rebalance
+
+    async def _on_shutdown(self, sender: Any = None, **_: Any) -> None:
+        """Graceful stop (the fetcher has stopped): checkpoint every slot once
+        its current batch is done and process nothing after that, so the
+        offsets Faust commits as it stops are exactly what the checkpoints
+        cover. A restart resumes where this worker stopped: nothing is
+        processed again and no alert is sent twice. The batches the agents
+        still had are left unacked, for the next owner of their partitions.
+        """
+        self._stopping = True
+        assigned = set(self.app.consumer.assignment())
+        done = []
+        for (view, p), slot in list(self.slots.items()):
+            async with self._lock(view):
+                if self.slots.get((view, p)) is not slot or \
+                        TP(self.view_names[view], p) not in assigned:
+                    continue
+                if slot.held or slot.dirty:
+                    try:
+                        await self.checkpoint(slot)
+                    except Exception as exc:  # noqa: BLE001 - records after the last
+                        # checkpoint are simply processed again after the restart
+                        log.warning("could not checkpoint %s/%d on shutdown: %r", view, p, exc)
+                        continue
+                    done.append(f"{view}/{p}")
+        if done:
+            log.info("stopping: checkpointed %s", " ".join(sorted(done)))
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         """Checkpoint and drop the slots of revoked view partitions."""

@@ -1010,6 +1010,10 @@ class Pipeline:
         still had are left unacked, for the next owner of their partitions.
         """
         self._stopping = True
+        crash = getattr(self.app, "_crash_reason", None)  # Faust keeps no public flag
+        if crash is not None:  # not a graceful stop: resume from the last checkpoints
+            log.warning("stopping after a crash (%r): no final checkpoints", crash)
+            return
         assigned = set(self.app.consumer.assignment())
         done = []
         for (view, p), slot in list(self.slots.items()):

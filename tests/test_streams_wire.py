@@ -386,3 +386,26 @@ def test_input_counts_as_drained_only_once_every_fetched_record_is_ingested(tmp_
         return seen
 
     assert asyncio.run(go()) == [False, False, True]
+
+
+def test_a_crashing_worker_writes_no_final_checkpoint(tmp_path):
+    """A stop after a crash is not graceful: the slots' state may be half
+    way through a batch, so no final checkpoint is written (the partitions
+    resume from their last periodic ones), and nothing more is processed."""
+    async def go(crash: Exception | None) -> tuple[bool, list[str]]:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 0)}, [])
+        pipe.app._crash_reason = crash
+        slot = pipe.slots[("merchant", 0)] = Slot("merchant", 0,
+                                                  Engine(pipe.cfg, views=["merchant"]))
+        slot.held = _events(pipe.settings.view_topic("merchant"), 0, [b"[]"])
+        written: list[str] = []
+
+        async def checkpoint(s: Slot) -> None:
+            written.append(s.key.decode())
+
+        pipe.checkpoint = checkpoint
+        await pipe._on_shutdown()
+        return pipe._stopping, written
+
+    assert asyncio.run(go(RuntimeError("boom"))) == (True, [])
+    assert asyncio.run(go(None)) == (True, ["merchant/0"])  # graceful: the last checkpoint

@@ -31,8 +31,8 @@ pace since its last record, at most the newest event time the worker
 ingested, so a silent partition does not hold the watermarks back by
 ``max_skew``, and a feed arriving a steady delay behind the others keeps
 that delay instead of having its next records made late; once the whole
-input has been quiet for ``idle_flush``, at that newest time at once, so the
-marks stop and the idle flush need not wait for them). A user slot likewise marks
+input has been quiet for ``idle_flush`` no longer, so the marks stop and
+the idle flush need not wait for them). A user slot likewise marks
 every lockstep partition with its watermark plus ``grace`` (its forwards
 leave in event-time order, so all of them up to its watermark are out). The
 engine takes a mark as :meth:`~detectors.engine.Engine.progress`: the
@@ -557,11 +557,13 @@ class Pipeline:
 
         Once the whole input has been quiet for ``idle_flush`` (the point at
         which the view slots take it as ended and flush), such a partition is
-        marked at the newest event time at once. Creeping there at the clock's
-        pace would send a round of marks to every view partition each tick for
-        as long as the partition's event-time gap (minutes for a sparse
-        payment partition after a backlog), and a slot with marks still
-        arriving is not idle: the flush would wait for the gap.
+        no longer moved on: creeping on would send a round of marks to every
+        view partition each tick for as long as the partition's event-time gap
+        (minutes for a sparse payment partition after a backlog), and a slot
+        with marks still arriving is not idle, so the flush waited for the gap.
+        (Jumping to the newest time instead made a paused backlog's later
+        records late: the input had only paused, and the partition's next
+        records lay between its last one and the newest.)
         """
         marks = dict(self._input_ts)
         lags = {tp: self._ingest_lag(tp) for tp in marks}
@@ -579,7 +581,8 @@ class Pipeline:
                     lag = lags[tp]
                     quiet = now - self._ingest_at.get(tp, now)
                     if marks[tp] < newest and quiet >= interval and lag is not None and lag <= 0:
-                        marks[tp] = newest if ended else min(newest, marks[tp] + quiet)
+                        if not ended:
+                            marks[tp] = min(newest, marks[tp] + quiet)
                 else:
                     # held as behind, but nothing to ingest (empty, or caught up
                     # before this worker ingested any of it): its time is not

@@ -485,7 +485,9 @@ def test_crash_with_default_settings_loses_nothing(kafka_bootstrap, worker_facto
     assert model
     topics = WorkerTopics.unique("lg-crash")
     topics.create(kafka_bootstrap)
-    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "2",
+    # idle flush well after the periodic checkpoints the kill waits for: the
+    # first half, once processed, must not be flushed (final) before the kill
+    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "6",
                                      "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
     worker.wait_ready()
     _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics))

@@ -561,9 +561,9 @@ class Pipeline:
         view partition each tick for as long as the partition's event-time gap
         (minutes for a sparse payment partition after a backlog), and a slot
         with marks still arriving is not idle, so the flush waited for the gap.
-        (Jumping to the newest time instead made a paused backlog's later
-        records late: the input had only paused, and the partition's next
-        records lay between its last one and the newest.)
+        (Not jumped to the newest time either: the views may still be working
+        through their backlog, and if the input has only paused, the
+        partition's next records lie between its last one and the newest.)
         """
         marks = dict(self._input_ts)
         lags = {tp: self._ingest_lag(tp) for tp in marks}

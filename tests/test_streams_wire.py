@@ -254,8 +254,8 @@ def test_a_quiet_partition_is_no_longer_moved_on_once_the_input_ended(tmp_path):
     """Input quiet for ``idle_flush``: no more marks. Creeping on (800 + 15 s
     here, and one more round of marks to every view partition each second for
     the remaining 185 s) kept the view slots busy with marks, so their idle
-    flush waited for the gap; jumping to the newest time (1,000) made the
-    records of a backlog that had only paused late."""
+    flush waited for the gap; jumping to the newest time (1,000) would make
+    the next records of an input that had only paused late."""
     assert _quiet_input_marks(tmp_path, quiet=15.0) == {}
 
 

@@ -166,7 +166,7 @@ from streams.topics import (
     make_topics,
 )
 
-__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "leave_unacked", "manual_acks",
+__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "hold_acks", "manual_acks",
            "utc_now"]
 
 log = logging.getLogger("likeguard.worker")
@@ -289,9 +289,10 @@ def manual_acks(stream: StreamT) -> None:
     stream.enable_acks = False
 
 
-def leave_unacked(events: Iterable[EventT]) -> None:
-    """Keep ``take_events`` from acking ``events`` (they are delivered again
-    after a restart)."""
+def hold_acks(events: Iterable[EventT]) -> None:
+    """Take one more reference to each of ``events``: the ack ``take_events``
+    gives after the batch no longer releases them (their offsets are not
+    committed; unreleased, they are delivered again after a restart)."""
     for event in events:
         event.message.incref()
 
@@ -366,7 +367,7 @@ class Pipeline:
             async for events in stream.take_events(self.settings.batch_size,
                                                    within=self.settings.batch_within):
                 if self._stopping:
-                    leave_unacked(events)
+                    hold_acks(events)  # left for a restart
                     continue
                 await self.ingest_batch(events)
         return ingest
@@ -379,7 +380,7 @@ class Pipeline:
                                                    within=self.settings.batch_within):
                 async with self._lock(view):
                     if self._stopping:  # checkpointed for the last time already
-                        leave_unacked(events)
+                        hold_acks(events)  # left for a restart
                         continue
                     await self.view_batch(view, stream, events)
         return view_agent
@@ -401,8 +402,7 @@ class Pipeline:
         again after a restart (the view engines drop the copies).
         """
         self._ingesting += 1
-        for event in events:
-            event.message.incref()
+        hold_acks(events)
         try:
             await self._ingest(events)
         finally:
@@ -645,11 +645,10 @@ class Pipeline:
         t0 = time.perf_counter()
         by_part: dict[int, list[EventT]] = {}
         generation, assigned = self._ownership()
-        for event in events:
-            # not acked by take_events after the batch unless released below: a
-            # batch cut short (the worker stopping in the middle of it) leaves
-            # the records it did not reach unacked, so they come again
-            event.message.incref()
+        # not acked by take_events after the batch unless released below: a
+        # batch cut short (the worker stopping in the middle of it) leaves the
+        # records it did not reach unacked, so they come again
+        hold_acks(events)
         for event in events:
             msg = event.message
             if msg.generation_id != generation or msg.tp not in assigned:

@@ -434,19 +434,21 @@ class MerchantView(View):
         n = len(likes)
         users: dict[str, None] = {}
         devices: dict[str, None] = {}
+        dev_users: dict[str, None] = {}  # likers seen with a device
         ips: dict[str, int] = {}
         ip_users: dict[str, dict[str, None]] = {}
+        addr_users: dict[str, None] = {}  # likers seen with an IP
         fresh = 0
-        with_dev = 0
         for _, u, f, d, ip, _ in likes:
             users[u] = None
             if f:
                 fresh += 1
             if d is not None:
                 devices[d] = None
-                with_dev += 1
+                dev_users[u] = None
             if ip is not None:
                 ips[ip] = ips.get(ip, 0) + 1
+                addr_users[u] = None
                 on_ip = ip_users.get(ip)
                 if on_ip is None:
                     ip_users[ip] = {u: None}
@@ -465,9 +467,11 @@ class MerchantView(View):
         x["users"] = float(nu)
         x["fresh"] = float(fresh)
         x["fresh_share"] = _ratio(fresh, n)
-        x["users_per_device"] = _ratio(nu, len(devices)) if with_dev else 1.0
+        # per address, among the likers whose likes carried one: likers without
+        # (a web client sends no device) say nothing about how many share one
+        x["users_per_device"] = _ratio(len(dev_users), len(devices)) if devices else 1.0
         x["top_ip_share"] = _ratio(max(ips.values()), n) if ips else 0.0
-        x["users_per_ip"] = _ratio(nu, len(ips)) if ips else 1.0
+        x["users_per_ip"] = _ratio(len(addr_users), len(ips)) if ips else 1.0
         x["ip_clustered"] = float(clustered)
         x["ip_clustered_share"] = _ratio(clustered, nu)
         x["velocity_ratio"] = _ratio(n, max(base, 1.0)) if base >= 0 else 1.0
@@ -555,6 +559,7 @@ class _AddressView(View):
         recent: dict[str, None] = {}
         users: dict[str, None] = {}
         others: dict[str, None] = {}
+        other_users: dict[str, None] = {}  # accounts seen with an other address
         targets: dict[str, dict[str, None]] = {}
         likes = fresh = pays = token = 0
         like_users: dict[str, None] = {}
@@ -564,6 +569,7 @@ class _AddressView(View):
                 recent[u] = None
             if other is not None:
                 others[other] = None
+                other_users[u] = None
             if tgt is None:
                 pays += 1
                 if amount <= cfg.token_amount:
@@ -592,7 +598,8 @@ class _AddressView(View):
             "pays": float(pays),
             "token_pay_share": _ratio(token, pays),
             "others": float(len(others)),
-            "users_per_other": _ratio(len(users), len(others)) if others else 1.0,
+            # among the accounts whose events carried one (see _target_subject)
+            "users_per_other": _ratio(len(other_users), len(others)) if others else 1.0,
         }
         return Subject(
             self.name, self.entity, key, key, x, dq[0][0],

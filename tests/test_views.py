@@ -132,6 +132,24 @@ def test_ip_view_concentration_vs_nat() -> None:
     assert nat["top_target_share"] < 0.1 and nat["users_per_other"] == 1.0
 
 
+def test_accounts_without_an_address_do_not_count_as_sharing_one() -> None:
+    # a carrier IP: two app users on their own phones, six web users (no device
+    # id); and a target liked by those eight accounts the same way
+    ip, tgt = IpView(CFG), MerchantView(CFG)
+    for i in range(8):
+        dev = f"d{i}" if i < 2 else None
+        ip.add(like(i, f"u{i}", f"post:{i}", "m1", T0 + i, ip="100.64.0.1", device=dev))
+        tgt.add(like(i, f"u{i}", "post:1", "m1", T0 + i, ip=f"9.9.9.{i % 2 if dev else i}",
+                     device=dev))
+    x = _subjects(ip, T0 + 10)[("ip", "100.64.0.1")].features
+    assert x["users"] == 8 and x["others"] == 2 and x["users_per_other"] == 1.0
+    t = _subjects(tgt, T0 + 10)[("target", "post:1")].features
+    assert t["users_per_device"] == 1.0 and t["users_per_ip"] == 1.0
+    for i in range(8, 14):  # six more accounts on the first phone: now a farm
+        ip.add(like(i, f"u{i}", "post:1", "m1", T0 + i, ip="100.64.0.1", device="d0"))
+    assert _subjects(ip, T0 + 20)[("ip", "100.64.0.1")].features["users_per_other"] == 4.0
+
+
 def test_device_view_counts_accounts_over_device_window() -> None:
     v = DeviceView(CFG)
     for i in range(8):

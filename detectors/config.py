@@ -72,14 +72,19 @@ class EngineConfig:
     #: an event may claim a time at most this far after its Kafka record's
     #: timestamp; later ones are rejected as ``bad_time`` (0: not checked)
     max_ahead: float = MAX_AHEAD
+    #: an event at most this far behind the watermark (a like flushed late from
+    #: a phone's offline queue, a payment notification from a backlog) still
+    #: updates the views, at once and out of order; older ones are dropped as
+    #: late (0: every event behind the watermark is late)
+    allowed_lateness: float = 600.0
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""
-        for name in ("grace", "max_skew", "max_ahead"):
+        for name in ("grace", "max_skew", "max_ahead", "allowed_lateness"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for f in fields(self):
-            if f.name in ("grace", "max_skew", "max_ahead", "mode", "seed"):
+            if f.name in ("grace", "max_skew", "max_ahead", "allowed_lateness", "mode", "seed"):
                 continue
             if getattr(self, f.name) <= 0:
                 raise ValueError(f"{f.name} must be > 0")

@@ -6,8 +6,10 @@
 ends the input. Each returns the alerts raised. Inside:
 
 1. duplicates (same kind and id within ``dedupe_horizon``, also when they
-   arrive behind the watermark) and late events (behind the watermark, not
-   seen before) are dropped and counted;
+   arrive behind the watermark) are dropped and counted; an event behind the
+   watermark, not seen before, updates the views at once (out of order) when
+   it is at most ``allowed_lateness`` behind, and is dropped and counted as
+   late when older;
 2. a :class:`~detectors.windows.Reorderer` releases events in event-time
    order once the watermark passes them: the latest event time of the
    slowest *source* (the Kafka partition an event came from, when the driver
@@ -93,8 +95,9 @@ class Engine:
     """
 
     #: layout of the window state in snapshots; 2: merchants count their prompt
-    #: pairs per target
-    STATE_VERSION = 2
+    #: pairs per target; 3: a merchant's latest like per user keeps its target
+    #: (a late payment pairs with it), stats count admitted late events
+    STATE_VERSION = 3
 
     def __init__(self, config: EngineConfig | None = None,
                  views: Iterable[str] = ALL_VIEWS) -> None:
@@ -122,7 +125,7 @@ class Engine:
         self.forwards: list[tuple[str, str, CoLike]] = []
         self.stats: dict[str, int] = {
             "payment": 0, "like": 0, "colike": 0, "unlike": 0,
-            "duplicates": 0, "late": 0, "alerts": 0, "candidates": 0,
+            "duplicates": 0, "late": 0, "late_admitted": 0, "alerts": 0, "candidates": 0,
         }
         self._bind()
 
@@ -144,10 +147,7 @@ class Engine:
         reorder = self.reorder
         tag = event.tag + event.id
         if ts < reorder.watermark:
-            # behind the watermark: one delivered again after it was processed (a
-            # producer's retry, or records consumed again after a restart) is a
-            # duplicate, anything else is late
-            self.stats["duplicates" if self.dedupe.known(tag) else "late"] += 1
+            self._behind(event, tag, ts)
             return []
         kind = event.kind
         if self.dedupe.seen(tag, ts):
@@ -160,6 +160,24 @@ class Engine:
         if reorder.heap[0][0] > reorder.watermark and nt is not None and nt > reorder.watermark:
             return []
         return self._run()
+
+    def _behind(self, event: Payment | Like | CoLike, tag: str, ts: float) -> None:
+        """An event behind the watermark. One delivered again after it was
+        processed (a producer's retry, or records consumed again after a
+        restart) is a duplicate; one within ``allowed_lateness`` (a like
+        flushed from a phone's offline queue, a notification from a backlog)
+        updates the views at once, out of order, and is evaluated with its
+        key at the next tick; anything older is dropped as late."""
+        stats = self.stats
+        if self.dedupe.known(tag):
+            stats["duplicates"] += 1
+        elif ts < self.reorder.watermark - self.cfg.allowed_lateness:
+            stats["late"] += 1
+        else:
+            self.dedupe.seen(tag, ts)
+            stats[event.kind] += 1
+            stats["late_admitted"] += 1
+            self._dispatch(event)
 
     def progress(self, source: Hashable, ts: float | None, newest: float | None = None,
                  behind: bool | None = None) -> list[Alert]:

@@ -56,6 +56,7 @@ class ReplaySummary:
     ignored: int = 0
     duplicates: int = 0
     late: int = 0
+    late_admitted: int = 0  #: behind the watermark, within ``allowed_lateness``: counted
     alerts: int = 0
     seconds: float = 0.0
 
@@ -67,6 +68,7 @@ class ReplaySummary:
         rej = sum(self.rejected.values())
         return (f"replay: {self.records} records, {self.events} events, {rej} rejected, "
                 f"{self.skipped} skipped, {self.duplicates} duplicates, {self.late} late, "
+                f"{self.late_admitted} admitted late, "
                 f"{self.alerts} alerts, {self.events_per_second:,.0f} events/s")
 
 
@@ -312,6 +314,7 @@ def replay_events(events: Iterable[tuple[Any, Any]], engine: Engine,
     summary.seconds = time.perf_counter() - t0
     summary.duplicates = engine.stats["duplicates"]
     summary.late = engine.stats["late"]
+    summary.late_admitted = engine.stats["late_admitted"]
     summary.alerts = engine.stats["alerts"]
     return summary
 

@@ -204,7 +204,7 @@ class _Merchant:
 
     def __init__(self) -> None:
         self.pays: dict[str, list[tuple[float, int, str]]] = {}
-        self.liked: dict[str, tuple[float, str]] = {}
+        self.liked: dict[str, tuple[float, str, str]] = {}  #: user -> (ts, like_id, target)
         # (ts, user, amount, delay, like_id, txid, target)
         self.pairs: deque[tuple[float, str, int, float, str, str, str]] = deque()
         self.pair_targets: dict[str, int] = {}  #: target -> its pairs in ``pairs``
@@ -261,16 +261,25 @@ class MerchantView(View):
                 if len(lst) > 8:
                     del lst[0]
             prev = st.liked.get(ev.openid)
-            if prev is not None and ev.ts - prev[0] <= cfg.join_window:
-                st.coupons.append(ev.ts)
-                self.matches["like_then_pay"] += 1
+            if prev is not None:
+                gap = ev.ts - prev[0]
+                if 0 <= gap <= cfg.join_window:
+                    st.coupons.append(ev.ts)
+                    self.matches["like_then_pay"] += 1
+                elif -cfg.join_window <= gap < 0:
+                    # a payment that arrived late (admitted behind the watermark),
+                    # after the like it preceded: the join from its side
+                    self.matches["pay_then_like"] += 1
+                    if -gap <= cfg.paid_delay:
+                        self._pair(key, st, prev[0], ev.openid, ev.amount, -gap, prev[1],
+                                   ev.transaction_id, prev[2])
             return
         # like
         if ev.action != "like":
             return
         ts = ev.ts
         st.likes_w.append(ts)
-        st.liked[ev.user] = (ts, ev.like_id)
+        st.liked[ev.user] = (ts, ev.like_id, ev.target)
         lst = st.pays.get(ev.user)
         if lst is not None:
             for pts, amount, txid in reversed(lst):
@@ -278,11 +287,8 @@ class MerchantView(View):
                 if 0 <= delay <= cfg.join_window:
                     self.matches["pay_then_like"] += 1
                     if delay <= cfg.paid_delay:
-                        st.pairs.append((ts, ev.user, amount, delay, ev.like_id, txid, ev.target))
-                        pt = st.pair_targets
-                        pt[ev.target] = pt.get(ev.target, 0) + 1
-                        self.dirty[key] = self.FORCE
-                        self.dirty_targets[(key, ev.target)] = self.FORCE
+                        self._pair(key, st, ts, ev.user, amount, delay, ev.like_id, txid,
+                                   ev.target)
                     break
         tg = st.targets.get(ev.target)
         if tg is None:
@@ -293,6 +299,15 @@ class MerchantView(View):
         if len(tg.likes) >= cfg.min_likes or len(st.pairs) >= cfg.min_pairs:
             tk = (key, ev.target)
             self.dirty_targets[tk] = self.dirty_targets.get(tk, 0) + 1
+
+    def _pair(self, key: str, st: _Merchant, ts: float, user: str, amount: int, delay: float,
+              like_id: str, txid: str, target: str) -> None:
+        """Keep a prompt pay->like pair (``ts`` the like's time); both keys are due."""
+        st.pairs.append((ts, user, amount, delay, like_id, txid, target))
+        pt = st.pair_targets
+        pt[target] = pt.get(target, 0) + 1
+        self.dirty[key] = self.FORCE
+        self.dirty_targets[(key, target)] = self.FORCE
 
     def _expire_windows(self, st: _Merchant, now: float) -> None:
         cfg = self.cfg
@@ -313,7 +328,7 @@ class MerchantView(View):
             for u in [u for u, lst in st.pays.items() if lst[-1][0] <= jw]:
                 del st.pays[u]
         if st.liked:
-            for u in [u for u, (t, _) in st.liked.items() if t <= jw]:
+            for u in [u for u, (t, _, _) in st.liked.items() if t <= jw]:
                 del st.liked[u]
         for tid in [t for t, tg in st.targets.items() if not tg.likes or tg.likes[-1][0] <= w]:
             del st.targets[tid]

@@ -743,10 +743,11 @@ class Pipeline:
     def _count(self, slot: Slot) -> None:
         """Export counter increments of a slot's engine since the last call."""
         eng, seen, m = slot.engine, slot.seen, self.metrics
-        late = eng.stats["late"]
-        if late != seen.get("late", 0):
-            m.late(slot.view, late - seen.get("late", 0))
-            seen["late"] = late
+        for stat, count in (("late", m.late), ("late_admitted", m.late_admitted)):
+            n = eng.stats[stat]
+            if n != seen.get(stat, 0):
+                count(slot.view, n - seen.get(stat, 0))
+                seen[stat] = n
         mv = eng.views.get("merchant")
         if mv is not None:
             for direction, count in mv.matches.items():  # type: ignore[attr-defined]
@@ -804,6 +805,7 @@ class Pipeline:
         slot = Slot(view, p, engine, next_offset=h["offset"], ckpt_offset=h["offset"],
                     gen=h["gen"], chunks=h["chunks"], flushed=h.get("flushed", False))
         slot.seen["late"] = engine.stats["late"]
+        slot.seen["late_admitted"] = engine.stats["late_admitted"]
         mv = engine.views.get("merchant")
         if mv is not None:
             for direction, count in mv.matches.items():  # type: ignore[attr-defined]

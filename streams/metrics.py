@@ -190,6 +190,12 @@ class Metrics:
             "Events older than the view's watermark allows, by view.",
             ["view"], registry=r,
         )
+        self.late_admitted_events = Counter(
+            "likeguard_late_admitted_events",
+            "Events behind the view's watermark but within allowed_lateness, taken out of "
+            "order, by view.",
+            ["view"], registry=r,
+        )
         self.join_matches = Counter(
             "likeguard_join_matches",
             "Payment-like join matches, by which side arrived first.",
@@ -299,8 +305,12 @@ class Metrics:
         self.duplicates_dropped.labels(topic=topic).inc()
 
     def late(self, view: str, n: int = 1) -> None:
-        """Count ``n`` events that arrived behind ``view``'s watermark."""
+        """Count ``n`` events that arrived too far behind ``view``'s watermark."""
         self.late_events.labels(view=view).inc(n)
+
+    def late_admitted(self, view: str, n: int = 1) -> None:
+        """Count ``n`` events taken out of order, within ``allowed_lateness``."""
+        self.late_admitted_events.labels(view=view).inc(n)
 
     def join_match(self, direction: str) -> None:
         """Count one join match; ``direction`` is pay_then_like or like_then_pay."""

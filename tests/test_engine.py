@@ -98,12 +98,14 @@ def test_snapshot_of_another_state_version_is_refused() -> None:
 
 def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
     """Earlier versions pickled EngineConfig with its field values as a list in
-    field order; a setting added since (``max_ahead``) takes its default."""
+    field order; settings added since (``max_ahead``, ``allowed_lateness``) take
+    their defaults."""
     import pickle
     from dataclasses import fields
 
     cfg = EngineConfig(grace=3.0, seed=7)
-    older = [getattr(cfg, f.name) for f in fields(cfg) if f.name != "max_ahead"]
+    older = [getattr(cfg, f.name) for f in fields(cfg)
+             if f.name not in ("max_ahead", "allowed_lateness")]
 
     class Older:  # pickles as the older version's EngineConfig did
         def __reduce__(self):  # type: ignore[no-untyped-def]
@@ -152,16 +154,58 @@ def test_views_split_across_engines_equal_one_engine(recording: Path) -> None:
 
 
 def test_duplicates_and_late_events_are_dropped_and_counted() -> None:
-    eng = Engine(EngineConfig(grace=5))
+    eng = Engine(EngineConfig(grace=5, allowed_lateness=60))
     eng.process(like(1, "u1", "post:1", "m1", T0))
     eng.process(like(1, "u1", "post:1", "m1", T0))
     eng.process(like(2, "u2", "post:1", "m1", T0 + 100))
-    eng.process(like(3, "u3", "post:1", "m1", T0 + 10))  # behind watermark T0+95
+    eng.process(like(3, "u3", "post:1", "m1", T0 + 10))  # 85 s behind watermark T0+95
     assert eng.stats["duplicates"] == 1 and eng.stats["late"] == 1 and eng.stats["like"] == 2
     # delivered again behind the watermark (a retry, or consumed again after a
     # restart): a duplicate, not a late event
     eng.process(like(1, "u1", "post:1", "m1", T0))
     assert eng.stats["duplicates"] == 2 and eng.stats["late"] == 1 and eng.stats["like"] == 2
+    # within allowed_lateness: taken (out of order), once
+    eng.process(like(4, "u4", "post:1", "m1", T0 + 40))
+    eng.process(like(4, "u4", "post:1", "m1", T0 + 40))
+    assert eng.stats["late_admitted"] == 1 and eng.stats["like"] == 3
+    assert eng.stats["duplicates"] == 3 and eng.stats["late"] == 1
+    assert "u4" in eng.views["user"].state and "u3" not in eng.views["user"].state
+
+
+def test_late_events_within_allowed_lateness_still_count() -> None:
+    """Likes flushed minutes late from phones' offline queues, and the payments
+    of a paid task delivered from a notification backlog after the likes they
+    paid for: taken out of order, they make the same alerts as when on time."""
+    on_time = []
+    for i in range(12):
+        t = T0 + 30 * i
+        on_time += [payment(i, f"w{i}", "m9", t, amount=1),
+                    like(i, f"w{i}", "post:9", "m9", t + 8, device=f"farm{i % 2}")]
+    filler = [like(100 + k, f"o{k}", f"post:{k}", f"m{k}", T0 + 5 * k) for k in range(150)]
+
+    on = Engine(EngineConfig(mode="rules"))
+    expected = [a for ev in sorted(on_time + filler, key=lambda e: e.ts) for a in on.process(ev)]
+    expected += on.flush()
+    assert any(a.entity_id == "m9" for a in expected)
+    # the campaign's payments and half its likes arrive five minutes after the rest
+    delayed = {id(e) for e in on_time[::2]} | {id(e) for e in on_time[1::4]}
+
+    def delivered(cfg: EngineConfig):
+        eng = Engine(cfg)
+        alerts = []
+        stream = sorted(on_time + filler, key=lambda e: e.ts + (300 if id(e) in delayed else 0))
+        for ev in stream:
+            alerts += eng.process(ev)
+        return eng, alerts + eng.flush()
+
+    eng, got = delivered(EngineConfig(mode="rules"))
+    assert eng.stats["late"] == 0 and eng.stats["late_admitted"] == len(delayed)
+    assert eng.views["merchant"].matches["pay_then_like"] == 12
+    assert {(a.detector, a.entity_id) for a in got} >= \
+        {(a.detector, a.entity_id) for a in expected if a.entity_id in ("m9", "post:9")}
+    # without allowed lateness the same delivery loses them
+    strict, lost = delivered(EngineConfig(mode="rules", allowed_lateness=0))
+    assert strict.stats["late"] == len(delayed) and not any(a.entity_id == "m9" for a in lost)
 
 
 def test_out_of_order_within_grace_gives_same_alerts() -> None:
@@ -245,14 +289,19 @@ def test_partitions_fetched_out_of_step_lose_nothing(recording: Path) -> None:
     eng = Engine(EngineConfig())
     assert _run_sourced(eng, skewed) == expected and expected
     assert eng.stats["late"] == 0 == in_order.stats["late"]
-    # one global watermark (max_skew 0) counts the lagging partitions' events late
-    glob = Engine(EngineConfig(max_skew=0))
+    assert eng.stats["late_admitted"] == 0  # the watermark waited: nothing out of order
+    # one global watermark (max_skew 0) puts the lagging partitions' events
+    # behind it: late, or taken out of order within allowed_lateness
+    glob = Engine(EngineConfig(max_skew=0, allowed_lateness=0))
     _run_sourced(glob, skewed)
     assert glob.stats["late"] > 100
+    taken = Engine(EngineConfig(max_skew=0))
+    _run_sourced(taken, skewed)
+    assert taken.stats["late"] == 0 and taken.stats["late_admitted"] > 100
 
 
 def test_source_left_behind_beyond_max_skew_counts_late() -> None:
-    eng = Engine(EngineConfig(grace=5, max_skew=60))
+    eng = Engine(EngineConfig(grace=5, max_skew=60, allowed_lateness=0))
     eng.process(like(1, "u1", "post:1", "m1", T0), "p0")
     eng.process(like(2, "u2", "post:1", "m1", T0 + 1), "p1")
     eng.process(like(3, "u3", "post:1", "m1", T0 + 50), "p0")  # p1 lags 49 s: waited for

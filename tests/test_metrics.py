@@ -20,6 +20,7 @@ EXPECTED_SERIES = {
     "likeguard_events_skipped_total": "counter",
     "likeguard_duplicates_dropped_total": "counter",
     "likeguard_late_events_total": "counter",
+    "likeguard_late_admitted_events_total": "counter",
     "likeguard_join_matches_total": "counter",
     "likeguard_state_keys": "gauge",
     "likeguard_state_window_items": "gauge",
@@ -65,6 +66,7 @@ def exercise(m: Metrics) -> None:
     m.skipped("payments.success", "trade_state")
     m.duplicate("likes")
     m.late("merchant")
+    m.late_admitted("merchant")
     m.join_match("pay_then_like")
     m.alert(ALERT)
     m.observe_latency(100.0, 102.5)
@@ -137,6 +139,7 @@ def test_rejected_skipped_duplicate_late_join(m: Metrics) -> None:
     m.skipped("payments.success", "trade_state")
     m.duplicate("likes")
     m.late("ip", 3)
+    m.late_admitted("ip", 2)
     m.join_match("like_then_pay")
     m.join_match("sideways")
     assert value(m, "likeguard_events_rejected_total",
@@ -147,6 +150,7 @@ def test_rejected_skipped_duplicate_late_join(m: Metrics) -> None:
                  {"topic": "payments.success", "reason": "trade_state"}) == 1.0
     assert value(m, "likeguard_duplicates_dropped_total", {"topic": "likes"}) == 1.0
     assert value(m, "likeguard_late_events_total", {"view": "ip"}) == 3.0
+    assert value(m, "likeguard_late_admitted_events_total", {"view": "ip"}) == 2.0
     assert value(m, "likeguard_join_matches_total", {"direction": "like_then_pay"}) == 1.0
     assert value(m, "likeguard_join_matches_total", {"direction": "other"}) == 1.0
     assert value(m, "likeguard_join_matches_total", {"direction": "sideways"}) is None

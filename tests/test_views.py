@@ -40,6 +40,20 @@ def test_like_then_pay_is_its_own_feature() -> None:
     assert x["coupon_share"] == 1.0 and x["pairs"] == 0 and x["token_pay_share"] == 0.0
 
 
+def test_a_payment_arriving_after_its_like_still_pairs() -> None:
+    # a notification from a backlog, taken out of order (allowed_lateness): the
+    # join runs from the payment's side; it is no like-then-pay coupon
+    v = MerchantView(CFG)
+    v.add(like(1, "u1", "post:1", "m1", T0 + 8))
+    v.add(payment(1, "u1", "m1", T0, amount=1))
+    assert v.matches == {"pay_then_like": 1, "like_then_pay": 0}
+    st = v.state["m1"]
+    assert [(p[1], p[3], p[4], p[5], p[6]) for p in st.pairs] == [("u1", 8.0, "l-1", "tx-1",
+                                                                     "post:1")]
+    assert not st.coupons and st.pair_targets == {"post:1": 1}
+    assert _subjects(v, T0 + 15)[("merchant", "m1")].features["token_users"] == 1
+
+
 def test_paid_pair_features_amounts_and_delays() -> None:
     v = MerchantView(CFG)
     for i in range(10):

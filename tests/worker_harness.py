@@ -123,7 +123,8 @@ class WorkerProcess:
             return f"[metrics unavailable: {exc!r}]"
         keys = ("likeguard_events_consumed_total", "likeguard_batch_size_sum",
                 "likeguard_checkpoints_total", "likeguard_consumer_lag",
-                "likeguard_late_events_total", "likeguard_duplicates_dropped_total")
+                "likeguard_late_events_total", "likeguard_late_admitted_events_total",
+                "likeguard_duplicates_dropped_total")
         return "[metrics " + ", ".join(f"{n}{dict(lb)}={v:g}" for (n, lb), v in sorted(m.items())
                                        if n in keys and v) + "]"
 

@@ -187,7 +187,8 @@ class Metrics:
         )
         self.late_events = Counter(
             "likeguard_late_events",
-            "Events older than the view's watermark allows, by view.",
+            "Events dropped as late (more than allowed_lateness behind the view's watermark), "
+            "by view.",
             ["view"], registry=r,
         )
         self.late_admitted_events = Counter(

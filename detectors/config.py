@@ -15,6 +15,8 @@ from detectors.parsing import MAX_AHEAD
 __all__ = ["EngineConfig", "MODES"]
 
 MODES = ("both", "rules", "models")
+#: settings for which 0 means "off" (every other number must be positive)
+_MAY_BE_ZERO = ("grace", "max_skew", "max_ahead", "allowed_lateness")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +82,13 @@ class EngineConfig:
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""
-        for name in ("grace", "max_skew", "max_ahead", "allowed_lateness"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
         for f in fields(self):
-            if f.name in ("grace", "max_skew", "max_ahead", "allowed_lateness", "mode", "seed"):
+            if f.name in ("mode", "seed"):
                 continue
-            if getattr(self, f.name) <= 0:
+            if f.name in _MAY_BE_ZERO:
+                if getattr(self, f.name) < 0:
+                    raise ValueError(f"{f.name} must be >= 0")
+            elif getattr(self, f.name) <= 0:
                 raise ValueError(f"{f.name} must be > 0")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")

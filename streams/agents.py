@@ -297,6 +297,10 @@ def hold_acks(events: Iterable[EventT]) -> None:
         event.message.incref()
 
 
+#: engine stats exported as per-view counters (a :class:`Metrics` method each)
+_EXPORTED_STATS = ("late", "late_admitted")
+
+
 def _source(tp: TP) -> str:
     """The source name of input partition ``tp`` (header ``lg-src``, mark keys)."""
     return f"{tp.topic}/{tp.partition}"
@@ -743,10 +747,10 @@ class Pipeline:
     def _count(self, slot: Slot) -> None:
         """Export counter increments of a slot's engine since the last call."""
         eng, seen, m = slot.engine, slot.seen, self.metrics
-        for stat, count in (("late", m.late), ("late_admitted", m.late_admitted)):
+        for stat in _EXPORTED_STATS:
             n = eng.stats[stat]
             if n != seen.get(stat, 0):
-                count(slot.view, n - seen.get(stat, 0))
+                getattr(m, stat)(slot.view, n - seen.get(stat, 0))
                 seen[stat] = n
         mv = eng.views.get("merchant")
         if mv is not None:
@@ -804,8 +808,8 @@ class Pipeline:
                         "checkpoint's (%s)", view, p, engine.cfg.to_dict())
         slot = Slot(view, p, engine, next_offset=h["offset"], ckpt_offset=h["offset"],
                     gen=h["gen"], chunks=h["chunks"], flushed=h.get("flushed", False))
-        slot.seen["late"] = engine.stats["late"]
-        slot.seen["late_admitted"] = engine.stats["late_admitted"]
+        for stat in _EXPORTED_STATS:
+            slot.seen[stat] = engine.stats[stat]
         mv = engine.views.get("merchant")
         if mv is not None:
             for direction, count in mv.matches.items():  # type: ignore[attr-defined]

@@ -65,13 +65,19 @@ def squash(r: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Cond:
-    """``feature >= threshold`` (``op='>='``) or ``feature <= threshold``."""
+    """``feature >= threshold`` (``op='>='``) or ``feature <= threshold``.
+
+    A *gate* (``gate=True``) is a precondition, not evidence: unmet, it takes
+    its path's strength to 0 instead of to its ratio, so a path that misses
+    it cannot corroborate a model alert either.
+    """
 
     feature: str
     op: str
     threshold: float
     code: str
     detail: str
+    gate: bool = False
 
 
 class Rule:
@@ -87,8 +93,8 @@ class Rule:
     cap: ClassVar[float] = 20.0
 
     def __init__(self) -> None:
-        # the paths flattened for the hot loop: (feature, is ">=", threshold)
-        self._flat = tuple(tuple((c.feature, c.op == ">=", c.threshold) for c in path)
+        # the paths flattened for the hot loop: (feature, is ">=", threshold, gate)
+        self._flat = tuple(tuple((c.feature, c.op == ">=", c.threshold, c.gate) for c in path)
                            for path in self.paths)
 
     def learn_one(self, x: dict[str, float]) -> None:
@@ -101,7 +107,7 @@ class Rule:
         cap = self.cap
         for i, path in enumerate(self._flat):
             r = cap
-            for feature, ge, th in path:
+            for feature, ge, th, gate in path:
                 v = x.get(feature)
                 if v is None or v != v:  # missing or NaN: no evidence
                     q = 0.0
@@ -109,6 +115,8 @@ class Rule:
                     q = v / th if th else 1.0
                 else:
                     q = th / v if v > 0 else 100.0
+                if gate and q < 1.0:
+                    q = 0.0
                 if q < r:
                     r = q
             if r > best:

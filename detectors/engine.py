@@ -97,7 +97,7 @@ class Engine:
     #: layout of the window state in snapshots; 2: merchants count their prompt
     #: pairs per target; 3: a merchant's latest like per user keeps its target
     #: (a late payment pairs with it), stats count admitted late events
-    STATE_VERSION = 3
+    STATE_VERSION = 4
 
     def __init__(self, config: EngineConfig | None = None,
                  views: Iterable[str] = ALL_VIEWS) -> None:

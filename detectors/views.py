@@ -188,19 +188,22 @@ class View:
 # --------------------------------------------------------------------------- merchant
 
 
+_FRESH, _BUYER = 1, 2  #: flags of a target's like
+
+
 class _Target:
     __slots__ = ("likes", "baseline", "last_eval")
 
     def __init__(self) -> None:
-        # (ts, user, fresh, device, ip, like_id)
-        self.likes: deque[tuple[float, str, bool, str | None, str | None, str]] = deque()
+        # (ts, user, flags, device, ip, like_id); flags: FRESH | BUYER
+        self.likes: deque[tuple[float, str, int, str | None, str | None, str]] = deque()
         self.baseline = -1.0
         self.last_eval = 0.0
 
 
 class _Merchant:
     __slots__ = ("pays", "liked", "pairs", "pair_targets", "likes_w", "pays_w", "coupons",
-                 "targets")
+                 "targets", "token_pays")
 
     def __init__(self) -> None:
         self.pays: dict[str, list[tuple[float, int, str]]] = {}
@@ -212,9 +215,12 @@ class _Merchant:
         self.pays_w: deque[tuple[float, int]] = deque()
         self.coupons: deque[float] = deque()
         self.targets: dict[str, _Target] = {}
+        #: token payments over ``long_window``, as long as the pairs: (ts, payer)
+        self.token_pays: deque[tuple[float, str]] = deque()
 
     def __len__(self) -> int:
         return (len(self.pairs) + len(self.likes_w) + len(self.pays_w) + len(self.coupons)
+                + len(self.token_pays)
                 + sum(len(p) for p in self.pays.values()) + len(self.liked)
                 + sum(len(t.likes) for t in self.targets.values()))
 
@@ -253,6 +259,8 @@ class MerchantView(View):
             self.dirty[key] = self.dirty.get(key, 0) + 1
         if type(ev) is Payment:
             st.pays_w.append((ev.ts, ev.amount))
+            if ev.amount <= cfg.token_amount:
+                st.token_pays.append((ev.ts, ev.openid))
             lst = st.pays.get(ev.openid)
             if lst is None:
                 st.pays[ev.openid] = [(ev.ts, ev.amount, ev.transaction_id)]
@@ -281,11 +289,14 @@ class MerchantView(View):
         st.likes_w.append(ts)
         st.liked[ev.user] = (ts, ev.like_id, ev.target)
         lst = st.pays.get(ev.user)
+        flags = 0
         if lst is not None:
             for pts, amount, txid in reversed(lst):
                 delay = ts - pts
                 if 0 <= delay <= cfg.join_window:
                     self.matches["pay_then_like"] += 1
+                    if amount > cfg.token_amount:
+                        flags = _BUYER
                     if delay <= cfg.paid_delay:
                         self._pair(key, st, ts, ev.user, amount, delay, ev.like_id, txid,
                                    ev.target)
@@ -294,8 +305,9 @@ class MerchantView(View):
         if tg is None:
             tg = st.targets[ev.target] = _Target()
         created = ev.user_created
-        fresh = created is not None and ts - created < cfg.fresh_age
-        tg.likes.append((ts, ev.user, fresh, ev.device, ev.ip, ev.like_id))
+        if created is not None and ts - created < cfg.fresh_age:
+            flags |= _FRESH
+        tg.likes.append((ts, ev.user, flags, ev.device, ev.ip, ev.like_id))
         if len(tg.likes) >= cfg.min_likes or len(st.pairs) >= cfg.min_pairs:
             tk = (key, ev.target)
             self.dirty_targets[tk] = self.dirty_targets.get(tk, 0) + 1
@@ -320,6 +332,9 @@ class MerchantView(View):
         pairs = st.pairs
         while pairs and pairs[0][0] <= lw:
             _uncount(st.pair_targets, pairs.popleft()[6])
+        tp = st.token_pays
+        while tp and tp[0][0] <= lw:
+            tp.popleft()
 
     def _expire(self, st: _Merchant, now: float) -> None:
         self._expire_windows(st, now)
@@ -418,11 +433,28 @@ class MerchantView(View):
         x[prefix + "delay_median"] = statistics.median(delays) if delays else cfg.paid_delay
         x[prefix + "delay_cv"] = min(cv, 3.0)
 
+    def _token_conversion(self, st: _Merchant, now: float) -> float:
+        """Share of the merchant's token payers who then liked its content promptly.
+
+        Over ``long_window``, among accounts that paid a token amount at least
+        ``paid_delay`` ago (or already liked after it): a task's workers pay
+        only to like (nearly all convert), while honest small purchases (game
+        top-ups, tips) are followed by a prompt like now and then.
+        """
+        liked = {p[1] for p in st.pairs if p[2] <= self.cfg.token_amount}
+        if not liked:
+            return 0.0
+        settled = now - self.cfg.paid_delay
+        payers = {u for ts, u in st.token_pays if ts <= settled}
+        payers.update(liked)
+        return len(liked) / len(payers)
+
     def _merchant_subject(self, key: str, st: _Merchant, now: float) -> Subject:
         cfg = self.cfg
         pairs = list(st.pairs)
         x: dict[str, float] = {}
         self._pair_features(pairs, "", x, now)
+        x["token_conversion"] = self._token_conversion(st, now)
         w = now - cfg.window
         pairs_w = sum(1 for p in pairs if p[0] > w)
         likes_w, pays_w = len(st.likes_w), len(st.pays_w)
@@ -454,10 +486,14 @@ class MerchantView(View):
         ip_users: dict[str, dict[str, None]] = {}
         addr_users: dict[str, None] = {}  # likers seen with an IP
         fresh = 0
+        buyers: dict[str, None] = {}
         for _, u, f, d, ip, _ in likes:
             users[u] = None
             if f:
-                fresh += 1
+                if f & _FRESH:
+                    fresh += 1
+                if f & _BUYER:
+                    buyers[u] = None
             if d is not None:
                 devices[d] = None
                 dev_users[u] = None
@@ -478,6 +514,7 @@ class MerchantView(View):
         else:
             pairs = []
             x = self._no_pairs.copy()
+        x["token_conversion"] = self._token_conversion(st, now) if st.pairs else 0.0
         x["likes"] = float(n)
         x["users"] = float(nu)
         x["fresh"] = float(fresh)
@@ -489,6 +526,8 @@ class MerchantView(View):
         x["users_per_ip"] = _ratio(len(addr_users), len(ips)) if ips else 1.0
         x["ip_clustered"] = float(clustered)
         x["ip_clustered_share"] = _ratio(clustered, nu)
+        # likers who paid the merchant a real amount just before: its customers
+        x["buyer_share"] = _ratio(len(buyers), nu)
         x["velocity_ratio"] = _ratio(n, max(base, 1.0)) if base >= 0 else 1.0
         x["rate"] = float(rate)
         return Subject(
@@ -531,17 +570,18 @@ class _AddressView(View):
             return
         ts = ev.ts
         other = ev.device if ip_view else ev.ip
-        # item: (ts, user, target or None for a payment, fresh, other address, id, amount)
+        # item: (ts, user, target or None for a payment, fresh, other address, id, amount,
+        # merchant)
         if type(ev) is Like:
             if ev.action != "like":
                 return
             u = ev.user
             created = ev.user_created
             item = (ts, u, ev.target, created is not None and ts - created < self.fresh_age,
-                    other, ev.like_id, 0)
+                    other, ev.like_id, 0, ev.mchid)
         else:
             u = ev.openid
-            item = (ts, u, None, False, other, ev.transaction_id, ev.amount)
+            item = (ts, u, None, False, other, ev.transaction_id, ev.amount, ev.mchid)
         # state: (items, accounts -> items in window)
         st = self.state.get(key)
         if st is None:
@@ -578,18 +618,21 @@ class _AddressView(View):
         targets: dict[str, dict[str, None]] = {}
         likes = fresh = pays = token = 0
         like_users: dict[str, None] = {}
-        for ts, u, tgt, f, other, _, amount in dq:
+        merchants: dict[str, dict[str, None]] = {}
+        for ts, u, tgt, f, other, _, amount, mch in dq:
             users[u] = None
             if ts > recent_cut:
                 recent[u] = None
-            if other is not None:
-                others[other] = None
-                other_users[u] = None
             if tgt is None:
                 pays += 1
                 if amount <= cfg.token_amount:
                     token += 1
                 continue
+            # accounts per other address among the liking accounts: a shop's
+            # payment kiosk takes many payers on one device, and likes nothing
+            if other is not None:
+                others[other] = None
+                other_users[u] = None
             likes += 1
             like_users[u] = None
             if f:
@@ -598,7 +641,12 @@ class _AddressView(View):
             if tu is None:
                 tu = targets[tgt] = {}
             tu[u] = None
+            mu = merchants.get(mch)
+            if mu is None:
+                mu = merchants[mch] = {}
+            mu[u] = None
         top_users = max((len(v) for v in targets.values()), default=0)
+        top_mch_users = max((len(v) for v in merchants.values()), default=0)
         nlu = len(like_users)
         x = {
             "events": float(len(dq)),
@@ -609,6 +657,11 @@ class _AddressView(View):
             "targets": float(len(targets)),
             "top_target_users": float(top_users),
             "top_target_share": _ratio(top_users, nlu),
+            "top_merchant_users": float(top_mch_users),
+            "top_merchant_share": _ratio(top_mch_users, nlu),
+            # a farm's accounts like the few targets they are paid for; the
+            # honest crowd behind a NAT likes all sorts of things
+            "targets_per_liker": _ratio(len(targets), nlu),
             "fresh_share": _ratio(fresh, likes),
             "pays": float(pays),
             "token_pay_share": _ratio(token, pays),

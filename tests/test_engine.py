@@ -425,4 +425,88 @@ def test_farm_among_honest_likers_of_a_busy_post_alerts(farmed: bool) -> None:
     assert bool(targets) is farmed, targets
     if farmed:
         assert targets[0].detector == "farm_target@1"
-        assert [r.code for r in targets[0].reasons] == ["clustered_likers", "clustered_share"]
+        assert [r.code for r in targets[0].reasons] == ["clustered_likers", "clustered_share",
+                                                        "buyer_share"]
+
+
+def _run_rules(events: list) -> set[tuple[str, str, str]]:
+    eng = Engine(EngineConfig(mode="rules"))
+    alerts = []
+    for ev in sorted(events, key=lambda e: e.ts):
+        alerts += eng.process(ev)
+    alerts += eng.flush()
+    return {(a.detector, a.entity_type, a.entity_id) for a in alerts}
+
+
+@pytest.mark.parametrize("game_shop", [False, True])
+def test_token_payers_who_rarely_like_are_customers_not_workers(game_shop: bool) -> None:
+    """Two 1-CNY payers like within seconds, minutes apart: a task, unless the
+    shop sells 1-CNY top-ups all day and its other top-up buyers like nothing."""
+    events = []
+    if game_shop:
+        for i in range(12):  # the hour before: top-ups, no like
+            events.append(payment(100 + i, f"g{i}", "m1", T0 - 3600 + i * 290, amount=100))
+    for i, ts in enumerate((T0, T0 + 90)):
+        events.append(payment(i, f"w{i}", "m1", ts, amount=100))
+        events.append(like(i, f"w{i}", "post:1", "m1", ts + 12))
+    found = _run_rules(events)
+    assert (("paid_likes@1", "merchant", "m1") in found) is not game_shop, found
+
+
+@pytest.mark.parametrize("liked", [False, True])
+def test_a_payment_kiosk_is_no_farm(liked: bool) -> None:
+    """Twenty customers pay on a shop's kiosk (one device, one IP): nothing; had
+    those twenty accounts liked a post from it, it would be a device farm."""
+    events = []
+    for i in range(20):
+        ts = T0 + i * 20
+        events.append(payment(i, f"c{i}", "m1", ts, amount=1800, ip="5.5.5.5", device="kiosk"))
+        if liked:
+            events.append(like(i, f"c{i}", "post:1", "m1", ts + 5, ip="5.5.5.5",
+                               device="kiosk"))
+    found = _run_rules(events)
+    farms = {f for f in found if f[1] in ("device", "ip")}
+    assert bool(farms) is liked, found
+
+
+@pytest.mark.parametrize("office", [False, True])
+def test_staff_liking_their_employers_post_is_no_ip_farm(office: bool) -> None:
+    """Thirty accounts behind one IP like one post within minutes: a farm, unless
+    they are an office whose staff go on liking all sorts of other things."""
+    events = []
+    for i in range(30):
+        ts = T0 + i * 6
+        events.append(like(i, f"s{i}", "post:news", "m9", ts, ip="6.6.6.6", device=f"d{i}"))
+        if office:
+            for k in range(2):
+                events.append(like(100 + 2 * i + k, f"s{i}", f"video:{i}-{k}", f"m{i % 7}",
+                                   ts + 20 + k, ip="6.6.6.6", device=f"d{i}"))
+    found = _run_rules(events)
+    assert (("ip_farm@1", "ip", "6.6.6.6") in found) is not office, found
+
+
+@pytest.mark.parametrize("customers", [False, True])
+def test_customers_liking_from_the_shop_wifi_are_no_farm(customers: bool) -> None:
+    """Twelve accounts like a shop page from one IP: a farm's target, unless
+    each paid the shop a real amount minutes before."""
+    events = []
+    for i in range(12):
+        ts = T0 + i * 25
+        if customers:
+            events.append(payment(i, f"c{i}", "m1", ts - 240, amount=2600))
+        events.append(like(i, f"c{i}", "shop:m1", "m1", ts, ip="7.7.7.7", device=f"d{i}"))
+    found = _run_rules(events)
+    assert (("farm_target@1", "target", "shop:m1") in found) is not customers, found
+
+
+@pytest.mark.parametrize("drip", [False, True])
+def test_accounts_taking_turns_on_a_device_for_one_merchant_alert(drip: bool) -> None:
+    """Five accounts, one every five minutes, on one phone: a drip when they all
+    like one merchant's posts, a family tablet when each likes its own things."""
+    events = []
+    for i in range(5):
+        mchid = "m1" if drip else f"m{i + 2}"
+        events.append(like(i, f"a{i}", f"post:{i % 2}", mchid, T0 + i * 300, ip="8.8.0.1",
+                           device="tablet"))
+    found = _run_rules(events)
+    assert (("device_farm@1", "device", "tablet") in found) is drip, found

@@ -95,6 +95,44 @@ def test_recent_token_likers_count_only_the_window() -> None:
     assert x["token_users"] == 3 and x["token_users_w"] == 2
 
 
+def test_token_conversion_counts_token_payers_who_liked_promptly() -> None:
+    # a game shop: ten 98-fen top-ups, two of them followed by a like within seconds
+    game = MerchantView(CFG)
+    for i in range(10):
+        game.add(payment(i, f"g{i}", "m1", T0 + i * 60, amount=98))
+    for i in (8, 9):
+        game.add(like(i, f"g{i}", "live:1", "m1", T0 + i * 60 + 10))
+    x = _subjects(game, T0 + 600)[("merchant", "m1")].features
+    assert x["token_users"] == 2 and x["token_conversion"] == 0.2
+    # a task: every worker pays 1 fen and likes at once; the last payer's like
+    # may still come (paid less than paid_delay ago): not counted against it
+    task = MerchantView(CFG)
+    for i in range(4):
+        task.add(payment(i, f"w{i}", "m2", T0 + i * 60, amount=1))
+        if i < 3:
+            task.add(like(i, f"w{i}", "post:1", "m2", T0 + i * 60 + 15))
+    s = _subjects(task, T0 + 200)
+    assert s[("merchant", "m2")].features["token_conversion"] == 1.0
+    assert s[("target", "post:1")].features["token_conversion"] == 1.0
+    x = task._merchant_subject("m2", task.state["m2"], T0 + 180 + CFG.paid_delay + 1).features
+    assert x["token_conversion"] == 0.75  # the fourth never liked
+
+
+def test_target_likers_who_just_bought_are_customers() -> None:
+    v = MerchantView(CFG)
+    for i in range(10):  # paid a real amount at the counter, liked the shop page on its Wi-Fi
+        v.add(payment(i, f"c{i}", "m1", T0 + i * 30, amount=2200))
+        v.add(like(i, f"c{i}", "shop:1", "m1", T0 + i * 30 + 200, ip="10.0.0.1",
+                   device=f"d{i}"))
+    for i in range(10):  # the same page, accounts that paid nothing (or a token amount)
+        if i % 2:
+            v.add(payment(100 + i, f"x{i}", "m1", T0 + i * 30, amount=1))
+        v.add(like(100 + i, f"x{i}", "post:2", "m1", T0 + i * 30 + 200, ip="10.0.0.2"))
+    s = _subjects(v, T0 + 600)
+    assert s[("target", "shop:1")].features["buyer_share"] == 1.0
+    assert s[("target", "post:2")].features["buyer_share"] == 0.0
+
+
 def test_target_fresh_and_device_features() -> None:
     v = MerchantView(CFG)
     for i in range(20):
@@ -144,6 +182,36 @@ def test_ip_view_concentration_vs_nat() -> None:
     farm, nat = s[("ip", "1.1.1.1")].features, s[("ip", "2.2.2.2")].features
     assert farm["top_target_share"] == 1.0 and farm["users_per_other"] == 10.0
     assert nat["top_target_share"] < 0.1 and nat["users_per_other"] == 1.0
+
+
+def test_ip_view_merchant_concentration_and_targets_per_liker() -> None:
+    v = IpView(CFG)
+    for i in range(20):  # farm: twenty accounts on two posts of one merchant
+        v.add(like(i, f"f{i}", f"post:{i % 2}", "m1", T0 + i, ip="1.1.1.1"))
+    for i in range(20):  # office: twelve like the employer's post, all like other things
+        if i < 12:
+            v.add(like(100 + i, f"n{i}", "post:boss", "m9", T0 + i, ip="2.2.2.2"))
+        for k in range(2):
+            v.add(like(200 + 2 * i + k, f"n{i}", f"post:x{i}-{k}", f"m{i}", T0 + i + k,
+                       ip="2.2.2.2"))
+    s = _subjects(v, T0 + 30)
+    farm, office = s[("ip", "1.1.1.1")].features, s[("ip", "2.2.2.2")].features
+    assert farm["top_merchant_share"] == 1.0 and farm["targets_per_liker"] == 0.1
+    assert office["top_target_users"] == 12 and office["top_merchant_share"] == 0.6
+    assert office["targets_per_liker"] == 41 / 20
+
+
+def test_payments_alone_do_not_make_accounts_share_an_address() -> None:
+    # a shop's face-pay kiosk: many payers on one device and IP, nobody likes from it
+    ip, dev = IpView(CFG), DeviceView(CFG)
+    for i in range(12):
+        p = payment(i, f"c{i}", "m1", T0 + i * 10, amount=1500, ip="3.3.3.3", device="kiosk")
+        ip.add(p)
+        dev.add(p)
+    x = _subjects(ip, T0 + 130)[("ip", "3.3.3.3")].features
+    assert x["users"] == 12 and x["like_users"] == 0 and x["users_per_other"] == 1.0
+    d = _subjects(dev, T0 + 130)[("device", "kiosk")].features
+    assert d["users"] == 12 and d["like_users"] == 0
 
 
 def test_accounts_without_an_address_do_not_count_as_sharing_one() -> None:

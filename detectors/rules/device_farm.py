@@ -2,11 +2,23 @@
 
 Honest devices carry one account, rarely two to five (a family tablet), and
 even a family that likes the same post now and then does not put five
-accounts on it within two minutes.
+accounts on it within two minutes. Only accounts that *liked* from the
+device count towards a farm: a shop's payment kiosk takes the money of
+hundreds of customers on one device and likes nothing. A slow drip rotates
+its accounts through a few phones, one every few minutes: five accounts on
+one device within ``device_window`` all liking one merchant's content are
+a farm, while a family's accounts like each their own things.
 
 Examples
 --------
->>> DeviceFarm().score_one({"users": 30}) > 0.75
+>>> DeviceFarm().score_one({"users": 30, "like_users": 30}) > 0.75
+True
+>>> DeviceFarm().score_one({"users": 57, "like_users": 0}) < 0.5  # a kiosk
+True
+>>> drip = {"like_users": 5, "top_merchant_share": 1.0}
+>>> [r.code for r in DeviceFarm().explain(drip)], DeviceFarm().score_one(drip)
+(['accounts_per_device_merchant', 'merchant_concentration'], 0.5)
+>>> DeviceFarm().score_one({**drip, "top_merchant_share": 0.4}) < 0.5  # a family tablet
 True
 >>> DeviceFarm().score_one({"users": 2, "recent_users": 2, "top_target_share": 1.0}) < 0.5
 True
@@ -29,11 +41,18 @@ class DeviceFarm(Rule):
     view = "device"
     entity_type = "device"
     paths = (
-        (Cond("users", ">=", 6, "accounts_per_device", "distinct accounts on the device"),),
+        (Cond("like_users", ">=", 6, "accounts_per_device",
+              "distinct accounts liking from the device"),),
         (
             Cond("recent_users", ">=", 5, "accounts_per_device_burst",
                  "distinct accounts on the device within the burst span"),
             Cond("top_target_share", ">=", 0.5, "target_concentration",
                  "share of the device's liking accounts on its top target"),
+        ),
+        (  # a slow drip: one account at a time, every few minutes, for one merchant
+            Cond("like_users", ">=", 5, "accounts_per_device_merchant",
+                 "distinct accounts liking from the device"),
+            Cond("top_merchant_share", ">=", 0.8, "merchant_concentration",
+                 "share of the device's liking accounts on its top merchant's content"),
         ),
     )

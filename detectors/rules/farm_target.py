@@ -5,7 +5,9 @@ the network; a farm cycles many accounts through a handful of handsets
 behind one or two addresses. A farm on a post that also has honest likers
 still shows as clusters: most of the post's likers come from addresses
 that each carry three or more of them, while honest likers of even the
-busiest post rarely share an address with two others.
+busiest post rarely share an address with two others. The address paths
+are gated on the likers not being the merchant's customers: buyers like
+a shop's page from the shop's Wi-Fi minutes after paying a real amount.
 
 Examples
 --------
@@ -14,11 +16,14 @@ True
 >>> FarmTarget().score_one({"users": 4000, "users_per_device": 1.05}) < 0.5
 True
 >>> farm_on_busy_post = {"users": 16, "users_per_ip": 2.3, "ip_clustered": 11,
-...                      "ip_clustered_share": 0.69}
+...                      "ip_clustered_share": 0.69, "buyer_share": 0.0}
 >>> [r.code for r in FarmTarget().explain(farm_on_busy_post)]
-['clustered_likers', 'clustered_share']
+['clustered_likers', 'clustered_share', 'buyer_share']
 >>> FarmTarget().score_one(farm_on_busy_post) >= 0.5
 True
+>>> shop_wifi = {"users": 10, "top_ip_share": 0.8, "buyer_share": 0.9}
+>>> FarmTarget().score_one(shop_wifi)
+0.0
 >>> FarmTarget().score_one({"users": 700, "ip_clustered": 22,  # viral, some shared IPs
 ...                         "ip_clustered_share": 0.03}) < 0.5
 True
@@ -27,6 +32,11 @@ True
 from __future__ import annotations
 
 from detectors.base import Cond, Rule
+
+#: a shop's customers like its page from the shop's Wi-Fi after paying
+_NOT_CUSTOMERS = Cond("buyer_share", "<=", 0.5, "buyer_share",
+                      "share of the target's likers who paid the merchant a real amount "
+                      "just before", gate=True)
 
 
 class FarmTarget(Rule):
@@ -46,16 +56,19 @@ class FarmTarget(Rule):
             Cond("users", ">=", 10, "target_likers", "distinct accounts liking the target"),
             Cond("top_ip_share", ">=", 0.7, "ip_concentration",
                  "share of the target's likes from its top IP"),
+            _NOT_CUSTOMERS,
         ),
         (
             Cond("users", ">=", 12, "target_likers", "distinct accounts liking the target"),
             Cond("users_per_ip", ">=", 3.0, "accounts_per_ip",
                  "accounts per IP among the target's likers"),
+            _NOT_CUSTOMERS,
         ),
         (  # counted, not averaged, so the target's honest likers do not dilute a farm
             Cond("ip_clustered", ">=", 10, "clustered_likers",
                  "accounts liking the target from IPs that carry three or more of its likers"),
             Cond("ip_clustered_share", ">=", 0.5, "clustered_share",
                  "share of the target's likers from such IPs"),
+            _NOT_CUSTOMERS,
         ),
     )

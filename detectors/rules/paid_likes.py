@@ -13,23 +13,33 @@ twice in minutes); and on non-token pairs when they are mechanical: one
 amount and near-constant delays of seconds (honest buyers of a one-price
 flash sale who like the shop do so minutes later).
 
+Every token path is gated on *conversion*: the share of the merchant's
+token payers (over ``long_window``) who liked within seconds of paying.
+A task's workers pay only to like, so nearly all convert; a game shop's
+honest 1-CNY top-ups or a streamer's tips are followed by a prompt like now
+and then, and their payers' other top-ups make the share low.
+
 Examples
 --------
 >>> rule = PaidLikes()
 >>> x = {"token_users": 12, "token_share": 1.0, "pair_users": 12, "token_age": 3.0,
-...      "token_amount_top_share": 1.0, "token_delay_median": 8.0}
+...      "token_amount_top_share": 1.0, "token_delay_median": 8.0, "token_conversion": 1.0}
 >>> round(rule.score_one(x), 3)
 0.625
 >>> [r.code for r in rule.explain(x)]
-['token_paid_likers', 'token_share', 'last_token_like_age']
+['token_paid_likers', 'token_share', 'token_conversion', 'last_token_like_age']
+>>> game_shop = {**x, "token_users": 3, "token_users_w": 2, "token_conversion": 0.3}
+>>> rule.score_one(game_shop)  # most of its 98-fen top-ups are not followed by a like
+0.0
 >>> rule.score_one({"token_users": 1, "token_share": 1.0}) < 0.5
 True
 >>> varied = {"token_users": 3, "token_share": 1.0, "token_amount_top_share": 0.34,
-...           "token_delay_median": 20.0, "token_age": 5.0}  # amounts 1-10 fen, liked at once
+...           "token_delay_median": 20.0, "token_age": 5.0,
+...           "token_conversion": 1.0}  # amounts 1-10 fen, liked at once
 >>> [r.code for r in rule.explain(varied)][:3], rule.score_one(varied) >= 0.5
 (['token_paid_likers', 'token_share', 'token_prompt_delay'], True)
 >>> first_two = {"token_users": 2, "token_users_w": 2, "token_share": 1.0,
-...              "token_delay_median": 15.0, "token_age": 1.0}
+...              "token_delay_median": 15.0, "token_age": 1.0, "token_conversion": 1.0}
 >>> [r.code for r in rule.explain(first_two)][0], rule.score_one(first_two) >= 0.5
 ('token_paid_likers_recent', True)
 >>> rule.score_one({**first_two, "token_users_w": 1}) < 0.5  # the other an hour ago
@@ -49,9 +59,14 @@ _FRESH_TOKEN = Cond("token_age", "<=", 300.0, "last_token_like_age",
 _FEW_TOKEN_USERS = Cond("token_users", ">=", 3, "token_paid_likers", _TOKEN_USERS)
 _PROMPT_TOKEN = Cond("token_delay_median", "<=", 60.0, "token_prompt_delay",
                      "median seconds from token payment to like")
+_CONVERSION = "share of the merchant's token payers who liked within seconds of paying"
+#: honest small purchases (game top-ups, tips) are now and then followed by a
+#: like; a task's workers pay only to like
+_CONVERTED = Cond("token_conversion", ">=", 0.8, "token_conversion", _CONVERSION, gate=True)
 _TOKEN = (
     Cond("token_users", ">=", 5, "token_paid_likers", _TOKEN_USERS),
     Cond("token_share", ">=", 0.6, "token_share", _TOKEN_SHARE),
+    Cond("token_conversion", ">=", 0.4, "token_conversion", _CONVERSION, gate=True),
     _FRESH_TOKEN,
 )
 _UNIFORM = (  # judged on the token pairs alone, so a busy shop's honest buyers do not dilute it
@@ -59,12 +74,14 @@ _UNIFORM = (  # judged on the token pairs alone, so a busy shop's honest buyers 
     Cond("token_amount_top_share", ">=", 0.8, "token_amount_concentration",
          "share of the token payments on one amount"),
     _PROMPT_TOKEN,
+    _CONVERTED,
     _FRESH_TOKEN,
 )
 _PROMPT = (  # campaigns that vary the token amount: nearly all pairs token, all prompt
     _FEW_TOKEN_USERS,
     Cond("token_share", ">=", 0.8, "token_share", _TOKEN_SHARE),
     _PROMPT_TOKEN,
+    _CONVERTED,
     _FRESH_TOKEN,
 )
 _BURST = (  # a task's first workers: two token-paid likers within minutes, nothing else paid
@@ -72,6 +89,7 @@ _BURST = (  # a task's first workers: two token-paid likers within minutes, noth
          "accounts that paid a token amount and liked within seconds, in the window"),
     Cond("token_share", ">=", 0.8, "token_share", _TOKEN_SHARE),
     _PROMPT_TOKEN,
+    _CONVERTED,
     _FRESH_TOKEN,
 )
 _MECHANICAL = (

@@ -243,6 +243,10 @@ class MerchantView(View):
         self.matches = {"pay_then_like": 0, "like_then_pay": 0}
         #: the pair features of a target without prompt pairs (most of them)
         self._no_pairs: dict[str, float] = {}
+        #: token conversion per merchant at the tick ``_conv_at`` (targets share it;
+        #: a merchant's entry goes with its next token payment or pair)
+        self._conv_at = -1.0
+        self._conv: dict[str, float] = {}
         self._pair_features([], "", self._no_pairs, 0.0)
 
     def horizon(self) -> float:
@@ -261,6 +265,7 @@ class MerchantView(View):
             st.pays_w.append((ev.ts, ev.amount))
             if ev.amount <= cfg.token_amount:
                 st.token_pays.append((ev.ts, ev.openid))
+                self._conv.pop(key, None)
             lst = st.pays.get(ev.openid)
             if lst is None:
                 st.pays[ev.openid] = [(ev.ts, ev.amount, ev.transaction_id)]
@@ -316,6 +321,7 @@ class MerchantView(View):
               like_id: str, txid: str, target: str) -> None:
         """Keep a prompt pay->like pair (``ts`` the like's time); both keys are due."""
         st.pairs.append((ts, user, amount, delay, like_id, txid, target))
+        self._conv.pop(key, None)
         pt = st.pair_targets
         pt[target] = pt.get(target, 0) + 1
         self.dirty[key] = self.FORCE
@@ -433,28 +439,36 @@ class MerchantView(View):
         x[prefix + "delay_median"] = statistics.median(delays) if delays else cfg.paid_delay
         x[prefix + "delay_cv"] = min(cv, 3.0)
 
-    def _token_conversion(self, st: _Merchant, now: float) -> float:
+    def _token_conversion(self, key: str, st: _Merchant, now: float) -> float:
         """Share of the merchant's token payers who then liked its content promptly.
 
         Over ``long_window``, among accounts that paid a token amount at least
         ``paid_delay`` ago (or already liked after it): a task's workers pay
         only to like (nearly all convert), while honest small purchases (game
-        top-ups, tips) are followed by a prompt like now and then.
+        top-ups, tips) are followed by a prompt like now and then. Computed
+        once per merchant and tick (its targets share it).
         """
-        liked = {p[1] for p in st.pairs if p[2] <= self.cfg.token_amount}
-        if not liked:
-            return 0.0
-        settled = now - self.cfg.paid_delay
-        payers = {u for ts, u in st.token_pays if ts <= settled}
-        payers.update(liked)
-        return len(liked) / len(payers)
+        if now != self._conv_at:
+            self._conv_at, self._conv = now, {}
+        conv = self._conv.get(key)
+        if conv is None:
+            liked = {p[1] for p in st.pairs if p[2] <= self.cfg.token_amount}
+            if liked:
+                settled = now - self.cfg.paid_delay
+                payers = {u for ts, u in st.token_pays if ts <= settled}
+                payers.update(liked)
+                conv = len(liked) / len(payers)
+            else:
+                conv = 0.0
+            self._conv[key] = conv
+        return conv
 
     def _merchant_subject(self, key: str, st: _Merchant, now: float) -> Subject:
         cfg = self.cfg
         pairs = list(st.pairs)
         x: dict[str, float] = {}
         self._pair_features(pairs, "", x, now)
-        x["token_conversion"] = self._token_conversion(st, now)
+        x["token_conversion"] = self._token_conversion(key, st, now)
         w = now - cfg.window
         pairs_w = sum(1 for p in pairs if p[0] > w)
         likes_w, pays_w = len(st.likes_w), len(st.pays_w)
@@ -514,7 +528,7 @@ class MerchantView(View):
         else:
             pairs = []
             x = self._no_pairs.copy()
-        x["token_conversion"] = self._token_conversion(st, now) if st.pairs else 0.0
+        x["token_conversion"] = self._token_conversion(key, st, now) if st.pairs else 0.0
         x["likes"] = float(n)
         x["users"] = float(nu)
         x["fresh"] = float(fresh)

@@ -96,7 +96,9 @@ class Engine:
 
     #: layout of the window state in snapshots; 2: merchants count their prompt
     #: pairs per target; 3: a merchant's latest like per user keeps its target
-    #: (a late payment pairs with it), stats count admitted late events
+    #: (a late payment pairs with it), stats count admitted late events;
+    #: 4: merchants keep their token payments, a target's likes carry flags
+    #: (fresh, buyer), address-view items carry the merchant
     STATE_VERSION = 4
 
     def __init__(self, config: EngineConfig | None = None,

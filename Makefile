@@ -1,24 +1,39 @@
 # likeguard: `make demo` runs the product, `make test` runs every test.
-# Both set themselves up from scratch (virtualenv, Python packages, Kafka jars,
-# Debian packages kcat and prometheus when missing).
+# Both set themselves up from scratch (virtualenv, Python packages, the Rust
+# core, Kafka jars, Debian packages kcat and prometheus when missing).
 
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+CORE    := detectors/_core
+CORE_STAMP := $(VENV)/.core-built
+CORE_SRC := $(CORE)/Cargo.toml $(CORE)/Cargo.lock $(wildcard $(CORE)/src/*.rs $(CORE)/src/*/*.rs)
 KAFKA   := deploy/kafka/kafka.sh
+# rustup installs cargo here; a login shell may not have it on PATH
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all setup test test-unit lint bench demo demo-offline clean system-deps kafka-jars
+.PHONY: all setup test test-unit test-core lint bench demo demo-offline clean system-deps kafka-jars rust
 
 all: test
 
-$(STAMP): pyproject.toml
+# The compiled core (detectors/_core, Rust + PyO3) is built by pip through
+# setuptools-rust; it needs cargo.
+rust:
+	@command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust) is needed to build detectors/_core: install it with rustup (https://rustup.rs) or your distribution's cargo package"; exit 1; }
+
+$(STAMP): pyproject.toml | rust
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(CORE_STAMP)
 
-setup: $(STAMP)
+# rebuild the extension when the Rust sources change
+$(CORE_STAMP): $(STAMP) $(CORE_SRC) | rust
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(CORE_STAMP)
+
+setup: $(STAMP) $(CORE_STAMP)
 
 # Debian packages the tests use as real, independent parts.
 system-deps:
@@ -35,27 +50,31 @@ system-deps:
 kafka-jars: system-deps
 	bash $(KAFKA) fetch
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check detectors streams tests
+	cd $(CORE) && cargo fmt --check && PYO3_PYTHON=$(abspath $(BIN))/python cargo clippy -q --all-targets -- -D warnings
 
-test: $(STAMP) system-deps kafka-jars
-	$(BIN)/ruff check detectors streams tests
+# the core's own unit tests (without the Python extension feature)
+test-core: rust
+	cd $(CORE) && cargo test -q --no-default-features
+
+test: setup system-deps kafka-jars lint test-core
 	$(BIN)/python -m pytest -q
 
-test-unit: $(STAMP)
+test-unit: setup
 	$(BIN)/python -m pytest -q -m "not kafka"
 
-bench: $(STAMP) kafka-jars
+bench: setup kafka-jars
 	$(BIN)/python tests/bench/bench_replay.py
 	$(BIN)/python tests/bench/bench_worker.py
 
-demo: $(STAMP) system-deps kafka-jars
+demo: setup system-deps kafka-jars
 	$(BIN)/python -m streams.demo
 
-demo-offline: $(STAMP)
+demo-offline: setup
 	$(BIN)/likeguard simulate out/demo.jsonl.gz --labels out/demo.labels.json --seed 7 --duration 3600
 	$(BIN)/likeguard replay out/demo.jsonl.gz --alerts-out out/demo.alerts.jsonl
 	$(BIN)/likeguard evaluate --labels out/demo.labels.json --alerts out/demo.alerts.jsonl --report out/demo.report.html
 
 clean:
-	rm -rf $(VENV) .cache out *.egg-info
+	rm -rf $(VENV) .cache out *.egg-info $(CORE)/target detectors/_core.*.so

@@ -1,7 +1,7 @@
 """The detection engine: one object both drivers (replay and the worker) feed.
 
 ``process(event)`` takes a parsed :class:`~detectors.events.Payment`,
-:class:`~detectors.events.Like` or :class:`~detectors.views.CoLike`;
+:class:`~detectors.events.Like` or :class:`~detectors.events.CoLike`;
 ``advance(watermark)`` moves event time on when input is idle; ``flush()``
 ends the input. Each returns the alerts raised. Inside:
 
@@ -10,7 +10,7 @@ ends the input. Each returns the alerts raised. Inside:
    watermark, not seen before, updates the views at once (out of order) when
    it is at most ``allowed_lateness`` behind, and is dropped and counted as
    late when older;
-2. a :class:`~detectors.windows.Reorderer` releases events in event-time
+2. a reorder buffer releases events in event-time
    order once the watermark passes them: the latest event time of the
    slowest *source* (the Kafka partition an event came from, when the driver
    names it) minus ``grace``, so the order in which a consumer interleaves
@@ -20,6 +20,11 @@ ends the input. Each returns the alerts raised. Inside:
    tick are evaluated: rules and the key's model shard score the view's
    features, and the :class:`~detectors.alerts.Suppressor` decides which
    candidates become alerts.
+
+Steps 1-3 and the views' features run in the compiled core
+(:class:`detectors._core.Core`, Rust): events cross into it one by one or
+in batches, and the subjects due at each tick come back in one batch for
+the rules and River models here to score.
 
 An engine may host a subset of the views (the worker runs one view per
 repartitioned topic); the user view then hands its enriched likes to
@@ -41,26 +46,27 @@ Examples
 
 from __future__ import annotations
 
-import heapq
-import math
 import pickle
-from collections.abc import Hashable, Iterable
+import struct
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
+import orjson
+
+from detectors._core import Core, Subject
 from detectors.alerts import Alert, Suppressor, severity_for
 from detectors.base import Detector
 from detectors.config import EngineConfig
-from detectors.events import Like, Payment
+from detectors.events import CoLike, Like, Payment
 from detectors.models import HalfSpaceDetector, default_models
 from detectors.rules import RULES
-from detectors.views import VIEW_TYPES, CoLike, Subject, View
-from detectors.windows import Deduper, Reorderer, kafka_partition
 
 __all__ = ["Engine", "ALL_VIEWS", "route_keys"]
 
 ALL_VIEWS = ("merchant", "ip", "device", "user", "lockstep")
 
-_INF = float("inf")
+#: the first bytes of :meth:`Engine.snapshot`
+_MAGIC = b"LGENGINE"
 
 
 def route_keys(event: Payment | Like) -> dict[str, str]:
@@ -79,12 +85,17 @@ def route_keys(event: Payment | Like) -> dict[str, str]:
     return out
 
 
+def _source_name(source: Hashable) -> str:
+    """The core's name of a source: strings as they are, anything else by repr."""
+    return source if isinstance(source, str) else repr(source)
+
+
 class Engine:
     """Event-time detection over the hosted views.
 
     :meth:`snapshot` / :meth:`restore` carry the whole state; a snapshot of
-    another :attr:`STATE_VERSION` (window structures laid out differently)
-    is refused rather than restored half-compatible.
+    another :attr:`STATE_VERSION` is refused rather than restored
+    half-compatible.
 
     Parameters
     ----------
@@ -94,92 +105,97 @@ class Engine:
         Names of the views this engine hosts (default: all).
     """
 
-    #: layout of the window state in snapshots; 2: merchants count their prompt
-    #: pairs per target; 3: a merchant's latest like per user keeps its target
-    #: (a late payment pairs with it), stats count admitted late events;
-    #: 4: merchants keep their token payments, a target's likes carry flags
-    #: (fresh, buyer), address-view items carry the merchant
-    STATE_VERSION = 4
+    #: layout of snapshots; 5: the views' state is the compiled core's
+    #: versioned data format, not a pickle
+    STATE_VERSION = 5
 
     def __init__(self, config: EngineConfig | None = None,
-                 views: Iterable[str] = ALL_VIEWS) -> None:
+                 views: Iterable[str] = ALL_VIEWS, core: Core | None = None) -> None:
         cfg = (config or EngineConfig()).validate()
         self.cfg = cfg
         self.state_version = self.STATE_VERSION
-        names = [v for v in ALL_VIEWS if v in set(views)]
-        unknown = set(views) - set(ALL_VIEWS)
+        views = set(views)
+        unknown = views - set(ALL_VIEWS)
         if unknown:
             raise ValueError(f"unknown views: {sorted(unknown)}")
-        self.views: dict[str, View] = {n: VIEW_TYPES[n](cfg) for n in names}
+        names = [v for v in ALL_VIEWS if v in views]
+        self.view_names: tuple[str, ...] = tuple(names)
+        self.core = core if core is not None else Core(cfg, names)
         self.rules: dict[tuple[str, str], list[Detector]] = {}
         for r in RULES:
-            if r.view in self.views:
+            if r.view in views:
                 self.rules.setdefault((r.view, r.entity_type), []).append(r())
         self.model_protos: dict[tuple[str, str], HalfSpaceDetector] = {
-            (m.view, m.entity_type): m for m in default_models(cfg) if m.view in self.views
+            (m.view, m.entity_type): m for m in default_models(cfg) if m.view in views
         }
         self.models: dict[tuple[str, str, int], HalfSpaceDetector] = {}
-        self.reorder = Reorderer(cfg.grace, cfg.max_skew)
-        self.dedupe = Deduper(cfg.dedupe_horizon)
         self.suppressor = Suppressor(cfg.window, cfg.renotify)
-        self.next_tick: float | None = None
-        self.last_sweep = -1e18  # not -inf: -inf // window is nan
-        self.forwards: list[tuple[str, str, CoLike]] = []
-        self.stats: dict[str, int] = {
-            "payment": 0, "like": 0, "colike": 0, "unlike": 0,
-            "duplicates": 0, "late": 0, "late_admitted": 0, "alerts": 0, "candidates": 0,
-        }
-        self._bind()
+        self.counts = {"alerts": 0, "candidates": 0}
+        self._sources: dict[Hashable, str] = {}
 
     # ------------------------------------------------------------------ input
 
     @property
     def watermark(self) -> float:
-        return self.reorder.watermark
+        return self.core.watermark
+
+    @property
+    def max_ts(self) -> float:
+        """The newest event time seen (``-inf`` before the first)."""
+        return self.core.max_ts
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a source was declared to have records still to deliver."""
+        return self.core.waiting
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Event counters (payments, likes, duplicates, late, ...) and alerts."""
+        out: dict[str, int] = self.core.stats()
+        out.update(self.counts)
+        return out
+
+    @property
+    def duplicates(self) -> int:
+        """Events dropped as duplicates so far (cheap: no dict built)."""
+        return self.core.duplicates
+
+    @property
+    def joins(self) -> dict[str, int]:
+        """Payment<->like join matches by direction (empty without a merchant view)."""
+        return self.core.joins()
+
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """``{view: (keys held, window items held)}``."""
+        return dict(self.core.sizes())
+
+    def _source(self, source: Hashable) -> str | None:
+        if source is None:
+            return None
+        name = self._sources.get(source)
+        if name is None:
+            name = self._sources[source] = _source_name(source)
+        return name
 
     def process(self, event: Payment | Like | CoLike, source: Hashable = None) -> list[Alert]:
         """Take one event; return the alerts that became due.
 
         ``source`` names where the event came from (a Kafka topic-partition);
-        with it the watermark follows the slowest source (see
-        :class:`~detectors.windows.Reorderer`), so a consumer's interleaving
-        of partitions does not make events late.
+        with it the watermark follows the slowest source, so a consumer's
+        interleaving of partitions does not make events late.
         """
-        ts = event.ts
-        reorder = self.reorder
-        tag = event.tag + event.id
-        if ts < reorder.watermark:
-            self._behind(event, tag, ts)
-            return []
-        kind = event.kind
-        if self.dedupe.seen(tag, ts):
-            self.stats["duplicates"] += 1
-            return []
-        self.stats[kind] += 1
-        reorder.push(ts, tag, event, source)
-        # fast exit: nothing released and no tick due (most events of a busy stream)
-        nt = self.next_tick
-        if reorder.heap[0][0] > reorder.watermark and nt is not None and nt > reorder.watermark:
-            return []
-        return self._run()
+        if self.core.process(event, None if source is None else self._source(source)):
+            return self.drain()
+        return []
 
-    def _behind(self, event: Payment | Like | CoLike, tag: str, ts: float) -> None:
-        """An event behind the watermark. One delivered again after it was
-        processed (a producer's retry, or records consumed again after a
-        restart) is a duplicate; one within ``allowed_lateness`` (a like
-        flushed from a phone's offline queue, a notification from a backlog)
-        updates the views at once, out of order, and is evaluated with its
-        key at the next tick; anything older is dropped as late."""
-        stats = self.stats
-        if self.dedupe.known(tag):
-            stats["duplicates"] += 1
-        elif ts < self.reorder.watermark - self.cfg.allowed_lateness:
-            stats["late"] += 1
-        else:
-            self.dedupe.seen(tag, ts)
-            stats[event.kind] += 1
-            stats["late_admitted"] += 1
-            self._dispatch(event)
+    def process_many(self, events: Sequence[Payment | Like | CoLike],
+                     sources: Sequence[Hashable]) -> list[Alert]:
+        """Take a batch of events (each from the source at the same index)."""
+        names = [None if s is None else self._source(s) for s in sources]
+        if self.core.process_many(list(events), names):
+            return self.drain()
+        return []
 
     def progress(self, source: Hashable, ts: float | None, newest: float | None = None,
                  behind: bool | None = None) -> list[Alert]:
@@ -189,112 +205,50 @@ class Engine:
         of a repartitioned stream): the mark moves that source's watermark as
         its events would have, so a sparse flow from one source does not hold
         the engine's watermark back. ``newest`` is the newest input event time
-        behind the mark when that is not ``ts`` (see
-        :meth:`~detectors.windows.Reorderer.progress`); :meth:`flush` runs to
-        it. ``behind`` says whether the source still has records to deliver
-        (a partition catching up a backlog is waited for however far it
-        trails; see :class:`~detectors.windows.Reorderer`); ``ts`` is ``None``
-        for such a source that has delivered nothing yet. Returns the alerts
-        that became due.
+        behind the mark when that is not ``ts``; :meth:`flush` runs to it.
+        ``behind`` says whether the source still has records to deliver (a
+        partition catching up a backlog is waited for however far it trails);
+        ``ts`` is ``None`` for such a source that has delivered nothing yet.
+        Returns the alerts that became due.
         """
-        reorder = self.reorder
-        before = reorder.watermark
-        reorder.progress(ts, source, newest, behind)
-        if reorder.watermark == before:
-            return []
-        return self._run()
+        if self.core.progress(self._source(source), ts, newest, behind):
+            return self.drain()
+        return []
 
     def advance(self, watermark: float) -> list[Alert]:
         """Move event time to ``watermark`` (e.g. when input is idle)."""
-        self.reorder.advance(watermark)
-        return self._run()
+        return self.drain() if self.core.advance(watermark) else []
 
     def flush(self) -> list[Alert]:
         """End of input: release everything and evaluate the last tick."""
-        if self.reorder.max_ts == -_INF:
-            return []
-        return self.advance(self.reorder.max_ts + self.cfg.tick)
+        return self.drain() if self.core.flush() else []
 
     def take_forwards(self) -> list[tuple[str, str, CoLike]]:
         """Enriched likes for views hosted elsewhere: ``(view, key, colike)``."""
-        out, self.forwards = self.forwards, []
-        return out
+        return [("lockstep", target, CoLike(like_id, user, target, ts, tuple(prev)))
+                for like_id, user, target, ts, prev in self.core.take_forwards()]
 
-    # ------------------------------------------------------------------ core
+    # ------------------------------------------------------------------ scoring
 
-    def _run(self) -> list[Alert]:
+    def drain(self) -> list[Alert]:
+        """Score the subjects of the ticks the core queued, oldest first (the
+        drivers that feed :attr:`core` directly call it; the other calls here
+        drain on their own)."""
         alerts: list[Alert] = []
-        tick = self.cfg.tick
-        heap = self.reorder.heap
-        dispatch = self._dispatch
-        pop = heapq.heappop
-        while heap and heap[0][0] <= self.reorder.watermark:
-            ts, _, _, ev = pop(heap)
-            nt = self.next_tick
-            if nt is None:
-                self.next_tick = nt = math.floor(ts / tick) * tick + tick
-            while ts > nt:
-                alerts += self._tick(nt)
-                self.next_tick = nt = nt + tick
-            dispatch(ev)
-        wm = self.reorder.watermark
-        nt = self.next_tick
-        while nt is not None and nt <= wm:
-            alerts += self._tick(nt)
-            self.next_tick = nt = nt + tick
-        return alerts
-
-    def _bind(self) -> None:
-        """Cache the hosted views for the dispatch hot path (also after restore)."""
-        get = self.views.get
-        self._merchant = get("merchant")
-        self._ip = get("ip")
-        self._device = get("device")
-        self._user = get("user")
-        self._lockstep = get("lockstep")
-
-    def _dispatch(self, ev: Payment | Like | CoLike) -> None:
-        if type(ev) is CoLike:
-            if self._lockstep is not None:
-                self._lockstep.add(ev)
-            return
-        if type(ev) is Like and ev.action != "like":
-            self.stats["unlike"] += 1
-        if self._merchant is not None:
-            self._merchant.add(ev)
-        if ev.ip is not None and self._ip is not None:
-            self._ip.add(ev)
-        if ev.device is not None and self._device is not None:
-            self._device.add(ev)
-        if self._user is not None and type(ev) is Like:
-            co = self._user.add(ev)  # type: ignore[func-returns-value]
-            if co is not None:
-                if self._lockstep is not None:
-                    self._lockstep.add(co)
-                else:
-                    self.forwards.append(("lockstep", co.target, co))
-
-    def _tick(self, now: float) -> list[Alert]:
-        out: list[Alert] = []
-        for view in self.views.values():
-            for subj in view.evaluate(now):
+        for now, subjects, swept in self.core.take_ticks():
+            for subj in subjects:
                 alert = self._score(subj, now)
                 if alert is not None:
-                    out.append(alert)
-        # sweeps on a global grid, so engines hosting different keys stay in step
-        if now // self.cfg.window > self.last_sweep // self.cfg.window:
-            self.last_sweep = now
-            for view in self.views.values():
-                view.sweep(now)
-            self.suppressor.sweep(now)
-        return out
+                    alerts.append(alert)
+            if swept:
+                self.suppressor.sweep(now)
+        return alerts
 
     def _model(self, subj: Subject) -> HalfSpaceDetector | None:
         proto = self.model_protos.get((subj.view, subj.entity_type))
         if proto is None:
             return None
-        shard = kafka_partition(subj.shard_key, self.cfg.partitions)
-        k = (subj.view, subj.entity_type, shard)
+        k = (subj.view, subj.entity_type, subj.shard)
         m = self.models.get(k)
         if m is None:
             m = self.models[k] = proto.clone()
@@ -324,7 +278,7 @@ class Engine:
                 model.learn_one(x)
         if not (rule_fired or model_alarm):
             return None
-        self.stats["candidates"] += 1
+        self.counts["candidates"] += 1
         if rule_fired:
             assert best_rule is not None
             det, score = best_rule, rule_score
@@ -341,7 +295,7 @@ class Engine:
         # per view: views may run in different workers, each with its own suppressor
         if not self.suppressor.admit(subj.view, subj.entity_type, subj.entity_id, level, now):
             return None
-        self.stats["alerts"] += 1
+        self.counts["alerts"] += 1
         counts = dict(subj.counts)
         if model_score is not None:
             counts["model_score"] = round(model_score, 4)
@@ -352,37 +306,48 @@ class Engine:
     # ------------------------------------------------------------------ state
 
     def snapshot(self) -> bytes:
-        """Serialise the whole engine (windows, models, suppression)."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """Serialise the whole engine: a header (``LGENGINE``, the state
+        version, settings and counters as JSON), the core's state in its own
+        versioned data format, then the River models and the suppressor."""
+        header = orjson.dumps({"config": self.cfg.to_dict(), "views": list(self.view_names),
+                               "counts": self.counts})
+        core = self.core.snapshot()
+        rest = pickle.dumps((self.models, self.suppressor), protocol=pickle.HIGHEST_PROTOCOL)
+        return b"".join((_MAGIC, struct.pack("<III", self.STATE_VERSION, len(header), len(core)),
+                         header, core, rest))
 
     @staticmethod
     def restore(data: bytes) -> Engine:
-        """Rebuild an engine from :meth:`snapshot` output."""
-        eng = pickle.loads(data)
-        if not isinstance(eng, Engine):
-            raise TypeError("snapshot is not an Engine")
-        version = getattr(eng, "state_version", 1)
+        """Rebuild an engine from :meth:`snapshot` output; ``ValueError`` when
+        ``data`` is not a snapshot of this state version."""
+        if data[:len(_MAGIC)] != _MAGIC or len(data) < len(_MAGIC) + 12:
+            raise ValueError("not an engine snapshot (state version 4 or older, or foreign)")
+        version, hlen, clen = struct.unpack_from("<III", data, len(_MAGIC))
         if version != Engine.STATE_VERSION:
             raise ValueError(f"snapshot has state version {version}, this engine "
                              f"{Engine.STATE_VERSION}")
-        eng._bind()
+        at = len(_MAGIC) + 12
+        header = orjson.loads(data[at:at + hlen])
+        at += hlen
+        core = Core.restore(data[at:at + clen])
+        cfg = EngineConfig(**header["config"])
+        eng = Engine(cfg, header["views"], core=core)
+        eng.counts.update(header["counts"])
+        eng.models, eng.suppressor = pickle.loads(data[at + clen:])
         return eng
 
     def metrics(self) -> dict[str, Any]:
         """Counters and gauges for the metrics exporter."""
-        state = {name: v.size() for name, v in self.views.items()}
-        mv = self.views.get("merchant")
-        joins = dict(mv.matches) if mv is not None else {}  # type: ignore[attr-defined]
-        models = {}
+        models: dict[str, tuple[bool, int]] = {}
         for (_view, _etype, _shard), m in sorted(self.models.items()):
             w, n = models.get(m.name, (True, 0))
             models[m.name] = (w and m.warm, n + m.n)
         return {
-            "stats": dict(self.stats),
-            "joins": joins,
-            "state": state,
+            "stats": self.stats,
+            "joins": self.joins,
+            "state": self.sizes(),
             "models": models,
-            "watermark": self.reorder.watermark,
-            "buffered": len(self.reorder),
+            "watermark": self.core.watermark,
+            "buffered": self.core.buffered,
             "suppression_keys": len(self.suppressor),
         }

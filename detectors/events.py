@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-__all__ = ["Payment", "Like", "Event", "parse_time", "format_time"]
+__all__ = ["Payment", "Like", "CoLike", "Event", "parse_time", "format_time"]
 
 
 def parse_time(value: str) -> float:
@@ -96,6 +97,40 @@ class Like:
     @property
     def id(self) -> str:
         return self.like_id
+
+
+@dataclass(slots=True)
+class CoLike:
+    """A like enriched by the user view with the user's other recent likes:
+    ``prev`` holds ``(earlier target, its time)``, oldest first. The user view
+    hands it to the lockstep view, keyed by target."""
+
+    like_id: str
+    user: str
+    target: str
+    ts: float
+    prev: tuple[tuple[str, float], ...]
+
+    kind = "colike"
+    tag = "c"
+
+    @property
+    def id(self) -> str:
+        return self.like_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "like_id": self.like_id,
+            "user": self.user,
+            "target": self.target,
+            "ts": self.ts,
+            "prev": [list(p) for p in self.prev],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CoLike:
+        return cls(d["like_id"], d["user"], d["target"], float(d["ts"]),
+                   tuple((str(t), float(s)) for t, s in d["prev"]))
 
 
 Event = Payment | Like

@@ -32,7 +32,7 @@ from detectors.parsing import FAST_DECODE_ERRORS, Int64
 
 __all__ = [
     "Record", "read_records", "iter_lines", "raw_bytes", "RecordingWriter", "RecordingError",
-    "open_text",
+    "open_text", "check_recording", "read_line",
 ]
 
 
@@ -86,6 +86,40 @@ def _loads(line: bytes) -> dict:
 T = TypeVar("T")
 
 
+def _record(lineno: int, obj: dict[str, Any]) -> Record:
+    key = obj.get("key")
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", "replace")
+    return Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
+                  obj.get("ts"), key, obj.get("payload"))
+
+
+def check_recording(path: str | Path) -> Path:
+    """``path`` as a :class:`~pathlib.Path`; :class:`RecordingError` when it is
+    missing or not a file."""
+    p = Path(path)
+    if not p.exists():
+        raise RecordingError(f"recording not found: {p}")
+    if not p.is_file():
+        raise RecordingError(f"recording is not a file: {p}")
+    return p
+
+
+def read_line(path: Path, line: bytes, lineno: int,
+              convert: Callable[[int, dict[str, Any]], T] = _record) -> T | None:  # type: ignore[assignment]
+    """The general path for one line of ``path``: ``None`` for a blank line,
+    else ``convert(lineno, obj)``; :class:`RecordingError` naming the line
+    when it is not a kcat JSON object."""
+    if not line.strip():
+        return None
+    try:
+        return convert(lineno, _loads(line))
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise RecordingError(
+            f"{path}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
+        ) from exc
+
+
 def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
                fast: Callable[[bytes, int], T | None] | None = None) -> Iterator[T]:
     """Yield ``convert(lineno, obj)`` for every kcat JSON object of a recording.
@@ -95,11 +129,7 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
     Raises :class:`RecordingError` when the file is missing or unreadable, and
     naming the line when a line is not JSON or ``convert`` rejects it.
     """
-    p = Path(path)
-    if not p.exists():
-        raise RecordingError(f"recording not found: {p}")
-    if not p.is_file():
-        raise RecordingError(f"recording is not a file: {p}")
+    p = check_recording(path)
     try:
         raw: IO[bytes] = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
     except OSError as exc:
@@ -115,25 +145,11 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
                     if item is not None:
                         yield item
                         continue
-                if not line.strip():
-                    continue
-                try:
-                    item = convert(lineno, _loads(line))
-                except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                    raise RecordingError(
-                        f"{p}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
-                    ) from exc
-                yield item
+                got = read_line(p, line, lineno, convert)
+                if got is not None:
+                    yield got
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise RecordingError(f"cannot read recording {p}: {exc}") from exc
-
-
-def _record(lineno: int, obj: dict[str, Any]) -> Record:
-    key = obj.get("key")
-    if isinstance(key, bytes):
-        key = key.decode("utf-8", "replace")
-    return Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
-                  obj.get("ts"), key, obj.get("payload"))
 
 
 class _KcatLine(msgspec.Struct, gc=False):

@@ -9,15 +9,14 @@ give identical files apart from ``emitted_at``.
 
 from __future__ import annotations
 
+import functools
 import gc
-import heapq
-import pickle
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import IO, Any
 
 import orjson
 
+from detectors._core import Replay
 from detectors.alerts import Alert
 from detectors.config import EngineConfig
 from detectors.engine import Engine
@@ -35,13 +35,13 @@ from detectors.parsing import (
     check_record_time,
     parse_like,
     parse_payment,
+    parse_value,
 )
-from detectors.recording import Record, open_text, read_records
+from detectors.recording import Record, RecordingError, check_recording, open_text, read_line
 
 __all__ = [
     "ReplaySummary", "replay", "replay_file", "replay_records", "replay_events", "iter_events",
-    "iter_sourced",
-    "split_by_source", "merge_sources", "Progress", "long_lived_heap",
+    "iter_sourced", "Progress", "long_lived_heap",
 ]
 
 
@@ -178,115 +178,6 @@ def _utc_now() -> str:
 MAX_SPLIT_SOURCES = 256
 
 
-def split_by_source(records: Iterable[Record], workdir: Path,
-                    on_record: Callable[[int], None] | None = None,
-                    ) -> tuple[list[tuple[tuple[str, int], Path]] | None, int]:
-    """Write the records of each (topic, partition) to a file of its own, in order
-    (``(timestamp, payload)`` pairs: what :func:`merge_sources` reads).
-
-    Returns ``(source, file)`` pairs and the number of records, the pairs
-    ``None`` when there are more than :data:`MAX_SPLIT_SOURCES` sources (then
-    replay in file order). ``on_record(n)`` is called every 16,384 records.
-    """
-    dumps: dict[tuple[str, int], Callable[[Any], None]] = {}
-    parts: list[tuple[tuple[str, int], Path]] = []
-    n = 0
-    with ExitStack() as files:
-        for rec in records:
-            n += 1
-            if on_record is not None and not n & 0x3FFF:
-                on_record(n)
-            src = (rec.topic, rec.partition)
-            dump = dumps.get(src)
-            if dump is None:
-                if len(parts) >= MAX_SPLIT_SOURCES:
-                    return None, n
-                path = workdir / f"source-{len(parts)}.bin"
-                parts.append((src, path))
-                pickler = pickle.Pickler(files.enter_context(open(path, "wb")),
-                                         pickle.HIGHEST_PROTOCOL)
-                # no memo: each record stands alone, and neither side keeps a
-                # reference to every payload (a pickler's memo would)
-                pickler.fast = True
-                dump = dumps[src] = pickler.dump
-            dump((rec.ts, rec.payload))
-    return parts, n
-
-
-def merge_sources(parts: Iterable[tuple[tuple[str, int], Path]], summary: ReplaySummary,
-                  topics: dict[str, str] | None = None, max_ahead: float = MAX_AHEAD,
-                  ) -> Iterator[tuple[tuple[str, int], Any]]:
-    """The events of per-source files (see :func:`split_by_source`) merged by
-    event time: each source in its own order, the sources side by side (ties
-    go to the source listed first, as :func:`heapq.merge` breaks them).
-
-    One loop reads, parses and merges, counting records, rejects and skips
-    in ``summary`` (and checking event times against record timestamps) as
-    :func:`iter_sourced` does.
-    """
-    kinds = topics or TOPIC_KINDS
-    rejected = summary.rejected
-    # heap entries: [ts, order, source, event, load, parse]
-    heap: list[list[Any]] = []
-    with ExitStack() as files:
-        for order, (src, path) in enumerate(parts):
-            load = pickle.Unpickler(files.enter_context(open(path, "rb"))).load
-            kind = kinds.get(src[0])
-            if kind is None:  # not an input topic: counted, never parsed
-                n = _count(load)
-                summary.records += n
-                summary.ignored += n
-                continue
-            entry = [0.0, order, src, None, load, parse_like if kind == "like" else parse_payment]
-            if _pull(entry, summary, rejected, max_ahead):  # the source's first event
-                heap.append(entry)
-        heapq.heapify(heap)
-        replace, pop = heapq.heapreplace, heapq.heappop
-        while heap:
-            entry = heap[0]
-            yield entry[2], entry[3]
-            if _pull(entry, summary, rejected, max_ahead):
-                replace(heap, entry)
-            else:
-                pop(heap)
-
-
-def _pull(entry: list[Any], summary: ReplaySummary, rejected: Counter[str],
-          max_ahead: float) -> bool:
-    """Load ``entry``'s next valid event into it; False at the end of its file."""
-    load, parse = entry[4], entry[5]
-    while True:
-        try:
-            ts, payload = load()
-        except EOFError:
-            return False
-        summary.records += 1
-        try:
-            ev = parse(payload)
-            if ev is not None and type(ts) is int:  # kcat: milliseconds
-                check_record_time(ev, ts / 1000, max_ahead)
-        except BadRecord as exc:
-            rejected[exc.reason] += 1
-            continue
-        if ev is None:
-            summary.skipped += 1
-            continue
-        summary.events += 1
-        entry[0] = ev.ts
-        entry[3] = ev
-        return True
-
-
-def _count(load: Callable[[], Any]) -> int:
-    n = 0
-    while True:
-        try:
-            load()
-        except EOFError:
-            return n
-        n += 1
-
-
 def replay_records(records: Iterable[Record], engine: Engine,
                    emit: Callable[[Alert], None], summary: ReplaySummary | None = None,
                    on_progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
@@ -321,47 +212,75 @@ def replay_events(events: Iterable[tuple[Any, Any]], engine: Engine,
 
 def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
                 summary: ReplaySummary | None = None, progress: bool = False,
-                on_progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
+                on_progress: Callable[[ReplaySummary], None] | None = None,
+                topics: dict[str, str] | None = None) -> ReplaySummary:
     """Drive ``engine`` with the recording at ``path`` in event-time order.
 
     A recording may hold its sources (topic-partitions) in any arrangement:
     interleaved as they were produced, in the large per-partition runs a
     consumer fetches, or one topic after the other. So the records are first
-    split into one temporary file per source, then merged by event time
-    (:func:`merge_sources`): the engine sees the stream in event-time order
-    with each partition's own order kept, whatever the file's layout, and
-    memory stays bounded by the windows, not the file. ``summary.seconds``
-    covers both passes. Runs under :func:`long_lived_heap`.
+    split into one temporary file per source, then merged by event time (each
+    source in its own order; a tie goes to the source met first in the file):
+    the engine sees the stream in event-time order with each partition's own
+    order kept, whatever the file's layout, and memory stays bounded by the
+    windows, not the file. Both passes, the parsing of the common forms and
+    the feeding of the engine run in the compiled core
+    (:class:`detectors._core.Replay`); lines and values it declines go to
+    :func:`~detectors.recording.read_line` and
+    :func:`~detectors.parsing.parse_value`, which decide them.
+    ``summary.seconds`` covers both passes. Runs under :func:`long_lived_heap`.
     """
     summary = summary or ReplaySummary()
-    p = Path(path)
+    p = check_recording(path)
     t0 = time.perf_counter()
+    kinds = topics or TOPIC_KINDS
     with long_lived_heap(), tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
+        source = Replay(str(p), tmp, list(kinds.items()), engine.cfg.max_ahead, MAX_SPLIT_SOURCES,
+                        functools.partial(read_line, p), parse_value, BadRecord)
         bar = Progress(None, progress, "split")
         try:
-            parts, total = split_by_source(read_records(p), Path(tmp),
-                                           lambda n: bar.update(n, "records"))
+            total = source.split()
+        except OSError as exc:  # the core's reader: unreadable file, broken gzip
+            raise RecordingError(f"cannot read recording {p}: {exc}") from exc
         finally:
             bar.close()
-        bar = Progress(total, progress)
-
-        def tick(s: ReplaySummary) -> None:
-            bar.update(s.records, f"{s.records:,} records")
-            if on_progress is not None:
-                on_progress(s)
-
+        bar = Progress(total or None, progress)
+        done = 0
         try:
-            ahead = engine.cfg.max_ahead
-            if parts is None:  # too many sources to open at once: file order
-                replay_events(iter_sourced(read_records(p), summary, max_ahead=ahead), engine,
-                              emit, summary, tick)
-            else:
-                replay_events(merge_sources(parts, summary, max_ahead=ahead), engine, emit,
-                              summary, tick)
+            while True:
+                try:
+                    n = source.run(engine.core, 0x4000)
+                except OSError as exc:
+                    raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+                for a in engine.drain():
+                    emit(a)
+                if not n:
+                    break
+                done += n
+                if done >= 0x4000:
+                    done = 0
+                    _count(source, summary)
+                    bar.update(summary.records, f"{summary.records:,} records")
+                    if on_progress is not None:
+                        on_progress(summary)
+            for a in engine.flush():
+                emit(a)
         finally:
             bar.close()
+    _count(source, summary)
+    summary.duplicates = engine.stats["duplicates"]
+    summary.late = engine.stats["late"]
+    summary.late_admitted = engine.stats["late_admitted"]
+    summary.alerts = engine.stats["alerts"]
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _count(source: Replay, summary: ReplaySummary) -> None:
+    c = source.counts()
+    summary.records, summary.events = c["records"], c["events"]
+    summary.ignored, summary.skipped = c["ignored"], c["skipped"]
+    summary.rejected = Counter(c["rejected"])
 
 
 def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,

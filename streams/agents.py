@@ -148,7 +148,7 @@ from faust.types import TP, EventT, StreamT
 from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
-from detectors.windows import kafka_partition
+from detectors.partitioning import kafka_partition
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import (
@@ -271,7 +271,7 @@ class Slot:
         return f"{self.view}/{self.partition}".encode()
 
     def has_input(self) -> bool:
-        return self.engine.reorder.max_ts != float("-inf")
+        return self.engine.max_ts != float("-inf")
 
 
 def manual_acks(stream: StreamT) -> None:
@@ -618,7 +618,7 @@ class Pipeline:
             hw = self.app.consumer.highwater(TP(self.view_names["user"], slot.partition))
         except Exception:  # noqa: BLE001 - unknown lag: judge by the engine alone
             hw = None
-        behind = bool(slot.engine.reorder.behind) or (hw is not None and hw > slot.next_offset)
+        behind = slot.engine.waiting or (hw is not None and hw > slot.next_offset)
         # the engine's watermark trails its slowest source by ``grace``; a flushed
         # engine's is its input's end (newest event plus a tick), already final:
         # adding grace would mark this slot far ahead of user slots not yet flushed,
@@ -626,7 +626,7 @@ class Pipeline:
         source = f"user/{slot.partition}"
         ts = wm if slot.flushed else wm + self.cfg.grace
         if self._mark_due(source, ts, behind):
-            await self._mark(source, ts, ("lockstep",), "user", slot.engine.reorder.max_ts,
+            await self._mark(source, ts, ("lockstep",), "user", slot.engine.max_ts,
                              behind)
 
     # ------------------------------------------------------------------ views
@@ -673,7 +673,6 @@ class Pipeline:
     async def _process(self, slot: Slot, evs: list[EventT]) -> int:
         eng = slot.engine
         process = eng.process
-        stats = eng.stats
         count_dupes = slot.view == "merchant"  # every input event passes there exactly once
         alerts: list[Alert] = []
         n = 0
@@ -703,9 +702,9 @@ class Pipeline:
                     continue
                 n += 1
                 if count_dupes:
-                    d0 = stats["duplicates"]
+                    d0 = eng.duplicates
                     alerts += process(ev, src)
-                    if stats["duplicates"] != d0:
+                    if eng.duplicates != d0:
                         self.metrics.duplicate(self.settings.payments_topic if ev.kind == "payment"
                                                else self.settings.likes_topic)
                 else:
@@ -747,18 +746,17 @@ class Pipeline:
     def _count(self, slot: Slot) -> None:
         """Export counter increments of a slot's engine since the last call."""
         eng, seen, m = slot.engine, slot.seen, self.metrics
+        stats = eng.stats
         for stat in _EXPORTED_STATS:
-            n = eng.stats[stat]
+            n = stats[stat]
             if n != seen.get(stat, 0):
                 getattr(m, stat)(slot.view, n - seen.get(stat, 0))
                 seen[stat] = n
-        mv = eng.views.get("merchant")
-        if mv is not None:
-            for direction, count in mv.matches.items():  # type: ignore[attr-defined]
-                k = "join:" + direction
-                if count != seen.get(k, 0):
-                    m.join_matches.labels(direction=direction).inc(count - seen.get(k, 0))
-                    seen[k] = count
+        for direction, count in eng.joins.items():
+            k = "join:" + direction
+            if count != seen.get(k, 0):
+                m.join_matches.labels(direction=direction).inc(count - seen.get(k, 0))
+                seen[k] = count
 
     def _set_lag(self, last: dict[TP, int]) -> None:
         consumer = self.app.consumer
@@ -808,12 +806,11 @@ class Pipeline:
                         "checkpoint's (%s)", view, p, engine.cfg.to_dict())
         slot = Slot(view, p, engine, next_offset=h["offset"], ckpt_offset=h["offset"],
                     gen=h["gen"], chunks=h["chunks"], flushed=h.get("flushed", False))
+        stats = engine.stats
         for stat in _EXPORTED_STATS:
-            slot.seen[stat] = engine.stats[stat]
-        mv = engine.views.get("merchant")
-        if mv is not None:
-            for direction, count in mv.matches.items():  # type: ignore[attr-defined]
-                slot.seen["join:" + direction] = count
+            slot.seen[stat] = stats[stat]
+        for direction, count in engine.joins.items():
+            slot.seen["join:" + direction] = count
         log.info("restored %s/%d from checkpoint gen %d (%d bytes) at offset %d",
                  view, p, h["gen"], len(blob), h["offset"])
         return slot

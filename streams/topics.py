@@ -54,8 +54,7 @@ import faust
 import orjson
 
 from detectors.engine import ALL_VIEWS
-from detectors.events import Like, Payment
-from detectors.views import CoLike
+from detectors.events import CoLike, Like, Payment
 from streams.settings import Settings
 
 __all__ = [

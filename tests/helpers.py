@@ -11,7 +11,7 @@ from detectors.alerts import Alert
 from detectors.config import EngineConfig
 from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.events import Like, Payment, format_time
-from detectors.windows import kafka_partition
+from detectors.partitioning import kafka_partition
 
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z, a round event-time origin
 
@@ -92,7 +92,7 @@ class Topology:
         if self.marks and view == "user" and eng.watermark > float("-inf"):
             for q in range(self.cfg.partitions):
                 self.alerts += self.engines[("lockstep", q)].progress(
-                    ("user", p), eng.watermark + self.cfg.grace, eng.reorder.max_ts)
+                    ("user", p), eng.watermark + self.cfg.grace, eng.max_ts)
 
     def feed(self, src: Hashable, ev: Payment | Like) -> None:
         for view, key in route_keys(ev).items():

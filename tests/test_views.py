@@ -1,20 +1,35 @@
-"""The payment->like join and the per-entity features of each view."""
+"""The payment->like join and the per-entity features of each view (in the core)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from detectors._core import Core
 from detectors.config import EngineConfig
-from detectors.views import DeviceView, IpView, LockstepView, MerchantView, UserView
+from detectors.events import Like
 from tests.helpers import T0, like, payment
 
 CFG = EngineConfig(min_support=1, min_pairs=1, min_likes=1, min_ip_events=1)
+#: the merchant horizon: its longest window
+HORIZON = max(CFG.long_window, CFG.join_window, CFG.window)
 
 
-def _subjects(view, now):
-    return {(s.entity_type, s.entity_id): s for s in view.evaluate(now)}
+def _subjects(core: Core, now: float) -> dict:
+    return {(s.entity_type, s.entity_id): s for s in core.evaluate(now)}
+
+
+def _touch(core: Core, mchid: str, ts: float) -> None:
+    """Make a merchant pending without changing its windows: an unlike touches
+    its key (and is otherwise ignored), so it is due again after ``reeval``."""
+    core.add(Like("probe", "nobody", "post:probe", mchid, ts, action="unlike"))
+
+
+def _size(core: Core, view: str) -> tuple[int, int]:
+    return dict(core.sizes())[view]
 
 
 def test_join_matches_payment_before_like_only_within_window() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     v.add(payment(1, "u1", "m1", T0, amount=1))
     v.add(like(1, "u1", "post:1", "m1", T0 + 5))  # prompt pair
     v.add(payment(2, "u2", "m1", T0, amount=5000))
@@ -22,40 +37,53 @@ def test_join_matches_payment_before_like_only_within_window() -> None:
     v.add(payment(3, "u3", "m1", T0 - 700, amount=1))
     v.add(like(3, "u3", "post:1", "m1", T0 + 10))  # outside join window
     v.add(like(4, "u4", "post:1", "m2", T0 + 10))  # other merchant
-    assert v.matches["pay_then_like"] == 2
-    st = v.state["m1"]
-    assert [(p[1], p[3]) for p in st.pairs] == [("u1", 5.0)]
-    x = _subjects(v, T0 + 15)[("merchant", "m1")].features
+    assert v.joins()["pay_then_like"] == 2
+    s = _subjects(v, T0 + 15)[("merchant", "m1")]
+    x = s.features
+    # the one pair kept: u1's, 5 s after paying
+    assert x["pair_users"] == 1 and x["delay_median"] == 5.0 and s.window_start == T0 + 5
+    assert s.samples() == ["tx-1", "l-1"]
     assert x["pairs"] == 1 and x["token_users"] == 1 and x["token_share"] == 1.0
 
 
 def test_like_then_pay_is_its_own_feature() -> None:
-    v = MerchantView(CFG)
+    events = []
     for i in range(5):  # coupon campaign: like first, pay a real amount minutes later
-        v.add(like(i, f"u{i}", "post:1", "m1", T0 + i))
-        v.add(payment(i, f"u{i}", "m1", T0 + 120 + i, amount=3900))
-    assert v.matches == {"pay_then_like": 0, "like_then_pay": 5}
+        events += [like(i, f"u{i}", "post:1", "m1", T0 + i),
+                   payment(i, f"u{i}", "m1", T0 + 120 + i, amount=3900)]
+    v = Core(CFG, ["merchant"])
+    for ev in events:
+        v.add(ev)
+    assert v.joins() == {"pay_then_like": 0, "like_then_pay": 5}
     assert ("merchant", "m1") not in _subjects(v, T0 + 130)  # no paid pairs: nothing to score
-    x = v._merchant_subject("m1", v.state["m1"], T0 + 130).features
+    # min_pairs=0 (below what validate allows) scores a merchant without pairs
+    w = Core(replace(CFG, min_pairs=0), ["merchant"])
+    for ev in events:
+        w.add(ev)
+    x = _subjects(w, T0 + 130)[("merchant", "m1")].features
     assert x["coupon_share"] == 1.0 and x["pairs"] == 0 and x["token_pay_share"] == 0.0
 
 
 def test_a_payment_arriving_after_its_like_still_pairs() -> None:
     # a notification from a backlog, taken out of order (allowed_lateness): the
     # join runs from the payment's side; it is no like-then-pay coupon
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     v.add(like(1, "u1", "post:1", "m1", T0 + 8))
     v.add(payment(1, "u1", "m1", T0, amount=1))
-    assert v.matches == {"pay_then_like": 1, "like_then_pay": 0}
-    st = v.state["m1"]
-    assert [(p[1], p[3], p[4], p[5], p[6]) for p in st.pairs] == [("u1", 8.0, "l-1", "tx-1",
-                                                                     "post:1")]
-    assert not st.coupons and st.pair_targets == {"post:1": 1}
-    assert _subjects(v, T0 + 15)[("merchant", "m1")].features["token_users"] == 1
+    assert v.joins() == {"pay_then_like": 1, "like_then_pay": 0}
+    s = _subjects(v, T0 + 15)
+    m = s[("merchant", "m1")]
+    # the pair: u1's like (at T0 + 8) 8 s after paying, transaction then like
+    assert m.features["pair_users"] == 1 and m.features["delay_median"] == 8.0
+    assert m.window_start == T0 + 8 and m.samples() == ["tx-1", "l-1"]
+    assert m.features["coupon_share"] == 0.0  # no coupon
+    t = s[("target", "post:1")]  # the pair counts for the liked target
+    assert t.counts["paid_like_pairs"] == 1 and t.features["pairs"] == 1
+    assert m.features["token_users"] == 1
 
 
 def test_paid_pair_features_amounts_and_delays() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     for i in range(10):
         v.add(payment(i, f"u{i}", "m1", T0 + i * 30, amount=50 if i < 8 else 60))
         v.add(like(i, f"u{i}", "post:1", "m1", T0 + i * 30 + 8 + (i % 2) * 0.5))
@@ -68,7 +96,7 @@ def test_paid_pair_features_amounts_and_delays() -> None:
 
 
 def test_slow_drip_pairs_accumulate_over_long_window() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     for i in range(12):  # one paid like every 10 minutes
         ts = T0 + i * 600
         v.add(payment(i, f"u{i}", "m1", ts, amount=10))
@@ -81,7 +109,7 @@ def test_slow_drip_pairs_accumulate_over_long_window() -> None:
 
 
 def test_recent_token_likers_count_only_the_window() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     for i, ts in enumerate((T0, T0 + 200, T0 + 290)):
         v.add(payment(i, f"u{i}", "m1", ts, amount=1))
         v.add(like(i, f"u{i}", "post:1", "m1", ts + 5))
@@ -91,13 +119,14 @@ def test_recent_token_likers_count_only_the_window() -> None:
     assert x["token_users"] == 3 and x["token_users_w"] == 3
     # later, the first account's first pair (T0 + 5) has left the window but its
     # second pair has not; the second account's pair (T0 + 205) has left it
-    x = v._merchant_subject("m1", v.state["m1"], T0 + 506).features
+    _touch(v, "m1", T0 + 506)
+    x = _subjects(v, T0 + 506)[("merchant", "m1")].features
     assert x["token_users"] == 3 and x["token_users_w"] == 2
 
 
 def test_token_conversion_counts_token_payers_who_liked_promptly() -> None:
     # a game shop: ten 98-fen top-ups, two of them followed by a like within seconds
-    game = MerchantView(CFG)
+    game = Core(CFG, ["merchant"])
     for i in range(10):
         game.add(payment(i, f"g{i}", "m1", T0 + i * 60, amount=98))
     for i in (8, 9):
@@ -106,7 +135,7 @@ def test_token_conversion_counts_token_payers_who_liked_promptly() -> None:
     assert x["token_users"] == 2 and x["token_conversion"] == 0.2
     # a task: every worker pays 1 fen and likes at once; the last payer's like
     # may still come (paid less than paid_delay ago): not counted against it
-    task = MerchantView(CFG)
+    task = Core(CFG, ["merchant"])
     for i in range(4):
         task.add(payment(i, f"w{i}", "m2", T0 + i * 60, amount=1))
         if i < 3:
@@ -114,12 +143,14 @@ def test_token_conversion_counts_token_payers_who_liked_promptly() -> None:
     s = _subjects(task, T0 + 200)
     assert s[("merchant", "m2")].features["token_conversion"] == 1.0
     assert s[("target", "post:1")].features["token_conversion"] == 1.0
-    x = task._merchant_subject("m2", task.state["m2"], T0 + 180 + CFG.paid_delay + 1).features
+    later = T0 + 180 + CFG.paid_delay + 1
+    _touch(task, "m2", later)
+    x = _subjects(task, later)[("merchant", "m2")].features
     assert x["token_conversion"] == 0.75  # the fourth never liked
 
 
 def test_target_likers_who_just_bought_are_customers() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     for i in range(10):  # paid a real amount at the counter, liked the shop page on its Wi-Fi
         v.add(payment(i, f"c{i}", "m1", T0 + i * 30, amount=2200))
         v.add(like(i, f"c{i}", "shop:1", "m1", T0 + i * 30 + 200, ip="10.0.0.1",
@@ -134,7 +165,7 @@ def test_target_likers_who_just_bought_are_customers() -> None:
 
 
 def test_target_fresh_and_device_features() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     for i in range(20):
         created = T0 - 3600 if i < 15 else T0 - 400 * 86400
         v.add(like(i, f"u{i}", "post:7", "m1", T0 + i, ip="10.0.0.1", device=f"d{i % 4}",
@@ -145,7 +176,7 @@ def test_target_fresh_and_device_features() -> None:
 
 
 def test_target_likers_clustered_on_shared_ips() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     n = 0
     for ip, users in (("1.1.1.1", 4), ("2.2.2.2", 3), ("3.3.3.3", 2)):  # clusters of 4, 3; a pair
         for _ in range(users):
@@ -160,7 +191,7 @@ def test_target_likers_clustered_on_shared_ips() -> None:
 
 
 def test_target_velocity_against_own_baseline() -> None:
-    v = MerchantView(CFG.with_(window=60, tick=5))
+    v = Core(CFG.with_(window=60, tick=5), ["merchant"])
     t = T0
     for k in range(30):  # steady: one like per 5 s
         v.add(like(k, f"u{k}", "post:1", "m1", t))
@@ -173,7 +204,7 @@ def test_target_velocity_against_own_baseline() -> None:
 
 
 def test_ip_view_concentration_vs_nat() -> None:
-    v = IpView(CFG)
+    v = Core(CFG, ["ip"])
     for i in range(30):  # farm: 30 accounts, one target
         v.add(like(i, f"f{i}", "post:1", "m1", T0 + i, ip="1.1.1.1", device=f"fd{i % 3}"))
     for i in range(30):  # office NAT: 30 accounts, 30 targets
@@ -185,7 +216,7 @@ def test_ip_view_concentration_vs_nat() -> None:
 
 
 def test_ip_view_merchant_concentration_and_targets_per_liker() -> None:
-    v = IpView(CFG)
+    v = Core(CFG, ["ip"])
     for i in range(20):  # farm: twenty accounts on two posts of one merchant
         v.add(like(i, f"f{i}", f"post:{i % 2}", "m1", T0 + i, ip="1.1.1.1"))
     for i in range(20):  # office: twelve like the employer's post, all like other things
@@ -203,21 +234,20 @@ def test_ip_view_merchant_concentration_and_targets_per_liker() -> None:
 
 def test_payments_alone_do_not_make_accounts_share_an_address() -> None:
     # a shop's face-pay kiosk: many payers on one device and IP, nobody likes from it
-    ip, dev = IpView(CFG), DeviceView(CFG)
+    v = Core(CFG, ["ip", "device"])
     for i in range(12):
-        p = payment(i, f"c{i}", "m1", T0 + i * 10, amount=1500, ip="3.3.3.3", device="kiosk")
-        ip.add(p)
-        dev.add(p)
-    x = _subjects(ip, T0 + 130)[("ip", "3.3.3.3")].features
+        v.add(payment(i, f"c{i}", "m1", T0 + i * 10, amount=1500, ip="3.3.3.3", device="kiosk"))
+    s = _subjects(v, T0 + 130)
+    x = s[("ip", "3.3.3.3")].features
     assert x["users"] == 12 and x["like_users"] == 0 and x["users_per_other"] == 1.0
-    d = _subjects(dev, T0 + 130)[("device", "kiosk")].features
+    d = s[("device", "kiosk")].features
     assert d["users"] == 12 and d["like_users"] == 0
 
 
 def test_accounts_without_an_address_do_not_count_as_sharing_one() -> None:
     # a carrier IP: two app users on their own phones, six web users (no device
     # id); and a target liked by those eight accounts the same way
-    ip, tgt = IpView(CFG), MerchantView(CFG)
+    ip, tgt = Core(CFG, ["ip"]), Core(CFG, ["merchant"])
     for i in range(8):
         dev = f"d{i}" if i < 2 else None
         ip.add(like(i, f"u{i}", f"post:{i}", "m1", T0 + i, ip="100.64.0.1", device=dev))
@@ -233,7 +263,7 @@ def test_accounts_without_an_address_do_not_count_as_sharing_one() -> None:
 
 
 def test_device_view_counts_accounts_over_device_window() -> None:
-    v = DeviceView(CFG)
+    v = Core(CFG, ["device"])
     for i in range(8):
         v.add(like(i, f"u{i}", "post:1", "m1", T0 + i * 200, device="dX"))
     x = _subjects(v, T0 + 7 * 200 + 1)[("device", "dX")].features
@@ -241,67 +271,82 @@ def test_device_view_counts_accounts_over_device_window() -> None:
 
 
 def test_user_and_lockstep_views_find_shared_history() -> None:
-    u, lk = UserView(CFG), LockstepView(CFG)
+    v = Core(CFG, ["user", "lockstep"])  # the user view feeds its enriched likes to lockstep
     ring = [f"r{i}" for i in range(12)]
     t = T0
     for tgt in ["post:a", "post:b", "post:c"]:
         for r in ring:
-            co = u.add(like(f"{r}{tgt}", r, tgt, "m1", t))
-            lk.add(co)
+            v.add(like(f"{r}{tgt}", r, tgt, "m1", t))
             t += 2
-    x = _subjects(lk, t)[("target", "post:c")].features
+    assert v.holds_user("r0") and dict(v.sizes())["lockstep"] == (3, 36)
+    x = _subjects(v, t)[("target", "post:c")].features
     assert x["likers"] == 12 and x["top_shared"] == 12
     assert x["top_share"] == 1.0 and x["second_share"] == 1.0
 
 
 def test_views_forget_idle_keys() -> None:
-    v = IpView(CFG)
+    v = Core(CFG, ["ip"])
     for i in range(100):
         v.add(like(i, f"u{i}", "post:1", "m1", T0 + i, ip=f"10.0.0.{i}"))
-    assert v.size()[0] == 100
-    v.sweep(T0 + 100 + CFG.window + 1)
-    assert v.size() == (0, 0)
-    m = MerchantView(CFG)
+    assert _size(v, "ip")[0] == 100
+    assert v.sweep(T0 + 100 + CFG.window + 1) == 100
+    assert _size(v, "ip") == (0, 0)
+    m = Core(CFG, ["merchant"])
     for i in range(50):
         m.add(like(i, f"u{i}", f"post:{i}", f"m{i}", T0 + i))
-    m.sweep(T0 + 50 + m.horizon() + 1)
-    assert m.size() == (0, 0)
+    assert m.sweep(T0 + 50 + HORIZON + 1) == 50
+    assert _size(m, "merchant") == (0, 0)
 
 
 def test_sweep_keeps_a_key_touched_again_and_drops_only_expired_keys() -> None:
     # a key seen early and again late is live; one seen only in between is not
-    for view in (IpView(CFG), MerchantView(CFG)):
+    for name, horizon in (("ip", CFG.window), ("merchant", HORIZON)):
+        view = Core(CFG, [name])
         view.add(like(1, "u1", "post:1", "m1", T0, ip="10.0.0.1"))
         view.add(like(2, "u2", "post:2", "m2", T0 + 100, ip="10.0.0.2"))
         view.add(like(3, "u3", "post:1", "m1", T0 + 400, ip="10.0.0.1"))
-        keys = ("10.0.0.1", "10.0.0.2") if view.name == "ip" else ("m1", "m2")
-        horizon = view.horizon()
+        assert _size(view, name)[0] == 2
         assert view.sweep(T0 + horizon + 150) == 1  # only the key last seen at T0 + 100
-        assert set(view.state) == {keys[0]} and list(view.last_seen) == [keys[0]]
-        assert view.sweep(T0 + horizon + 400) == 1 and not view.state
+        assert _size(view, name)[0] == 1
+        if name == "ip":  # the key kept is the one touched again (still pending)
+            assert [s.entity_id for s in view.evaluate(T0 + horizon + 150)] == ["10.0.0.1"]
+        # ... and it goes when its last event (T0 + 400) leaves the horizon
+        assert view.sweep(T0 + horizon + 399) == 0
+        assert view.sweep(T0 + horizon + 400) == 1 and _size(view, name) == (0, 0)
 
 
 def test_merchant_expiry_follows_latest_activity_per_user_and_target() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     v.add(payment(1, "u1", "m1", T0, amount=1))
     v.add(like(1, "u1", "post:1", "m1", T0 + 1))
     v.add(payment(2, "u2", "m1", T0 + 200, amount=1))
     v.add(like(2, "u2", "post:2", "m1", T0 + 201))
+    s = _subjects(v, T0 + 205)
+    assert s[("target", "post:1")].counts["paid_like_pairs"] == 1
+    assert s[("target", "post:2")].counts["paid_like_pairs"] == 1
     v.add(payment(3, "u1", "m1", T0 + 600, amount=1))  # u1 pays again: kept, moved last
     v.add(like(3, "u1", "post:1", "m1", T0 + 601))  # post:1 liked again: kept
-    st = v.state["m1"]
-    assert st.pair_targets == {"post:1": 2, "post:2": 1}
-    v._expire(st, T0 + 201 + CFG.join_window)  # u2's payment and like are past the join
-    assert list(st.pays) == ["u1"] and list(st.liked) == ["u1"]
-    assert set(st.targets) == {"post:1"}  # post:2's like is past the window
-    v._expire_windows(st, T0 + 1 + CFG.long_window)  # the first pair leaves the long window
-    assert st.pair_targets == {"post:1": 1, "post:2": 1} and len(st.pairs) == 2
-    subj = {s.entity_id: s for s in v.evaluate(T0 + 610)}
-    assert subj["post:1"].features["pairs"] == 1
+    s = _subjects(v, T0 + 605)
+    assert s[("target", "post:1")].counts["paid_like_pairs"] == 2  # post:1: 2, post:2: 1
+    assert s[("merchant", "m1")].counts["paid_like_pairs"] == 3
+    assert ("target", "post:2") not in s  # not touched since
+    keys, items = _size(v, "merchant")
+    # u2's payment and like are past the join, post:2's like past the window:
+    # exactly those three go; u1 (paid and liked again) and post:1 stay
+    assert v.sweep(T0 + 201 + CFG.join_window) == 0
+    assert _size(v, "merchant") == (keys, items - 3)
+    # the first pair leaves the long window: post:1 keeps one pair, post:2 its one
+    assert v.sweep(T0 + 1 + CFG.long_window) == 0
+    assert _size(v, "merchant") == (1, 4)  # two pairs and two token payments are left
+    for i, tgt in enumerate(("post:1", "post:2")):  # likes that bring the targets back
+        v.add(like(10 + i, "u9", tgt, "m1", T0 + 1 + CFG.long_window))
+    subj = {s.entity_id: s for s in v.evaluate(T0 + 1 + CFG.long_window)}
+    assert subj["post:1"].features["pairs"] == 1 and subj["post:2"].features["pairs"] == 1
+    assert subj["m1"].features["pairs"] == 2 and subj["m1"].window_start == T0 + 201
 
 
 def test_accounts_made_days_ago_are_fresh_for_a_week() -> None:
-    v = MerchantView(CFG)
+    v = Core(CFG, ["merchant"])
     ages = [2, 4, 6, 8, 30, 400]  # days
     for i, age in enumerate(ages):
         v.add(like(i, f"u{i}", "post:8", "m1", T0 + i, created=T0 - age * 86400))

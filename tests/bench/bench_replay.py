@@ -59,7 +59,7 @@ def full_replay(path: Path) -> tuple[ReplaySummary, list[tuple[int, float, int, 
 
     def sample(s: ReplaySummary) -> None:
         if len(samples) % 8 == 0:  # state sizes cost a pass over the keys: sample sparsely
-            sizes = [v.size() for v in engine.views.values()]
+            sizes = list(engine.sizes().values())
             keys, items = sum(k for k, _ in sizes), sum(i for _, i in sizes)
         else:
             keys, items = samples[-1][2], samples[-1][3]

@@ -1,0 +1,83 @@
+"""Type stubs of the compiled core (``detectors/_core``, Rust + PyO3).
+
+The core holds the engine's event-time machinery (dedupe, the reorder
+buffer and its watermarks, the tick grid), the five keyed views with their
+window state, the payment<->like join and the features. Rules and River
+models score the subjects it hands out (:mod:`detectors.engine`).
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from detectors.config import EngineConfig
+from detectors.events import CoLike, Like, Payment
+
+#: layout version of :meth:`Core.snapshot`'s bytes
+STATE_FORMAT: int
+
+class Subject:
+    """One entity evaluated at one tick: its features and the evidence behind them."""
+
+    view: str
+    entity_type: str
+    entity_id: str
+    #: the key whose Kafka partition picks the model shard
+    shard_key: str
+    #: that partition
+    shard: int
+    features: dict[str, float]
+    window_start: float
+    counts: dict[str, Any]
+    def samples(self) -> list[str]:
+        """Sample ids behind the evidence, newest first."""
+
+class Core:
+    """The event-time core over the hosted views (one per :class:`~detectors.engine.Engine`)."""
+
+    watermark: float
+    #: the newest event time seen (``-inf`` before the first)
+    max_ts: float
+    #: whether a source was declared to have records still to deliver
+    waiting: bool
+    #: events buffered for reordering
+    buffered: int
+    #: ids remembered for de-duplication
+    remembered: int
+    #: events dropped as duplicates
+    duplicates: int
+    views: list[str]
+    def __init__(self, config: EngineConfig, views: Sequence[str]) -> None: ...
+    def process(self, event: Payment | Like | CoLike, source: str | None = None) -> bool:
+        """Take one event; True when ticks with subjects to score are queued."""
+    def process_many(self, events: list[Payment | Like | CoLike], sources: list[str | None]) -> bool:
+        """Take a batch of events, each from the source at the same index."""
+    def progress(self, source: str | None, ts: float | None, newest: float | None = None,
+                 behind: bool | None = None) -> bool:
+        """A progress mark of ``source`` (see :meth:`detectors.engine.Engine.progress`)."""
+    def advance(self, watermark: float) -> bool: ...
+    def flush(self) -> bool: ...
+    def take_ticks(self) -> list[tuple[float, list[Subject], bool]]:
+        """The queued ticks as ``(now, subjects, swept)``, oldest first."""
+    def take_forwards(self) -> list[tuple[str, str, str, float, list[tuple[str, float]]]]:
+        """Enriched likes for a lockstep view hosted elsewhere."""
+    def add(self, event: Payment | Like | CoLike) -> None:
+        """Put an event straight into the views (tests of the views)."""
+    def evaluate(self, now: float) -> list[Subject]:
+        """Evaluate the views' due keys at ``now`` (tests of the views)."""
+    def sweep(self, now: float) -> int:
+        """Drop state expired at ``now``; returns the keys dropped."""
+    def stats(self) -> dict[str, int]: ...
+    def joins(self) -> dict[str, int]: ...
+    def sizes(self) -> list[tuple[str, tuple[int, int]]]: ...
+    def holds_user(self, user: str) -> bool: ...
+    def snapshot(self) -> bytes:
+        """The whole state as versioned bytes (a data format: nothing in it runs)."""
+    @staticmethod
+    def restore(data: bytes) -> Core:
+        """Rebuild a core from :meth:`snapshot` bytes; ``ValueError`` when they are not one."""
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (the Java client's, used by its default partitioner)."""
+
+def kafka_partition(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for a string key."""

@@ -1,0 +1,343 @@
+//! The engine's event-time core: dedupe, reorder, dispatch to the hosted
+//! views, and the tick grid that evaluates due keys. Scoring happens outside
+//! (rules and River models in Python): each tick's subjects are queued as a
+//! [`Tick`] for the caller to take in a batch.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::event::{CoLike, Event, Kind};
+use crate::num::floordiv;
+use crate::order::{Deduper, Reorderer};
+use crate::subject::Subject;
+use crate::views::address::{Address, AddressView};
+use crate::views::lockstep::LockstepView;
+use crate::views::merchant::MerchantView;
+use crate::views::user::UserView;
+
+/// The views in evaluation order.
+pub const ALL_VIEWS: [&str; 5] = ["merchant", "ip", "device", "user", "lockstep"];
+
+/// The subjects of one tick, and whether the tick swept expired state.
+#[derive(Clone, Debug)]
+pub struct Tick {
+    pub now: f64,
+    pub subjects: Vec<Subject>,
+    pub swept: bool,
+}
+
+/// Event counters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub payment: u64,
+    pub like: u64,
+    pub colike: u64,
+    pub unlike: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub late_admitted: u64,
+}
+
+impl Stats {
+    fn count(&mut self, kind: Kind) {
+        match kind {
+            Kind::Payment => self.payment += 1,
+            Kind::Like => self.like += 1,
+            Kind::CoLike => self.colike += 1,
+        }
+    }
+}
+
+/// Event-time detection state over the hosted views.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Core {
+    pub cfg: Config,
+    pub reorder: Reorderer,
+    pub dedupe: Deduper,
+    pub merchant: Option<MerchantView>,
+    pub ip: Option<AddressView>,
+    pub device: Option<AddressView>,
+    pub user: Option<UserView>,
+    pub lockstep: Option<LockstepView>,
+    pub next_tick: Option<f64>,
+    pub last_sweep: f64,
+    pub stats: Stats,
+    /// enriched likes for a lockstep view hosted elsewhere
+    pub forwards: Vec<CoLike>,
+    /// ticks not yet taken by the caller (always drained before a snapshot)
+    #[serde(skip)]
+    pub ticks: Vec<Tick>,
+}
+
+impl Core {
+    /// An engine hosting the named views (unknown names are the caller's check).
+    pub fn new(cfg: Config, views: &[&str]) -> Self {
+        let has = |v: &str| views.contains(&v);
+        Core {
+            reorder: Reorderer::new(cfg.grace, cfg.max_skew, cfg.max_held),
+            dedupe: Deduper::new(cfg.dedupe_horizon),
+            merchant: has("merchant").then(MerchantView::new),
+            ip: has("ip").then(|| AddressView::new(Address::Ip)),
+            device: has("device").then(|| AddressView::new(Address::Device)),
+            user: has("user").then(UserView::new),
+            lockstep: has("lockstep").then(LockstepView::new),
+            next_tick: None,
+            last_sweep: -1e18, // not -inf: -inf // window is nan
+            stats: Stats::default(),
+            forwards: Vec::new(),
+            ticks: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// The names of the hosted views, in evaluation order.
+    pub fn view_names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.merchant.is_some() {
+            v.push("merchant");
+        }
+        if self.ip.is_some() {
+            v.push("ip");
+        }
+        if self.device.is_some() {
+            v.push("device");
+        }
+        if self.user.is_some() {
+            v.push("user");
+        }
+        if self.lockstep.is_some() {
+            v.push("lockstep");
+        }
+        v
+    }
+
+    /// Take one event; ticks that became due are queued in `ticks`.
+    pub fn process(&mut self, event: Event, source: Option<&str>) {
+        let ts = event.ts();
+        let tag = event.tag();
+        if ts < self.reorder.watermark {
+            self.behind(event, &tag, ts);
+            return;
+        }
+        if self.dedupe.seen(&tag, ts) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.count(event.kind());
+        self.reorder.push(ts, tag, event, source);
+        // fast exit: nothing released and no tick due (most events of a busy stream)
+        let wm = self.reorder.watermark;
+        if self.reorder.head().is_some_and(|h| h > wm) && self.next_tick.is_some_and(|nt| nt > wm) {
+            return;
+        }
+        self.run();
+    }
+
+    /// An event behind the watermark: a duplicate, admitted out of order
+    /// within `allowed_lateness`, or dropped as late.
+    fn behind(&mut self, event: Event, tag: &str, ts: f64) {
+        if self.dedupe.known(tag) {
+            self.stats.duplicates += 1;
+        } else if ts < self.reorder.watermark - self.cfg.allowed_lateness {
+            self.stats.late += 1;
+        } else {
+            self.dedupe.seen(tag, ts);
+            self.stats.count(event.kind());
+            self.stats.late_admitted += 1;
+            self.dispatch(event);
+        }
+    }
+
+    /// A progress mark of `source` (see `Reorderer::progress`).
+    pub fn progress(
+        &mut self,
+        source: Option<&str>,
+        ts: Option<f64>,
+        newest: Option<f64>,
+        behind: Option<bool>,
+    ) {
+        let before = self.reorder.watermark;
+        self.reorder.progress(ts, source, newest, behind);
+        if self.reorder.watermark != before {
+            self.run();
+        }
+    }
+
+    /// Move event time to `watermark` (e.g. when input is idle).
+    pub fn advance(&mut self, watermark: f64) {
+        self.reorder.advance(watermark);
+        self.run();
+    }
+
+    /// End of input: release everything and evaluate the last tick.
+    pub fn flush(&mut self) {
+        if self.reorder.max_ts == f64::NEG_INFINITY {
+            return;
+        }
+        self.advance(self.reorder.max_ts + self.cfg.tick);
+    }
+
+    fn run(&mut self) {
+        let tick = self.cfg.tick;
+        while let Some(held) = self.reorder.pop_due() {
+            let ts = held.ts;
+            let mut nt = match self.next_tick {
+                Some(nt) => nt,
+                None => (ts / tick).floor() * tick + tick,
+            };
+            self.next_tick = Some(nt);
+            while ts > nt {
+                self.tick(nt);
+                nt += tick;
+                self.next_tick = Some(nt);
+            }
+            self.dispatch(*held.event);
+        }
+        let wm = self.reorder.watermark;
+        while let Some(nt) = self.next_tick {
+            if nt > wm {
+                break;
+            }
+            self.tick(nt);
+            self.next_tick = Some(nt + tick);
+        }
+    }
+
+    fn dispatch(&mut self, ev: Event) {
+        let cfg = &self.cfg;
+        match ev {
+            Event::CoLike(c) => {
+                if let Some(v) = self.lockstep.as_mut() {
+                    v.add(cfg, c);
+                }
+            }
+            Event::Payment(p) => {
+                if let Some(v) = self.merchant.as_mut() {
+                    v.add_payment(cfg, &p);
+                }
+                if p.ip.is_some() {
+                    if let Some(v) = self.ip.as_mut() {
+                        v.add_payment(cfg, &p);
+                    }
+                }
+                if p.device.is_some() {
+                    if let Some(v) = self.device.as_mut() {
+                        v.add_payment(cfg, &p);
+                    }
+                }
+            }
+            Event::Like(l) => {
+                if !l.is_like {
+                    self.stats.unlike += 1;
+                }
+                if let Some(v) = self.merchant.as_mut() {
+                    v.add_like(cfg, &l);
+                }
+                if l.ip.is_some() {
+                    if let Some(v) = self.ip.as_mut() {
+                        v.add_like(cfg, &l);
+                    }
+                }
+                if l.device.is_some() {
+                    if let Some(v) = self.device.as_mut() {
+                        v.add_like(cfg, &l);
+                    }
+                }
+                if let Some(v) = self.user.as_mut() {
+                    if let Some(co) = v.add(cfg, &l) {
+                        match self.lockstep.as_mut() {
+                            Some(lk) => lk.add(cfg, co),
+                            None => self.forwards.push(co),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: f64) {
+        let subjects = self.evaluate_at(now);
+        let cfg = &self.cfg;
+        // sweeps on a global grid, so engines hosting different keys stay in step
+        let swept = floordiv(now, cfg.window) > floordiv(self.last_sweep, cfg.window);
+        if swept {
+            self.last_sweep = now;
+            self.sweep_at(now);
+        }
+        if swept || !subjects.is_empty() {
+            self.ticks.push(Tick {
+                now,
+                subjects,
+                swept,
+            });
+        }
+    }
+
+    /// Put an event straight into the views, bypassing dedupe and ordering
+    /// (for tests of the views themselves).
+    pub fn add_direct(&mut self, ev: Event) {
+        self.dispatch(ev);
+    }
+
+    /// Evaluate the hosted views' due keys at `now`, without sweeping.
+    pub fn evaluate_at(&mut self, now: f64) -> Vec<Subject> {
+        let cfg = &self.cfg;
+        let mut out = Vec::new();
+        if let Some(v) = self.merchant.as_mut() {
+            v.evaluate(cfg, now, &mut out);
+        }
+        if let Some(v) = self.ip.as_mut() {
+            v.evaluate(cfg, now, &mut out);
+        }
+        if let Some(v) = self.device.as_mut() {
+            v.evaluate(cfg, now, &mut out);
+        }
+        if let Some(v) = self.lockstep.as_mut() {
+            v.evaluate(cfg, now, &mut out);
+        }
+        out
+    }
+
+    /// Sweep expired state at `now`; returns the keys dropped.
+    pub fn sweep_at(&mut self, now: f64) -> usize {
+        let cfg = &self.cfg;
+        let mut n = 0;
+        if let Some(v) = self.merchant.as_mut() {
+            n += v.sweep(cfg, now);
+        }
+        if let Some(v) = self.ip.as_mut() {
+            n += v.sweep(cfg, now);
+        }
+        if let Some(v) = self.device.as_mut() {
+            n += v.sweep(cfg, now);
+        }
+        if let Some(v) = self.user.as_mut() {
+            n += v.sweep(cfg, now);
+        }
+        if let Some(v) = self.lockstep.as_mut() {
+            n += v.sweep(cfg, now);
+        }
+        n
+    }
+
+    /// (keys held, window items held) per hosted view.
+    pub fn sizes(&self) -> Vec<(&'static str, (usize, usize))> {
+        let mut v = Vec::new();
+        if let Some(x) = &self.merchant {
+            v.push(("merchant", x.size()));
+        }
+        if let Some(x) = &self.ip {
+            v.push(("ip", x.size()));
+        }
+        if let Some(x) = &self.device {
+            v.push(("device", x.size()));
+        }
+        if let Some(x) = &self.user {
+            v.push(("user", x.size()));
+        }
+        if let Some(x) = &self.lockstep {
+            v.push(("lockstep", x.size()));
+        }
+        v
+    }
+}

@@ -1,0 +1,18 @@
+//! likeguard's compiled core: event time (dedupe, reordering, watermarks, the
+//! tick grid), the keyed views with their window state, the payment<->like
+//! join and feature computation. Rules and River models score the subjects
+//! it hands out in Python (`detectors/engine.py`).
+
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod ingest;
+pub mod murmur;
+pub mod num;
+pub mod order;
+pub mod parse;
+pub mod subject;
+pub mod views;
+
+#[cfg(feature = "python")]
+mod py;

@@ -1,0 +1,332 @@
+//! The parse fast path: a kcat `-J` line and a topic's JSON value straight to
+//! an [`Event`], for the inputs that are certainly valid.
+//!
+//! It accepts only what `detectors/parsing.py`'s field-by-field validator
+//! accepts and builds the same event for it; anything else (a decode error, an
+//! unknown or mistyped field, a failed check, a time or address in a form the
+//! fast path does not read) returns `None` and is left to that validator,
+//! which alone decides rejections and their reasons. The forms read here are
+//! the common ones: RFC 3339 times `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM)`,
+//! dotted-quad IPv4 and full eight-group IPv6 addresses.
+
+use serde::Deserialize;
+
+use crate::event::{Event, Like, Payment};
+
+/// The fields of a kcat `-J` line a replay reads (others are skipped).
+#[derive(Deserialize)]
+pub struct KcatLine {
+    pub topic: String,
+    #[serde(default)]
+    pub partition: i64,
+    /// the record's Kafka timestamp (milliseconds)
+    pub ts: Option<i64>,
+    pub payload: Option<String>,
+}
+
+/// A kcat line, when it has the plain form (`None`: leave it to Python).
+pub fn kcat_line(line: &[u8]) -> Option<KcatLine> {
+    let l: KcatLine = serde_json::from_slice(line).ok()?;
+    Some(l)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayerWire {
+    openid: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmountWire {
+    total: i64,
+    currency: Option<String>,
+    #[allow(dead_code)]
+    payer_total: Option<i64>,
+    #[allow(dead_code)]
+    payer_currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SceneWire {
+    device_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentWire {
+    transaction_id: String,
+    mchid: String,
+    trade_state: String,
+    success_time: String,
+    payer: PayerWire,
+    amount: AmountWire,
+    #[allow(dead_code)]
+    out_trade_no: Option<String>,
+    #[allow(dead_code)]
+    appid: Option<String>,
+    payer_client_ip: Option<String>,
+    scene_info: Option<SceneWire>,
+    #[allow(dead_code)]
+    trade_type: Option<String>,
+    #[allow(dead_code)]
+    trade_state_desc: Option<String>,
+    #[allow(dead_code)]
+    bank_type: Option<String>,
+    #[allow(dead_code)]
+    attach: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LikeWire {
+    like_id: String,
+    user_openid: String,
+    target_id: String,
+    owner_mchid: String,
+    ts: String,
+    action: Option<String>,
+    client_ip: Option<String>,
+    device_id: Option<String>,
+    user_created: Option<String>,
+}
+
+/// An empty optional string means absent, as in the validator.
+fn opt(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+/// A successful payment, or `None` to leave the value to the validator
+/// (which also decides what a non-`SUCCESS` payment is).
+pub fn payment(value: &str) -> Option<Event> {
+    let w: PaymentWire = serde_json::from_str(value).ok()?;
+    if w.trade_state != "SUCCESS"
+        || w.transaction_id.is_empty()
+        || w.mchid.is_empty()
+        || w.payer.openid.is_empty()
+        || w.amount.total < 1
+    {
+        return None;
+    }
+    let ip = opt(w.payer_client_ip);
+    if ip.as_deref().is_some_and(|v| !plain_ip(v)) {
+        return None;
+    }
+    let ts = rfc3339(&w.success_time)?;
+    let _ = w.amount.currency;
+    Some(Event::Payment(Payment {
+        transaction_id: w.transaction_id,
+        mchid: w.mchid,
+        openid: w.payer.openid,
+        amount: w.amount.total,
+        ts,
+        ip,
+        device: w.scene_info.and_then(|s| opt(s.device_id)),
+    }))
+}
+
+/// A like or unlike, or `None` to leave the value to the validator.
+pub fn like(value: &str) -> Option<Event> {
+    let w: LikeWire = serde_json::from_str(value).ok()?;
+    if w.like_id.is_empty()
+        || w.user_openid.is_empty()
+        || w.target_id.is_empty()
+        || w.owner_mchid.is_empty()
+    {
+        return None;
+    }
+    let action = opt(w.action);
+    let is_like = match action.as_deref() {
+        None | Some("like") => true,
+        Some("unlike") => false,
+        Some(_) => return None,
+    };
+    let ip = opt(w.client_ip);
+    if ip.as_deref().is_some_and(|v| !plain_ip(v)) {
+        return None;
+    }
+    let ts = rfc3339(&w.ts)?;
+    let user_created = match &w.user_created {
+        None => None,
+        Some(s) => Some(rfc3339(s)?),
+    };
+    Some(Event::Like(Like {
+        like_id: w.like_id,
+        user: w.user_openid,
+        target: w.target_id,
+        mchid: w.owner_mchid,
+        ts,
+        is_like,
+        ip,
+        device: opt(w.device_id),
+        user_created,
+    }))
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0i64, |n, &d| n * 10 + (d - b'0') as i64))
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Epoch seconds of `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM|-HH:MM)`, computed
+/// as Python's `datetime.fromisoformat(v).timestamp()` does (whole
+/// microseconds, one correctly rounded division); `None` for any other form.
+pub fn rfc3339(v: &str) -> Option<f64> {
+    let b = v.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if y < 1
+        || !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || s > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut us = 0i64;
+    if b[i] == b'.' {
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        let n = end - start;
+        if n == 0 || n > 6 {
+            return None;
+        }
+        us = digits(&b[start..end])? * 10i64.pow((6 - n) as u32);
+        i = end;
+    }
+    let offset = match &b[i..] {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), oh1, oh2, b':', om1, om2] => {
+            let oh = digits(&[*oh1, *oh2])?;
+            let om = digits(&[*om1, *om2])?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -off
+            } else {
+                off
+            }
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset;
+    let total_us = secs.checked_mul(1_000_000)?.checked_add(us)?;
+    if total_us.unsigned_abs() >= 1 << 53 {
+        return None; // beyond exact float conversion: the validator decides
+    }
+    Some(total_us as f64 / 1e6)
+}
+
+fn octet(p: &[u8]) -> bool {
+    // 0-255, ASCII digits, no leading zero
+    match p.len() {
+        1 => p[0].is_ascii_digit(),
+        2 => p[0].is_ascii_digit() && p[0] != b'0' && p[1].is_ascii_digit(),
+        3 => digits(p).is_some_and(|n| (100..=255).contains(&n)),
+        _ => false,
+    }
+}
+
+/// A dotted-quad IPv4 or full eight-group IPv6 address (the forms the
+/// validator recognises without `ipaddress`; others are left to it).
+pub fn plain_ip(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.contains(&b'.') {
+        let parts: Vec<&[u8]> = b.split(|&c| c == b'.').collect();
+        parts.len() == 4 && parts.iter().all(|p| octet(p))
+    } else {
+        let parts: Vec<&[u8]> = b.split(|&c| c == b':').collect();
+        parts.len() == 8
+            && parts
+                .iter()
+                .all(|p| (1..=4).contains(&p.len()) && p.iter().all(u8::is_ascii_hexdigit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_as_python_reads_them() {
+        // values of datetime.fromisoformat(v).timestamp() in Python 3.11
+        assert_eq!(rfc3339("2026-11-24T12:00:05+08:00"), Some(1795492805.0));
+        assert_eq!(rfc3339("2026-11-24T04:00:05.250Z"), Some(1795492805.25));
+        assert_eq!(rfc3339("1970-01-01T00:00:01Z"), Some(1.0));
+        assert_eq!(
+            rfc3339("2024-02-29T23:59:59.999999-05:30"),
+            Some(1709270999.999999)
+        );
+        assert_eq!(rfc3339("2023-02-29T00:00:00Z"), None);
+        assert_eq!(rfc3339("2026-01-01T00:00:00"), None);
+        assert_eq!(rfc3339("2026-01-01 00:00:00Z"), None); // valid, but the validator's to read
+        assert_eq!(rfc3339("2026-01-01T00:00:00.1234567Z"), None);
+        assert_eq!(rfc3339("2026-01-01T24:00:00Z"), None);
+    }
+
+    #[test]
+    fn plain_addresses_only() {
+        assert!(plain_ip("10.0.0.1") && plain_ip("255.255.255.255"));
+        assert!(!plain_ip("010.0.0.1") && !plain_ip("256.0.0.1") && !plain_ip("1.2.3"));
+        assert!(plain_ip("2001:db8:0:0:0:0:0:1"));
+        assert!(!plain_ip("2001:db8::1")); // valid; left to the validator
+    }
+
+    #[test]
+    fn values_that_need_the_validator_are_declined() {
+        let ok = r#"{"like_id":"l1","user_openid":"u1","target_id":"post:1","owner_mchid":"m1","ts":"2026-11-24T04:00:05Z"}"#;
+        assert!(like(ok).is_some());
+        assert!(like(&ok.replace("\"l1\"", "\"\"")).is_none());
+        assert!(like(&ok.replace("}", ",\"extra\":1}")).is_none());
+        assert!(like(&ok.replace("}", ",\"action\":\"love\"}")).is_none());
+        let pay = r#"{"transaction_id":"t1","mchid":"m1","trade_state":"SUCCESS","success_time":"2026-11-24T12:00:05+08:00","payer":{"openid":"o1"},"amount":{"total":1}}"#;
+        assert!(payment(pay).is_some());
+        assert!(payment(&pay.replace("SUCCESS", "REFUND")).is_none());
+        assert!(payment(&pay.replace("\"total\":1", "\"total\":0")).is_none());
+        assert!(payment(&pay.replace("\"total\":1", "\"total\":1.0")).is_none());
+    }
+}

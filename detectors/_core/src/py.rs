@@ -1,0 +1,777 @@
+//! The Python API of the core (`detectors._core`): one `Core` object per
+//! engine, events in, batches of evaluated subjects out.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+
+use std::path::PathBuf;
+
+use pyo3::types::PyInt;
+
+use crate::config::Config;
+use crate::engine::{Core as Inner, ALL_VIEWS};
+use crate::event::{CoLike, Event, Like, Payment};
+use crate::ingest::{self, Decided, Kind, Line, Lines, Merge, Payload, Rec};
+use crate::murmur;
+use crate::subject::{Count, Subject as RSubject};
+
+/// An enriched like as Python sees it: (like id, user, target, time, earlier likes).
+type CoLikeTuple = (String, String, String, f64, Vec<(String, f64)>);
+
+/// Magic and layout version of [`Core::snapshot`]'s bytes.
+const MAGIC: &[u8; 8] = b"LGCORE\x00\x01";
+/// The layout of the serialized state; bump when a view's state changes shape.
+pub const STATE_FORMAT: u32 = 1;
+
+fn config_from(obj: &Bound<'_, PyAny>) -> PyResult<Config> {
+    let f = |name: &str| -> PyResult<f64> { obj.getattr(name)?.extract::<f64>() };
+    let u = |name: &str| -> PyResult<usize> { obj.getattr(name)?.extract::<usize>() };
+    Ok(Config {
+        grace: f("grace")?,
+        max_skew: f("max_skew")?,
+        tick: f("tick")?,
+        window: f("window")?,
+        long_window: f("long_window")?,
+        device_window: f("device_window")?,
+        burst: f("burst")?,
+        join_window: f("join_window")?,
+        paid_delay: f("paid_delay")?,
+        token_amount: obj.getattr("token_amount")?.extract::<i64>()?,
+        fresh_age: f("fresh_age")?,
+        lockstep_window: f("lockstep_window")?,
+        lockstep_span: f("lockstep_span")?,
+        lockstep_history: u("lockstep_history")?,
+        dedupe_horizon: f("dedupe_horizon")?,
+        min_support: u("min_support")?,
+        min_pairs: u("min_pairs")?,
+        min_likes: u("min_likes")?,
+        min_ip_events: u("min_ip_events")?,
+        reeval: f("reeval")?,
+        partitions: obj.getattr("partitions")?.extract::<u32>()?,
+        max_samples: u("max_samples")?,
+        allowed_lateness: f("allowed_lateness")?,
+        max_held: 1_000_000,
+    })
+}
+
+/// The Python event classes, to tell events apart without `isinstance` chains.
+struct Classes {
+    payment: Py<PyType>,
+    like: Py<PyType>,
+    colike: Py<PyType>,
+}
+
+impl Classes {
+    fn load(py: Python<'_>) -> PyResult<Self> {
+        let m = py.import("detectors.events")?;
+        Ok(Classes {
+            payment: m.getattr("Payment")?.downcast_into::<PyType>()?.unbind(),
+            like: m.getattr("Like")?.downcast_into::<PyType>()?.unbind(),
+            colike: m.getattr("CoLike")?.downcast_into::<PyType>()?.unbind(),
+        })
+    }
+}
+
+fn event_from(py: Python<'_>, cls: &Classes, ev: &Bound<'_, PyAny>) -> PyResult<Event> {
+    let t = ev.get_type();
+    if t.is(cls.like.bind(py)) {
+        let action = ev.getattr(intern!(py, "action"))?;
+        let is_like = action.downcast::<PyString>()?.to_str()? == "like";
+        Ok(Event::Like(Like {
+            like_id: ev.getattr(intern!(py, "like_id"))?.extract()?,
+            user: ev.getattr(intern!(py, "user"))?.extract()?,
+            target: ev.getattr(intern!(py, "target"))?.extract()?,
+            mchid: ev.getattr(intern!(py, "mchid"))?.extract()?,
+            ts: ev.getattr(intern!(py, "ts"))?.extract()?,
+            is_like,
+            ip: ev.getattr(intern!(py, "ip"))?.extract()?,
+            device: ev.getattr(intern!(py, "device"))?.extract()?,
+            user_created: ev.getattr(intern!(py, "user_created"))?.extract()?,
+        }))
+    } else if t.is(cls.payment.bind(py)) {
+        Ok(Event::Payment(Payment {
+            transaction_id: ev.getattr(intern!(py, "transaction_id"))?.extract()?,
+            mchid: ev.getattr(intern!(py, "mchid"))?.extract()?,
+            openid: ev.getattr(intern!(py, "openid"))?.extract()?,
+            amount: ev.getattr(intern!(py, "amount"))?.extract()?,
+            ts: ev.getattr(intern!(py, "ts"))?.extract()?,
+            ip: ev.getattr(intern!(py, "ip"))?.extract()?,
+            device: ev.getattr(intern!(py, "device"))?.extract()?,
+        }))
+    } else if t.is(cls.colike.bind(py)) {
+        Ok(Event::CoLike(CoLike {
+            like_id: ev.getattr(intern!(py, "like_id"))?.extract()?,
+            user: ev.getattr(intern!(py, "user"))?.extract()?,
+            target: ev.getattr(intern!(py, "target"))?.extract()?,
+            ts: ev.getattr(intern!(py, "ts"))?.extract()?,
+            prev: ev.getattr(intern!(py, "prev"))?.extract()?,
+        }))
+    } else {
+        Err(PyTypeError::new_err(format!("not an event: {}", t.name()?)))
+    }
+}
+
+/// One entity evaluated at one tick: its features and the evidence behind them.
+#[pyclass(module = "detectors._core", frozen)]
+pub struct Subject {
+    #[pyo3(get)]
+    view: &'static str,
+    #[pyo3(get)]
+    entity_type: &'static str,
+    #[pyo3(get)]
+    entity_id: String,
+    #[pyo3(get)]
+    shard_key: String,
+    /// the model shard: the Kafka partition of ``shard_key``
+    #[pyo3(get)]
+    shard: u32,
+    #[pyo3(get)]
+    features: Py<PyDict>,
+    #[pyo3(get)]
+    window_start: f64,
+    #[pyo3(get)]
+    counts: Py<PyDict>,
+    ids: Vec<String>,
+}
+
+#[pymethods]
+impl Subject {
+    /// Sample ids behind the evidence, newest first.
+    fn samples(&self) -> Vec<String> {
+        self.ids.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Subject({}/{} {:?})",
+            self.view, self.entity_type, self.entity_id
+        )
+    }
+}
+
+fn subject_to_py(py: Python<'_>, s: RSubject, partitions: u32) -> PyResult<Subject> {
+    let features = PyDict::new(py);
+    for (k, v) in &s.features {
+        features.set_item(PyString::intern(py, k), *v)?;
+    }
+    let counts = PyDict::new(py);
+    for (k, v) in s.counts {
+        let key = PyString::intern(py, k);
+        match v {
+            Count::Int(i) => counts.set_item(key, i)?,
+            Count::Str(x) => counts.set_item(key, x)?,
+            Count::List(l) => counts.set_item(key, PyList::new(py, l)?)?,
+        }
+    }
+    Ok(Subject {
+        view: s.view,
+        entity_type: s.entity_type,
+        shard: murmur::kafka_partition(&s.shard_key, partitions),
+        entity_id: s.entity_id,
+        shard_key: s.shard_key,
+        features: features.unbind(),
+        window_start: s.window_start,
+        counts: counts.unbind(),
+        ids: s.samples,
+    })
+}
+
+/// The engine's event-time core over the hosted views (see ``detectors.engine``).
+///
+/// Events go in one at a time or in batches; each call returns whether ticks
+/// with subjects to score are queued, which :meth:`take_ticks` hands over.
+#[pyclass(module = "detectors._core")]
+pub struct Core {
+    inner: Inner,
+    classes: Classes,
+}
+
+impl Core {
+    fn pending(&self) -> bool {
+        !self.inner.ticks.is_empty()
+    }
+}
+
+#[pymethods]
+impl Core {
+    #[new]
+    fn new(py: Python<'_>, config: &Bound<'_, PyAny>, views: Vec<String>) -> PyResult<Self> {
+        for v in &views {
+            if !ALL_VIEWS.contains(&v.as_str()) {
+                return Err(PyValueError::new_err(format!("unknown view: {v}")));
+            }
+        }
+        let names: Vec<&str> = views.iter().map(String::as_str).collect();
+        Ok(Core {
+            inner: Inner::new(config_from(config)?, &names),
+            classes: Classes::load(py)?,
+        })
+    }
+
+    /// Take one event from ``source`` (a name, or ``None``); True when ticks are queued.
+    #[pyo3(signature = (event, source=None))]
+    fn process(
+        &mut self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        source: Option<&str>,
+    ) -> PyResult<bool> {
+        let ev = event_from(py, &self.classes, event)?;
+        self.inner.process(ev, source);
+        Ok(self.pending())
+    }
+
+    /// Take a batch of events, each from the source at the same index.
+    fn process_many(
+        &mut self,
+        py: Python<'_>,
+        events: &Bound<'_, PyList>,
+        sources: &Bound<'_, PyList>,
+    ) -> PyResult<bool> {
+        if events.len() != sources.len() {
+            return Err(PyValueError::new_err("events and sources differ in length"));
+        }
+        for (e, s) in events.iter().zip(sources.iter()) {
+            let ev = event_from(py, &self.classes, &e)?;
+            let src: Option<String> = s.extract()?;
+            self.inner.process(ev, src.as_deref());
+        }
+        Ok(self.pending())
+    }
+
+    /// A progress mark: ``source`` reached event time ``ts`` (see ``Engine.progress``).
+    #[pyo3(signature = (source, ts, newest=None, behind=None))]
+    fn progress(
+        &mut self,
+        source: Option<&str>,
+        ts: Option<f64>,
+        newest: Option<f64>,
+        behind: Option<bool>,
+    ) -> bool {
+        self.inner.progress(source, ts, newest, behind);
+        self.pending()
+    }
+
+    /// Move event time to ``watermark``.
+    fn advance(&mut self, watermark: f64) -> bool {
+        self.inner.advance(watermark);
+        self.pending()
+    }
+
+    /// End of input: release everything and evaluate the last tick.
+    fn flush(&mut self) -> bool {
+        self.inner.flush();
+        self.pending()
+    }
+
+    /// Put ``event`` straight into the views, bypassing dedupe and ordering
+    /// (for tests of the views).
+    fn add(&mut self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        let ev = event_from(py, &self.classes, event)?;
+        self.inner.add_direct(ev);
+        Ok(())
+    }
+
+    /// Evaluate the views' due keys at ``now`` (no sweep, no tick grid; for tests).
+    fn evaluate<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        let parts = self.inner.cfg.partitions;
+        let out = PyList::empty(py);
+        for s in self.inner.evaluate_at(now) {
+            out.append(Bound::new(py, subject_to_py(py, s, parts)?)?)?;
+        }
+        Ok(out)
+    }
+
+    /// Drop state that expired at ``now``; returns the keys dropped.
+    fn sweep(&mut self, now: f64) -> usize {
+        self.inner.sweep_at(now)
+    }
+
+    /// The queued ticks as ``(now, subjects, swept)``, oldest first.
+    fn take_ticks<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let parts = self.inner.cfg.partitions;
+        let ticks = std::mem::take(&mut self.inner.ticks);
+        let out = PyList::empty(py);
+        for t in ticks {
+            let subjects = PyList::empty(py);
+            for s in t.subjects {
+                subjects.append(Bound::new(py, subject_to_py(py, s, parts)?)?)?;
+            }
+            out.append(PyTuple::new(
+                py,
+                [
+                    t.now.into_pyobject(py)?.into_any(),
+                    subjects.into_any(),
+                    pyo3::types::PyBool::new(py, t.swept).to_owned().into_any(),
+                ],
+            )?)?;
+        }
+        Ok(out)
+    }
+
+    /// Enriched likes for a lockstep view hosted elsewhere:
+    /// ``(like_id, user, target, ts, prev)``.
+    fn take_forwards(&mut self) -> Vec<CoLikeTuple> {
+        std::mem::take(&mut self.inner.forwards)
+            .into_iter()
+            .map(|c| (c.like_id, c.user, c.target, c.ts, c.prev))
+            .collect()
+    }
+
+    #[getter]
+    fn watermark(&self) -> f64 {
+        self.inner.reorder.watermark
+    }
+
+    /// The newest event time seen.
+    #[getter]
+    fn max_ts(&self) -> f64 {
+        self.inner.reorder.max_ts
+    }
+
+    /// Whether a source was declared to have records still to deliver.
+    #[getter]
+    fn waiting(&self) -> bool {
+        !self.inner.reorder.behind.is_empty()
+    }
+
+    /// Events dropped as duplicates.
+    #[getter]
+    fn duplicates(&self) -> u64 {
+        self.inner.stats.duplicates
+    }
+
+    /// Events buffered for reordering.
+    #[getter]
+    fn buffered(&self) -> usize {
+        self.inner.reorder.len()
+    }
+
+    /// Ids remembered for de-duplication.
+    #[getter]
+    fn remembered(&self) -> usize {
+        self.inner.dedupe.len()
+    }
+
+    #[getter]
+    fn views(&self) -> Vec<&'static str> {
+        self.inner.view_names()
+    }
+
+    /// Event counters.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = &self.inner.stats;
+        let d = PyDict::new(py);
+        d.set_item("payment", s.payment)?;
+        d.set_item("like", s.like)?;
+        d.set_item("colike", s.colike)?;
+        d.set_item("unlike", s.unlike)?;
+        d.set_item("duplicates", s.duplicates)?;
+        d.set_item("late", s.late)?;
+        d.set_item("late_admitted", s.late_admitted)?;
+        Ok(d)
+    }
+
+    /// Join matches by direction (merchant view; empty without it).
+    fn joins<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        if let Some(m) = &self.inner.merchant {
+            d.set_item("pay_then_like", m.pay_then_like)?;
+            d.set_item("like_then_pay", m.like_then_pay)?;
+        }
+        Ok(d)
+    }
+
+    /// ``{view: (keys held, window items held)}``.
+    fn sizes(&self) -> Vec<(&'static str, (usize, usize))> {
+        self.inner.sizes()
+    }
+
+    /// Whether the user view holds state for ``user``.
+    fn holds_user(&self, user: &str) -> bool {
+        self.inner.user.as_ref().is_some_and(|u| u.contains(user))
+    }
+
+    /// The whole state as versioned bytes (a data format: nothing in it runs).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        if !self.inner.ticks.is_empty() {
+            return Err(PyValueError::new_err(
+                "take the queued ticks before a snapshot",
+            ));
+        }
+        let body =
+            bincode::serialize(&self.inner).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut out = Vec::with_capacity(body.len() + 12);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&STATE_FORMAT.to_le_bytes());
+        out.extend_from_slice(&body);
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Rebuild a core from :meth:`snapshot` bytes; ``ValueError`` when they are
+    /// not a snapshot of this format.
+    #[staticmethod]
+    fn restore(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        if data.len() < 12 || &data[..8] != MAGIC {
+            return Err(PyValueError::new_err("not a likeguard core snapshot"));
+        }
+        let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
+        if version != STATE_FORMAT {
+            return Err(PyValueError::new_err(format!(
+                "core snapshot has format {version}, this core reads {STATE_FORMAT}"
+            )));
+        }
+        let inner: Inner = bincode::deserialize(&data[12..])
+            .map_err(|e| PyValueError::new_err(format!("corrupt core snapshot: {e}")))?;
+        Ok(Core {
+            inner,
+            classes: Classes::load(py)?,
+        })
+    }
+}
+
+/// The reader's fallback for a line the fast path declines: Python's general
+/// reader gives a ``Record`` (or ``None`` for a blank line).
+fn line_from_py(
+    py: Python<'_>,
+    read_line: &PyObject,
+    line: &[u8],
+    lineno: u64,
+) -> PyResult<Option<Line>> {
+    let rec = read_line.call1(py, (PyBytes::new(py, line), lineno))?;
+    let rec = rec.bind(py);
+    if rec.is_none() {
+        return Ok(None);
+    }
+    let topic: String = rec.getattr("topic")?.extract()?;
+    let partition: i64 = rec.getattr("partition")?.extract().map_err(|_| {
+        PyValueError::new_err(format!("line {lineno}: partition is not an integer"))
+    })?;
+    let ts = rec.getattr("ts")?;
+    // only an int timestamp is a Kafka timestamp (as `type(ts) is int` in Python)
+    let ts_ms = if ts.is_exact_instance_of::<PyInt>() {
+        ts.extract::<i64>().ok()
+    } else {
+        None
+    };
+    let payload = rec.getattr("payload")?;
+    let payload = if payload.is_none() {
+        Payload::Absent
+    } else if let Ok(s) = payload.downcast::<PyString>() {
+        Payload::Text(s.to_str()?.to_owned())
+    } else if let Ok(b) = payload.downcast::<PyBytes>() {
+        Payload::Bytes(b.as_bytes().to_vec())
+    } else {
+        let dumped = py.import("pickle")?.call_method1("dumps", (payload,))?;
+        Payload::Other(dumped.downcast::<PyBytes>()?.as_bytes().to_vec())
+    };
+    Ok(Some((topic, partition, Rec { ts_ms, payload })))
+}
+
+/// The validator's fallback for a value the fast path declines.
+fn decide_in_py(
+    py: Python<'_>,
+    parse_value: &PyObject,
+    bad_record: &Py<PyType>,
+    classes: &Classes,
+    kind: Kind,
+    payload: &Payload,
+) -> PyResult<Decided> {
+    let value: PyObject = match payload {
+        Payload::Absent => py.None(),
+        Payload::Text(s) => PyString::new(py, s).into_any().unbind(),
+        Payload::Bytes(b) => PyBytes::new(py, b).into_any().unbind(),
+        Payload::Other(p) => py
+            .import("pickle")?
+            .call_method1("loads", (PyBytes::new(py, p),))?
+            .unbind(),
+    };
+    let kind = match kind {
+        Kind::Like => "like",
+        Kind::Payment => "payment",
+    };
+    match parse_value.call1(py, (kind, value)) {
+        Ok(ev) => {
+            let ev = ev.bind(py);
+            if ev.is_none() {
+                Ok(Decided::Skipped)
+            } else {
+                Ok(Decided::Event(event_from(py, classes, ev)?))
+            }
+        }
+        Err(e) if e.is_instance(py, bad_record.bind(py)) => {
+            Ok(Decided::Rejected(e.value(py).getattr("reason")?.extract()?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A recording's events in event-time order, fed straight into a [`Core`]
+/// (see ``detectors.replay.replay_file``).
+#[pyclass(module = "detectors._core", unsendable)]
+pub struct Replay {
+    path: PathBuf,
+    workdir: PathBuf,
+    kinds: Vec<(String, Kind)>,
+    max_ahead: f64,
+    max_sources: usize,
+    read_line: PyObject,
+    parse_value: PyObject,
+    bad_record: Py<PyType>,
+    classes: Classes,
+    merge: Option<Merge>,
+    /// file order (more sources than `max_sources`): the lines, read again
+    file_order: bool,
+    counts: ingest::Counts,
+    records: u64,
+    done: bool,
+}
+
+fn kind_of(kinds: &[(String, Kind)], topic: &str) -> Option<Kind> {
+    kinds.iter().find(|(t, _)| t == topic).map(|(_, k)| *k)
+}
+
+#[pymethods]
+impl Replay {
+    #[new]
+    #[pyo3(signature = (path, workdir, topics, max_ahead, max_sources, read_line, parse_value, bad_record))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        workdir: PathBuf,
+        topics: Vec<(String, String)>,
+        max_ahead: f64,
+        max_sources: usize,
+        read_line: PyObject,
+        parse_value: PyObject,
+        bad_record: Py<PyType>,
+    ) -> PyResult<Self> {
+        let mut kinds = Vec::new();
+        for (t, k) in topics {
+            let kind = match k.as_str() {
+                "like" => Kind::Like,
+                "payment" => Kind::Payment,
+                _ => return Err(PyValueError::new_err(format!("unknown event kind {k:?}"))),
+            };
+            kinds.push((t, kind));
+        }
+        Ok(Replay {
+            path,
+            workdir,
+            kinds,
+            max_ahead,
+            max_sources,
+            read_line,
+            parse_value,
+            bad_record,
+            classes: Classes::load(py)?,
+            merge: None,
+            file_order: false,
+            counts: ingest::Counts::default(),
+            records: 0,
+            done: false,
+        })
+    }
+
+    /// First pass: split the records by source; returns the records read.
+    fn split(&mut self, py: Python<'_>) -> PyResult<u64> {
+        let read_line = self.read_line.clone_ref(py);
+        let mut fb = |line: &[u8], lineno: u64| line_from_py(py, &read_line, line, lineno);
+        let mut lines = Lines::open(&self.path, &mut fb)?;
+        match ingest::split(&mut lines, &self.workdir, self.max_sources)? {
+            Some(split) => {
+                self.records = split.records;
+                let kinds = |t: &str| kind_of(&self.kinds, t);
+                self.merge = Some(Merge::new(&split, &kinds, self.max_ahead)?);
+            }
+            None => {
+                self.file_order = true;
+                self.records = 0;
+            }
+        }
+        Ok(self.records)
+    }
+
+    /// Feed up to ``limit`` events into ``core``, stopping early once ticks
+    /// are queued; returns the events fed (0 once the recording is done).
+    fn run(&mut self, py: Python<'_>, core: &Bound<'_, Core>, limit: usize) -> PyResult<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let mut core = core.borrow_mut();
+        let (pv, br) = (
+            self.parse_value.clone_ref(py),
+            self.bad_record.clone_ref(py),
+        );
+        let classes = &self.classes;
+        let mut slow = |kind: Kind, p: &Payload| decide_in_py(py, &pv, &br, classes, kind, p);
+        let mut fed = 0;
+        if self.file_order {
+            let read_line = self.read_line.clone_ref(py);
+            let mut fb = |line: &[u8], lineno: u64| line_from_py(py, &read_line, line, lineno);
+            let mut lines = Lines::open(&self.path, &mut fb)?;
+            while let Some((topic, partition, rec)) = lines.next_line()? {
+                match kind_of(&self.kinds, &topic) {
+                    None => {
+                        self.counts.records += 1;
+                        self.counts.ignored += 1;
+                    }
+                    Some(kind) => {
+                        if let Some(ev) =
+                            ingest::decide(kind, &rec, self.max_ahead, &mut self.counts, &mut slow)?
+                        {
+                            core.inner
+                                .process(ev, Some(&ingest::source_name(&topic, partition)));
+                            fed += 1;
+                        }
+                    }
+                }
+            }
+            self.done = true;
+            return Ok(fed.max(1));
+        }
+        let merge = self
+            .merge
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("split() first"))?;
+        while fed < limit {
+            match merge.next(&mut slow)? {
+                None => {
+                    self.done = true;
+                    break;
+                }
+                Some((ev, src)) => {
+                    core.inner.process(ev, Some(src));
+                    fed += 1;
+                    if !core.inner.ticks.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(fed)
+    }
+
+    /// Records read, events taken, ignored (other topics), skipped (not
+    /// ``SUCCESS``) and rejected by reason, so far.
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = match &self.merge {
+            Some(m) => &m.counts,
+            None => &self.counts,
+        };
+        let d = PyDict::new(py);
+        d.set_item("records", c.records)?;
+        d.set_item("events", c.events)?;
+        d.set_item("ignored", c.ignored)?;
+        d.set_item("skipped", c.skipped)?;
+        let r = PyDict::new(py);
+        for (k, v) in &c.rejected {
+            r.set_item(k, v)?;
+        }
+        d.set_item("rejected", r)?;
+        Ok(d)
+    }
+}
+
+/// Kafka's murmur2 hash (the Java client's, used by its default partitioner).
+#[pyfunction]
+fn murmur2(data: &[u8]) -> i32 {
+    murmur::murmur2(data)
+}
+
+/// The partition Kafka's default partitioner picks for a string key.
+#[pyfunction]
+fn kafka_partition(key: &str, partitions: u32) -> PyResult<u32> {
+    if partitions == 0 {
+        return Err(PyValueError::new_err("partitions must be > 0"));
+    }
+    Ok(murmur::kafka_partition(key, partitions))
+}
+
+/// The core's parse fast path for one value of ``kind`` (``"like"`` or
+/// ``"payment"``): the event, or ``None`` where it leaves the value to the
+/// validator (for tests: whatever it accepts, the validator accepts as equal).
+#[pyfunction]
+fn parse_fast(py: Python<'_>, kind: &str, value: &str) -> PyResult<PyObject> {
+    let ev = match kind {
+        "like" => crate::parse::like(value),
+        "payment" => crate::parse::payment(value),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "unknown event kind {kind:?}"
+            )))
+        }
+    };
+    let m = py.import("detectors.events")?;
+    Ok(match ev {
+        None => py.None(),
+        Some(Event::Like(l)) => m
+            .getattr("Like")?
+            .call1((
+                l.like_id,
+                l.user,
+                l.target,
+                l.mchid,
+                l.ts,
+                if l.is_like { "like" } else { "unlike" },
+                l.ip,
+                l.device,
+                l.user_created,
+            ))?
+            .unbind(),
+        Some(Event::Payment(p)) => {
+            let kw = PyDict::new(py);
+            kw.set_item("ip", p.ip)?;
+            kw.set_item("device", p.device)?;
+            m.getattr("Payment")?
+                .call(
+                    (p.transaction_id, p.mchid, p.openid, p.amount, p.ts),
+                    Some(&kw),
+                )?
+                .unbind()
+        }
+        Some(Event::CoLike(_)) => unreachable!("values parse to payments and likes"),
+    })
+}
+
+/// ``statistics.pstdev`` as the core computes it (exact; for tests).
+#[pyfunction]
+fn pstdev(xs: Vec<f64>) -> PyResult<f64> {
+    if xs.is_empty() || xs.iter().any(|x| !x.is_finite()) {
+        return Err(PyValueError::new_err("pstdev needs finite data points"));
+    }
+    Ok(crate::num::pstdev(&xs))
+}
+
+/// ``math.fsum`` as the core computes it (for tests).
+#[pyfunction]
+fn fsum(xs: Vec<f64>) -> f64 {
+    crate::num::fsum(xs)
+}
+
+/// Python's float floor division ``a // b`` as the core computes it (for tests).
+#[pyfunction]
+fn floordiv(a: f64, b: f64) -> PyResult<f64> {
+    if b == 0.0 {
+        return Err(PyValueError::new_err("float floor division by zero"));
+    }
+    Ok(crate::num::floordiv(a, b))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Core>()?;
+    m.add_class::<Subject>()?;
+    m.add_class::<Replay>()?;
+    m.add_function(wrap_pyfunction!(murmur2, m)?)?;
+    m.add_function(wrap_pyfunction!(kafka_partition, m)?)?;
+    m.add_function(wrap_pyfunction!(pstdev, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_fast, m)?)?;
+    m.add_function(wrap_pyfunction!(fsum, m)?)?;
+    m.add_function(wrap_pyfunction!(floordiv, m)?)?;
+    m.add("STATE_FORMAT", STATE_FORMAT)?;
+    Ok(())
+}

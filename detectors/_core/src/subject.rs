@@ -1,0 +1,49 @@
+//! One entity evaluated at one tick: what the views hand to the scorers.
+
+/// A value of an alert's `counts`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Count {
+    Int(i64),
+    Str(String),
+    List(Vec<String>),
+}
+
+/// One entity at one tick: its features (in a fixed order) and the evidence.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    pub view: &'static str,
+    pub entity_type: &'static str,
+    pub entity_id: String,
+    /// the key whose Kafka partition picks the model shard
+    pub shard_key: String,
+    pub features: Vec<(&'static str, f64)>,
+    pub window_start: f64,
+    pub counts: Vec<(&'static str, Count)>,
+    /// sample ids behind the evidence, newest first
+    pub samples: Vec<String>,
+}
+
+impl Subject {
+    /// A feature by name (for tests and the rule evaluator).
+    pub fn feature(&self, name: &str) -> Option<f64> {
+        self.features
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// `a / b`, 0 when `b` is 0 (Python's `_ratio`).
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b != 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// The first `n` ids of an iterator.
+pub fn take_samples<'a, I: Iterator<Item = &'a String>>(ids: I, n: usize) -> Vec<String> {
+    // as the Python engine did: at least one id when there is one
+    ids.take(n.max(1)).cloned().collect()
+}

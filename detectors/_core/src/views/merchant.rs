@@ -1,0 +1,756 @@
+//! The merchant view: payments and likes of one merchant, the payment<->like
+//! interval join, and the features of the merchant and of each of its targets.
+//!
+//! For every like it looks up the latest payment the same user made to the
+//! content's merchant within `join_window` before it (pay then like); for
+//! every payment, a like by the payer shortly before (like then pay, how
+//! honest like-to-unlock coupon campaigns look, or a late payment joining
+//! from its side). Prompt pairs (delay up to `paid_delay`) are kept over
+//! `long_window` so slow drips add up.
+
+use std::collections::VecDeque;
+
+use ahash::{AHashMap, AHashSet};
+use serde::{Deserialize, Serialize};
+
+use super::{bump, due, uncount, Keys, FORCE};
+use crate::config::Config;
+use crate::event::{Like, Payment};
+use crate::num::{fmean, median, pstdev};
+use crate::subject::{ratio, take_samples, Count, Subject};
+
+const FRESH: u8 = 1;
+const BUYER: u8 = 2;
+
+/// One like of a target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TargetLike {
+    ts: f64,
+    user: String,
+    flags: u8,
+    device: Option<String>,
+    ip: Option<String>,
+    like_id: String,
+}
+
+/// Running counts over a target's likes in the window, kept as likes come
+/// and expire, so evaluating a busy target does not rescan its likes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Tally {
+    /// liker -> likes
+    users: AHashMap<String, u32>,
+    /// device -> likes
+    devices: AHashMap<String, u32>,
+    /// liker -> likes that carried a device
+    dev_users: AHashMap<String, u32>,
+    /// IP -> (likes, liker -> likes)
+    ips: AHashMap<String, (u32, AHashMap<String, u32>)>,
+    /// liker -> likes that carried an IP
+    addr_users: AHashMap<String, u32>,
+    /// liker -> likes flagged as a buyer's
+    buyers: AHashMap<String, u32>,
+    fresh: usize,
+}
+
+fn inc(map: &mut AHashMap<String, u32>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+fn dec(map: &mut AHashMap<String, u32>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl Tally {
+    fn add(&mut self, l: &TargetLike) {
+        inc(&mut self.users, &l.user);
+        if l.flags & FRESH != 0 {
+            self.fresh += 1;
+        }
+        if l.flags & BUYER != 0 {
+            inc(&mut self.buyers, &l.user);
+        }
+        if let Some(d) = &l.device {
+            inc(&mut self.devices, d);
+            inc(&mut self.dev_users, &l.user);
+        }
+        if let Some(ip) = &l.ip {
+            match self.ips.get_mut(ip.as_str()) {
+                Some((n, users)) => {
+                    *n += 1;
+                    inc(users, &l.user);
+                }
+                None => {
+                    let mut users = AHashMap::new();
+                    users.insert(l.user.clone(), 1);
+                    self.ips.insert(ip.clone(), (1, users));
+                }
+            }
+            inc(&mut self.addr_users, &l.user);
+        }
+    }
+
+    fn remove(&mut self, l: &TargetLike) {
+        dec(&mut self.users, &l.user);
+        if l.flags & FRESH != 0 {
+            self.fresh -= 1;
+        }
+        if l.flags & BUYER != 0 {
+            dec(&mut self.buyers, &l.user);
+        }
+        if let Some(d) = &l.device {
+            dec(&mut self.devices, d);
+            dec(&mut self.dev_users, &l.user);
+        }
+        if let Some(ip) = &l.ip {
+            if let Some((n, users)) = self.ips.get_mut(ip.as_str()) {
+                *n -= 1;
+                dec(users, &l.user);
+                if *n == 0 {
+                    self.ips.remove(ip.as_str());
+                }
+            }
+            dec(&mut self.addr_users, &l.user);
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Target {
+    likes: VecDeque<TargetLike>,
+    tally: Tally,
+    baseline: f64,
+    last_eval: f64,
+}
+
+/// A prompt payment -> like pair (`ts` is the like's time).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Pair {
+    ts: f64,
+    user: String,
+    amount: i64,
+    delay: f64,
+    like_id: String,
+    txid: String,
+    target: String,
+}
+
+/// A payment remembered for the join: (time, amount, transaction id).
+type Pay = (f64, i64, String);
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Merchant {
+    pays: AHashMap<String, Vec<Pay>>,
+    /// user -> (time, like id, target) of the latest like
+    liked: AHashMap<String, (f64, String, String)>,
+    pairs: VecDeque<Pair>,
+    /// target -> its pairs in `pairs`
+    pair_targets: AHashMap<String, i64>,
+    likes_w: VecDeque<f64>,
+    pays_w: VecDeque<(f64, i64)>,
+    coupons: VecDeque<f64>,
+    targets: AHashMap<String, Target>,
+    /// token payments over `long_window`, as long as the pairs: (time, payer)
+    token_pays: VecDeque<(f64, String)>,
+}
+
+impl Merchant {
+    fn items(&self) -> usize {
+        self.pairs.len()
+            + self.likes_w.len()
+            + self.pays_w.len()
+            + self.coupons.len()
+            + self.token_pays.len()
+            + self.pays.values().map(Vec::len).sum::<usize>()
+            + self.liked.len()
+            + self.targets.values().map(|t| t.likes.len()).sum::<usize>()
+    }
+
+    fn expire_windows(&mut self, cfg: &Config, now: f64) {
+        let w = now - cfg.window;
+        let lw = now - cfg.long_window;
+        while self.likes_w.front().is_some_and(|&t| t <= w) {
+            self.likes_w.pop_front();
+        }
+        while self.coupons.front().is_some_and(|&t| t <= w) {
+            self.coupons.pop_front();
+        }
+        while self.pays_w.front().is_some_and(|p| p.0 <= w) {
+            self.pays_w.pop_front();
+        }
+        while self.pairs.front().is_some_and(|p| p.ts <= lw) {
+            let p = self.pairs.pop_front().expect("front");
+            uncount(&mut self.pair_targets, &p.target);
+        }
+        while self.token_pays.front().is_some_and(|p| p.0 <= lw) {
+            self.token_pays.pop_front();
+        }
+    }
+
+    fn expire(&mut self, cfg: &Config, now: f64) {
+        self.expire_windows(cfg, now);
+        let w = now - cfg.window;
+        let jw = now - cfg.join_window;
+        self.pays
+            .retain(|_, lst| lst.last().is_some_and(|p| p.0 > jw));
+        self.liked.retain(|_, l| l.0 > jw);
+        self.targets
+            .retain(|_, t| t.likes.back().is_some_and(|l| l.ts > w));
+    }
+}
+
+/// Payments and likes per merchant: the join and velocity features.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MerchantView {
+    keys: Keys,
+    state: AHashMap<String, Merchant>,
+    dirty_targets: AHashMap<(String, String), i64>,
+    evaluated_targets: AHashMap<(String, String), f64>,
+    /// join matches: pay then like, like then pay
+    pub pay_then_like: u64,
+    pub like_then_pay: u64,
+    /// token conversion per merchant at the tick `conv_at` (its targets share it)
+    conv_at: f64,
+    conv: AHashMap<String, f64>,
+}
+
+impl MerchantView {
+    pub fn new() -> Self {
+        MerchantView {
+            keys: Keys::default(),
+            state: AHashMap::new(),
+            dirty_targets: AHashMap::new(),
+            evaluated_targets: AHashMap::new(),
+            pay_then_like: 0,
+            like_then_pay: 0,
+            conv_at: -1.0,
+            conv: AHashMap::new(),
+        }
+    }
+
+    fn horizon(cfg: &Config) -> f64 {
+        cfg.long_window.max(cfg.join_window).max(cfg.window)
+    }
+
+    /// (keys held, window items held)
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.state.len(),
+            self.state.values().map(Merchant::items).sum(),
+        )
+    }
+
+    fn merchant<'a>(state: &'a mut AHashMap<String, Merchant>, key: &str) -> &'a mut Merchant {
+        if !state.contains_key(key) {
+            state.insert(key.to_owned(), Merchant::default());
+        }
+        state.get_mut(key).expect("inserted")
+    }
+
+    fn touch(&mut self, cfg: &Config, key: &str, ts: f64) {
+        self.keys.seen(key, ts);
+        if self
+            .state
+            .get(key)
+            .is_some_and(|st| st.pairs.len() >= cfg.min_pairs)
+        {
+            bump(&mut self.keys.dirty, key);
+        }
+    }
+
+    pub fn add_payment(&mut self, cfg: &Config, ev: &Payment) {
+        let key = ev.mchid.as_str();
+        Self::merchant(&mut self.state, key);
+        self.touch(cfg, key, ev.ts);
+        let st = self.state.get_mut(key).expect("present");
+        st.pays_w.push_back((ev.ts, ev.amount));
+        if ev.amount <= cfg.token_amount {
+            st.token_pays.push_back((ev.ts, ev.openid.clone()));
+            self.conv.remove(key);
+        }
+        match st.pays.get_mut(&ev.openid) {
+            None => {
+                st.pays.insert(
+                    ev.openid.clone(),
+                    vec![(ev.ts, ev.amount, ev.transaction_id.clone())],
+                );
+            }
+            Some(lst) => {
+                lst.push((ev.ts, ev.amount, ev.transaction_id.clone()));
+                if lst.len() > 8 {
+                    lst.remove(0);
+                }
+            }
+        }
+        let prev = st.liked.get(&ev.openid).cloned();
+        if let Some((lts, like_id, target)) = prev {
+            let gap = ev.ts - lts;
+            if 0.0 <= gap && gap <= cfg.join_window {
+                st.coupons.push_back(ev.ts);
+                self.like_then_pay += 1;
+            } else if -cfg.join_window <= gap && gap < 0.0 {
+                // a payment admitted late, after the like it preceded: the join
+                // from its side
+                self.pay_then_like += 1;
+                if -gap <= cfg.paid_delay {
+                    let pair = Pair {
+                        ts: lts,
+                        user: ev.openid.clone(),
+                        amount: ev.amount,
+                        delay: -gap,
+                        like_id,
+                        txid: ev.transaction_id.clone(),
+                        target,
+                    };
+                    self.pair(key, pair);
+                }
+            }
+        }
+    }
+
+    pub fn add_like(&mut self, cfg: &Config, ev: &Like) {
+        let key = ev.mchid.as_str();
+        Self::merchant(&mut self.state, key);
+        self.touch(cfg, key, ev.ts);
+        if !ev.is_like {
+            return;
+        }
+        let ts = ev.ts;
+        let st = self.state.get_mut(key).expect("present");
+        st.likes_w.push_back(ts);
+        match st.liked.get_mut(&ev.user) {
+            Some(l) => *l = (ts, ev.like_id.clone(), ev.target.clone()),
+            None => {
+                st.liked
+                    .insert(ev.user.clone(), (ts, ev.like_id.clone(), ev.target.clone()));
+            }
+        }
+        let mut flags = 0u8;
+        let mut pair = None;
+        if let Some(lst) = st.pays.get(&ev.user) {
+            for (pts, amount, txid) in lst.iter().rev() {
+                let delay = ts - pts;
+                if 0.0 <= delay && delay <= cfg.join_window {
+                    self.pay_then_like += 1;
+                    if *amount > cfg.token_amount {
+                        flags = BUYER;
+                    }
+                    if delay <= cfg.paid_delay {
+                        pair = Some(Pair {
+                            ts,
+                            user: ev.user.clone(),
+                            amount: *amount,
+                            delay,
+                            like_id: ev.like_id.clone(),
+                            txid: txid.clone(),
+                            target: ev.target.clone(),
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(p) = pair {
+            self.pair(key, p);
+        }
+        let st = self.state.get_mut(key).expect("present");
+        if !st.targets.contains_key(&ev.target) {
+            st.targets.insert(
+                ev.target.clone(),
+                Target {
+                    likes: VecDeque::new(),
+                    tally: Tally::default(),
+                    baseline: -1.0,
+                    last_eval: 0.0,
+                },
+            );
+        }
+        let tg = st.targets.get_mut(&ev.target).expect("inserted");
+        if let Some(created) = ev.user_created {
+            if ts - created < cfg.fresh_age {
+                flags |= FRESH;
+            }
+        }
+        let tl = TargetLike {
+            ts,
+            user: ev.user.clone(),
+            flags,
+            device: ev.device.clone(),
+            ip: ev.ip.clone(),
+            like_id: ev.like_id.clone(),
+        };
+        tg.tally.add(&tl);
+        tg.likes.push_back(tl);
+        if tg.likes.len() >= cfg.min_likes || st.pairs.len() >= cfg.min_pairs {
+            let tk = (key.to_owned(), ev.target.clone());
+            *self.dirty_targets.entry(tk).or_insert(0) += 1;
+        }
+    }
+
+    /// Keep a prompt pair; its merchant and target are due at the next tick.
+    fn pair(&mut self, key: &str, pair: Pair) {
+        let st = self.state.get_mut(key).expect("present");
+        self.conv.remove(key);
+        *st.pair_targets.entry(pair.target.clone()).or_insert(0) += 1;
+        self.keys.dirty.insert(key.to_owned(), FORCE);
+        self.dirty_targets
+            .insert((key.to_owned(), pair.target.clone()), FORCE);
+        st.pairs.push_back(pair);
+    }
+
+    pub fn sweep(&mut self, cfg: &Config, now: f64) -> usize {
+        let dead = self.keys.sweep(now, Self::horizon(cfg), cfg.reeval);
+        for k in &dead {
+            self.state.remove(k);
+        }
+        let ecut = now - cfg.reeval;
+        // target keys are never in the merchant keys' pending map
+        self.evaluated_targets.retain(|_, t| *t > ecut);
+        for st in self.state.values_mut() {
+            st.expire(cfg, now);
+        }
+        dead.len()
+    }
+
+    pub fn evaluate(&mut self, cfg: &Config, now: f64, out: &mut Vec<Subject>) {
+        let state = &self.state;
+        let targets = due(
+            &mut self.dirty_targets,
+            &mut self.evaluated_targets,
+            now,
+            cfg.reeval,
+            |tk| {
+                state
+                    .get(&tk.0)
+                    .and_then(|st| st.targets.get(&tk.1))
+                    .map_or(0, |t| t.likes.len())
+            },
+        );
+        let merchants = due(
+            &mut self.keys.dirty,
+            &mut self.keys.evaluated,
+            now,
+            cfg.reeval,
+            |k| {
+                state
+                    .get(k)
+                    .map_or(0, |st| st.likes_w.len() + st.pays_w.len())
+            },
+        );
+        for key in merchants {
+            let Some(st) = self.state.get_mut(&key) else {
+                continue;
+            };
+            st.expire_windows(cfg, now);
+            if st.pairs.len() >= cfg.min_pairs {
+                let s = self.merchant_subject(cfg, &key, now);
+                out.push(s);
+            }
+        }
+        for (key, tid) in targets {
+            let Some(st) = self.state.get_mut(&key) else {
+                continue;
+            };
+            let npairs = st.pairs.len();
+            let Some(tg) = st.targets.get_mut(&tid) else {
+                continue;
+            };
+            let w = now - cfg.window;
+            while tg.likes.front().is_some_and(|l| l.ts <= w) {
+                let l = tg.likes.pop_front().expect("front");
+                tg.tally.remove(&l);
+            }
+            let n = tg.likes.len();
+            let rate = if tg.last_eval != 0.0 {
+                n as f64 * cfg.window / cfg.tick.max(now - tg.last_eval)
+            } else {
+                n as f64
+            };
+            tg.last_eval = now;
+            let base = tg.baseline;
+            tg.baseline = if base < 0.0 {
+                n as f64
+            } else {
+                0.9 * base + 0.1 * n as f64
+            };
+            if n >= cfg.min_likes || (npairs >= cfg.min_pairs && n > 0) {
+                let s = self.target_subject(cfg, &key, &tid, now, base, rate);
+                out.push(s);
+            }
+        }
+    }
+
+    /// The join's features over `pairs`, in the Python engine's order.
+    fn pair_features(cfg: &Config, pairs: &[&Pair], now: f64, x: &mut Vec<(&'static str, f64)>) {
+        let n = pairs.len();
+        let users: AHashSet<&str> = pairs.iter().map(|p| p.user.as_str()).collect();
+        let token: Vec<&Pair> = pairs
+            .iter()
+            .copied()
+            .filter(|p| p.amount <= cfg.token_amount)
+            .collect();
+        let token_users: AHashSet<&str> = token.iter().map(|p| p.user.as_str()).collect();
+        let mut amounts: AHashMap<i64, usize> = AHashMap::new();
+        for p in pairs {
+            *amounts.entry(p.amount).or_insert(0) += 1;
+        }
+        let top_amount = amounts.values().copied().max().unwrap_or(0);
+        let delays: Vec<f64> = pairs.iter().map(|p| p.delay).collect();
+        let cv = if n >= 3 {
+            let mean = fmean(&delays);
+            if mean > 0.0 {
+                pstdev(&delays) / mean
+            } else {
+                0.0
+            }
+        } else {
+            1.0
+        };
+        let tn = token.len();
+        if tn > 0 {
+            let mut tam: AHashMap<i64, usize> = AHashMap::new();
+            for p in &token {
+                *tam.entry(p.amount).or_insert(0) += 1;
+            }
+            let top = tam.values().copied().max().unwrap_or(0);
+            x.push(("token_amount_top_share", top as f64 / tn as f64));
+            let mut td: Vec<f64> = token.iter().map(|p| p.delay).collect();
+            x.push(("token_delay_median", median(&mut td)));
+        } else {
+            x.push(("token_amount_top_share", 0.0));
+            x.push(("token_delay_median", cfg.paid_delay));
+        }
+        x.push(("pairs", n as f64));
+        x.push((
+            "pair_age",
+            pairs.last().map_or(cfg.long_window, |p| now - p.ts),
+        ));
+        x.push((
+            "token_age",
+            token.last().map_or(cfg.long_window, |p| now - p.ts),
+        ));
+        x.push(("pair_users", users.len() as f64));
+        x.push(("token_users", token_users.len() as f64));
+        let w = now - cfg.window;
+        let recent: AHashSet<&str> = token
+            .iter()
+            .filter(|p| p.ts > w)
+            .map(|p| p.user.as_str())
+            .collect();
+        x.push(("token_users_w", recent.len() as f64));
+        x.push(("token_share", ratio(tn as f64, n as f64)));
+        x.push(("amount_top_share", ratio(top_amount as f64, n as f64)));
+        let dm = if delays.is_empty() {
+            cfg.paid_delay
+        } else {
+            median(&mut delays.clone())
+        };
+        x.push(("delay_median", dm));
+        x.push(("delay_cv", cv.min(3.0)));
+    }
+
+    /// Share of the merchant's token payers who then liked its content promptly
+    /// (see the rules' docs); once per merchant and tick.
+    fn token_conversion(&mut self, cfg: &Config, key: &str, now: f64) -> f64 {
+        if now != self.conv_at {
+            self.conv_at = now;
+            self.conv.clear();
+        }
+        if let Some(&c) = self.conv.get(key) {
+            return c;
+        }
+        let st = &self.state[key];
+        let liked: AHashSet<&str> = st
+            .pairs
+            .iter()
+            .filter(|p| p.amount <= cfg.token_amount)
+            .map(|p| p.user.as_str())
+            .collect();
+        let conv = if liked.is_empty() {
+            0.0
+        } else {
+            let settled = now - cfg.paid_delay;
+            let mut payers: AHashSet<&str> = st
+                .token_pays
+                .iter()
+                .filter(|p| p.0 <= settled)
+                .map(|p| p.1.as_str())
+                .collect();
+            payers.extend(liked.iter().copied());
+            liked.len() as f64 / payers.len() as f64
+        };
+        self.conv.insert(key.to_owned(), conv);
+        conv
+    }
+
+    fn merchant_subject(&mut self, cfg: &Config, key: &str, now: f64) -> Subject {
+        let mut x = Vec::with_capacity(20);
+        {
+            let st = &self.state[key];
+            let pairs: Vec<&Pair> = st.pairs.iter().collect();
+            Self::pair_features(cfg, &pairs, now, &mut x);
+        }
+        let conv = self.token_conversion(cfg, key, now);
+        x.push(("token_conversion", conv));
+        let st = &self.state[key];
+        let w = now - cfg.window;
+        let pairs_w = st.pairs.iter().filter(|p| p.ts > w).count();
+        let likes_w = st.likes_w.len();
+        let pays_w = st.pays_w.len();
+        let token_pays = st.pays_w.iter().filter(|p| p.1 <= cfg.token_amount).count();
+        x.push(("likes_w", likes_w as f64));
+        x.push(("pays_w", pays_w as f64));
+        x.push(("pairs_w", pairs_w as f64));
+        x.push(("paid_like_share", ratio(pairs_w as f64, likes_w as f64)));
+        x.push(("token_pay_share", ratio(token_pays as f64, pays_w as f64)));
+        x.push((
+            "coupon_share",
+            ratio(st.coupons.len() as f64, pays_w as f64),
+        ));
+        let start = match st.pairs.front() {
+            Some(p) => p.ts,
+            None => st.likes_w.front().copied().unwrap_or(now),
+        };
+        let get = |name: &str| x.iter().find(|(k, _)| *k == name).map_or(0.0, |(_, v)| *v);
+        let counts = vec![
+            ("likes", Count::Int(likes_w as i64)),
+            ("payments", Count::Int(pays_w as i64)),
+            ("paid_like_pairs", Count::Int(st.pairs.len() as i64)),
+            ("paying_likers", Count::Int(get("pair_users") as i64)),
+            ("token_payers", Count::Int(get("token_users") as i64)),
+        ];
+        let half = cfg.max_samples / 2;
+        let mut samples = take_samples(st.pairs.iter().rev().map(|p| &p.txid), half);
+        samples.extend(take_samples(
+            st.pairs.iter().rev().map(|p| &p.like_id),
+            half,
+        ));
+        Subject {
+            view: "merchant",
+            entity_type: "merchant",
+            entity_id: key.to_owned(),
+            shard_key: key.to_owned(),
+            features: x,
+            window_start: start,
+            counts,
+            samples,
+        }
+    }
+
+    fn target_subject(
+        &mut self,
+        cfg: &Config,
+        key: &str,
+        tid: &str,
+        now: f64,
+        base: f64,
+        rate: f64,
+    ) -> Subject {
+        let has_pairs = !self.state[key].pairs.is_empty();
+        let conv = if has_pairs {
+            self.token_conversion(cfg, key, now)
+        } else {
+            0.0
+        };
+        let st = &self.state[key];
+        let tg = &st.targets[tid];
+        let likes = &tg.likes;
+        let n = likes.len();
+        let t = &tg.tally;
+        let nu = t.users.len();
+        let fresh = t.fresh;
+        // likers on addresses that carry three or more of this target's likers
+        let mut clustered: AHashSet<&str> = AHashSet::new();
+        for (_, users) in t.ips.values() {
+            if users.len() >= 3 {
+                clustered.extend(users.keys().map(String::as_str));
+            }
+        }
+        let clustered = clustered.len();
+        let mut x = Vec::with_capacity(26);
+        let pairs: Vec<&Pair> = if st.pair_targets.contains_key(tid) {
+            st.pairs.iter().filter(|p| p.target == tid).collect()
+        } else {
+            Vec::new()
+        };
+        Self::pair_features(cfg, &pairs, now, &mut x);
+        x.push(("token_conversion", conv));
+        let nf = n as f64;
+        x.push(("likes", nf));
+        x.push(("users", nu as f64));
+        x.push(("fresh", fresh as f64));
+        x.push(("fresh_share", ratio(fresh as f64, nf)));
+        // per address, among the likers whose likes carried one
+        let (ndev, nips) = (t.devices.len(), t.ips.len());
+        x.push((
+            "users_per_device",
+            if ndev == 0 {
+                1.0
+            } else {
+                ratio(t.dev_users.len() as f64, ndev as f64)
+            },
+        ));
+        let top_ip = t.ips.values().map(|(c, _)| *c).max();
+        x.push(("top_ip_share", top_ip.map_or(0.0, |m| ratio(m as f64, nf))));
+        x.push((
+            "users_per_ip",
+            if nips == 0 {
+                1.0
+            } else {
+                ratio(t.addr_users.len() as f64, nips as f64)
+            },
+        ));
+        x.push(("ip_clustered", clustered as f64));
+        x.push(("ip_clustered_share", ratio(clustered as f64, nu as f64)));
+        // likers who paid the merchant a real amount just before: its customers
+        x.push(("buyer_share", ratio(t.buyers.len() as f64, nu as f64)));
+        x.push((
+            "velocity_ratio",
+            if base >= 0.0 {
+                ratio(nf, base.max(1.0))
+            } else {
+                1.0
+            },
+        ));
+        x.push(("rate", rate));
+        let first = likes.front().map_or(now, |l| l.ts);
+        let start = match pairs.first() {
+            Some(p) => first.min(p.ts),
+            None => first,
+        };
+        let counts = vec![
+            ("likes", Count::Int(n as i64)),
+            ("likers", Count::Int(nu as i64)),
+            ("fresh_likers", Count::Int(fresh as i64)),
+            ("devices", Count::Int(ndev as i64)),
+            ("paid_like_pairs", Count::Int(pairs.len() as i64)),
+            ("merchant", Count::Str(key.to_owned())),
+        ];
+        let samples = take_samples(likes.iter().rev().map(|l| &l.like_id), cfg.max_samples);
+        Subject {
+            view: "merchant",
+            entity_type: "target",
+            entity_id: tid.to_owned(),
+            shard_key: key.to_owned(),
+            features: x,
+            window_start: start,
+            counts,
+            samples,
+        }
+    }
+}
+
+impl Default for MerchantView {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -45,6 +45,8 @@ class Core:
     remembered: int
     #: events dropped as duplicates
     duplicates: int
+    #: ticks evaluated so far (idle stretches of event time are jumped)
+    ticks_run: int
     views: list[str]
     def __init__(self, config: EngineConfig, views: Sequence[str]) -> None: ...
     def process(self, event: Payment | Like | CoLike, source: str | None = None) -> bool:

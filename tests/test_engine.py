@@ -529,3 +529,18 @@ def test_accounts_taking_turns_on_a_device_for_one_merchant_alert(drip: bool) ->
     found = _run_rules(events)
     assert (("device_farm@1", "device", "tablet") in found) is drip, found
 
+
+def test_an_event_dated_1970_does_not_make_the_engine_walk_to_now(recording: Path) -> None:
+    """A like dated 1970 in front of a recording: the engine walks its ticks
+    only while that like's state lives (its longest horizon), then jumps the
+    idle decades; the recording's alerts are the same as without it."""
+    events = _events(recording)
+    whole = _run(Engine(), events)
+    eng = Engine()
+    old = Like("l-1970", "u-1970", "post:1970", "m-1970", 1.0, device="d-1970")
+    ids = _run(eng, [old, *events])
+    assert whole and ids == whole
+    span = events[-1].ts - events[0].ts
+    walked = eng.cfg.long_window + span  # the 1970 state's horizon, then the recording
+    # 56 years of 5 s ticks would be 354 million
+    assert eng.core.ticks_run <= walked / eng.cfg.tick + 2 * eng.cfg.window / eng.cfg.tick

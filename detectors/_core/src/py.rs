@@ -343,6 +343,12 @@ impl Core {
         self.inner.stats.duplicates
     }
 
+    /// Ticks evaluated so far (idle stretches of event time are jumped).
+    #[getter]
+    fn ticks_run(&self) -> u64 {
+        self.inner.ticks_run
+    }
+
     /// Events buffered for reordering.
     #[getter]
     fn buffered(&self) -> usize {

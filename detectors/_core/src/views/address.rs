@@ -79,6 +79,11 @@ impl AddressView {
         }
     }
 
+    /// No state and no pending key: evaluating or sweeping changes nothing.
+    pub fn is_idle(&self) -> bool {
+        self.state.is_empty() && self.keys.dirty.is_empty()
+    }
+
     /// (keys held, window items held)
     pub fn size(&self) -> (usize, usize) {
         (

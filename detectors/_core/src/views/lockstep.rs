@@ -46,6 +46,13 @@ impl LockstepView {
         }
     }
 
+    /// No state, no pending key and no like in the shards' windows.
+    pub fn is_idle(&self) -> bool {
+        self.state.is_empty()
+            && self.keys.dirty.is_empty()
+            && self.recent.values().all(|d| d.is_empty())
+    }
+
     /// (keys held, window items held)
     pub fn size(&self) -> (usize, usize) {
         (

@@ -241,6 +241,11 @@ impl MerchantView {
         cfg.long_window.max(cfg.join_window).max(cfg.window)
     }
 
+    /// No state and no pending key: evaluating or sweeping changes nothing.
+    pub fn is_idle(&self) -> bool {
+        self.state.is_empty() && self.keys.dirty.is_empty() && self.dirty_targets.is_empty()
+    }
+
     /// (keys held, window items held)
     pub fn size(&self) -> (usize, usize) {
         (

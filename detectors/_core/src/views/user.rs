@@ -24,6 +24,11 @@ impl UserView {
         }
     }
 
+    /// No state: sweeping changes nothing.
+    pub fn is_idle(&self) -> bool {
+        self.state.is_empty()
+    }
+
     /// (keys held, window items held)
     pub fn size(&self) -> (usize, usize) {
         (self.state.len(), self.state.values().map(Vec::len).sum())

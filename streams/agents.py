@@ -50,7 +50,7 @@ records each), sent straight with the app's producer (``app.producer.send``)
 rather than through Faust's channel layer. A view agent processes a bundle's
 events in order, as one record: its offset is the unit of the checkpoints
 below. Measured on one worker catching up a 312,552-event backlog
-(``tests/bench/bench_worker.py``, README "Throughput"): 4,979 input events/s
+(``tests/bench/bench_worker.py``, docs/performance.md "Throughput"): 4,979 input events/s
 with every event processed, where the worker before bundles, the consumer's
 fetch wait (:mod:`streams.app`) and spaced checkpoints ran at 1,643 while it
 dropped most view deliveries as late.

@@ -15,11 +15,11 @@ payment kiosks, offices whose staff like their employer's new post, UTC and
 +08:00 times, IPv6, unlikes, refunds and deliberately bad records. Seeds 1-4
 of othergen, 1-3 of othergen2 and 1-4 of othergen3 were used for diagnosis
 and tuning (othergen2's seed 3 and othergen3's seeds 3 and 4 after they were
-first run as held-out seeds, see the README); the seeds here are held out.
+first run as held-out seeds, see docs/quality.md); the seeds here are held out.
 Each run is two hours (~250,000-300,000 records).
 
 othergen3 has two honest look-alikes likeguard still flags, named here and
-in the README ("A fourth generator: othergen3") rather than hidden: live gifting (tips of
+in docs/quality.md ("A fourth generator: othergen3") rather than hidden: live gifting (tips of
 10 fen and 1 CNY, each followed by a like within seconds, look like a paid
 task's first workers) and the employer's post liked by half an office within
 minutes (the post alone looks like an IP farm's target; the office's IP,
@@ -125,7 +125,7 @@ def test_independent_traffic_is_what_it_says(run: Run) -> None:
 def test_every_campaign_found_and_no_benign_event_flagged(run: Run) -> None:
     ev = run.ev
     missed = [(c.id, c.kind) for c in run.labels.campaigns if c.id in ev.missed]
-    # the blind spot (README, "A third generator: othergen2") may be missed,
+    # the blind spot (docs/quality.md, "A third generator: othergen2") may be missed,
     # nothing else; then F1 cannot reach 0.95 and precision is asserted instead
     assert set(ev.missed) <= run.blind, f"missed: {missed}"
     known = KNOWN_LOOKALIKES.get(run.gen, {})

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import parsing
-from detectors.events import format_time, parse_time
+from detectors._core import parse_fast
+from detectors.events import Like, Payment, format_time, parse_time
 from detectors.parsing import (
     _IP_PLAIN,
     REASONS,
@@ -375,3 +376,299 @@ def _ip_valid(value: str) -> bool:
 @given(st.ip_addresses(v=4).map(str) | st.ip_addresses(v=6).map(lambda a: a.exploded))
 def test_plain_ip_pattern_covers_common_forms(value: str) -> None:
     assert _IP_PLAIN.fullmatch(value) is not None
+
+
+# -- the core's parse fast path (``detectors._core.parse_fast``) against the checked path -----------
+#
+# ``likeguard replay`` parses values in the compiled core (detectors/_core/src/parse.rs), which
+# returns an event or ``None`` to leave the value to the checked path. Whatever the core accepts,
+# the checked path must accept with an equal event (payments: on the fields the engine reads; the
+# core leaves currency, out_trade_no and appid at their defaults), and canonical values must take
+# the core's path, with times equal to ``parse_time``'s exactly.
+
+
+
+def _engine_fields(ev: Like | Payment) -> object:
+    if isinstance(ev, Payment):
+        return ("payment", ev.transaction_id, ev.mchid, ev.openid, ev.amount, ev.ts, ev.ip, ev.device)
+    return ev
+
+
+def _core_event(kind: str, raw: bytes | str) -> Like | Payment | None:
+    """``parse_fast(kind, raw)``, having checked that the checked path accepts anything it accepts
+    and builds an equal event; ``None`` where it leaves ``raw`` to the checked path (text with lone
+    surrogates, which the core cannot take, included)."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # the core takes text only
+    try:
+        ev = parse_fast(kind, raw)
+    except UnicodeEncodeError:
+        return None
+    if ev is None:
+        return None
+    checked = _parse_like_checked if kind == "like" else _parse_payment_checked
+    try:
+        ref = checked(raw)
+    except BadRecord as exc:
+        pytest.fail(f"parse_fast accepted {raw!r}, which the checked path rejects: {exc}")
+    assert ref is not None, f"parse_fast accepted a payment the checked path skips: {raw!r}"
+    assert type(ev) is type(ref) and type(ev.ts) is float, raw
+    assert _engine_fields(ev) == _engine_fields(ref), raw
+    return ev
+
+
+def _days_in_month(y: int, mo: int) -> int:
+    if mo == 2:
+        return 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28
+    return 30 if mo in (4, 6, 9, 11) else 31
+
+
+_LEAP_YEARS = [y for y in range(1972, 2101, 4) if y != 2100]
+_NON_LEAP_YEARS = [1970, 1971, 1900, 2023, 2026, 2099, 2100]
+
+
+@st.composite
+def _time_parts(draw: st.DrawFn) -> dict[str, Any]:
+    """The parts of a valid time of the core's form: 1970-2100 (leap days often), 0-6 fractional
+    digits, ``Z`` or a ``±HH:MM`` offset."""
+    if draw(st.integers(0, 5)) == 0:
+        y, mo, d = draw(st.sampled_from(_LEAP_YEARS)), 2, 29
+    else:
+        y, mo = draw(st.integers(1970, 2100)), draw(st.integers(1, 12))
+        d = draw(st.integers(1, _days_in_month(y, mo)))
+    digits = draw(st.text("0123456789", max_size=6))
+    tz = draw(st.just("Z") | st.builds("{}{:02d}:{:02d}".format, st.sampled_from("+-"),
+                                       st.integers(0, 23), st.integers(0, 59)))
+    return {"y": y, "mo": mo, "d": d, "sep": "T", "h": draw(st.integers(0, 23)),
+            "mi": draw(st.integers(0, 59)), "s": draw(st.integers(0, 59)),
+            "frac": "." + digits if digits else "", "tz": tz}
+
+
+def _fmt_time(p: dict[str, Any]) -> str:
+    return f"{p['y']:04d}-{p['mo']:02d}-{p['d']:02d}{p['sep']}{p['h']:02d}:{p['mi']:02d}:{p['s']:02d}" \
+        f"{p['frac']}{p['tz']}"
+
+
+canonical_times = _time_parts().map(_fmt_time)
+_time_damages = st.one_of(  # the common slips first, one branch each
+    st.just({"h": 24}), st.just({"tz": "z"}), st.just({"tz": ""}),
+    st.sampled_from([{"h": 24}, {"mi": 60}, {"s": 60}, {"mo": 0}, {"mo": 13}, {"d": 0}, {"d": 32},
+                     {"mo": 2, "d": 30}, {"mo": 4, "d": 31}, {"y": 0}, {"frac": "."},
+                     {"frac": ",5"}, {"tz": ""}, {"tz": "z"}, {"tz": "+0800"}, {"tz": "+08"},
+                     {"tz": "+24:00"}, {"tz": "-08:60"}, {"tz": "+08:00:30"}, {"tz": "+8:00"},
+                     {"tz": " Z"}, {"tz": "Z "}, {"tz": "UTC"}, {"tz": "-00:00"}, {"sep": "t"},
+                     {"sep": " "}, {"sep": "_"}]),
+    st.builds(lambda y: {"y": y, "mo": 2, "d": 29}, st.sampled_from(_NON_LEAP_YEARS)),
+    st.builds(lambda y: {"y": y}, st.integers(10000, 99999)),
+    st.text("0123456789", min_size=7, max_size=9).map(lambda ds: {"frac": "." + ds}),
+)
+
+
+@st.composite
+def damaged_times(draw: st.DrawFn) -> str:
+    """A valid time with one or two parts broken (or written in a form only the checked path
+    reads), maybe a digit made non-ASCII or whitespace added."""
+    parts = draw(_time_parts())
+    for _ in range(1 + (draw(st.integers(0, 3)) == 0)):
+        parts.update(draw(_time_damages))
+    t = _fmt_time(parts)
+    op = draw(st.integers(0, 9))
+    if op == 0:
+        i = draw(st.sampled_from([i for i, c in enumerate(t) if c.isdigit()]))
+        t = t[:i] + draw(st.sampled_from(["٣", "３", "߃"])) + t[i + 1:]
+    elif op == 1:
+        t = draw(st.sampled_from([" ", "\n", "\ufeff"])) + t
+    elif op == 2:
+        t = t[:draw(st.integers(0, len(t) - 1))]
+    return t
+
+
+canonical_ips = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: a.exploded),
+    st.ip_addresses(v=6).map(lambda a: a.exploded.upper()),
+    st.ip_addresses(v=6).map(lambda a: ":".join(f"{int(h, 16):x}" for h in a.exploded.split(":"))),
+)
+_ip_damages: list[Callable[[str], str]] = [
+    lambda s: s + " ", lambda s: " " + s, lambda s: s + "\n", lambda s: s + "%eth0",
+    lambda s: s + "/32", lambda s: s[:-1], lambda s: s + ":0", lambda s: s + ".0", lambda s: "0" + s,
+    lambda s: "1" + s, lambda s: s.replace(".", ".0", 1), lambda s: s.replace(":", "::", 1),
+    lambda s: s.replace("1", "١"), lambda s: s.replace(".", "。"), lambda s: s + "0",
+]
+damaged_ips = st.one_of(
+    st.builds(lambda s, f: f(s), canonical_ips, st.sampled_from(_ip_damages)),
+    st.ip_addresses(v=6).map(str),  # compressed: valid, the checked path's to read
+    st.ip_addresses(v=4).map(lambda a: ".".join(f"{int(p):03d}" for p in str(a).split("."))),
+    odd_ips,
+)
+surrogate_texts = st.sampled_from(["\ud800", "a\udfff", "\ud83d", "\ude00\ud83d", "l-\udc80"])
+bad_strings = st.one_of(
+    st.sampled_from(["", None, ..., 0, 1.5, True, [], {}, ["x"], {"x": "y"}]), surrogate_texts,
+    raw_tokens, json_values,
+)
+bad_totals = st.one_of(
+    st.sampled_from([0, -1, None, ..., True, False, "1", [1], {"total": 1}]),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([b"1.0", b"1e0", b"1E2", b"0.5", b"-0", b"1.5e3", str(2**63).encode(),
+                     str(2**64).encode(), str(-(2**63) - 1).encode(), str(2**63 - 1).encode(),
+                     b"1" + b"0" * 30, b"01", b"+1", b"0x10"]).map(RawJSON),
+)
+_nested_dupes = {
+    "payer": [b'{"openid":"o1","openid":"o2"}', b'{"openid":"","openid":"o2"}',
+              b'{"openid":"o1","openid":null}'],
+    "amount": [b'{"total":0,"total":1}', b'{"total":1,"total":1}',
+               b'{"total":1,"currency":1,"currency":"CNY"}'],
+    "scene_info": [b'{"device_id":"d","device_id":null}', b'{"device_id":"d","device_id":"e"}'],
+}
+damage_by_field: dict[str, st.SearchStrategy[Any]] = {
+    "ts": damaged_times(), "user_created": damaged_times(), "success_time": damaged_times(),
+    "client_ip": damaged_ips, "payer_client_ip": damaged_ips,
+    "action": st.sampled_from(["", "love", "LIKE", "Like", "unlike ", " like", "like\u0000"]),
+    "trade_state": st.sampled_from(["", "REFUND", "success", "SUCCESS ", "CLOSED", "ＳＵＣＣＥＳＳ"]),
+    "amount.total": bad_totals,
+    **{f: st.sampled_from(vs).map(RawJSON) | st.sampled_from(["o", 1, [], {}, None, ...])
+       for f, vs in _nested_dupes.items()},
+}
+_UNKNOWN = ["extra", "Like_id", "ts ", "TS", "promotion_detail", "user_openid\u0000"]
+CANON_LIKE_FIELDS = {**LIKE_FIELDS, "ts": canonical_times}
+CANON_LIKE_OPTIONAL = {
+    "action": st.sampled_from(["like", "unlike", "", None]),
+    "client_ip": canonical_ips | st.sampled_from(["", None]),
+    "device_id": good_texts | st.sampled_from(["", None]), "user_created": canonical_times | st.none(),
+}
+CANON_PAYMENT_FIELDS = {**PAYMENT_FIELDS, "success_time": canonical_times}
+CANON_PAYMENT_OPTIONAL = {
+    **PAYMENT_OPTIONAL, "payer_client_ip": canonical_ips | st.sampled_from(["", None]),
+    "bank_type": good_texts, "attach": good_texts | st.none(),
+    "scene_info": st.fixed_dictionaries({}, optional={"device_id": good_texts | st.sampled_from(["", None])}),
+}
+_escape_masks = st.just(0) | st.integers(0, 0xFFFF)
+
+
+def _json_str(s: str, mask: int) -> str:
+    """``s`` as a JSON string, the characters picked by ``mask`` (bit ``i % 16`` for the i-th) as
+    ``\\u`` escapes (astral ones as surrogate pairs, lone surrogates as they are)."""
+    out = []
+    for i, ch in enumerate(s):
+        c = ord(ch)
+        if not (mask >> (i % 16)) & 1 and ch not in '"\\' and c >= 0x20:
+            out.append(ch)
+        elif c > 0xFFFF:
+            c -= 0x10000
+            out.append(f"\\u{0xD800 | c >> 10:04x}\\u{0xDC00 | c & 0x3FF:04X}")
+        else:
+            out.append(f"\\u{c:04x}" if i % 2 else f"\\u{c:04X}")
+    return '"' + "".join(out) + '"'
+
+
+def _json_text(value: Any, mask: int, sep: str = ",") -> str:
+    """``value`` as JSON text: :class:`RawJSON` verbatim, ``...`` members left out, strings and keys
+    escaped as ``mask`` says."""
+    if isinstance(value, RawJSON):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, dict):
+        return "{" + sep.join(f"{_json_str(k, mask)}:{_json_text(v, mask, sep)}"
+                              for k, v in value.items() if v is not ...) + "}"
+    if isinstance(value, list):
+        return "[" + sep.join(_json_text(v, mask, sep) for v in value) + "]"
+    if isinstance(value, str):
+        return _json_str(value, mask)
+    return json.dumps(value)
+
+
+@st.composite
+def canonical_values(draw: st.DrawFn, kind: str) -> tuple[str, dict[str, Any]]:
+    """A valid value in the forms the core reads, as JSON text, with the record it encodes."""
+    like = kind == "like"
+    doc = draw(st.fixed_dictionaries(CANON_LIKE_FIELDS if like else CANON_PAYMENT_FIELDS,
+                                     optional=CANON_LIKE_OPTIONAL if like else CANON_PAYMENT_OPTIONAL))
+    text = _json_text(doc, draw(_escape_masks), draw(st.sampled_from([",", ", ", " ,\n", ",\t"])))
+    return draw(st.sampled_from(["", " ", "\n"])) + text + draw(st.sampled_from(["", " ", "\r\n"])), doc
+
+
+@st.composite
+def damaged_values(draw: st.DrawFn, kind: str) -> str:
+    """A canonical value with one or two fields damaged (a broken time or address, a bad total or
+    action, a wrong type, an empty or absent string, lone surrogates, an unknown field, a duplicate
+    key, nested too), maybe a duplicate top-level key, as JSON text with ``\\u`` escapes here and
+    there."""
+    like = kind == "like"
+    doc: dict[str, Any] = dict(draw(st.fixed_dictionaries(
+        CANON_LIKE_FIELDS if like else CANON_PAYMENT_FIELDS,
+        optional=CANON_LIKE_OPTIONAL if like else CANON_PAYMENT_OPTIONAL)))
+    paths = [*(LIKE_PATHS if like else PAYMENT_PATHS), *_UNKNOWN]
+    targeted = [p for p in paths if p in damage_by_field]
+    times = ["ts", "user_created"] if like else ["success_time"]
+    for _ in range(1 + (draw(st.integers(0, 3)) == 0)):  # mostly one, so that the rest is valid
+        path = draw(st.sampled_from(times) | st.sampled_from(targeted) | st.sampled_from(paths))
+        field = damage_by_field.get(path)
+        value = draw(field if field is not None else bad_strings)
+        head, _, leaf = path.rpartition(".")
+        target = doc
+        if head:
+            if not isinstance(doc.get(head), dict):
+                doc[head] = {}
+            target = doc[head] = dict(doc[head])
+        target[leaf] = value
+    items = [(k, v) for k, v in doc.items() if v is not ...]
+    if items and draw(st.integers(0, 3)) == 0:  # a duplicate key, maybe with the same value
+        key = draw(st.sampled_from([k for k, _ in items]))
+        dupe = draw(st.just(doc[key]) | damage_by_field.get(key, bad_strings) | bad_strings)
+        items.insert(draw(st.integers(0, len(items))), (key, dupe))
+    mask = draw(_escape_masks)
+    return "{" + ",".join(f"{_json_str(k, mask)}:{_json_text(v, mask)}" for k, v in items
+                          if v is not ...) + "}"
+
+
+@settings(max_examples=300, deadline=None)
+@pytest.mark.parametrize("kind", ["like", "payment"])
+@given(data=st.data())
+def test_core_parse_fast_takes_canonical_values(kind: str, data: st.DataObject) -> None:
+    raw, doc = data.draw(canonical_values(kind))
+    ev = _core_event(kind, raw)
+    assert ev is not None, f"parse_fast left a canonical value to the checked path: {raw!r}"
+    if isinstance(ev, Like):
+        assert ev.ts == parse_time(doc["ts"])
+        created = doc.get("user_created")
+        assert ev.user_created == (None if created is None else parse_time(created))
+    else:
+        assert ev.ts == parse_time(doc["success_time"])
+
+
+@settings(max_examples=300, deadline=None)
+@pytest.mark.parametrize("kind", ["like", "payment"])
+@given(data=st.data())
+def test_core_parse_fast_accepts_only_what_checked_accepts(kind: str, data: st.DataObject) -> None:
+    raw = data.draw(raw_values(kind) if data.draw(st.integers(0, 3)) == 0 else damaged_values(kind))
+    _core_event(kind, raw)
+
+
+@pytest.mark.parametrize("raw", [
+    like_json(ts="2026-11-24T24:00:00Z"), like_json(ts="2023-02-29T00:00:00Z"),
+    like_json(ts="2100-02-29T00:00:00Z"), like_json(ts="2026-11-24T12:00:05.1234567Z"),
+    like_json(ts="2026-11-24T12:00:05z"), like_json(ts="2026-11-24T12:00:05"),
+    like_json(ts="2026-11-24T12:00:05+24:00"), like_json(user_created="2026-11-24T12:00:60Z"),
+    like_json(client_ip="010.0.0.1"), like_json(client_ip="256.0.0.1"),
+    like_json(client_ip="2001:db8:0:0:0:0:0:1:2"), like_json(client_ip="2001:db8:0:0:0:0:0:12345"),
+    like_json(target_id=""), like_json(target_id=1), like_json(action="love"), like_json(x=1),
+    like_json().replace(b'"l-1"', b'"\\ud800"'), like_json().decode().replace("l-1", "l-\ud800"),
+    _with(like_json(), b'"like_id":"l-2"'), _with(like_json(), b'"like_id":null'),
+    payment_json(amount={"total": 0}), payment_json(amount={"total": 7}).replace(b"7", b"1.0"),
+    payment_json(amount={"total": 7}).replace(b"7", str(2**63).encode()),
+    payment_json(payer={"openid": ""}), payment_json(payer={"openid": "o", "x": 1}),
+    payment_json(trade_state="REFUND"), payment_json(success_time="2026-11-24T12:00:05.5+0800"),
+    payment_json(payer_client_ip="1.2.3.4 "), _with(payment_json(), b'"mchid":"m2"'),
+])
+def test_core_parse_fast_declines_damaged_edge_cases(raw: bytes | str) -> None:
+    for kind in ("like", "payment"):
+        _core_event(kind, raw)
+    text = raw if isinstance(raw, str) else raw.decode()
+    kind = "like" if "like_id" in text else "payment"
+    if "\ud800" in text:
+        with pytest.raises(UnicodeEncodeError):
+            parse_fast(kind, text)
+    else:
+        assert parse_fast(kind, text) is None, text

@@ -13,7 +13,10 @@ KAFKA   := deploy/kafka/kafka.sh
 # rustup installs cargo here; a login shell may not have it on PATH
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all setup test test-unit test-core lint bench demo demo-offline clean system-deps kafka-jars rust
+.PHONY: help all setup test test-unit test-core lint bench demo demo-offline clean system-deps kafka-jars rust
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
 
 all: test
 
@@ -33,7 +36,7 @@ $(CORE_STAMP): $(STAMP) $(CORE_SRC) | rust
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(CORE_STAMP)
 
-setup: $(STAMP) $(CORE_STAMP)
+setup: $(STAMP) $(CORE_STAMP) ## virtualenv, Python packages and the compiled core
 
 # Debian packages the tests use as real, independent parts.
 system-deps:
@@ -50,31 +53,31 @@ system-deps:
 kafka-jars: system-deps
 	bash $(KAFKA) fetch
 
-lint: setup
+lint: setup ## ruff, cargo fmt --check, cargo clippy
 	$(BIN)/ruff check detectors streams tests
 	cd $(CORE) && cargo fmt --check && PYO3_PYTHON=$(abspath $(BIN))/python cargo clippy -q --all-targets -- -D warnings
 
 # the core's own unit tests (without the Python extension feature)
-test-core: rust
+test-core: rust ## the core's Rust unit tests
 	cd $(CORE) && cargo test -q --no-default-features
 
-test: setup system-deps kafka-jars lint test-core
+test: setup system-deps kafka-jars lint test-core ## every test (starts a real broker and Prometheus)
 	$(BIN)/python -m pytest -q
 
-test-unit: setup
+test-unit: setup ## the tests that need no broker
 	$(BIN)/python -m pytest -q -m "not kafka"
 
-bench: setup kafka-jars
+bench: setup kafka-jars ## the replay and worker benchmarks (figures in out/)
 	$(BIN)/python tests/bench/bench_replay.py
 	$(BIN)/python tests/bench/bench_worker.py
 
-demo: setup system-deps kafka-jars
+demo: setup system-deps kafka-jars ## the product: broker, worker, simulated traffic, live alerts
 	$(BIN)/python -m streams.demo
 
-demo-offline: setup
+demo-offline: setup ## simulate, replay and evaluate one hour offline
 	$(BIN)/likeguard simulate out/demo.jsonl.gz --labels out/demo.labels.json --seed 7 --duration 3600
 	$(BIN)/likeguard replay out/demo.jsonl.gz --alerts-out out/demo.alerts.jsonl
 	$(BIN)/likeguard evaluate --labels out/demo.labels.json --alerts out/demo.alerts.jsonl --report out/demo.report.html
 
-clean:
+clean: ## remove the virtualenv, caches, build output
 	rm -rf $(VENV) .cache out *.egg-info $(CORE)/target detectors/_core.*.so

@@ -244,6 +244,17 @@ def _dump(value: Any, ascii_only: bool) -> str:
     return json.dumps(value, ensure_ascii=ascii_only)
 
 
+def _set_path(doc: dict[str, Any], path: str, value: object) -> None:
+    """Set ``doc[a][b]`` for ``path`` ``"a.b"`` (or ``doc[a]``), copying the sub-object."""
+    head, _, leaf = path.rpartition(".")
+    target = doc
+    if head:
+        if not isinstance(doc.get(head), dict):
+            doc[head] = {}
+        target = doc[head] = dict(doc[head])
+    target[leaf] = value
+
+
 @st.composite
 def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
     """JSON text of a record: a valid one, then up to three mutations (a field absent, null,
@@ -256,13 +267,7 @@ def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.sampled_from(LIKE_PATHS if like else PAYMENT_PATHS))
         value = draw(odd_by_field.get(path, odd_values) | odd_values)
-        head, _, leaf = path.rpartition(".")
-        target = doc
-        if head:
-            if not isinstance(doc.get(head), dict):
-                doc[head] = {}
-            target = doc[head] = dict(doc[head])
-        target[leaf] = value
+        _set_path(doc, path, value)
     items = [(k, v) for k, v in doc.items() if v is not ...]
     if items and draw(st.booleans()):  # a duplicate key: the last one wins
         key = draw(st.sampled_from([k for k, _ in items]))
@@ -606,13 +611,7 @@ def damaged_values(draw: st.DrawFn, kind: str) -> str:
         path = draw(st.sampled_from(times) | st.sampled_from(targeted) | st.sampled_from(paths))
         field = damage_by_field.get(path)
         value = draw(field if field is not None else bad_strings)
-        head, _, leaf = path.rpartition(".")
-        target = doc
-        if head:
-            if not isinstance(doc.get(head), dict):
-                doc[head] = {}
-            target = doc[head] = dict(doc[head])
-        target[leaf] = value
+        _set_path(doc, path, value)
     items = [(k, v) for k, v in doc.items() if v is not ...]
     if items and draw(st.integers(0, 3)) == 0:  # a duplicate key, maybe with the same value
         key = draw(st.sampled_from([k for k, _ in items]))

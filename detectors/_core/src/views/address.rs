@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use ahash::{AHashMap, AHashSet};
 use serde::{Deserialize, Serialize};
 
-use super::{bump, due, uncount, Keys};
+use super::{bump, uncount, Keys};
 use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::subject::{ratio, take_samples, Count, Subject};
@@ -162,13 +162,9 @@ impl AddressView {
         let cut = now - self.horizon(cfg);
         let need = self.need(cfg);
         let state = &self.state;
-        let keys = due(
-            &mut self.keys.dirty,
-            &mut self.keys.evaluated,
-            now,
-            cfg.reeval,
-            |k| state.get(k).map_or(0, |s| s.items.len()),
-        );
+        let keys = self.keys.take_due(now, cfg.reeval, |k| {
+            state.get(k).map_or(0, |s| s.items.len())
+        });
         for key in keys {
             let Some(st) = self.state.get_mut(&key) else {
                 continue;

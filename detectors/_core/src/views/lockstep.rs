@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::{bump, due, uncount, Keys};
+use super::{bump, uncount, Keys};
 use crate::config::Config;
 use crate::event::CoLike;
 use crate::murmur::kafka_partition;
@@ -126,13 +126,9 @@ impl LockstepView {
             }
         }
         let state = &self.state;
-        let keys = due(
-            &mut self.keys.dirty,
-            &mut self.keys.evaluated,
-            now,
-            cfg.reeval,
-            |k| state.get(k).map_or(0, |r| r.items.len()),
-        );
+        let keys = self.keys.take_due(now, cfg.reeval, |k| {
+            state.get(k).map_or(0, |r| r.items.len())
+        });
         let empty = AHashMap::new();
         for key in keys {
             let Some(st) = self.state.get_mut(&key) else {

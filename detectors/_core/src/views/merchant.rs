@@ -440,17 +440,11 @@ impl MerchantView {
                     .map_or(0, |t| t.likes.len())
             },
         );
-        let merchants = due(
-            &mut self.keys.dirty,
-            &mut self.keys.evaluated,
-            now,
-            cfg.reeval,
-            |k| {
-                state
-                    .get(k)
-                    .map_or(0, |st| st.likes_w.len() + st.pays_w.len())
-            },
-        );
+        let merchants = self.keys.take_due(now, cfg.reeval, |k| {
+            state
+                .get(k)
+                .map_or(0, |st| st.likes_w.len() + st.pays_w.len())
+        });
         for key in merchants {
             let Some(st) = self.state.get_mut(&key) else {
                 continue;

@@ -39,6 +39,16 @@ impl Keys {
         }
     }
 
+    /// Pop and return, sorted, the pending keys due at `now` (see [`due`]).
+    pub fn take_due(
+        &mut self,
+        now: f64,
+        reeval: f64,
+        size: impl Fn(&String) -> usize,
+    ) -> Vec<String> {
+        due(&mut self.dirty, &mut self.evaluated, now, reeval, size)
+    }
+
     /// Forget keys without an event inside `horizon`; returns them.
     pub fn sweep(&mut self, now: f64, horizon: f64, reeval: f64) -> Vec<String> {
         let cutoff = now - horizon;

@@ -33,7 +33,7 @@ class EngineConfig:
 
     grace: float = 10.0  #: out-of-order tolerance before an event is late
     #: how far one input partition may lag the newest before the watermark stops
-    #: waiting for it (0: one global watermark; see windows.Reorderer)
+    #: waiting for it (0: one global watermark; see docs/event-time.md)
     max_skew: float = 60.0
     tick: float = 5.0  #: how often keys touched since the last tick are evaluated
     window: float = 300.0  #: sliding window of burst features

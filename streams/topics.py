@@ -14,7 +14,7 @@ topic                  key                        value
 
 Repartitioning. Every valid input event is sent once to each view that takes
 it (:func:`detectors.engine.route_keys`), to an explicit partition:
-:func:`detectors.windows.kafka_partition` of that view's key,
+:func:`detectors.partitioning.kafka_partition` of that view's key,
 which is what Kafka's default partitioner would pick and what the engine
 uses to shard its models. Payments and likes of one merchant therefore meet
 in one partition of the merchant view topic (the payment->like join is

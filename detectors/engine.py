@@ -118,9 +118,7 @@ class Engine:
         unknown = views - set(ALL_VIEWS)
         if unknown:
             raise ValueError(f"unknown views: {sorted(unknown)}")
-        names = [v for v in ALL_VIEWS if v in views]
-        self.view_names: tuple[str, ...] = tuple(names)
-        self.core = core if core is not None else Core(cfg, names)
+        self.core = core if core is not None else Core(cfg, [v for v in ALL_VIEWS if v in views])
         self.rules: dict[tuple[str, str], list[Detector]] = {}
         for r in RULES:
             if r.view in views:
@@ -185,14 +183,14 @@ class Engine:
         with it the watermark follows the slowest source, so a consumer's
         interleaving of partitions does not make events late.
         """
-        if self.core.process(event, None if source is None else self._source(source)):
+        if self.core.process(event, self._source(source)):
             return self.drain()
         return []
 
     def process_many(self, events: Sequence[Payment | Like | CoLike],
                      sources: Sequence[Hashable]) -> list[Alert]:
         """Take a batch of events (each from the source at the same index)."""
-        names = [None if s is None else self._source(s) for s in sources]
+        names = [self._source(s) for s in sources]
         if self.core.process_many(list(events), names):
             return self.drain()
         return []
@@ -309,7 +307,7 @@ class Engine:
         """Serialise the whole engine: a header (``LGENGINE``, the state
         version, settings and counters as JSON), the core's state in its own
         versioned data format, then the River models and the suppressor."""
-        header = orjson.dumps({"config": self.cfg.to_dict(), "views": list(self.view_names),
+        header = orjson.dumps({"config": self.cfg.to_dict(), "views": self.core.views,
                                "counts": self.counts})
         core = self.core.snapshot()
         rest = pickle.dumps((self.models, self.suppressor), protocol=pickle.HIGHEST_PROTOCOL)

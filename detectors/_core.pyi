@@ -28,8 +28,22 @@ class Subject:
     features: dict[str, float]
     window_start: float
     counts: dict[str, Any]
+    #: index of the strongest rule of this view and entity type (among those
+    #: given to :meth:`Core.set_rules`), ``None`` when none scores above 0
+    rule: int | None
+    #: that rule's score (0.0 when none)
+    rule_score: float
     def samples(self) -> list[str]:
         """Sample ids behind the evidence, newest first."""
+
+class CompiledRule:
+    """A rule's paths compiled for the core: each path a list of
+    ``(feature, is_ge, threshold, is_gate)`` conditions; ``cap`` bounds a
+    condition's ratio (see :class:`detectors.base.Rule`)."""
+
+    def __init__(self, paths: list[list[tuple[str, bool, float, bool]]], cap: float) -> None: ...
+    def best(self, x: dict[str, float]) -> tuple[float, int]:
+        """``(strength, index)`` of the strongest path over the features ``x``."""
 
 class Core:
     """The event-time core over the hosted views (one per :class:`~detectors.engine.Engine`)."""
@@ -49,6 +63,9 @@ class Core:
     ticks_run: int
     views: list[str]
     def __init__(self, config: EngineConfig, views: Sequence[str]) -> None: ...
+    def set_rules(self, rules: list[tuple[str, str, list[CompiledRule]]]) -> None:
+        """The rules per ``(view, entity_type)``, in order: each subject then
+        carries its strongest rule (:attr:`Subject.rule`)."""
     def process(self, event: Payment | Like | CoLike, source: str | None = None) -> bool:
         """Take one event; True when ticks with subjects to score are queued."""
     def process_many(self, events: list[Payment | Like | CoLike], sources: list[str | None]) -> bool:

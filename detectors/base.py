@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
+from detectors._core import CompiledRule
+
 __all__ = ["Reason", "Detector", "Cond", "Rule", "squash"]
 
 
@@ -93,35 +95,20 @@ class Rule:
     cap: ClassVar[float] = 20.0
 
     def __init__(self) -> None:
-        # the paths flattened for the hot loop: (feature, is ">=", threshold, gate)
-        self._flat = tuple(tuple((c.feature, c.op == ">=", c.threshold, c.gate) for c in path)
-                           for path in self.paths)
+        # scored by the compiled core (``detectors._core``), which the engine
+        # also hands this rule's paths to, so rules run in one implementation
+        self.compiled = CompiledRule(
+            [[(c.feature, c.op == ">=", c.threshold, c.gate) for c in path]
+             for path in self.paths], self.cap)
 
     def learn_one(self, x: dict[str, float]) -> None:
         """Rules do not learn."""
 
     def _best(self, x: dict[str, float]) -> tuple[float, tuple[Cond, ...]]:
-        # inlined, as rules score every evaluated key: a condition's ratio is
-        # value / threshold (">=") or threshold / value ("<="), 0 when missing
-        best, best_i = -1.0, 0
-        cap = self.cap
-        for i, path in enumerate(self._flat):
-            r = cap
-            for feature, ge, th, gate in path:
-                v = x.get(feature)
-                if v is None or v != v:  # missing or NaN: no evidence
-                    q = 0.0
-                elif ge:
-                    q = v / th if th else 1.0
-                else:
-                    q = th / v if v > 0 else 100.0
-                if gate and q < 1.0:
-                    q = 0.0
-                if q < r:
-                    r = q
-            if r > best:
-                best, best_i = r, i
-        return best, self.paths[best_i]
+        # a condition's ratio is value / threshold (">=") or threshold / value
+        # ("<="), 0 when missing or NaN; the strongest path and its strength
+        best, i = self.compiled.best(x)
+        return best, self.paths[i]
 
     def score_one(self, x: dict[str, float]) -> float:
         return squash(self._best(x)[0])

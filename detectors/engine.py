@@ -55,7 +55,7 @@ import orjson
 
 from detectors._core import Core, Subject
 from detectors.alerts import Alert, Suppressor, severity_for
-from detectors.base import Detector
+from detectors.base import Rule
 from detectors.config import EngineConfig
 from detectors.events import CoLike, Like, Payment
 from detectors.models import HalfSpaceDetector, default_models
@@ -119,10 +119,13 @@ class Engine:
         if unknown:
             raise ValueError(f"unknown views: {sorted(unknown)}")
         self.core = core if core is not None else Core(cfg, [v for v in ALL_VIEWS if v in views])
-        self.rules: dict[tuple[str, str], list[Detector]] = {}
+        self.rules: dict[tuple[str, str], list[Rule]] = {}
         for r in RULES:
             if r.view in views:
                 self.rules.setdefault((r.view, r.entity_type), []).append(r())
+        # the core scores every subject by these rules before it crosses over
+        self.core.set_rules([(v, e, [r.compiled for r in rs])
+                             for (v, e), rs in self.rules.items()])
         self.model_protos: dict[tuple[str, str], HalfSpaceDetector] = {
             (m.view, m.entity_type): m for m in default_models(cfg) if m.view in views
         }
@@ -255,12 +258,10 @@ class Engine:
     def _score(self, subj: Subject, now: float) -> Alert | None:
         cfg = self.cfg
         x = subj.features
-        best_rule: Detector | None = None
-        rule_score = 0.0
-        for rule in self.rules.get((subj.view, subj.entity_type), ()):
-            s = rule.score_one(x)
-            if s > rule_score:
-                rule_score, best_rule = s, rule
+        # the strongest rule (the first of equals), scored in the core
+        rule_score = subj.rule_score
+        best_rule: Rule | None = (None if subj.rule is None
+                                  else self.rules[subj.view, subj.entity_type][subj.rule])
         rule_fired = cfg.mode != "models" and best_rule is not None and rule_score >= 0.5
         model_alarm = False
         model = None if cfg.mode == "rules" else self._model(subj)

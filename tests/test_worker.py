@@ -385,9 +385,14 @@ def test_payments_delivered_behind_the_likes_are_waited_for(kafka_bootstrap, wor
     assert sum(late.values()) == 0, late
 
 
-def _crash_mid_stream(bootstrap: str, worker, topics: WorkerTopics, records, parts) -> None:
+def _crash_mid_stream(bootstrap: str, worker, topics: WorkerTopics, records, parts,
+                      idle_flush: str) -> None:
     """Produce the first half; hard-kill the worker while it works through it;
-    produce the second half while it is down; start it again."""
+    produce the second half while it is down; start it again with
+    ``LIKEGUARD_IDLE_FLUSH=idle_flush``. The worker must be started with an
+    idle flush longer than the wait for the kill: an engine flushed before
+    the kill (the first half all processed and idle that long) would rightly
+    count the second half's first events as late."""
     half = len(records) // 2
     produce(bootstrap, records[:half], parts[:half])
     wait_for(lambda: worker.metric("likeguard_checkpoints_total") >= 6 and
@@ -395,6 +400,7 @@ def _crash_mid_stream(bootstrap: str, worker, topics: WorkerTopics, records, par
              60, lambda: worker.tail(), alive=worker.alive)
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
     produce(bootstrap, records[half:], parts[half:])
+    worker.settings["LIKEGUARD_IDLE_FLUSH"] = idle_flush
     worker.start()
     worker.wait_ready()
 
@@ -403,9 +409,10 @@ def test_restart_gives_the_same_alerts(kafka_bootstrap, worker_factory, recordin
     path, _offline, model = recording
     topics = WorkerTopics.unique("lg-restart")
     topics.create(kafka_bootstrap)
-    worker = _start(worker_factory, topics)
+    worker = _start(worker_factory, topics, LIKEGUARD_IDLE_FLUSH="120")
     # 1. hard kill while the worker works through the first half
-    _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics))
+    _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics),
+                      idle_flush=FAST["LIKEGUARD_IDLE_FLUSH"])
     # 2. graceful stop once the first alerts are out (during the idle flushes)
     reader = TopicReader(kafka_bootstrap, topics.alerts)
     wait_for(lambda: reader.poll(), 120, lambda: worker.tail(), alive=worker.alive)
@@ -495,12 +502,12 @@ def test_crash_with_default_settings_loses_nothing(kafka_bootstrap, worker_facto
     assert model
     topics = WorkerTopics.unique("lg-crash")
     topics.create(kafka_bootstrap)
-    # idle flush well after the periodic checkpoints the kill waits for: the
-    # first half, once processed, must not be flushed (final) before the kill
-    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "6",
+    # no idle flush before the kill (see _crash_mid_stream)
+    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "120",
                                      "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
     worker.wait_ready()
-    _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics))
+    _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics),
+                      idle_flush="6")
     got = _alerts_seen(kafka_bootstrap, topics, alert_ids(model), worker)
     late = _behind_watermark(worker)
     assert sum(late.values()) == 0, late

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::event::{CoLike, Event, Kind};
+use crate::event::{CoLike, Event, Kind, Tag};
 use crate::num::floordiv;
 use crate::order::{Deduper, Reorderer};
 use crate::subject::Subject;
@@ -138,7 +138,7 @@ impl Core {
 
     /// An event behind the watermark: a duplicate, admitted out of order
     /// within `allowed_lateness`, or dropped as late.
-    fn behind(&mut self, event: Event, tag: &str, ts: f64) {
+    fn behind(&mut self, event: Event, tag: &Tag, ts: f64) {
         if self.dedupe.known(tag) {
             self.stats.duplicates += 1;
         } else if ts < self.reorder.watermark - self.cfg.allowed_lateness {
@@ -419,8 +419,8 @@ mod tests {
 
     fn like(i: usize, ts: f64) -> Event {
         Event::Like(Like {
-            like_id: format!("l{i}"),
-            user: format!("u{i}"),
+            like_id: format!("l{i}").into(),
+            user: format!("u{i}").into(),
             target: "post:1".into(),
             mchid: "m1".into(),
             ts,

@@ -2,30 +2,32 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sym::Sym;
+
 /// A successful payment.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Payment {
-    pub transaction_id: String,
-    pub mchid: String,
-    pub openid: String,
+    pub transaction_id: Sym,
+    pub mchid: Sym,
+    pub openid: Sym,
     pub amount: i64,
     pub ts: f64,
-    pub ip: Option<String>,
-    pub device: Option<String>,
+    pub ip: Option<Sym>,
+    pub device: Option<Sym>,
 }
 
 /// A like or unlike of one target.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Like {
-    pub like_id: String,
-    pub user: String,
-    pub target: String,
-    pub mchid: String,
+    pub like_id: Sym,
+    pub user: Sym,
+    pub target: Sym,
+    pub mchid: Sym,
     pub ts: f64,
     /// `action == "like"` (an unlike is counted and otherwise ignored)
     pub is_like: bool,
-    pub ip: Option<String>,
-    pub device: Option<String>,
+    pub ip: Option<Sym>,
+    pub device: Option<Sym>,
     pub user_created: Option<f64>,
 }
 
@@ -33,11 +35,11 @@ pub struct Like {
 /// (earlier target, its time), oldest first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CoLike {
-    pub like_id: String,
-    pub user: String,
-    pub target: String,
+    pub like_id: Sym,
+    pub user: Sym,
+    pub target: Sym,
     pub ts: f64,
-    pub prev: Vec<(String, f64)>,
+    pub prev: Vec<(Sym, f64)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -46,6 +48,9 @@ pub enum Event {
     Like(Like),
     CoLike(CoLike),
 }
+
+/// An event's kind prefix and id: its identity for dedupe and ordering.
+pub type Tag = (u8, Sym);
 
 /// Which counter an event adds to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,16 +77,13 @@ impl Event {
         }
     }
 
-    /// The dedupe and tie-break key: a kind prefix and the event's id.
-    pub fn tag(&self) -> String {
-        let (p, id) = match self {
-            Event::Payment(e) => ("p", &e.transaction_id),
-            Event::Like(e) => ("l", &e.like_id),
-            Event::CoLike(e) => ("c", &e.like_id),
-        };
-        let mut s = String::with_capacity(1 + id.len());
-        s.push_str(p);
-        s.push_str(id);
-        s
+    /// The dedupe and tie-break key: a kind prefix and the event's id
+    /// (ordered as the text `p<id>`, `l<id>`, `c<id>` would be).
+    pub fn tag(&self) -> Tag {
+        match self {
+            Event::Payment(e) => (b'p', e.transaction_id.clone()),
+            Event::Like(e) => (b'l', e.like_id.clone()),
+            Event::CoLike(e) => (b'c', e.like_id.clone()),
+        }
     }
 }

@@ -80,26 +80,28 @@ fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
 /// to the record, `None` for a blank line.
 pub type LineFallback<'f, E> = &'f mut dyn FnMut(&[u8], u64) -> Result<Option<Line>, E>;
 
-/// The lines of a recording as records; `fallback(line, lineno)` reads a line
-/// the fast path declines (`None`: a blank line).
-pub struct Lines<'f, E> {
+/// The lines of a recording as records.
+pub struct Lines {
     reader: Box<dyn BufRead>,
     buf: Vec<u8>,
     lineno: u64,
-    fallback: LineFallback<'f, E>,
 }
 
-impl<'f, E: From<io::Error>> Lines<'f, E> {
-    pub fn open(path: &Path, fallback: LineFallback<'f, E>) -> Result<Self, E> {
+impl Lines {
+    pub fn open(path: &Path) -> io::Result<Self> {
         Ok(Lines {
             reader: open(path)?,
             buf: Vec::with_capacity(4096),
             lineno: 0,
-            fallback,
         })
     }
 
-    pub fn next_line(&mut self) -> Result<Option<Line>, E> {
+    /// The next record; `fallback(line, lineno)` reads a line the fast path
+    /// declines (`None`: a blank line).
+    pub fn next_line<E: From<io::Error>>(
+        &mut self,
+        fallback: LineFallback<'_, E>,
+    ) -> Result<Option<Line>, E> {
         loop {
             self.buf.clear();
             if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
@@ -120,7 +122,7 @@ impl<'f, E: From<io::Error>> Lines<'f, E> {
                     },
                 )));
             }
-            if let Some(line) = (self.fallback)(&self.buf, self.lineno)? {
+            if let Some(line) = fallback(&self.buf, self.lineno)? {
                 return Ok(Some(line));
             }
         }
@@ -137,7 +139,8 @@ pub struct Split {
 /// Split a recording by source into `workdir`; `None` when it has more than
 /// `max_sources` sources (then read it in file order).
 pub fn split<E: From<io::Error>>(
-    lines: &mut Lines<'_, E>,
+    lines: &mut Lines,
+    fallback: LineFallback<'_, E>,
     workdir: &Path,
     max_sources: usize,
 ) -> Result<Option<Split>, E> {
@@ -145,7 +148,7 @@ pub fn split<E: From<io::Error>>(
     let mut sources = Vec::new();
     let mut writers: Vec<BufWriter<File>> = Vec::new();
     let mut records = 0;
-    while let Some((topic, partition, rec)) = lines.next_line()? {
+    while let Some((topic, partition, rec)) = lines.next_line(fallback)? {
         records += 1;
         let i = match index.get(&(topic.clone(), partition)) {
             Some(&i) => i,
@@ -360,8 +363,8 @@ mod tests {
         text += &line("other.topic", 0, "{}");
         std::fs::write(&path, text).unwrap();
         let mut fb = |_: &[u8], _: u64| -> io::Result<Option<Line>> { Ok(None) };
-        let mut lines = Lines::open(&path, &mut fb).unwrap();
-        let split = split(&mut lines, &dir, 256).unwrap().unwrap();
+        let mut lines = Lines::open(&path).unwrap();
+        let split = split(&mut lines, &mut fb, &dir, 256).unwrap().unwrap();
         assert_eq!(split.records, 7);
         let kinds = |t: &str| (t == "likes").then_some(Kind::Like);
         let mut merge = Merge::new(&split, &kinds, 300.0).unwrap();
@@ -371,7 +374,7 @@ mod tests {
         let mut got = vec![];
         while let Some((ev, src)) = merge.next(&mut slow).unwrap() {
             let Event::Like(l) = ev else { panic!() };
-            got.push((src.to_owned(), l.like_id));
+            got.push((src.to_owned(), l.like_id.to_string()));
         }
         let want: Vec<(String, String)> = [
             ("likes/1", "l1"),

@@ -11,8 +11,15 @@ pub mod murmur;
 pub mod num;
 pub mod order;
 pub mod parse;
+pub mod rules;
 pub mod subject;
+pub mod sym;
 pub mod views;
 
 #[cfg(feature = "python")]
 mod py;
+
+// The views allocate and free many small strings and vectors per event;
+// mimalloc's thread-local free lists halve that cost against glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

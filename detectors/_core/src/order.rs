@@ -14,14 +14,14 @@ use std::collections::BinaryHeap;
 use ahash::{AHashMap, AHashSet};
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::{Event, Tag};
 use crate::num::floordiv;
 
 /// One buffered event and its release order.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Held {
     pub ts: f64,
-    pub tag: String,
+    pub tag: Tag,
     pub seq: u64,
     /// boxed: the heap moves entries as it sifts, a pointer is cheaper to move
     pub event: Box<Event>,
@@ -96,7 +96,7 @@ impl Reorderer {
     }
 
     /// Buffer `event`; `tag` orders events of equal time.
-    pub fn push(&mut self, ts: f64, tag: String, event: Event, source: Option<&str>) {
+    pub fn push(&mut self, ts: f64, tag: Tag, event: Event, source: Option<&str>) {
         self.seq += 1;
         self.heap.push(Reverse(Held {
             ts,
@@ -242,8 +242,8 @@ impl Reorderer {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deduper {
     horizon: f64,
-    current: AHashSet<String>,
-    previous: AHashSet<String>,
+    current: AHashSet<Tag>,
+    previous: AHashSet<Tag>,
     epoch: f64,
 }
 
@@ -266,12 +266,12 @@ impl Deduper {
     }
 
     /// Whether `key` is remembered (without remembering it).
-    pub fn known(&self, key: &str) -> bool {
+    pub fn known(&self, key: &Tag) -> bool {
         self.current.contains(key) || self.previous.contains(key)
     }
 
     /// True when `key` was seen recently; otherwise remember it.
-    pub fn seen(&mut self, key: &str, ts: f64) -> bool {
+    pub fn seen(&mut self, key: &Tag, ts: f64) -> bool {
         let epoch = floordiv(ts, self.horizon);
         if epoch > self.epoch {
             let cur = std::mem::take(&mut self.current);
@@ -285,7 +285,7 @@ impl Deduper {
         if self.known(key) {
             return true;
         }
-        self.current.insert(key.to_owned());
+        self.current.insert(key.clone());
         false
     }
 }
@@ -293,7 +293,11 @@ impl Deduper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{CoLike, Event};
+    use crate::event::{CoLike, Event, Tag};
+
+    fn t(id: &str) -> Tag {
+        (b'c', id.into())
+    }
 
     fn ev(id: &str, ts: f64) -> Event {
         Event::CoLike(CoLike {
@@ -308,7 +312,7 @@ mod tests {
     fn released(r: &mut Reorderer) -> Vec<String> {
         let mut out = vec![];
         while let Some(h) = r.pop_due() {
-            out.push(h.tag);
+            out.push(h.tag.1.to_string());
         }
         out
     }
@@ -316,9 +320,9 @@ mod tests {
     #[test]
     fn releases_in_time_order_behind_the_watermark() {
         let mut r = Reorderer::new(10.0, 0.0, 1_000_000);
-        r.push(5.0, "b".into(), ev("b", 5.0), None);
-        r.push(3.0, "a".into(), ev("a", 3.0), None);
-        r.push(20.0, "c".into(), ev("c", 20.0), None);
+        r.push(5.0, t("b"), ev("b", 5.0), None);
+        r.push(3.0, t("a"), ev("a", 3.0), None);
+        r.push(20.0, t("c"), ev("c", 20.0), None);
         assert_eq!(released(&mut r), vec!["a", "b"]);
         assert_eq!(r.watermark, 10.0);
     }
@@ -326,13 +330,13 @@ mod tests {
     #[test]
     fn slowest_source_holds_the_watermark() {
         let mut r = Reorderer::new(10.0, 600.0, 1_000_000);
-        r.push(100.0, "a".into(), ev("a", 100.0), Some("p0"));
-        r.push(500.0, "b".into(), ev("b", 500.0), Some("p1"));
-        r.push(700.0, "c".into(), ev("c", 700.0), Some("p1"));
-        r.push(120.0, "d".into(), ev("d", 120.0), Some("p0"));
+        r.push(100.0, t("a"), ev("a", 100.0), Some("p0"));
+        r.push(500.0, t("b"), ev("b", 500.0), Some("p1"));
+        r.push(700.0, t("c"), ev("c", 700.0), Some("p1"));
+        r.push(120.0, t("d"), ev("d", 120.0), Some("p0"));
         assert_eq!(r.watermark, 110.0);
         assert_eq!(released(&mut r), vec!["a"]);
-        r.push(900.0, "e".into(), ev("e", 900.0), Some("p1"));
+        r.push(900.0, t("e"), ev("e", 900.0), Some("p1"));
         assert_eq!(r.watermark, 290.0);
         assert_eq!(released(&mut r), vec!["d"]);
     }
@@ -341,10 +345,10 @@ mod tests {
     fn a_source_declared_behind_is_waited_for() {
         let mut r = Reorderer::new(10.0, 60.0, 1_000_000);
         r.progress(None, Some("p0"), None, Some(true));
-        r.push(100.0, "a".into(), ev("a", 100.0), Some("p1"));
-        r.push(900.0, "b".into(), ev("b", 900.0), Some("p1"));
+        r.push(100.0, t("a"), ev("a", 100.0), Some("p1"));
+        r.push(900.0, t("b"), ev("b", 900.0), Some("p1"));
         assert_eq!(r.watermark, f64::NEG_INFINITY);
-        r.push(150.0, "c".into(), ev("c", 150.0), Some("p0"));
+        r.push(150.0, t("c"), ev("c", 150.0), Some("p0"));
         assert_eq!(r.watermark, 140.0);
         assert_eq!(released(&mut r), vec!["a"]);
         r.progress(Some(150.0), Some("p0"), None, Some(false));
@@ -354,8 +358,8 @@ mod tests {
     #[test]
     fn marks_move_sources_but_never_back() {
         let mut r = Reorderer::new(5.0, 30.0, 1_000_000);
-        r.push(100.0, "a".into(), ev("a", 100.0), Some("p0"));
-        r.push(131.0, "b".into(), ev("b", 131.0), Some("p1"));
+        r.push(100.0, t("a"), ev("a", 100.0), Some("p0"));
+        r.push(131.0, t("b"), ev("b", 131.0), Some("p1"));
         r.progress(Some(140.0), Some("p0"), None, None);
         r.progress(Some(150.0), Some("p1"), None, None);
         assert_eq!(r.watermark, 135.0);
@@ -369,7 +373,7 @@ mod tests {
     }
 
     fn push(r: &mut Reorderer, ts: f64, tag: &str, source: &str) {
-        r.push(ts, tag.into(), ev(tag, ts), Some(source));
+        r.push(ts, t(tag), ev(tag, ts), Some(source));
     }
 
     #[test]
@@ -385,8 +389,8 @@ mod tests {
         let times: Vec<f64> = (0..200).map(|i| i as f64 + jitter()).collect();
         let mut r = Reorderer::new(10.0, 0.0, 1_000_000);
         let mut out = vec![];
-        for (i, &t) in times.iter().enumerate() {
-            r.push(t, i.to_string(), ev("e", t), None);
+        for (i, &ts) in times.iter().enumerate() {
+            r.push(ts, t(&i.to_string()), ev("e", ts), None);
             while let Some(h) = r.pop_due() {
                 out.push(h.ts);
             }
@@ -404,7 +408,7 @@ mod tests {
     #[test]
     fn marks_late_events() {
         let mut r = Reorderer::new(5.0, 0.0, 1_000_000);
-        r.push(100.0, "a".into(), ev("a", 100.0), None);
+        r.push(100.0, t("a"), ev("a", 100.0), None);
         assert_eq!(r.watermark, 95.0);
         assert!(is_late(&r, 94.9) && !is_late(&r, 95.0));
         r.advance(90.0); // never moves back
@@ -416,10 +420,10 @@ mod tests {
         let mut a = Reorderer::new(0.0, 0.0, 1_000_000);
         let mut b = Reorderer::new(0.0, 0.0, 1_000_000);
         for name in ["z", "a", "m"] {
-            a.push(1.0, name.into(), ev(name, 1.0), None);
+            a.push(1.0, t(name), ev(name, 1.0), None);
         }
         for name in ["m", "z", "a"] {
-            b.push(1.0, name.into(), ev(name, 1.0), None);
+            b.push(1.0, t(name), ev(name, 1.0), None);
         }
         a.advance(2.0);
         b.advance(2.0);
@@ -549,23 +553,23 @@ mod tests {
     #[test]
     fn deduper_memory_follows_the_horizon() {
         let mut d = Deduper::new(100.0);
-        assert!(!d.seen("x", 10.0));
-        assert!(d.seen("x", 150.0)); // previous generation
-        assert!(!d.seen("x", 320.0)); // two generations later: forgotten
+        assert!(!d.seen(&t("x"), 10.0));
+        assert!(d.seen(&t("x"), 150.0)); // previous generation
+        assert!(!d.seen(&t("x"), 320.0)); // two generations later: forgotten
         for i in 0..1000 {
-            d.seen(&format!("id{i}"), 400.0 + f64::from(i) * 0.1);
+            d.seen(&t(&format!("id{i}")), 400.0 + f64::from(i) * 0.1);
         }
-        d.seen("late", 1000.0);
+        d.seen(&t("late"), 1000.0);
         assert!(d.len() < 1000); // memory follows the horizon, not history
     }
 
     #[test]
     fn deduper_forgets_after_two_horizons() {
         let mut d = Deduper::new(60.0);
-        assert!(!d.seen("a", 0.0));
-        assert!(d.seen("a", 30.0));
-        assert!(!d.seen("a", 200.0));
-        assert!(d.known("a"));
+        assert!(!d.seen(&t("a"), 0.0));
+        assert!(d.seen(&t("a"), 30.0));
+        assert!(!d.seen(&t("a"), 200.0));
+        assert!(d.known(&t("a")));
         assert_eq!(d.len(), 1);
     }
 }

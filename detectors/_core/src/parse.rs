@@ -12,6 +12,7 @@
 use serde::Deserialize;
 
 use crate::event::{Event, Like, Payment};
+use crate::sym::Sym;
 
 /// The fields of a kcat `-J` line a replay reads (others are skipped).
 #[derive(Deserialize)]
@@ -116,13 +117,13 @@ pub fn payment(value: &str) -> Option<Event> {
     let ts = rfc3339(&w.success_time)?;
     let _ = w.amount.currency;
     Some(Event::Payment(Payment {
-        transaction_id: w.transaction_id,
-        mchid: w.mchid,
-        openid: w.payer.openid,
+        transaction_id: w.transaction_id.into(),
+        mchid: w.mchid.into(),
+        openid: w.payer.openid.into(),
         amount: w.amount.total,
         ts,
-        ip,
-        device: w.scene_info.and_then(|s| opt(s.device_id)),
+        ip: ip.map(Sym::from),
+        device: w.scene_info.and_then(|s| opt(s.device_id)).map(Sym::from),
     }))
 }
 
@@ -152,14 +153,14 @@ pub fn like(value: &str) -> Option<Event> {
         Some(s) => Some(rfc3339(s)?),
     };
     Some(Event::Like(Like {
-        like_id: w.like_id,
-        user: w.user_openid,
-        target: w.target_id,
-        mchid: w.owner_mchid,
+        like_id: w.like_id.into(),
+        user: w.user_openid.into(),
+        target: w.target_id.into(),
+        mchid: w.owner_mchid.into(),
         ts,
         is_like,
-        ip,
-        device: opt(w.device_id),
+        ip: ip.map(Sym::from),
+        device: opt(w.device_id).map(Sym::from),
         user_created,
     }))
 }

@@ -15,10 +15,36 @@ use crate::engine::{Core as Inner, ALL_VIEWS};
 use crate::event::{CoLike, Event, Like, Payment};
 use crate::ingest::{self, Decided, Kind, Line, Lines, Merge, Payload, Rec};
 use crate::murmur;
+use crate::rules::{strongest, Cond, RuleSet};
 use crate::subject::{Count, Subject as RSubject};
+use crate::sym::Sym;
+
+impl<'py> FromPyObject<'py> for Sym {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        Ok(Sym::new(ob.downcast::<PyString>()?.to_str()?))
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Sym {
+    type Target = PyString;
+    type Output = Bound<'py, PyString>;
+    type Error = std::convert::Infallible;
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(PyString::new(py, self.as_str()))
+    }
+}
+
+impl<'py> IntoPyObject<'py> for &Sym {
+    type Target = PyString;
+    type Output = Bound<'py, PyString>;
+    type Error = std::convert::Infallible;
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(PyString::new(py, self.as_str()))
+    }
+}
 
 /// An enriched like as Python sees it: (like id, user, target, time, earlier likes).
-type CoLikeTuple = (String, String, String, f64, Vec<(String, f64)>);
+type CoLikeTuple = (Sym, Sym, Sym, f64, Vec<(Sym, f64)>);
 
 /// Magic and layout version of [`Core::snapshot`]'s bytes.
 const MAGIC: &[u8; 8] = b"LGCORE\x00\x01";
@@ -134,6 +160,59 @@ pub struct Subject {
     #[pyo3(get)]
     counts: Py<PyDict>,
     ids: Vec<String>,
+    /// the index of the strongest rule of this view and entity type (among
+    /// those given to ``Core.set_rules``), ``None`` when none scores above 0
+    #[pyo3(get)]
+    rule: Option<usize>,
+    /// that rule's score, 0.0 when none
+    #[pyo3(get)]
+    rule_score: f64,
+}
+
+/// A rule compiled from its declaration: paths of
+/// ``(feature, is_ge, threshold, is_gate)`` conditions and the ratio cap.
+#[pyclass(module = "detectors._core", frozen)]
+pub struct CompiledRule {
+    inner: RuleSet,
+}
+
+#[pymethods]
+impl CompiledRule {
+    #[new]
+    fn new(paths: Vec<Vec<(String, bool, f64, bool)>>, cap: f64) -> Self {
+        let paths = paths
+            .into_iter()
+            .map(|p| {
+                p.into_iter()
+                    .map(|(feature, ge, threshold, gate)| Cond {
+                        feature,
+                        ge,
+                        threshold,
+                        gate,
+                    })
+                    .collect()
+            })
+            .collect();
+        CompiledRule {
+            inner: RuleSet { paths, cap },
+        }
+    }
+
+    /// ``(strength, path index)`` of the strongest path over the features ``x``.
+    fn best(&self, x: &Bound<'_, PyDict>) -> PyResult<(f64, usize)> {
+        // read the features first: a value that is not a number is an error
+        let mut vals: Vec<(&str, Option<f64>)> = Vec::new();
+        for c in self.inner.paths.iter().flatten() {
+            let v = match x.get_item(&c.feature)? {
+                None => None,
+                Some(o) if o.is_none() => None,
+                Some(o) => Some(o.extract::<f64>()?),
+            };
+            vals.push((&c.feature, v));
+        }
+        let get = |f: &str| vals.iter().find(|(k, _)| *k == f).and_then(|(_, v)| *v);
+        Ok(self.inner.best(get))
+    }
 }
 
 #[pymethods]
@@ -151,7 +230,16 @@ impl Subject {
     }
 }
 
-fn subject_to_py(py: Python<'_>, s: RSubject, partitions: u32) -> PyResult<Subject> {
+fn subject_to_py(
+    py: Python<'_>,
+    s: RSubject,
+    partitions: u32,
+    rules: &[(String, String, Vec<RuleSet>)],
+) -> PyResult<Subject> {
+    let (rule, rule_score) = rules
+        .iter()
+        .find(|(v, e, _)| v == s.view && e == s.entity_type)
+        .map_or((None, 0.0), |(_, _, rs)| strongest(rs, |f| s.feature(f)));
     let features = PyDict::new(py);
     for (k, v) in &s.features {
         features.set_item(PyString::intern(py, k), *v)?;
@@ -161,20 +249,22 @@ fn subject_to_py(py: Python<'_>, s: RSubject, partitions: u32) -> PyResult<Subje
         let key = PyString::intern(py, k);
         match v {
             Count::Int(i) => counts.set_item(key, i)?,
-            Count::Str(x) => counts.set_item(key, x)?,
-            Count::List(l) => counts.set_item(key, PyList::new(py, l)?)?,
+            Count::Str(x) => counts.set_item(key, &x)?,
+            Count::List(l) => counts.set_item(key, PyList::new(py, &l)?)?,
         }
     }
     Ok(Subject {
         view: s.view,
         entity_type: s.entity_type,
         shard: murmur::kafka_partition(&s.shard_key, partitions),
-        entity_id: s.entity_id,
-        shard_key: s.shard_key,
+        entity_id: s.entity_id.to_string(),
+        shard_key: s.shard_key.to_string(),
         features: features.unbind(),
         window_start: s.window_start,
         counts: counts.unbind(),
-        ids: s.samples,
+        ids: s.samples.iter().map(Sym::to_string).collect(),
+        rule,
+        rule_score,
     })
 }
 
@@ -186,6 +276,8 @@ fn subject_to_py(py: Python<'_>, s: RSubject, partitions: u32) -> PyResult<Subje
 pub struct Core {
     inner: Inner,
     classes: Classes,
+    /// (view, entity type, its rules in order), set by the engine
+    rules: Vec<(String, String, Vec<RuleSet>)>,
 }
 
 impl Core {
@@ -207,7 +299,17 @@ impl Core {
         Ok(Core {
             inner: Inner::new(config_from(config)?, &names),
             classes: Classes::load(py)?,
+            rules: Vec::new(),
         })
+    }
+
+    /// The rules that score each view's subjects: ``(view, entity_type,
+    /// [CompiledRule, ...])``; each subject then carries its strongest rule.
+    fn set_rules(&mut self, rules: Vec<(String, String, Vec<PyRef<'_, CompiledRule>>)>) {
+        self.rules = rules
+            .into_iter()
+            .map(|(v, e, rs)| (v, e, rs.iter().map(|r| r.inner.clone()).collect()))
+            .collect();
     }
 
     /// Take one event from ``source`` (a name, or ``None``); True when ticks are queued.
@@ -279,7 +381,7 @@ impl Core {
         let parts = self.inner.cfg.partitions;
         let out = PyList::empty(py);
         for s in self.inner.evaluate_at(now) {
-            out.append(Bound::new(py, subject_to_py(py, s, parts)?)?)?;
+            out.append(Bound::new(py, subject_to_py(py, s, parts, &self.rules)?)?)?;
         }
         Ok(out)
     }
@@ -297,7 +399,7 @@ impl Core {
         for t in ticks {
             let subjects = PyList::empty(py);
             for s in t.subjects {
-                subjects.append(Bound::new(py, subject_to_py(py, s, parts)?)?)?;
+                subjects.append(Bound::new(py, subject_to_py(py, s, parts, &self.rules)?)?)?;
             }
             out.append(PyTuple::new(
                 py,
@@ -434,6 +536,7 @@ impl Core {
         Ok(Core {
             inner,
             classes: Classes::load(py)?,
+            rules: Vec::new(),
         })
     }
 }
@@ -530,6 +633,7 @@ pub struct Replay {
     merge: Option<Merge>,
     /// file order (more sources than `max_sources`): the lines, read again
     file_order: bool,
+    lines: Option<Lines>,
     counts: ingest::Counts,
     records: u64,
     done: bool,
@@ -576,6 +680,7 @@ impl Replay {
             classes: Classes::load(py)?,
             merge: None,
             file_order: false,
+            lines: None,
             counts: ingest::Counts::default(),
             records: 0,
             done: false,
@@ -586,8 +691,8 @@ impl Replay {
     fn split(&mut self, py: Python<'_>) -> PyResult<u64> {
         let read_line = self.read_line.clone_ref(py);
         let mut fb = |line: &[u8], lineno: u64| line_from_py(py, &read_line, line, lineno);
-        let mut lines = Lines::open(&self.path, &mut fb)?;
-        match ingest::split(&mut lines, &self.workdir, self.max_sources)? {
+        let mut lines = Lines::open(&self.path)?;
+        match ingest::split(&mut lines, &mut fb, &self.workdir, self.max_sources)? {
             Some(split) => {
                 self.records = split.records;
                 let kinds = |t: &str| kind_of(&self.kinds, t);
@@ -618,8 +723,16 @@ impl Replay {
         if self.file_order {
             let read_line = self.read_line.clone_ref(py);
             let mut fb = |line: &[u8], lineno: u64| line_from_py(py, &read_line, line, lineno);
-            let mut lines = Lines::open(&self.path, &mut fb)?;
-            while let Some((topic, partition, rec)) = lines.next_line()? {
+            if self.lines.is_none() {
+                self.lines = Some(Lines::open(&self.path)?);
+            }
+            let lines = self.lines.as_mut().expect("opened");
+            while fed < limit {
+                let Some((topic, partition, rec)) = lines.next_line(&mut fb)? else {
+                    self.done = true;
+                    self.lines = None;
+                    break;
+                };
                 match kind_of(&self.kinds, &topic) {
                     None => {
                         self.counts.records += 1;
@@ -632,12 +745,14 @@ impl Replay {
                             core.inner
                                 .process(ev, Some(&ingest::source_name(&topic, partition)));
                             fed += 1;
+                            if !core.inner.ticks.is_empty() {
+                                break;
+                            }
                         }
                     }
                 }
             }
-            self.done = true;
-            return Ok(fed.max(1));
+            return Ok(fed);
         }
         let merge = self
             .merge
@@ -771,6 +886,7 @@ fn floordiv(a: f64, b: f64) -> PyResult<f64> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<Subject>()?;
+    m.add_class::<CompiledRule>()?;
     m.add_class::<Replay>()?;
     m.add_function(wrap_pyfunction!(murmur2, m)?)?;
     m.add_function(wrap_pyfunction!(kafka_partition, m)?)?;

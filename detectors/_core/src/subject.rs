@@ -1,11 +1,13 @@
 //! One entity evaluated at one tick: what the views hand to the scorers.
 
+use crate::sym::Sym;
+
 /// A value of an alert's `counts`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Count {
     Int(i64),
-    Str(String),
-    List(Vec<String>),
+    Str(Sym),
+    List(Vec<Sym>),
 }
 
 /// One entity at one tick: its features (in a fixed order) and the evidence.
@@ -13,14 +15,14 @@ pub enum Count {
 pub struct Subject {
     pub view: &'static str,
     pub entity_type: &'static str,
-    pub entity_id: String,
+    pub entity_id: Sym,
     /// the key whose Kafka partition picks the model shard
-    pub shard_key: String,
+    pub shard_key: Sym,
     pub features: Vec<(&'static str, f64)>,
     pub window_start: f64,
     pub counts: Vec<(&'static str, Count)>,
     /// sample ids behind the evidence, newest first
-    pub samples: Vec<String>,
+    pub samples: Vec<Sym>,
 }
 
 impl Subject {
@@ -43,7 +45,7 @@ pub fn ratio(a: f64, b: f64) -> f64 {
 }
 
 /// The first `n` ids of an iterator.
-pub fn take_samples<'a, I: Iterator<Item = &'a String>>(ids: I, n: usize) -> Vec<String> {
+pub fn take_samples<'a, I: Iterator<Item = &'a Sym>>(ids: I, n: usize) -> Vec<Sym> {
     // as the Python engine did: at least one id when there is one
     ids.take(n.max(1)).cloned().collect()
 }

@@ -10,6 +10,7 @@ use super::{bump, uncount, Keys};
 use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::subject::{ratio, take_samples, Count, Subject};
+use crate::sym::Sym;
 
 /// Which address a view keys by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,22 +23,22 @@ pub enum Address {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Item {
     ts: f64,
-    user: String,
+    user: Sym,
     /// the liked target; `None` for a payment
-    target: Option<String>,
+    target: Option<Sym>,
     fresh: bool,
     /// the event's other address (the device behind an IP, the IP of a device)
-    other: Option<String>,
-    id: String,
+    other: Option<Sym>,
+    id: Sym,
     amount: i64,
-    merchant: String,
+    merchant: Sym,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct State {
     items: VecDeque<Item>,
     /// accounts -> their items in the window
-    users: AHashMap<String, i64>,
+    users: AHashMap<Sym, i64>,
 }
 
 /// Accounts behind one IP address or on one device.
@@ -45,7 +46,7 @@ struct State {
 pub struct AddressView {
     pub address: Address,
     keys: Keys,
-    state: AHashMap<String, State>,
+    state: AHashMap<Sym, State>,
 }
 
 impl AddressView {
@@ -134,10 +135,10 @@ impl AddressView {
         self.push(cfg, key, item);
     }
 
-    fn push(&mut self, cfg: &Config, key: &str, item: Item) {
+    fn push(&mut self, cfg: &Config, key: &Sym, item: Item) {
         let ts = item.ts;
         if !self.state.contains_key(key) {
-            self.state.insert(key.to_owned(), State::default());
+            self.state.insert(key.clone(), State::default());
         }
         let st = self.state.get_mut(key).expect("inserted");
         bump(&mut st.users, &item.user);
@@ -181,7 +182,7 @@ impl AddressView {
         }
     }
 
-    fn subject(&self, cfg: &Config, key: &str, now: f64) -> Subject {
+    fn subject(&self, cfg: &Config, key: &Sym, now: f64) -> Subject {
         let dq = &self.state[key].items;
         let recent_cut = now - cfg.burst;
         let mut recent: AHashSet<&str> = AHashSet::new();
@@ -266,8 +267,8 @@ impl AddressView {
         Subject {
             view: self.name(),
             entity_type: self.name(),
-            entity_id: key.to_owned(),
-            shard_key: key.to_owned(),
+            entity_id: key.clone(),
+            shard_key: key.clone(),
             features: x,
             window_start: dq.front().map_or(now, |i| i.ts),
             counts,

@@ -15,24 +15,25 @@ use crate::config::Config;
 use crate::event::CoLike;
 use crate::murmur::kafka_partition;
 use crate::subject::{ratio, take_samples, Count, Subject};
+use crate::sym::Sym;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Ring {
     items: VecDeque<Arc<CoLike>>,
-    users: AHashMap<String, i64>,
+    users: AHashMap<Sym, i64>,
     /// earlier target -> likes in the window that follow it
-    shared: AHashMap<String, i64>,
+    shared: AHashMap<Sym, i64>,
 }
 
 /// Likers of a target and what they liked just before.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LockstepView {
     keys: Keys,
-    state: AHashMap<String, Ring>,
+    state: AHashMap<Sym, Ring>,
     /// per model shard (Kafka partition of the target): how often each earlier
     /// target appears in the likes of the window, whatever target they went
     /// to; sharded so a partitioned worker computes exactly what a replay does
-    prev_freq: AHashMap<u32, AHashMap<String, i64>>,
+    prev_freq: AHashMap<u32, AHashMap<Sym, i64>>,
     recent: AHashMap<u32, VecDeque<Arc<CoLike>>>,
 }
 
@@ -63,9 +64,9 @@ impl LockstepView {
 
     pub fn add(&mut self, cfg: &Config, ev: CoLike) {
         let ev = Arc::new(ev);
-        let target = ev.target.as_str();
+        let target = &ev.target;
         if !self.state.contains_key(target) {
-            self.state.insert(target.to_owned(), Ring::default());
+            self.state.insert(target.clone(), Ring::default());
         }
         let st = self.state.get_mut(target).expect("inserted");
         st.items.push_back(Arc::clone(&ev));
@@ -93,12 +94,12 @@ impl LockstepView {
     }
 
     /// Most likers of this ring who liked `target` within one `lockstep_span`.
-    fn together(cfg: &Config, items: &VecDeque<Arc<CoLike>>, target: &str) -> usize {
-        let mut times: AHashMap<&str, f64> = AHashMap::new();
+    fn together(cfg: &Config, items: &VecDeque<Arc<CoLike>>, target: &Sym) -> usize {
+        let mut times: AHashMap<&Sym, f64> = AHashMap::new();
         for c in items {
             for (t, s) in &c.prev {
                 if t == target {
-                    times.insert(c.user.as_str(), *s);
+                    times.insert(&c.user, *s);
                 }
             }
         }
@@ -147,11 +148,11 @@ impl LockstepView {
             }
             // candidates: the earlier targets most of the likers share
             let gate = cfg.min_likes.max(nu / 2) as i64;
-            let mut cands: Vec<(i64, &str)> = st
+            let mut cands: Vec<(i64, &Sym)> = st
                 .shared
                 .iter()
                 .filter(|(_, &n)| n >= gate)
-                .map(|(t, &n)| (-n, t.as_str()))
+                .map(|(t, &n)| (-n, t))
                 .collect();
             cands.sort();
             cands.truncate(3);
@@ -159,7 +160,7 @@ impl LockstepView {
                 .prev_freq
                 .get(&kafka_partition(&key, cfg.partitions))
                 .unwrap_or(&empty);
-            let mut ranked: Vec<(usize, f64, &str)> = cands
+            let mut ranked: Vec<(usize, f64, &Sym)> = cands
                 .iter()
                 .map(|&(_, t)| {
                     let f = freq.get(t).copied().unwrap_or(1).max(1);
@@ -191,7 +192,7 @@ impl LockstepView {
                 ("shared_likers", Count::Int(top as i64)),
                 (
                     "shared_targets",
-                    Count::List(ranked.iter().map(|r| r.2.to_owned()).collect()),
+                    Count::List(ranked.iter().map(|r| r.2.clone()).collect()),
                 ),
             ];
             out.push(Subject {

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::num::{fmean, median, pstdev};
 use crate::subject::{ratio, take_samples, Count, Subject};
+use crate::sym::Sym;
 
 const FRESH: u8 = 1;
 const BUYER: u8 = 2;
@@ -26,11 +27,11 @@ const BUYER: u8 = 2;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct TargetLike {
     ts: f64,
-    user: String,
+    user: Sym,
     flags: u8,
-    device: Option<String>,
-    ip: Option<String>,
-    like_id: String,
+    device: Option<Sym>,
+    ip: Option<Sym>,
+    like_id: Sym,
 }
 
 /// Running counts over a target's likes in the window, kept as likes come
@@ -38,30 +39,30 @@ struct TargetLike {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Tally {
     /// liker -> likes
-    users: AHashMap<String, u32>,
+    users: AHashMap<Sym, u32>,
     /// device -> likes
-    devices: AHashMap<String, u32>,
+    devices: AHashMap<Sym, u32>,
     /// liker -> likes that carried a device
-    dev_users: AHashMap<String, u32>,
+    dev_users: AHashMap<Sym, u32>,
     /// IP -> (likes, liker -> likes)
-    ips: AHashMap<String, (u32, AHashMap<String, u32>)>,
+    ips: AHashMap<Sym, (u32, AHashMap<Sym, u32>)>,
     /// liker -> likes that carried an IP
-    addr_users: AHashMap<String, u32>,
+    addr_users: AHashMap<Sym, u32>,
     /// liker -> likes flagged as a buyer's
-    buyers: AHashMap<String, u32>,
+    buyers: AHashMap<Sym, u32>,
     fresh: usize,
 }
 
-fn inc(map: &mut AHashMap<String, u32>, key: &str) {
+fn inc(map: &mut AHashMap<Sym, u32>, key: &Sym) {
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
-            map.insert(key.to_owned(), 1);
+            map.insert(key.clone(), 1);
         }
     }
 }
 
-fn dec(map: &mut AHashMap<String, u32>, key: &str) {
+fn dec(map: &mut AHashMap<Sym, u32>, key: &Sym) {
     if let Some(n) = map.get_mut(key) {
         *n -= 1;
         if *n == 0 {
@@ -84,7 +85,7 @@ impl Tally {
             inc(&mut self.dev_users, &l.user);
         }
         if let Some(ip) = &l.ip {
-            match self.ips.get_mut(ip.as_str()) {
+            match self.ips.get_mut(ip) {
                 Some((n, users)) => {
                     *n += 1;
                     inc(users, &l.user);
@@ -112,11 +113,11 @@ impl Tally {
             dec(&mut self.dev_users, &l.user);
         }
         if let Some(ip) = &l.ip {
-            if let Some((n, users)) = self.ips.get_mut(ip.as_str()) {
+            if let Some((n, users)) = self.ips.get_mut(ip) {
                 *n -= 1;
                 dec(users, &l.user);
                 if *n == 0 {
-                    self.ips.remove(ip.as_str());
+                    self.ips.remove(ip);
                 }
             }
             dec(&mut self.addr_users, &l.user);
@@ -136,31 +137,31 @@ struct Target {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Pair {
     ts: f64,
-    user: String,
+    user: Sym,
     amount: i64,
     delay: f64,
-    like_id: String,
-    txid: String,
-    target: String,
+    like_id: Sym,
+    txid: Sym,
+    target: Sym,
 }
 
 /// A payment remembered for the join: (time, amount, transaction id).
-type Pay = (f64, i64, String);
+type Pay = (f64, i64, Sym);
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Merchant {
-    pays: AHashMap<String, Vec<Pay>>,
+    pays: AHashMap<Sym, Vec<Pay>>,
     /// user -> (time, like id, target) of the latest like
-    liked: AHashMap<String, (f64, String, String)>,
+    liked: AHashMap<Sym, (f64, Sym, Sym)>,
     pairs: VecDeque<Pair>,
     /// target -> its pairs in `pairs`
-    pair_targets: AHashMap<String, i64>,
+    pair_targets: AHashMap<Sym, i64>,
     likes_w: VecDeque<f64>,
     pays_w: VecDeque<(f64, i64)>,
     coupons: VecDeque<f64>,
-    targets: AHashMap<String, Target>,
+    targets: AHashMap<Sym, Target>,
     /// token payments over `long_window`, as long as the pairs: (time, payer)
-    token_pays: VecDeque<(f64, String)>,
+    token_pays: VecDeque<(f64, Sym)>,
 }
 
 impl Merchant {
@@ -212,15 +213,15 @@ impl Merchant {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MerchantView {
     keys: Keys,
-    state: AHashMap<String, Merchant>,
-    dirty_targets: AHashMap<(String, String), i64>,
-    evaluated_targets: AHashMap<(String, String), f64>,
+    state: AHashMap<Sym, Merchant>,
+    dirty_targets: AHashMap<(Sym, Sym), i64>,
+    evaluated_targets: AHashMap<(Sym, Sym), f64>,
     /// join matches: pay then like, like then pay
     pub pay_then_like: u64,
     pub like_then_pay: u64,
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
-    conv: AHashMap<String, f64>,
+    conv: AHashMap<Sym, f64>,
 }
 
 impl MerchantView {
@@ -254,14 +255,14 @@ impl MerchantView {
         )
     }
 
-    fn merchant<'a>(state: &'a mut AHashMap<String, Merchant>, key: &str) -> &'a mut Merchant {
+    fn merchant<'a>(state: &'a mut AHashMap<Sym, Merchant>, key: &Sym) -> &'a mut Merchant {
         if !state.contains_key(key) {
-            state.insert(key.to_owned(), Merchant::default());
+            state.insert(key.clone(), Merchant::default());
         }
         state.get_mut(key).expect("inserted")
     }
 
-    fn touch(&mut self, cfg: &Config, key: &str, ts: f64) {
+    fn touch(&mut self, cfg: &Config, key: &Sym, ts: f64) {
         self.keys.seen(key, ts);
         if self
             .state
@@ -273,7 +274,7 @@ impl MerchantView {
     }
 
     pub fn add_payment(&mut self, cfg: &Config, ev: &Payment) {
-        let key = ev.mchid.as_str();
+        let key = &ev.mchid;
         Self::merchant(&mut self.state, key);
         self.touch(cfg, key, ev.ts);
         let st = self.state.get_mut(key).expect("present");
@@ -323,7 +324,7 @@ impl MerchantView {
     }
 
     pub fn add_like(&mut self, cfg: &Config, ev: &Like) {
-        let key = ev.mchid.as_str();
+        let key = &ev.mchid;
         Self::merchant(&mut self.state, key);
         self.touch(cfg, key, ev.ts);
         if !ev.is_like {
@@ -396,19 +397,19 @@ impl MerchantView {
         tg.tally.add(&tl);
         tg.likes.push_back(tl);
         if tg.likes.len() >= cfg.min_likes || st.pairs.len() >= cfg.min_pairs {
-            let tk = (key.to_owned(), ev.target.clone());
+            let tk = (key.clone(), ev.target.clone());
             *self.dirty_targets.entry(tk).or_insert(0) += 1;
         }
     }
 
     /// Keep a prompt pair; its merchant and target are due at the next tick.
-    fn pair(&mut self, key: &str, pair: Pair) {
+    fn pair(&mut self, key: &Sym, pair: Pair) {
         let st = self.state.get_mut(key).expect("present");
         self.conv.remove(key);
         *st.pair_targets.entry(pair.target.clone()).or_insert(0) += 1;
-        self.keys.dirty.insert(key.to_owned(), FORCE);
+        self.keys.dirty.insert(key.clone(), FORCE);
         self.dirty_targets
-            .insert((key.to_owned(), pair.target.clone()), FORCE);
+            .insert((key.clone(), pair.target.clone()), FORCE);
         st.pairs.push_back(pair);
     }
 
@@ -559,7 +560,7 @@ impl MerchantView {
 
     /// Share of the merchant's token payers who then liked its content promptly
     /// (see the rules' docs); once per merchant and tick.
-    fn token_conversion(&mut self, cfg: &Config, key: &str, now: f64) -> f64 {
+    fn token_conversion(&mut self, cfg: &Config, key: &Sym, now: f64) -> f64 {
         if now != self.conv_at {
             self.conv_at = now;
             self.conv.clear();
@@ -587,11 +588,11 @@ impl MerchantView {
             payers.extend(liked.iter().copied());
             liked.len() as f64 / payers.len() as f64
         };
-        self.conv.insert(key.to_owned(), conv);
+        self.conv.insert(key.clone(), conv);
         conv
     }
 
-    fn merchant_subject(&mut self, cfg: &Config, key: &str, now: f64) -> Subject {
+    fn merchant_subject(&mut self, cfg: &Config, key: &Sym, now: f64) -> Subject {
         let mut x = Vec::with_capacity(20);
         {
             let st = &self.state[key];
@@ -636,8 +637,8 @@ impl MerchantView {
         Subject {
             view: "merchant",
             entity_type: "merchant",
-            entity_id: key.to_owned(),
-            shard_key: key.to_owned(),
+            entity_id: key.clone(),
+            shard_key: key.clone(),
             features: x,
             window_start: start,
             counts,
@@ -648,8 +649,8 @@ impl MerchantView {
     fn target_subject(
         &mut self,
         cfg: &Config,
-        key: &str,
-        tid: &str,
+        key: &Sym,
+        tid: &Sym,
         now: f64,
         base: f64,
         rate: f64,
@@ -671,13 +672,13 @@ impl MerchantView {
         let mut clustered: AHashSet<&str> = AHashSet::new();
         for (_, users) in t.ips.values() {
             if users.len() >= 3 {
-                clustered.extend(users.keys().map(String::as_str));
+                clustered.extend(users.keys().map(Sym::as_str));
             }
         }
         let clustered = clustered.len();
         let mut x = Vec::with_capacity(26);
         let pairs: Vec<&Pair> = if st.pair_targets.contains_key(tid) {
-            st.pairs.iter().filter(|p| p.target == tid).collect()
+            st.pairs.iter().filter(|p| p.target == *tid).collect()
         } else {
             Vec::new()
         };
@@ -732,14 +733,14 @@ impl MerchantView {
             ("fresh_likers", Count::Int(fresh as i64)),
             ("devices", Count::Int(ndev as i64)),
             ("paid_like_pairs", Count::Int(pairs.len() as i64)),
-            ("merchant", Count::Str(key.to_owned())),
+            ("merchant", Count::Str(key.clone())),
         ];
         let samples = take_samples(likes.iter().rev().map(|l| &l.like_id), cfg.max_samples);
         Subject {
             view: "merchant",
             entity_type: "target",
-            entity_id: tid.to_owned(),
-            shard_key: key.to_owned(),
+            entity_id: tid.clone(),
+            shard_key: key.clone(),
             features: x,
             window_start: start,
             counts,

@@ -17,42 +17,39 @@ use std::hash::Hash;
 use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::sym::Sym;
+
 /// Weight that makes a key due at the next tick whatever its size.
 pub const FORCE: i64 = 1 << 30;
 
 /// Pending weights, last evaluations and last events of one view's keys.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Keys {
-    pub dirty: AHashMap<String, i64>,
-    pub evaluated: AHashMap<String, f64>,
-    pub last_seen: AHashMap<String, f64>,
+    pub dirty: AHashMap<Sym, i64>,
+    pub evaluated: AHashMap<Sym, f64>,
+    pub last_seen: AHashMap<Sym, f64>,
 }
 
 impl Keys {
     /// `key` had an event at `ts` (its latest).
-    pub fn seen(&mut self, key: &str, ts: f64) {
+    pub fn seen(&mut self, key: &Sym, ts: f64) {
         match self.last_seen.get_mut(key) {
             Some(t) => *t = ts,
             None => {
-                self.last_seen.insert(key.to_owned(), ts);
+                self.last_seen.insert(key.clone(), ts);
             }
         }
     }
 
     /// Pop and return, sorted, the pending keys due at `now` (see [`due`]).
-    pub fn take_due(
-        &mut self,
-        now: f64,
-        reeval: f64,
-        size: impl Fn(&String) -> usize,
-    ) -> Vec<String> {
+    pub fn take_due(&mut self, now: f64, reeval: f64, size: impl Fn(&Sym) -> usize) -> Vec<Sym> {
         due(&mut self.dirty, &mut self.evaluated, now, reeval, size)
     }
 
     /// Forget keys without an event inside `horizon`; returns them.
-    pub fn sweep(&mut self, now: f64, horizon: f64, reeval: f64) -> Vec<String> {
+    pub fn sweep(&mut self, now: f64, horizon: f64, reeval: f64) -> Vec<Sym> {
         let cutoff = now - horizon;
-        let dead: Vec<String> = self
+        let dead: Vec<Sym> = self
             .last_seen
             .iter()
             .filter(|(_, &t)| t <= cutoff)
@@ -70,11 +67,11 @@ impl Keys {
 }
 
 /// One more pending event for `key`.
-pub fn bump(map: &mut AHashMap<String, i64>, key: &str) {
+pub fn bump<K: Hash + Eq + Clone>(map: &mut AHashMap<K, i64>, key: &K) {
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
-            map.insert(key.to_owned(), 1);
+            map.insert(key.clone(), 1);
         }
     }
 }
@@ -104,7 +101,7 @@ pub fn due<K: Hash + Eq + Ord + Clone>(
 }
 
 /// Take one off `counts[key]`, dropping the key at zero.
-pub fn uncount(counts: &mut AHashMap<String, i64>, key: &str) {
+pub fn uncount<K: Hash + Eq>(counts: &mut AHashMap<K, i64>, key: &K) {
     if let Some(n) = counts.get_mut(key) {
         *n -= 1;
         if *n == 0 {

@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use super::Keys;
 use crate::config::Config;
 use crate::event::{CoLike, Like};
+use crate::sym::Sym;
 
 /// A user's latest like per target, oldest first (at most `lockstep_history`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserView {
     keys: Keys,
-    state: AHashMap<String, Vec<(String, f64)>>,
+    state: AHashMap<Sym, Vec<(Sym, f64)>>,
 }
 
 impl UserView {
@@ -35,7 +36,7 @@ impl UserView {
     }
 
     pub fn contains(&self, user: &str) -> bool {
-        self.state.contains_key(user)
+        Sym::existing(user).is_some_and(|u| self.state.contains_key(&u))
     }
 
     pub fn add(&mut self, cfg: &Config, ev: &Like) -> Option<CoLike> {
@@ -58,7 +59,7 @@ impl UserView {
                     }
                     None => hist.len() >= cfg.lockstep_history,
                 };
-                let prev: Vec<(String, f64)> =
+                let prev: Vec<(Sym, f64)> =
                     hist.iter().filter(|(_, s)| *s > cut).cloned().collect();
                 if evict && !hist.is_empty() {
                     hist.remove(0);

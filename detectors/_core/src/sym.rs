@@ -1,0 +1,238 @@
+//! Interned strings: one shared allocation per distinct id.
+//!
+//! The views keep the same user, device, IP, target and event ids in many
+//! maps and window items. A [`Sym`] is a reference-counted string taken from
+//! a process-wide pool, so a copy is a counter increment (no allocation) and
+//! the text is stored once however many maps hold it. Every `Sym` comes
+//! from the pool (constructing one any other way is impossible outside this
+//! module), so two are equal exactly when they share their allocation: they
+//! compare and hash by pointer, without reading the text. They order by text.
+//!
+//! The pool forgets a string once nothing else holds it: when the pool has
+//! doubled since its last sweep it drops the entries only it references, so
+//! its size follows the ids alive in the windows.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+use ahash::AHashSet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An interned, immutable, cheaply cloned string.
+#[derive(Clone)]
+pub struct Sym(Arc<str>);
+
+/// Entries below which the pool is never swept.
+const MIN_SWEEP: usize = 1 << 16;
+
+/// A pool entry: hashed and compared by text, for lookups by `&str`.
+struct Entry(Sym);
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (*self.0 .0).hash(state)
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        *self.0 .0 == *other.0 .0
+    }
+}
+
+impl Eq for Entry {}
+
+impl Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        &self.0 .0
+    }
+}
+
+struct Pool {
+    set: AHashSet<Entry>,
+    sweep_at: usize,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+impl Sym {
+    /// The pooled copy of `s` (added to the pool when new).
+    pub fn new(s: &str) -> Sym {
+        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = guard.get_or_insert_with(|| Pool {
+            set: AHashSet::new(),
+            sweep_at: MIN_SWEEP,
+        });
+        if let Some(found) = pool.set.get(s) {
+            return found.0.clone();
+        }
+        if pool.set.len() >= pool.sweep_at {
+            // an entry only the pool holds has no other copy to be equal to
+            pool.set.retain(|e| Arc::strong_count(&e.0 .0) > 1);
+            pool.sweep_at = (2 * pool.set.len()).max(MIN_SWEEP);
+        }
+        let sym = Sym(Arc::from(s));
+        pool.set.insert(Entry(sym.clone()));
+        sym
+    }
+
+    /// The pooled copy of `s` if there is one (without adding it).
+    pub fn existing(s: &str) -> Option<Sym> {
+        let guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref()?.set.get(s).map(|e| e.0.clone())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Strings in the pool (live or awaiting its next sweep).
+    pub fn pooled() -> usize {
+        POOL.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |p| p.set.len())
+    }
+}
+
+impl Deref for Sym {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Sym {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Sym {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Sym {}
+
+impl PartialEq<str> for Sym {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Sym {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl Hash for Sym {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(Arc::as_ptr(&self.0) as *const u8 as usize)
+    }
+}
+
+impl PartialOrd for Sym {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Sym {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        (*self.0).cmp(&*other.0)
+    }
+}
+
+impl fmt::Debug for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Sym {
+    fn from(s: &str) -> Sym {
+        Sym::new(s)
+    }
+}
+
+impl From<&String> for Sym {
+    fn from(s: &String) -> Sym {
+        Sym::new(s)
+    }
+}
+
+impl From<String> for Sym {
+    fn from(s: String) -> Sym {
+        Sym::new(&s)
+    }
+}
+
+impl Serialize for Sym {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sym {
+    // restored state is interned again, so it shares the live event's copies
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Sym, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Sym::new(&s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_text_shares_one_allocation() {
+        let a = Sym::new("user-1");
+        let b = Sym::from(String::from("user-1"));
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(a, b);
+        assert_eq!(a, "user-1");
+    }
+
+    #[test]
+    fn orders_by_text() {
+        let mut v = vec![Sym::new("c"), Sym::new("a"), Sym::new("b")];
+        v.sort();
+        assert_eq!(v, vec![Sym::new("a"), Sym::new("b"), Sym::new("c")]);
+        assert_ne!(Sym::new("a"), Sym::new("b"));
+    }
+
+    #[test]
+    fn the_pool_forgets_unheld_strings() {
+        let kept = Sym::new("kept-across-sweeps");
+        for i in 0..(3 * MIN_SWEEP) {
+            drop(Sym::new(&format!("transient-{i}")));
+        }
+        assert!(Sym::pooled() <= 2 * MIN_SWEEP + 1);
+        let again = Sym::new("kept-across-sweeps");
+        assert!(Arc::ptr_eq(&kept.0, &again.0));
+    }
+
+    #[test]
+    fn round_trips_through_bincode_interned() {
+        let a = Sym::new("device-9");
+        let bytes = bincode::serialize(&vec![a.clone()]).unwrap();
+        let back: Vec<Sym> = bincode::deserialize(&bytes).unwrap();
+        assert!(Arc::ptr_eq(&a.0, &back[0].0));
+    }
+}

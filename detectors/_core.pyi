@@ -70,6 +70,11 @@ class Core:
         """Take one event; True when ticks with subjects to score are queued."""
     def process_many(self, events: list[Payment | Like | CoLike], sources: list[str | None]) -> bool:
         """Take a batch of events, each from the source at the same index."""
+    def process_record(self, data: bytes, source: str | None = None
+                       ) -> tuple[int, bool, int, int, bool] | None:
+        """One view-topic record of the worker (a bundle of events and marks):
+        ``(events, watermark_moved, duplicate_payments, duplicate_likes,
+        ticks_queued)``, or ``None`` (nothing taken) when it is not one."""
     def progress(self, source: str | None, ts: float | None, newest: float | None = None,
                  behind: bool | None = None) -> bool:
         """A progress mark of ``source`` (see :meth:`detectors.engine.Engine.progress`)."""

@@ -198,6 +198,23 @@ class Engine:
             return self.drain()
         return []
 
+    def process_record(self, data: bytes, source: Hashable = None
+                       ) -> tuple[list[Alert], int, bool, int, int] | None:
+        """Take one view-topic record of the worker (``streams.topics``: a
+        bundle of events and progress marks), decoded in the core.
+
+        Returns ``(alerts, events, watermark_moved, duplicate_payments,
+        duplicate_likes)``, or ``None`` (nothing taken) when ``data`` is not a
+        view record; the same as decoding it and calling :meth:`process` and
+        :meth:`progress` for its items in order, without a Python object per
+        event.
+        """
+        res = self.core.process_record(data, self._source(source))
+        if res is None:
+            return None
+        n, moved, dup_p, dup_l, pending = res
+        return (self.drain() if pending else []), n, moved, dup_p, dup_l
+
     def progress(self, source: Hashable, ts: float | None, newest: float | None = None,
                  behind: bool | None = None) -> list[Alert]:
         """A progress mark: ``source`` has reached event time ``ts``.

@@ -4,8 +4,8 @@ Data flow
 ---------
 ::
 
-    payments.success ─┐ ingest: parse ─┬─ bad ──> likeguard.deadletter
-    likes ────────────┘               └─ ok ──> <prefix>.merchant|ip|device|user
+    payments.success ─┐ ingest (own consumer): parse ─┬─ bad ──> likeguard.deadletter
+    likes ────────────┘                              └─ ok ──> <prefix>.merchant|ip|device|user
                                                  (partition of the view's key)
     <prefix>.<view> ── view agent: Engine(views=[view]) per partition ──> likeguard.alerts
                               user view: enriched likes ──> <prefix>.lockstep (by target)
@@ -40,7 +40,11 @@ watermarks then follow the input's event time about ``grace`` behind, as in
 the offline replay, whatever the key distribution.
 
 Agents are thin: decode, call the engine, send what it returns, count.
-Batches come from ``stream.take_events`` so per-event overhead stays low.
+Batches come from ``stream.take_events`` so per-event overhead stays low. The
+input topics do not pass through Faust at all: the ingest reads them in
+batches with its own aiokafka consumer (:mod:`streams.ingest`, consumer group
+``<app_id>-ingest``), since Faust's per-record path cost more than the whole
+engine.
 The worker's cost is per Kafka record, not per byte (Faust and aiokafka
 handle every message through several coroutines), so the repartitioned
 events travel in **bundles** (:class:`Bundles`): per ingest batch, one record
@@ -97,9 +101,10 @@ done and processes nothing after that (:meth:`Pipeline._on_shutdown`; the
 batches still buffered are left unacked), so the offsets Faust commits as it
 stops are exactly the checkpoints' and a restart processes nothing twice.
 
-The ingest stage is stateless and at-least-once: its acks follow its sends
-(Faust flushes the producer before committing), and a record ingested twice
-reaches the view topics twice, where the engine's dedupe drops the copy.
+The ingest stage is stateless and at-least-once: its consumer commits a
+batch's offsets only after the producer delivered what the batch was turned
+into, and a record ingested twice reaches the view topics twice, where the
+engine's dedupe drops the copy.
 
 Rebalances
 ----------
@@ -117,9 +122,8 @@ events for ``idle_flush`` seconds of wall-clock time *and its upstream is
 quiet too* -- no ingest batch in progress, no input record ingested by this
 worker for ``idle_flush`` seconds, no unprocessed records left in the slot's
 own partition, none left to ingest in the input partitions assigned to this
-worker (fetched to the high-water mark, none waiting in the ingest agent's
-channel or batch: after a restart the consumer may fetch a backlog seconds
-before the ingest agent takes it) and, for the lockstep view, no
+worker (fetched to the high-water mark, none in the batch being ingested)
+and, for the lockstep view, no
 user-view slot forwarding or unflushed, with a doubled wait --
 :meth:`Pipeline.tick` calls ``engine.flush()`` (as the offline replay does
 at the end of its file), sends the alerts and forwarded likes it returns,
@@ -142,6 +146,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.structs import ConsumerRecord
 from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, StreamT
 
@@ -149,6 +154,7 @@ from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
 from detectors.partitioning import kafka_partition
+from streams.ingest import InputConsumer
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import (
@@ -339,8 +345,9 @@ class Pipeline:
         self._ingesting = 0  #: ingest batches in progress
         #: the worker is stopping: every slot has had its last checkpoint
         self._stopping = False
-        #: the ingest agent's stream: records fetched but not yet taken wait in its channel
-        self._ingest_stream: StreamT | None = None
+        #: the input topics' consumer (not Faust's: see streams.ingest)
+        self.inputs = InputConsumer(settings, self.ingest_batch, self._flush_producer,
+                                    self._inputs_revoked)
         #: latest event time ingested per input partition (sent as progress marks)
         self._input_ts: dict[TP, float] = {}
         self._ingest_at: dict[TP, float] = {}  #: monotonic time of its last record
@@ -355,7 +362,7 @@ class Pipeline:
 
     def _register(self) -> None:
         app, s = self.app, self.settings
-        app.agent(self.topics.inputs, name="ingest")(self._make_ingest_agent())
+        app.task(self._run_inputs)
         for view in ALL_VIEWS:
             app.agent(self.topics.views[view], name=f"view-{view}")(self._make_view_agent(view))
         app.timer(interval=1.0, name="likeguard-tick")(self._timer)
@@ -364,17 +371,26 @@ class Pipeline:
         log.info("pipeline: %d partitions per view topic, views %s, engine %s",
                  self.n, ", ".join(s.view_topic(v) for v in ALL_VIEWS), self.cfg.to_dict())
 
-    def _make_ingest_agent(self) -> Any:
-        async def ingest(stream: StreamT) -> None:
-            self._ingest_stream = stream
-            manual_acks(stream)
-            async for events in stream.take_events(self.settings.batch_size,
-                                                   within=self.settings.batch_within):
-                if self._stopping:
-                    hold_acks(events)  # left for a restart
-                    continue
-                await self.ingest_batch(events)
-        return ingest
+    async def _run_inputs(self) -> None:
+        try:
+            await self.inputs.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("ingest stopped: %r", exc)
+            await self.app.crash(exc)
+
+    async def _flush_producer(self) -> None:
+        await self.app.producer.flush()
+
+    async def _inputs_revoked(self, revoked: set[TP]) -> None:
+        """Input partitions moved to another worker: forget their progress."""
+        for tp in revoked:
+            self._marked.pop(_source(tp), None)  # held anew if assigned again
+            self.metrics.forget_partition(tp.topic, tp.partition)
+            self._input_ts.pop(tp, None)
+            self._ingest_at.pop(tp, None)
+            self._ingested.pop(tp, None)
 
     def _make_view_agent(self, view: str) -> Any:
         async def view_agent(stream: StreamT) -> None:
@@ -397,25 +413,23 @@ class Pipeline:
 
     # ------------------------------------------------------------------ ingest
 
-    async def ingest_batch(self, events: list[EventT]) -> None:
+    async def ingest_batch(self, records: list[ConsumerRecord]) -> None:
         """Parse input records; dead-letter the bad, repartition the good.
 
-        The batch's records are acked (by ``take_events``, after this returns)
-        only when all of it was sent: a batch cut short (an error, or the
-        worker stopping in the middle of it) stays unacked and is ingested
-        again after a restart (the view engines drop the copies).
+        The input consumer commits a batch's offsets only once this returned
+        and the producer delivered what it sent (:mod:`streams.ingest`): a
+        batch cut short (an error, or the worker stopping in the middle of
+        it) is ingested again after a restart (the view engines drop the
+        copies).
         """
         self._ingesting += 1
-        hold_acks(events)
         try:
-            await self._ingest(events)
+            await self._ingest(records)
         finally:
             self._ingesting -= 1
             self.last_ingest = time.monotonic()
-        for event in events:  # reached only when the whole batch went out
-            event.message.decref()
 
-    async def _ingest(self, events: list[EventT]) -> None:
+    async def _ingest(self, records: list[ConsumerRecord]) -> None:
         m = self.metrics
         payments_name = self.settings.payments_topic
         view_names = self.view_names
@@ -428,16 +442,19 @@ class Pipeline:
         sources: dict[TP, bytes] = {}  # the source header value, per input partition
         bundles = Bundles(send)
         await self.hold_new_inputs()
-        for event in events:
-            msg = event.message
+        tps: dict[tuple[str, int], TP] = {}
+        for msg in records:
             topic = msg.topic
             consumed[topic] = consumed.get(topic, 0) + 1
-            last[msg.tp] = msg.offset
+            tp = tps.get((topic, msg.partition))
+            if tp is None:
+                tp = tps[(topic, msg.partition)] = TP(topic, msg.partition)
+            last[tp] = msg.offset
             value = msg.value
             try:
                 ev = parse_payment(value) if topic == payments_name else parse_like(value)
-                if ev is not None:
-                    check_record_time(ev, msg.timestamp, max_ahead)
+                if ev is not None and msg.timestamp is not None and msg.timestamp >= 0:
+                    check_record_time(ev, msg.timestamp / 1000.0, max_ahead)
             except BadRecord as exc:
                 m.rejected(topic, exc.reason)
                 await self.topics.deadletter.send(
@@ -448,11 +465,11 @@ class Pipeline:
                 m.skipped(topic, "trade_state")
                 continue
             data = encode_event(ev)
-            if ev.ts > newest.get(msg.tp, float("-inf")):
-                newest[msg.tp] = ev.ts
-            src = sources.get(msg.tp)
+            if ev.ts > newest.get(tp, float("-inf")):
+                newest[tp] = ev.ts
+            src = sources.get(tp)
             if src is None:
-                src = sources[msg.tp] = _source(msg.tp).encode()
+                src = sources[tp] = _source(tp).encode()
             for view, key in route_keys(ev).items():
                 if bundles.add(view_names[view], kafka_partition(key, n), src, data):
                     await bundles.send_full()
@@ -500,7 +517,7 @@ class Pipeline:
     def _ingest_lag(self, tp: TP) -> int | None:
         """Records of input partition ``tp`` this worker has not ingested (``None``: not known)."""
         try:
-            hw = self.app.consumer.highwater(tp)
+            hw = self.inputs.highwater(tp)
         except Exception:  # noqa: BLE001 - unknown
             return None
         nxt = self._ingested.get(tp)
@@ -520,7 +537,7 @@ class Pipeline:
         """
         if self.settings.progress_interval <= 0:
             return
-        for tp in self.app.consumer.assignment():
+        for tp in self.inputs.assignment():
             source = _source(tp)
             if tp.topic in self.input_topics and source not in self._marked:
                 await self._mark(source, self._input_ts.get(tp), INGEST_VIEWS, "ingest",
@@ -529,20 +546,19 @@ class Pipeline:
     async def _fetched_to_end(self, tp: TP) -> bool | None:
         """Whether the consumer has fetched ``tp`` to its high-water mark
         (``None``: the consumer could not tell)."""
-        consumer = self.app.consumer
         try:
-            hw = consumer.highwater(tp)
-            pos = await consumer.position(tp)
+            hw = self.inputs.highwater(tp)
+            pos = await self.inputs.position(tp)
         except Exception:  # noqa: BLE001 - unknown
             return None
         return hw is not None and pos is not None and pos >= hw
 
     async def _nothing_left(self, tp: TP) -> bool:
         """Whether input partition ``tp`` has nothing left to ingest: fetched to its
-        high-water mark and none of its records waiting in the ingest's stream."""
+        high-water mark and none of its records in the batch being ingested."""
         if not await self._fetched_to_end(tp):
             return False
-        return not any(m.tp == tp for m in list(self.app.consumer.unacked))
+        return tp not in self.inputs.holding
 
     async def send_marks(self, idle: bool = False) -> None:
         """Progress marks for the input partitions that moved on since their last mark.
@@ -578,7 +594,7 @@ class Pipeline:
             idle_flush = self.settings.idle_flush
             ended = (idle_flush > 0 and not self._ingesting
                      and now - self.last_ingest >= idle_flush)
-            for tp in self.app.consumer.assignment():
+            for tp in self.inputs.assignment():
                 if tp.topic not in self.input_topics:
                     continue
                 if tp in marks:  # ingested to its end and quiet
@@ -686,13 +702,26 @@ class Pipeline:
             if off < slot.next_offset:
                 continue  # in memory already (redelivered), not yet checkpointed
             slot.next_offset = off + 1
+            src = event_source(msg.headers)
+            # the core decodes and takes the record whole (no Python object
+            # per event); what it refuses, Python's decoder explains
+            done = eng.process_record(msg.value, src)
+            if done is not None:
+                got, k, moved, dup_p, dup_l = done
+                alerts += got
+                n += k
+                if moved:
+                    slot.dirty = True
+                if count_dupes:
+                    self.metrics.duplicate(self.settings.payments_topic, dup_p)
+                    self.metrics.duplicate(self.settings.likes_topic, dup_l)
+                continue
             try:
                 items = decode_record(msg.value)
             except ViewEventError as exc:
                 log.error("%s[%d]@%d: %s", msg.topic, msg.partition, off, exc)
                 self.metrics.rejected(msg.topic, "bad_view_event")
                 continue
-            src = event_source(msg.headers)
             for ev in items:
                 if isinstance(ev, Mark):
                     wm = eng.watermark
@@ -759,10 +788,9 @@ class Pipeline:
                 seen[k] = count
 
     def _set_lag(self, last: dict[TP, int]) -> None:
-        consumer = self.app.consumer
         for tp, offset in last.items():
             try:
-                hw = consumer.highwater(tp)
+                hw = self.inputs.highwater(tp)
             except Exception:  # noqa: BLE001 - lag is best effort
                 continue
             if hw is not None:
@@ -944,16 +972,12 @@ class Pipeline:
         A worker that starts on a backlog may see its ingest pause (partition
         assignment, table recovery) while records wait in the input topics;
         the view slots must not take that pause for the end of the input. The
-        consumer's position is not enough: records it fetched wait in the
-        ingest agent's channel (and, taken, in its batch) until ingested.
-        (Faust's unacked set cannot tell: a stream's last record stays unacked
-        until the next one comes.)
+        consumer's position (the next record ``getmany`` returns) is not
+        enough: the batch it returned last may still be being ingested.
         """
-        stream = self._ingest_stream
-        if stream is not None and not stream.channel.empty():
-            return False  # fetched, not yet taken by the ingest agent
-        consumer = self.app.consumer
-        for tp in consumer.assignment():
+        if self.inputs.holding:
+            return False  # fetched, not yet ingested
+        for tp in self.inputs.assignment():
             if tp.topic not in self.input_topics:
                 continue
             lag = self._ingest_lag(tp)  # None: nothing ingested since the start
@@ -1015,6 +1039,8 @@ class Pipeline:
         still had are left unacked, for the next owner of their partitions.
         """
         self._stopping = True
+        # the input's offsets are committed for what went out; nothing more comes in
+        await self.inputs.stop()
         crash = getattr(self.app, "_crash_reason", None)  # Faust keeps no public flag
         if crash is not None:  # not a graceful stop: resume from the last checkpoints
             log.warning("stopping after a crash (%r): no final checkpoints", crash)

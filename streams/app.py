@@ -44,7 +44,7 @@ from faust.types.transports import TransportT
 
 from streams.settings import Settings
 
-__all__ = ["LikeguardApp", "create_app", "credentials", "ssl_context"]
+__all__ = ["LikeguardApp", "aiokafka_security", "create_app", "credentials", "ssl_context"]
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -97,6 +97,20 @@ def credentials(settings: Settings) -> CredentialsT | None:
     ctx = ssl_context(settings) if proto == "SASL_SSL" else None
     return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
                                  ssl_context=ctx, mechanism=settings.sasl_mechanism)
+
+
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """The same connection security as :func:`credentials`, as aiokafka client
+    arguments (for the ingest's own consumer, :mod:`streams.ingest`)."""
+    proto = settings.security_protocol
+    out: dict[str, Any] = {"security_protocol": proto}
+    if proto in ("SSL", "SASL_SSL"):
+        out["ssl_context"] = ssl_context(settings)
+    if proto.startswith("SASL"):
+        out.update(sasl_mechanism=settings.sasl_mechanism,
+                   sasl_plain_username=settings.sasl_username,
+                   sasl_plain_password=settings.sasl_password)
+    return out
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -301,9 +301,10 @@ class Metrics:
         """Count one valid record of ``topic`` that was ignored on purpose."""
         self.events_skipped.labels(topic=topic, reason=reason).inc()
 
-    def duplicate(self, topic: str) -> None:
-        """Count one duplicate delivery of ``topic`` that was dropped."""
-        self.duplicates_dropped.labels(topic=topic).inc()
+    def duplicate(self, topic: str, n: int = 1) -> None:
+        """Count ``n`` duplicate deliveries of ``topic`` that were dropped."""
+        if n:
+            self.duplicates_dropped.labels(topic=topic).inc(n)
 
     def late(self, view: str, n: int = 1) -> None:
         """Count ``n`` events that arrived too far behind ``view``'s watermark."""

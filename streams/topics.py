@@ -252,9 +252,10 @@ def decode_record(data: bytes | str | None) -> list[Payment | Like | CoLike | Ma
 
 @dataclass(frozen=True)
 class Topics:
-    """The Faust topics (and the checkpoint table) of one app."""
+    """The Faust topics (and the checkpoint table) of one app. The input
+    topics are not among them: the ingest reads them with its own consumer
+    (:mod:`streams.ingest`)."""
 
-    inputs: faust.TopicT  #: both input topics, consumed by one ingest agent
     alerts: faust.TopicT
     deadletter: faust.TopicT
     views: dict[str, faust.TopicT]
@@ -274,7 +275,7 @@ CHECKPOINT_TOPIC_CONFIG = {
 def make_topics(app: faust.App, settings: Settings) -> Topics:
     """Declare every topic of the worker on ``app``.
 
-    Input and view topics use raw bytes (the agents decode them); the view
+    View topics use raw bytes (the agents decode them); the view
     topics are internal (Faust creates them with ``settings.partitions``
     partitions). Output topics are plain topics; the worker's pre-flight
     check creates them when missing.
@@ -282,10 +283,6 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}
     n = settings.partitions
-    # One topic object (and so one ingest agent and one stream) over both
-    # input topics: records of both reach the view topics in the order the
-    # consumer delivers them, without two agents racing each other.
-    inputs = app.topic(settings.payments_topic, settings.likes_topic, allow_empty=True, **raw)
     alerts = app.topic(settings.alerts_topic, **raw)
     deadletter = app.topic(settings.deadletter_topic, key_type=bytes, key_serializer="raw",
                            value_type=DeadLetter, value_serializer="json")
@@ -300,4 +297,4 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
         extra_topic_configs=CHECKPOINT_TOPIC_CONFIG,
         help="Engine checkpoints: <view>/<partition> header and snapshot chunks.",
     )
-    return Topics(inputs, alerts, deadletter, views, checkpoints)
+    return Topics(alerts, deadletter, views, checkpoints)

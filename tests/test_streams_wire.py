@@ -34,7 +34,6 @@ from streams.topics import (
     encode_event,
     encode_mark,
 )
-from tests.worker_harness import T0, like_value
 
 
 def _like(i: int, target: str = "post:1") -> Like:
@@ -209,8 +208,13 @@ def _pipeline(tmp_path, assigned: Callable[[Settings], set[TP]], sent: list[tupl
     tps = assigned(settings)
     pipe.app = SimpleNamespace(
         consumer=SimpleNamespace(assignment=lambda: set(tps), highwater=lambda tp: 5,
-                                 position=position, unacked=set()),
+                                 position=position),
         consumer_generation_id=1, producer=SimpleNamespace(send=send))
+    async def stop() -> None:
+        return None
+
+    pipe.inputs = SimpleNamespace(assignment=lambda: set(tps), highwater=lambda tp: 5,
+                                  position=position, holding=set(), stop=stop)
     return pipe
 
 
@@ -301,26 +305,37 @@ def test_a_view_batch_cut_short_leaves_what_it_did_not_reach_unacked(tmp_path):
         assert not event.message.ack(None), (event.message.partition, event.message.offset)
 
 
-def test_an_ingest_batch_cut_short_stays_unacked(tmp_path):
-    """An ingest batch that did not get all of its records out stays unacked
-    (it is ingested again after a restart; the views drop the copies); one that
-    did is acked as usual."""
-    async def go(cut: bool) -> list[SimpleNamespace]:
-        pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0)}, [])
-        events = _events(pipe.settings.likes_topic, 0,  # contract records, as produced
-                         [like_value(f"l{i}", f"u{i}", "post:1", "m1", T0 + i) for i in range(3)])
-        if cut:
-            async def cancelled(evs):
-                raise asyncio.CancelledError
-            pipe._ingest = cancelled
-            with pytest.raises(asyncio.CancelledError):
-                await pipe.ingest_batch(events)
-        else:
-            await pipe.ingest_batch(events)
-        return events
+def test_the_input_offsets_are_committed_only_after_a_flush(tmp_path):
+    """The ingest's consumer commits the offsets of what was ingested only once
+    the producer delivered the bundles made from it; a batch whose ingest
+    failed is not committed (it is ingested again after a restart)."""
+    from streams.ingest import InputConsumer
 
-    assert not any(e.message.ack(None) for e in asyncio.run(go(cut=True)))
-    assert all(e.message.ack(None) for e in asyncio.run(go(cut=False)))
+    calls: list[object] = []
+    settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path)).validate()
+    likes = TP(settings.likes_topic, 0)
+
+    async def flush() -> None:
+        calls.append("flush")
+
+    async def commit(offsets) -> None:
+        calls.append({(tp.topic, tp.partition): o for tp, o in offsets.items()})
+
+    async def go() -> None:
+        async def nothing(_tps) -> None:
+            return None
+
+        ic = InputConsumer(settings, nothing, flush, nothing)
+        ic.consumer = SimpleNamespace(commit=commit)
+        await ic._commit()
+        assert calls == []  # nothing ingested: no flush, no commit
+        ic._uncommitted[likes] = 42
+        await ic._commit()
+        assert calls == ["flush", {(likes.topic, 0): 42}]
+        await ic._commit()  # committed already
+        assert len(calls) == 2
+
+    asyncio.run(go())
 
 
 def _user_marks(tmp_path, flush: bool) -> tuple[float, list[float | None]]:
@@ -366,18 +381,16 @@ def test_a_flushed_user_slot_marks_the_lockstep_view_at_its_input_end(tmp_path):
 
 def test_input_counts_as_drained_only_once_every_fetched_record_is_ingested(tmp_path):
     """The idle flush's upstream check: input partitions fetched to their
-    high-water mark (5) are not drained while records wait in the ingest
-    agent's channel or the ingest has not reached the high-water mark."""
+    high-water mark (5) are not drained while a fetched batch is being
+    ingested or the ingest has not reached the high-water mark."""
     async def go() -> list[bool]:
         pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0)}, [])
         likes = TP(pipe.settings.likes_topic, 0)
-        waiting = asyncio.Queue()
-        pipe._ingest_stream = SimpleNamespace(channel=waiting)
         seen = []
-        waiting.put_nowait("a fetched record")
+        pipe.inputs.holding = {likes}
         pipe._ingested[likes] = 5
-        seen.append(await pipe._inputs_drained())  # one record still in the channel
-        waiting.get_nowait()
+        seen.append(await pipe._inputs_drained())  # a batch being ingested
+        pipe.inputs.holding = set()
         pipe._ingested[likes] = 3
         seen.append(await pipe._inputs_drained())  # two records not ingested yet
         pipe._ingested[likes] = 5
@@ -408,3 +421,50 @@ def test_a_crashing_worker_writes_no_final_checkpoint(tmp_path):
 
     assert asyncio.run(go(RuntimeError("boom"))) == (True, [])
     assert asyncio.run(go(None)) == (True, ["merchant/0"])  # graceful: the last checkpoint
+
+
+def test_a_view_record_taken_by_the_core_equals_its_events_one_by_one():
+    """``Engine.process_record`` (decoded in the core) gives what decoding the
+    record in Python and feeding its events and marks one by one gives: the
+    same alerts, counters and watermark; a record that is not a view record
+    is refused whole."""
+    from detectors.config import EngineConfig
+
+    likes = [Like(f"l{i}", f"u{i}", "post:1", "m1", 1000.0 + i, ip="10.0.0.1", device="d1",
+                  user_created=5.0) for i in range(60)]
+    pays = [Payment(f"t{i}", "m1", f"u{i}", 1, 999.5 + i, device="d1") for i in range(0, 60, 3)]
+    events = sorted([*likes, *pays, likes[3]], key=lambda e: e.ts)  # one duplicate
+    records = [encode_bundle([encode_event(e) for e in events[i:i + 7]])
+               for i in range(0, len(events), 7)]
+    records += [encode_mark(1200.0), encode_bundle([encode_mark(2000.0, behind=False)])]
+
+    def by_python() -> tuple:
+        eng = Engine(EngineConfig(mode="rules"), views=["merchant", "device"])
+        alerts = []
+        for data in records:
+            for ev in decode_record(data):
+                if isinstance(ev, Mark):
+                    alerts += eng.progress(b"likes/0", ev.ts, ev.newest, ev.behind)
+                else:
+                    alerts += eng.process(ev, b"likes/0")
+        alerts += eng.flush()
+        return [a.alert_id for a in alerts], eng.stats, eng.watermark
+
+    def by_core() -> tuple:
+        eng = Engine(EngineConfig(mode="rules"), views=["merchant", "device"])
+        alerts, dups = [], 0
+        for data in records:
+            got = eng.process_record(data, b"likes/0")
+            assert got is not None
+            alerts += got[0]
+            dups += got[3] + got[4]
+        alerts += eng.flush()
+        assert dups == 1
+        return [a.alert_id for a in alerts], eng.stats, eng.watermark
+
+    python, core = by_python(), by_core()
+    assert python[0], "the farm raises alerts"
+    assert core == python
+    eng = Engine(EngineConfig(mode="rules"), views=["merchant"])
+    assert eng.process_record(b'["b",["m",1.0],["x"]]', b"likes/0") is None
+    assert eng.stats["like"] == 0 and eng.watermark == float("-inf")

@@ -15,6 +15,7 @@ pub mod rules;
 pub mod subject;
 pub mod sym;
 pub mod views;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;

@@ -18,6 +18,7 @@ use crate::murmur;
 use crate::rules::{strongest, Cond, RuleSet};
 use crate::subject::{Count, Subject as RSubject};
 use crate::sym::Sym;
+use crate::wire;
 
 impl<'py> FromPyObject<'py> for Sym {
     fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
@@ -341,6 +342,43 @@ impl Core {
             self.inner.process(ev, src.as_deref());
         }
         Ok(self.pending())
+    }
+
+    /// One view-topic record (``streams.topics``: a bundle or a single event,
+    /// marks included) from ``source``, decoded and processed here: returns
+    /// ``(events, watermark_moved, duplicate_payments, duplicate_likes,
+    /// ticks_queued)``, or ``None`` (nothing processed) when the record is not
+    /// a view record.
+    #[pyo3(signature = (data, source=None))]
+    fn process_record(
+        &mut self,
+        data: &[u8],
+        source: Option<&str>,
+    ) -> Option<(usize, bool, u64, u64, bool)> {
+        let items = wire::decode(data)?;
+        let core = &mut self.inner;
+        let wm = core.reorder.watermark;
+        let (mut n, mut dup_p, mut dup_l) = (0, 0, 0);
+        for it in items {
+            match it {
+                wire::Item::Mark(ts, newest, behind) => core.progress(source, ts, newest, behind),
+                wire::Item::Event(ev) => {
+                    n += 1;
+                    let payment = matches!(ev, Event::Payment(_));
+                    let d0 = core.stats.duplicates;
+                    core.process(ev, source);
+                    if core.stats.duplicates != d0 {
+                        if payment {
+                            dup_p += 1;
+                        } else {
+                            dup_l += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let moved = core.reorder.watermark != wm;
+        Some((n, moved, dup_p, dup_l, self.pending()))
     }
 
     /// A progress mark: ``source`` reached event time ``ts`` (see ``Engine.progress``).

@@ -1,0 +1,194 @@
+"""The input topics' consumer: records in batches, without a Faust event each.
+
+Faust hands every record of a subscribed topic through a consumer callback,
+a stream queue, an event and an ack (about 85 CPU ms per 1,000 records,
+measured in docs/performance.md): more than the whole engine costs. The input
+topics therefore do not go through Faust at all. :class:`InputConsumer` is an
+aiokafka consumer in its own consumer group (``<app_id>-ingest``) that the
+worker's ingest task reads with ``getmany``; the view topics, the checkpoint
+table and the rebalancing of view partitions stay Faust's.
+
+Delivery. The ingest is stateless and at-least-once: a batch's offsets are
+committed only after the bundles made from it are out (the producer flushed),
+at most every ``commit_every`` seconds, before partitions are revoked and when
+the worker stops. A record ingested twice (after a crash) reaches the view
+topics twice, where the engines' dedupe drops the copy.
+
+See docs/worker.md for the worker's topology.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
+
+from streams.app import aiokafka_security
+from streams.settings import Settings
+
+__all__ = ["InputConsumer", "ingest_group"]
+
+log = logging.getLogger("likeguard.worker")
+
+
+def ingest_group(settings: Settings) -> str:
+    """The consumer group of the input topics (the view topics' is ``app_id``)."""
+    return f"{settings.app_id}-ingest"
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: InputConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.owner._revoked({TP(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        log.info("input partitions assigned: %s",
+                 " ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)) or "none")
+
+
+class InputConsumer:
+    """Batches of input records for the worker's ingest (see the module docs).
+
+    Parameters
+    ----------
+    settings
+        Validated settings (brokers, security, topics, batch size, fetch wait).
+    ingest
+        ``await ingest(records)`` for each batch: every record of it must be
+        sent on (or dead-lettered) when it returns.
+    flush
+        ``await flush()``: everything sent so far is delivered (the producer's).
+    on_revoked
+        ``await on_revoked(tps)`` after the offsets of revoked partitions are
+        committed (the caller forgets their progress marks).
+    """
+
+    def __init__(self, settings: Settings, ingest: Callable[[list[ConsumerRecord]], Awaitable[None]],
+                 flush: Callable[[], Awaitable[None]],
+                 on_revoked: Callable[[set[TP]], Awaitable[None]],
+                 commit_every: float = 1.0) -> None:
+        self.settings = settings
+        self._ingest = ingest
+        self._flush = flush
+        self._on_revoked = on_revoked
+        self.commit_every = commit_every
+        self.consumer: AIOKafkaConsumer | None = None
+        #: next offset to commit per partition (ingested and sent, not yet committed)
+        self._uncommitted: dict[TP, int] = {}
+        self._committed_at = time.monotonic()
+        self._batch = asyncio.Lock()  # one batch at a time; revocation waits for it
+        self._stopped = False
+        self._done = asyncio.Event()
+        #: partitions with records taken from the consumer but not yet ingested
+        self.holding: set[TP] = set()
+
+    # ------------------------------------------------------------------ state
+
+    def assignment(self) -> set[TP]:
+        if self.consumer is None:
+            return set()
+        return {TP(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def highwater(self, tp: TP) -> int | None:
+        if self.consumer is None:
+            return None
+        return self.consumer.highwater(TopicPartition(tp.topic, tp.partition))
+
+    async def position(self, tp: TP) -> int | None:
+        if self.consumer is None:
+            return None
+        return await self.consumer.position(TopicPartition(tp.topic, tp.partition))
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; one batch at a time."""
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.app_id}-ingest",
+            group_id=ingest_group(s),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=max(1, round(s.fetch_max_wait * 1000)),
+            max_partition_fetch_bytes=1 << 20,
+            session_timeout_ms=round(s.session_timeout * 1000),
+            heartbeat_interval_ms=round(s.heartbeat_interval * 1000),
+            **aiokafka_security(s),
+        )
+        self.consumer.subscribe([s.payments_topic, s.likes_topic], listener=_Listener(self))
+        await self.consumer.start()
+        log.info("ingest: consuming %s, %s as group %s", s.payments_topic, s.likes_topic,
+                 ingest_group(s))
+        try:
+            while not self._stopped:
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=s.batch_size)
+                if self._stopped:
+                    break
+                if batch:
+                    async with self._batch:
+                        if self._stopped:
+                            break
+                        records = [r for msgs in batch.values() for r in msgs]
+                        self.holding = {TP(tp.topic, tp.partition) for tp in batch}
+                        try:
+                            await self._ingest(records)
+                        finally:
+                            self.holding = set()
+                        for tp, msgs in batch.items():
+                            self._uncommitted[TP(tp.topic, tp.partition)] = msgs[-1].offset + 1
+                if time.monotonic() - self._committed_at >= self.commit_every:
+                    async with self._batch:
+                        await self._commit()
+        finally:
+            consumer, self.consumer = self.consumer, None
+            try:
+                await consumer.stop()  # leaves the group: the partitions move at once
+            finally:
+                self._done.set()
+
+    async def stop(self) -> None:
+        """Finish the batch in progress, commit what was sent, stop consuming."""
+        async with self._batch:
+            self._stopped = True
+            if self.consumer is None:
+                return
+            try:
+                await self._commit()
+            except Exception as exc:  # noqa: BLE001 - ingested again after a restart
+                log.warning("could not commit the ingest's offsets on stop: %r", exc)
+        try:
+            await asyncio.wait_for(self._done.wait(), 10.0)
+        except TimeoutError:
+            log.warning("the ingest's consumer did not stop within 10 s")
+
+    async def _commit(self, only: set[TP] | None = None) -> None:
+        """Deliver what was sent, then commit the offsets behind it."""
+        self._committed_at = time.monotonic()
+        offsets = {tp: o for tp, o in self._uncommitted.items() if only is None or tp in only}
+        if not offsets or self.consumer is None:
+            return
+        await self._flush()
+        await self.consumer.commit({TopicPartition(tp.topic, tp.partition): o
+                                    for tp, o in offsets.items()})
+        for tp in offsets:
+            if self._uncommitted.get(tp) == offsets[tp]:
+                del self._uncommitted[tp]
+
+    async def _revoked(self, tps: set[TP]) -> None:
+        async with self._batch:
+            try:
+                await self._commit(tps)
+            except Exception as exc:  # noqa: BLE001 - the next owner ingests them again
+                log.warning("could not commit revoked input partitions: %r", exc)
+            for tp in tps:
+                self._uncommitted.pop(tp, None)
+            await self._on_revoked(tps)
+

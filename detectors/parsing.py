@@ -10,7 +10,8 @@ caller counts it as skipped.
 Reason codes: ``not_utf8``, ``not_json``, ``not_object``, ``missing_field``,
 ``wrong_type``, ``bad_time``, ``out_of_range``. The drivers also pass every
 parsed event to :func:`check_record_time`, which rejects (``bad_time``) an
-event dated far after its Kafka record's timestamp.
+event dated far after (or, when configured, far before) its Kafka record's
+timestamp.
 
 Sane ranges (``docs/contract.md``): times (``success_time``, ``ts``,
 ``user_created``) from :data:`MIN_TIME` (2000-01-01) up to, not including,
@@ -63,7 +64,7 @@ import orjson
 from detectors.events import Like, Payment, parse_time
 
 __all__ = ["BadRecord", "parse_payment", "parse_like", "parse_value", "check_record_time",
-           "MAX_AHEAD", "MIN_TIME", "MAX_TIME", "CREATED_SKEW", "MAX_AMOUNT",
+           "MAX_AHEAD", "MAX_BEHIND", "MIN_TIME", "MAX_TIME", "CREATED_SKEW", "MAX_AMOUNT",
            "MAX_TEXT", "REASONS", "TOPIC_KINDS"]
 
 REASONS = (
@@ -82,6 +83,10 @@ TOPIC_KINDS = {"payments.success": "payment", "likes": "like"}
 #: seconds an event's time may run past its Kafka record's timestamp (the
 #: default of :attr:`~detectors.config.EngineConfig.max_ahead`)
 MAX_AHEAD = 300.0
+#: seconds an event's time may lie before its Kafka record's timestamp (the
+#: default of :attr:`~detectors.config.EngineConfig.max_behind`; 0: not
+#: checked, as replays into Kafka stamp the current time by default)
+MAX_BEHIND = 0.0
 
 # Sane ranges; the compiled core's parse fast path (detectors/_core/src/parse.rs)
 # declines anything outside them, so these values must match its constants.
@@ -458,17 +463,21 @@ def parse_like(value: bytes | str | None) -> Like:
     return Like(like_id, user, target, mchid, ts, action, ip, w.device_id or None, created)
 
 
-def check_record_time(ev: Payment | Like, record_time: float | None, max_ahead: float) -> None:
-    """Reject an event that claims a time far after its Kafka record was written.
+def check_record_time(ev: Payment | Like, record_time: float | None, max_ahead: float,
+                      max_behind: float = MAX_BEHIND) -> None:
+    """Reject an event whose time is far from its Kafka record's timestamp.
 
     A record is produced after the event it carries happened, so its Kafka
     timestamp (seconds; the producer's create time or the broker's append
     time) bounds the event's time from above, up to the clocks' disagreement.
     An event more than ``max_ahead`` seconds past it comes from a clock gone
     wrong, and taken as it is it would drag its partition's event time ahead
-    (by a day, say) and make the honest events behind it late. Raises
+    (by a day, say) and make the honest events behind it late. An event more
+    than ``max_behind`` seconds before it is older than any backlog the
+    deployment expects (a clock reset, a replayed archive). Raises
     :class:`BadRecord` (``bad_time``). No check when ``record_time`` is
-    missing or not positive (no timestamp) or ``max_ahead`` is 0.
+    missing or not positive (no timestamp); ``max_ahead`` or ``max_behind``
+    0 turns that side's check off.
 
     >>> ev = Like("l1", "u1", "post:1", "m1", 1_000_000.0)
     >>> check_record_time(ev, 1_000_000.0 - 60, 300.0)  # a minute ahead: clocks differ
@@ -477,11 +486,20 @@ def check_record_time(ev: Payment | Like, record_time: float | None, max_ahead: 
     ... except BadRecord as e:
     ...     print(e.reason, "-", e.detail)
     bad_time - ts is 86400 s after the record's Kafka timestamp (at most 300 s)
+    >>> try:
+    ...     check_record_time(ev, 1_000_000.0 + 8 * 86_400, 300.0, 7 * 86_400.0)
+    ... except BadRecord as e:
+    ...     print(e.reason, "-", e.detail)
+    bad_time - ts is 691200 s before the record's Kafka timestamp (at most 604800 s)
     """
-    if (record_time is not None and record_time > 0 and max_ahead > 0
-            and ev.ts - record_time > max_ahead):
-        raise BadRecord("bad_time", f"ts is {ev.ts - record_time:.0f} s after the record's Kafka "
-                                    f"timestamp (at most {max_ahead:g} s)")
+    if record_time is None or record_time <= 0:
+        return
+    if max_ahead > 0 and ev.ts - record_time > max_ahead:
+        raise BadRecord("bad_time", f"ts is {_secs(ev.ts - record_time)} s after the record's "
+                                    f"Kafka timestamp (at most {max_ahead:g} s)")
+    if max_behind > 0 and record_time - ev.ts > max_behind:
+        raise BadRecord("bad_time", f"ts is {_secs(record_time - ev.ts)} s before the record's "
+                                    f"Kafka timestamp (at most {max_behind:g} s)")
 
 
 def _secs(x: float) -> str:

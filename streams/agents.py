@@ -421,7 +421,7 @@ class Pipeline:
         view_names = self.view_names
         send = self.app.producer.send  # the hot path: skip Faust's channel layer
         n = self.n
-        max_ahead = self.cfg.max_ahead
+        max_ahead, max_behind = self.cfg.max_ahead, self.cfg.max_behind
         consumed: dict[str, int] = {}
         last: dict[TP, int] = {}
         newest: dict[TP, float] = {}
@@ -437,7 +437,7 @@ class Pipeline:
             try:
                 ev = parse_payment(value) if topic == payments_name else parse_like(value)
                 if ev is not None:
-                    check_record_time(ev, msg.timestamp, max_ahead)
+                    check_record_time(ev, msg.timestamp, max_ahead, max_behind)
             except BadRecord as exc:
                 m.rejected(topic, exc.reason)
                 await self.topics.deadletter.send(

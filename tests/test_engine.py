@@ -120,14 +120,14 @@ def test_a_corrupt_or_foreign_core_state_is_refused() -> None:
 
 def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
     """Earlier versions pickled EngineConfig with its field values as a list in
-    field order; settings added since (``max_ahead``, ``allowed_lateness``) take
-    their defaults."""
+    field order; settings added since (``max_ahead``, ``allowed_lateness``,
+    ``max_behind``) take their defaults."""
     import pickle
     from dataclasses import fields
 
     cfg = EngineConfig(grace=3.0, seed=7)
     older = [getattr(cfg, f.name) for f in fields(cfg)
-             if f.name not in ("max_ahead", "allowed_lateness")]
+             if f.name not in ("max_ahead", "allowed_lateness", "max_behind")]
 
     class Older:  # pickles as the older version's EngineConfig did
         def __reduce__(self):  # type: ignore[no-untyped-def]
@@ -469,6 +469,25 @@ def test_a_record_out_of_range_is_rejected(recording: Path, clean_replays: dict[
     n = sum(1 for _ in gzip.open(recording, "rb"))
     path = _with_record(recording, tmp_path / "absurd.jsonl", n // 3, topic, value)
     _assert_one_more_rejected(_replays(path), clean_replays, "out_of_range")
+
+
+def test_event_far_behind_its_record_is_rejected_with_max_behind(
+        recording: Path, clean_replays: dict[str, _Run], tmp_path: Path) -> None:
+    """A like written 30 days after its time (a clock reset, an archive replayed): with
+    ``max_behind`` a week it is rejected as ``bad_time`` on both replay paths and nothing else
+    changes; by default (0) it is not checked and reaches the engine, which drops it as late."""
+    n = sum(1 for _ in gzip.open(recording, "rb"))
+    first = orjson.loads(next(iter(gzip.open(recording, "rb"))))
+    when = format_time(first["ts"] / 1000 - 30 * 86_400)
+    path = _with_record(recording, tmp_path / "behind.jsonl", n // 2, "likes",
+                        like_json(like_id="l-behind", ts=when, client_ip="10.0.0.1"))
+    week = EngineConfig(max_behind=7 * 86_400.0)
+    _assert_one_more_rejected(_replays(path, week), _replays(recording, week), "bad_time")
+    for how, (summary, alerts, _) in _replays(path).items():
+        clean, clean_alerts, _ = clean_replays[how]
+        assert summary.rejected == clean.rejected, how
+        assert summary.events == clean.events + 1 and summary.late == clean.late + 1, how
+        assert alerts == clean_alerts, how
 
 
 def test_progress_marks_keep_sparse_partitions_current(recording: Path) -> None:

@@ -26,6 +26,7 @@ from detectors.parsing import (
     _ip_ok,
     _parse_like_checked,
     _parse_payment_checked,
+    check_record_time,
     parse_like,
     parse_payment,
 )
@@ -191,6 +192,26 @@ def test_strings_longer_than_the_bound_are_out_of_range(path: str, char: str) ->
             assert err.value.reason == "out_of_range"
             assert f"at most {MAX_TEXT} characters, got {MAX_TEXT + 1}" in err.value.detail
         assert parse_fast(kind, raw.decode()) is None
+
+
+def test_record_time_check_both_sides() -> None:
+    """``max_ahead`` bounds an event's time after its record's Kafka timestamp, ``max_behind``
+    (when set) before it; the bounds themselves pass, 0 turns a side off, and a record without a
+    timestamp is not checked."""
+    ev = Like("l1", "u1", "post:1", "m1", 1_000_000.0)
+    week = 7 * 86_400.0
+    check_record_time(ev, ev.ts - 300, 300.0, week)
+    check_record_time(ev, ev.ts + week, 300.0, week)
+    check_record_time(ev, ev.ts + 10 * week, 300.0, 0.0)  # behind: off
+    check_record_time(ev, ev.ts - 86_400, 0.0, week)  # ahead: off
+    for t in (None, 0.0, -1.0):
+        check_record_time(ev, t, 300.0, week)
+    with pytest.raises(BadRecord, match="after the record's Kafka timestamp") as err:
+        check_record_time(ev, ev.ts - 301, 300.0, week)
+    assert err.value.reason == "bad_time"
+    with pytest.raises(BadRecord, match="604801 s before the record's Kafka timestamp") as err:
+        check_record_time(ev, ev.ts + week + 1, 300.0, week)
+    assert err.value.reason == "bad_time"
 
 
 def test_none_value_is_bad() -> None:

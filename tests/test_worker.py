@@ -37,6 +37,7 @@ from tests.worker_harness import (
     read_jsonl,
     read_to_end,
     recording_records,
+    rfc3339,
     wait_for,
 )
 
@@ -128,7 +129,10 @@ def test_campaign_raises_alerts(kafka_bootstrap, worker_factory):
 def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
     topics = WorkerTopics.unique("lg-bad")
     topics.create(kafka_bootstrap)
-    worker = _start(worker_factory, topics)
+    # records are stamped now (the time of producing), the valid ones' events lie at T0: a
+    # max_behind a month past that span rejects an event two months older than T0
+    max_behind = time.time() - T0 + 30 * 86400
+    worker = _start(worker_factory, topics, LIKEGUARD_MAX_BEHIND=str(max_behind))
     good = orjson.loads(like_value("l-x", "o-x", "post:1", "1900000001", T0))
     pay = orjson.loads(payment_value("tx-0", "1900000001", "o-x", 1, T0))
     bad = [  # (topic, value, reason)
@@ -144,6 +148,9 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
         # outside the valid years: a fresh engine would start its event time in 1970
         (topics.likes, orjson.dumps({**good, "like_id": "l-1970", "ts": "1970-01-01T00:00:00Z"}),
          "bad_time"),
+        # more than max_behind before the record's timestamp
+        (topics.likes, orjson.dumps({**good, "like_id": "l-behind",
+                                     "ts": rfc3339(T0 - 60 * 86400)}), "bad_time"),
         (topics.likes, orjson.dumps({**good, "like_id": "l-long", "target_id": "p" * 100_000}),
          "out_of_range"),
         (topics.payments, orjson.dumps({**pay, "amount": {"total": 0}}), "out_of_range"),
@@ -190,6 +197,7 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
                if d["reason"] == "bad_time" and d["topic"] == topics.likes}
     assert "after the record's Kafka timestamp" in details["l-ahead"]
     assert "outside 2000-01-01 to 2100-01-01" in details["l-1970"]
+    assert "before the record's Kafka timestamp" in details["l-behind"]
     for (topic, reason), n in Counter((t, r) for t, _, r in bad).items():
         assert worker.metric("likeguard_events_rejected_total", topic=topic, reason=reason) == n
     assert worker.metric("likeguard_events_skipped_total", topic=topics.payments,

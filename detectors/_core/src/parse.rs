@@ -127,6 +127,18 @@ fn event_time(v: &str) -> Option<f64> {
     rfc3339(v).filter(|t| (MIN_TIME..MAX_TIME).contains(t))
 }
 
+/// Whether an event at `ts` fits its record's Kafka timestamp `ts_ms`: at most
+/// `max_ahead` seconds after it and `max_behind` seconds before it, as
+/// `detectors.parsing.check_record_time` decides (0: that side is not
+/// checked; no check without a positive timestamp).
+pub fn record_time_ok(ts: f64, ts_ms: Option<i64>, max_ahead: f64, max_behind: f64) -> bool {
+    let Some(ms) = ts_ms else { return true };
+    let record_time = ms as f64 / 1000.0;
+    !(record_time > 0.0
+        && ((max_ahead > 0.0 && ts - record_time > max_ahead)
+            || (max_behind > 0.0 && record_time - ts > max_behind)))
+}
+
 /// A successful payment, or `None` to leave the value to the validator
 /// (which also decides what a non-`SUCCESS` payment is).
 pub fn payment(value: &str) -> Option<Event> {
@@ -409,5 +421,17 @@ mod tests {
         assert!(extra(&format!(r#""appid":"{long}""#)).is_none()); // checked, though not kept
         assert!(extra(&format!(r#""out_trade_no":"{long}""#)).is_none());
         assert!(extra(&format!(r#""attach":"{long}""#)).is_some()); // ignored by the validator
+    }
+
+    #[test]
+    fn record_time_bounds_both_sides() {
+        let at = Some(1_000_000_000); // ms: 1_000_000 s
+        assert!(record_time_ok(1_000_300.0, at, 300.0, 0.0));
+        assert!(!record_time_ok(1_000_300.5, at, 300.0, 0.0));
+        assert!(record_time_ok(0.0, at, 300.0, 0.0)); // behind: not checked at 0
+        assert!(record_time_ok(999_400.0, at, 300.0, 600.0));
+        assert!(!record_time_ok(999_399.0, at, 300.0, 600.0));
+        assert!(record_time_ok(5e9, None, 300.0, 600.0));
+        assert!(record_time_ok(5e9, Some(0), 300.0, 600.0)); // no timestamp
     }
 }

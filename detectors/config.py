@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 
-from detectors.parsing import MAX_AHEAD
+from detectors.parsing import MAX_AHEAD, MAX_BEHIND
 
 __all__ = ["EngineConfig", "MODES"]
 
 MODES = ("both", "rules", "models")
 #: settings for which 0 means "off" (every other number must be positive)
-_MAY_BE_ZERO = ("grace", "max_skew", "max_ahead", "allowed_lateness")
+_MAY_BE_ZERO = ("grace", "max_skew", "max_ahead", "allowed_lateness", "max_behind")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,10 @@ class EngineConfig:
     #: updates the views, at once and out of order; older ones are dropped as
     #: late (0: every event behind the watermark is late)
     allowed_lateness: float = 600.0
+    #: an event may claim a time at most this far before its Kafka record's
+    #: timestamp; older ones are rejected as ``bad_time`` (0: not checked, the
+    #: default: replays into Kafka stamp the current time; see docs/contract.md)
+    max_behind: float = MAX_BEHIND
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""

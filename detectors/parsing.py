@@ -10,16 +10,25 @@ caller counts it as skipped.
 Reason codes: ``not_utf8``, ``not_json``, ``not_object``, ``missing_field``,
 ``wrong_type``, ``bad_time``, ``out_of_range``. The drivers also pass every
 parsed event to :func:`check_record_time`, which rejects (``bad_time``) an
-event dated far after its Kafka record's timestamp.
+event dated far after (or, when configured, far before) its Kafka record's
+timestamp.
+
+Sane ranges (``docs/contract.md``): times (``success_time``, ``ts``,
+``user_created``) from :data:`MIN_TIME` (2000-01-01) up to, not including,
+:data:`MAX_TIME` (2100-01-01), else ``bad_time``; ``user_created`` at most
+:data:`CREATED_SKEW` after the like's ``ts`` (``bad_time``);
+``amount.total`` at most :data:`MAX_AMOUNT` fen and every string field the
+event keeps at most :data:`MAX_TEXT` characters (``out_of_range``).
 
 Two paths, one behaviour. The fast path decodes a ``str`` or UTF-8 ``bytes``
 value with a ``msgspec.json.Decoder`` straight into a typed wire schema
 (strict types, ints within int64, unknown fields forbidden so that nothing
 is skipped unchecked), applies the semantic checks (non-empty required
-strings, ``amount.total >= 1``, ``action``, IP addresses) and builds the
-event; times go through :func:`~detectors.events.parse_time` as before
-(msgspec's own datetime parsing accepts ``z`` and rounds digits beyond
-microseconds, so it is not used). Anything it does not accept outright --
+strings, string lengths, ``amount.total`` in range, ``action``, IP
+addresses, time ranges) and builds the event; times go through
+:func:`~detectors.events.parse_time` as before (msgspec's own datetime
+parsing accepts ``z`` and rounds digits beyond microseconds, so it is not
+used). Anything it does not accept outright --
 any decode error, an unknown or mistyped field, a failed check, a
 non-``SUCCESS`` payment, other input types -- goes to the checked path
 (``_parse_payment_checked`` / ``_parse_like_checked``): orjson plus a
@@ -55,7 +64,8 @@ import orjson
 from detectors.events import Like, Payment, parse_time
 
 __all__ = ["BadRecord", "parse_payment", "parse_like", "parse_value", "check_record_time",
-           "MAX_AHEAD", "REASONS", "TOPIC_KINDS"]
+           "MAX_AHEAD", "MAX_BEHIND", "MIN_TIME", "MAX_TIME", "CREATED_SKEW", "MAX_AMOUNT",
+           "MAX_TEXT", "REASONS", "TOPIC_KINDS"]
 
 REASONS = (
     "not_utf8",
@@ -73,6 +83,25 @@ TOPIC_KINDS = {"payments.success": "payment", "likes": "like"}
 #: seconds an event's time may run past its Kafka record's timestamp (the
 #: default of :attr:`~detectors.config.EngineConfig.max_ahead`)
 MAX_AHEAD = 300.0
+#: seconds an event's time may lie before its Kafka record's timestamp (the
+#: default of :attr:`~detectors.config.EngineConfig.max_behind`; 0: not
+#: checked, as replays into Kafka stamp the current time by default)
+MAX_BEHIND = 0.0
+
+# Sane ranges; the compiled core's parse fast path (detectors/_core/src/parse.rs)
+# declines anything outside them, so these values must match its constants.
+#: earliest valid time (epoch seconds): 2000-01-01T00:00:00Z
+MIN_TIME = 946_684_800.0
+#: first time past the valid range: 2100-01-01T00:00:00Z
+MAX_TIME = 4_102_444_800.0
+#: seconds ``user_created`` may lie after the like's ``ts``: the account
+#: system's clock and the like's disagree, and a like of a fresh account is
+#: the evidence most worth keeping
+CREATED_SKEW = 86_400.0
+#: the largest ``amount.total``, fen: 10^10 fen = 100 million CNY
+MAX_AMOUNT = 10**10
+#: the longest string field an event keeps, in characters
+MAX_TEXT = 256
 
 
 class BadRecord(ValueError):
@@ -110,6 +139,8 @@ def _req_str(obj: dict[str, Any], name: str, label: str | None = None) -> str:
         raise BadRecord("wrong_type", f"{label or name} must be a string, got {type(v).__name__}")
     if not v:
         raise BadRecord("out_of_range", f"{label or name} must not be empty")
+    if len(v) > MAX_TEXT:
+        raise BadRecord("out_of_range", _too_long(label or name, v))
     return v
 
 
@@ -119,7 +150,13 @@ def _opt_str(obj: dict[str, Any], name: str, label: str | None = None) -> str | 
         return None
     if type(v) is not str:
         raise BadRecord("wrong_type", f"{label or name} must be a string, got {type(v).__name__}")
+    if len(v) > MAX_TEXT:
+        raise BadRecord("out_of_range", _too_long(label or name, v))
     return v or None
+
+
+def _too_long(label: str, v: str) -> str:
+    return f"{label} must be at most {MAX_TEXT} characters, got {len(v)}"
 
 
 #: what parse_time raises for a string that is not a valid time
@@ -136,9 +173,12 @@ def _time(obj: dict[str, Any], name: str, required: bool,
     if type(v) is not str:
         raise BadRecord("wrong_type", f"{name} must be an RFC 3339 string, got {type(v).__name__}")
     try:
-        return parse(v)
+        t = parse(v)
     except _TIME_ERRORS:
         raise BadRecord("bad_time", f"{name} is not an RFC 3339 time with offset: {v[:40]!r}") from None
+    if not MIN_TIME <= t < MAX_TIME:
+        raise BadRecord("bad_time", f"{name} is outside 2000-01-01 to 2100-01-01: {v[:40]!r}")
+    return t
 
 
 _ip_cache: dict[str, bool] = {}
@@ -211,6 +251,8 @@ def _parse_payment_checked(value: bytes | str | None) -> Payment | None:
         raise BadRecord("wrong_type", f"amount.total must be an integer, got {type(total).__name__}")
     if total < 1:
         raise BadRecord("out_of_range", f"amount.total must be >= 1 fen, got {total}")
+    if total > MAX_AMOUNT:
+        raise BadRecord("out_of_range", f"amount.total must be <= {MAX_AMOUNT} fen, got {total}")
     currency = _opt_str(amount, "currency", "amount.currency") or "CNY"
     scene = _sub(obj, "scene_info", False)
     return Payment(
@@ -253,6 +295,9 @@ def _parse_like_checked(value: bytes | str | None) -> Like:
         raise BadRecord("out_of_range", f"action must be 'like' or 'unlike', got {action[:20]!r}")
     ts = _time(obj, "ts", True)
     created = _time(obj, "user_created", False, _created_time)
+    if created is not None and ts is not None and created - ts > CREATED_SKEW:
+        raise BadRecord("bad_time", f"user_created is {_secs(created - ts)} s after ts "
+                                    f"(at most {CREATED_SKEW:g} s)")
     return Like(
         like_id=like_id,
         user=user,
@@ -275,38 +320,42 @@ def _parse_like_checked(value: bytes | str | None) -> Like:
 # Strings decode to the same values as with orjson; ints are limited to the
 # int64 range, inside which orjson also returns them as ints. JSON ``null``
 # for an optional field means absent, as in the checked path; duplicate keys
-# keep the last value in both decoders.
+# keep the last value in both decoders. The strings the event keeps and the
+# amount carry their range as constraints (a violation takes the checked
+# path, which names it); ignored fields are left unconstrained.
 
 #: a msgspec int within int64, inside which orjson also returns ints
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_Fen = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+_Fen = Annotated[int, msgspec.Meta(ge=1, le=MAX_AMOUNT)]
+#: a string of at most MAX_TEXT characters (msgspec counts code points, as len does)
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 
 
 class _PayerWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    openid: str
+    openid: _Text
 
 
 class _AmountWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     total: _Fen
-    currency: str | None = None
+    currency: _Text | None = None
     payer_total: Int64 | None = None
     payer_currency: str | None = None
 
 
 class _SceneWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    device_id: str | None = None
+    device_id: _Text | None = None
 
 
 class _PaymentWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    transaction_id: str
-    mchid: str
-    trade_state: str
+    transaction_id: _Text
+    mchid: _Text
+    trade_state: _Text
     success_time: str
     payer: _PayerWire
     amount: _AmountWire
-    out_trade_no: str | None = None
-    appid: str | None = None
-    payer_client_ip: str | None = None
+    out_trade_no: _Text | None = None
+    appid: _Text | None = None
+    payer_client_ip: _Text | None = None
     scene_info: _SceneWire | None = None
     trade_type: str | None = None
     trade_state_desc: str | None = None
@@ -315,14 +364,14 @@ class _PaymentWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 class _LikeWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    like_id: str
-    user_openid: str
-    target_id: str
-    owner_mchid: str
+    like_id: _Text
+    user_openid: _Text
+    target_id: _Text
+    owner_mchid: _Text
     ts: str
-    action: str | None = None
-    client_ip: str | None = None
-    device_id: str | None = None
+    action: _Text | None = None
+    client_ip: _Text | None = None
+    device_id: _Text | None = None
     user_created: str | None = None
 
 
@@ -370,6 +419,8 @@ def parse_payment(value: bytes | str | None) -> Payment | None:
         ts = parse_time(w.success_time)
     except _TIME_ERRORS:
         return _parse_payment_checked(value)
+    if not MIN_TIME <= ts < MAX_TIME:
+        return _parse_payment_checked(value)
     amount, scene = w.amount, w.scene_info
     # positional, as keywords cost more than the decode: transaction_id, mchid,
     # openid, amount, ts, currency, out_trade_no, appid, ip, device
@@ -405,21 +456,28 @@ def parse_like(value: bytes | str | None) -> Like:
         created = None if created_raw is None else _created_time(created_raw)
     except _TIME_ERRORS:
         return _parse_like_checked(value)
+    if not MIN_TIME <= ts < MAX_TIME or (created is not None and (
+            not MIN_TIME <= created < MAX_TIME or created - ts > CREATED_SKEW)):
+        return _parse_like_checked(value)
     # like_id, user, target, mchid, ts, action, ip, device, user_created
     return Like(like_id, user, target, mchid, ts, action, ip, w.device_id or None, created)
 
 
-def check_record_time(ev: Payment | Like, record_time: float | None, max_ahead: float) -> None:
-    """Reject an event that claims a time far after its Kafka record was written.
+def check_record_time(ev: Payment | Like, record_time: float | None, max_ahead: float,
+                      max_behind: float = MAX_BEHIND) -> None:
+    """Reject an event whose time is far from its Kafka record's timestamp.
 
     A record is produced after the event it carries happened, so its Kafka
     timestamp (seconds; the producer's create time or the broker's append
     time) bounds the event's time from above, up to the clocks' disagreement.
     An event more than ``max_ahead`` seconds past it comes from a clock gone
     wrong, and taken as it is it would drag its partition's event time ahead
-    (by a day, say) and make the honest events behind it late. Raises
+    (by a day, say) and make the honest events behind it late. An event more
+    than ``max_behind`` seconds before it is older than any backlog the
+    deployment expects (a clock reset, a replayed archive). Raises
     :class:`BadRecord` (``bad_time``). No check when ``record_time`` is
-    missing or not positive (no timestamp) or ``max_ahead`` is 0.
+    missing or not positive (no timestamp); ``max_ahead`` or ``max_behind``
+    0 turns that side's check off.
 
     >>> ev = Like("l1", "u1", "post:1", "m1", 1_000_000.0)
     >>> check_record_time(ev, 1_000_000.0 - 60, 300.0)  # a minute ahead: clocks differ
@@ -428,11 +486,25 @@ def check_record_time(ev: Payment | Like, record_time: float | None, max_ahead: 
     ... except BadRecord as e:
     ...     print(e.reason, "-", e.detail)
     bad_time - ts is 86400 s after the record's Kafka timestamp (at most 300 s)
+    >>> try:
+    ...     check_record_time(ev, 1_000_000.0 + 8 * 86_400, 300.0, 7 * 86_400.0)
+    ... except BadRecord as e:
+    ...     print(e.reason, "-", e.detail)
+    bad_time - ts is 691200 s before the record's Kafka timestamp (at most 604800 s)
     """
-    if (record_time is not None and record_time > 0 and max_ahead > 0
-            and ev.ts - record_time > max_ahead):
-        raise BadRecord("bad_time", f"ts is {ev.ts - record_time:.0f} s after the record's Kafka "
-                                    f"timestamp (at most {max_ahead:g} s)")
+    if record_time is None or record_time <= 0:
+        return
+    if max_ahead > 0 and ev.ts - record_time > max_ahead:
+        raise BadRecord("bad_time", f"ts is {_secs(ev.ts - record_time)} s after the record's "
+                                    f"Kafka timestamp (at most {max_ahead:g} s)")
+    if max_behind > 0 and record_time - ev.ts > max_behind:
+        raise BadRecord("bad_time", f"ts is {_secs(record_time - ev.ts)} s before the record's "
+                                    f"Kafka timestamp (at most {max_behind:g} s)")
+
+
+def _secs(x: float) -> str:
+    """Seconds to the microsecond, without trailing zeros: a value just past a bound shows so."""
+    return f"{x:.6f}".rstrip("0").rstrip(".")
 
 
 def parse_value(kind: str, value: bytes | str | None) -> Payment | Like | None:

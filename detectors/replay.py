@@ -30,6 +30,7 @@ from detectors.config import EngineConfig
 from detectors.engine import Engine
 from detectors.parsing import (
     MAX_AHEAD,
+    MAX_BEHIND,
     TOPIC_KINDS,
     BadRecord,
     check_record_time,
@@ -74,11 +75,13 @@ class ReplaySummary:
 
 def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
                  topics: dict[str, str] | None = None, max_ahead: float = MAX_AHEAD,
+                 max_behind: float = MAX_BEHIND,
                  ) -> Iterator[tuple[tuple[str, int], Any]]:
     """Parse records into ``((topic, partition), event)``, counting rejects and
     skips in ``summary``. The pair is the event's source for the watermark.
-    An event more than ``max_ahead`` seconds past its record's timestamp is
-    rejected (:func:`~detectors.parsing.check_record_time`)."""
+    An event more than ``max_ahead`` seconds past (or ``max_behind`` seconds
+    before) its record's timestamp is rejected
+    (:func:`~detectors.parsing.check_record_time`)."""
     kinds = topics or TOPIC_KINDS
     pp, pl, check = parse_payment, parse_like, check_record_time
     for rec in records:
@@ -90,7 +93,7 @@ def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
         try:
             ev = pl(rec.payload) if kind == "like" else pp(rec.payload)
             if ev is not None and type(rec.ts) is int:  # kcat: milliseconds
-                check(ev, rec.ts / 1000, max_ahead)
+                check(ev, rec.ts / 1000, max_ahead, max_behind)
         except BadRecord as exc:
             summary.rejected[exc.reason] += 1
             continue
@@ -103,9 +106,9 @@ def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
 
 def iter_events(records: Iterable[Record], summary: ReplaySummary,
                 topics: dict[str, str] | None = None, max_ahead: float = MAX_AHEAD,
-                ) -> Iterator[Any]:
+                max_behind: float = MAX_BEHIND) -> Iterator[Any]:
     """Parse records into events, counting rejects and skips in ``summary``."""
-    for _, ev in iter_sourced(records, summary, topics, max_ahead):
+    for _, ev in iter_sourced(records, summary, topics, max_ahead, max_behind):
         yield ev
 
 
@@ -183,8 +186,10 @@ def replay_records(records: Iterable[Record], engine: Engine,
                    on_progress: Callable[[ReplaySummary], None] | None = None) -> ReplaySummary:
     """Drive ``engine`` with ``records`` in the order given; call ``emit`` for every alert."""
     summary = summary or ReplaySummary()
-    return replay_events(iter_sourced(records, summary, max_ahead=engine.cfg.max_ahead), engine,
-                         emit, summary, on_progress)
+    cfg = engine.cfg
+    return replay_events(iter_sourced(records, summary, max_ahead=cfg.max_ahead,
+                                      max_behind=cfg.max_behind), engine, emit, summary,
+                         on_progress)
 
 
 def replay_events(events: Iterable[tuple[Any, Any]], engine: Engine,
@@ -235,8 +240,9 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
     t0 = time.perf_counter()
     kinds = topics or TOPIC_KINDS
     with long_lived_heap(), tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
-        source = Replay(str(p), tmp, list(kinds.items()), engine.cfg.max_ahead, MAX_SPLIT_SOURCES,
-                        functools.partial(read_line, p), parse_value, BadRecord)
+        source = Replay(str(p), tmp, list(kinds.items()), engine.cfg.max_ahead,
+                        engine.cfg.max_behind, MAX_SPLIT_SOURCES, functools.partial(read_line, p),
+                        parse_value, BadRecord)
         bar = Progress(None, progress, "split")
         try:
             total = source.split()

@@ -435,7 +435,7 @@ class Pipeline:
         view_names = self.view_names
         send = self.app.producer.send  # the hot path: skip Faust's channel layer
         n = self.n
-        max_ahead = self.cfg.max_ahead
+        max_ahead, max_behind = self.cfg.max_ahead, self.cfg.max_behind
         consumed: dict[str, int] = {}
         last: dict[TP, int] = {}
         newest: dict[TP, float] = {}
@@ -454,7 +454,7 @@ class Pipeline:
             try:
                 ev = parse_payment(value) if topic == payments_name else parse_like(value)
                 if ev is not None and msg.timestamp is not None and msg.timestamp >= 0:
-                    check_record_time(ev, msg.timestamp / 1000.0, max_ahead)
+                    check_record_time(ev, msg.timestamp / 1000.0, max_ahead, max_behind)
             except BadRecord as exc:
                 m.rejected(topic, exc.reason)
                 await self.topics.deadletter.send(

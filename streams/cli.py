@@ -30,6 +30,9 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-ahead", type=float, default=None, dest="max_ahead",
                    help="seconds an event's time may run past its Kafka record's timestamp; "
                         "later ones are rejected as bad_time (default 300; 0: not checked)")
+    g.add_argument("--max-behind", type=float, default=None, dest="max_behind",
+                   help="seconds an event's time may lie before its Kafka record's timestamp; "
+                        "older ones are rejected as bad_time (default 0: not checked)")
     g.add_argument("--allowed-lateness", type=float, default=None, dest="allowed_lateness",
                    help="seconds behind the watermark an event may arrive and still count "
                         "(out of order); older ones are dropped as late (default 600; 0: none)")
@@ -41,7 +44,8 @@ def _engine_config(args: argparse.Namespace):
     from detectors.config import EngineConfig
 
     changes = {k: getattr(args, k)
-               for k in ("mode", "grace", "max_skew", "max_ahead", "allowed_lateness", "partitions")
+               for k in ("mode", "grace", "max_skew", "max_ahead", "max_behind", "allowed_lateness",
+                         "partitions")
                if getattr(args, k, None) is not None}
     return EngineConfig().with_(**changes)
 

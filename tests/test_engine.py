@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import io
 import pickle
 import struct
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -14,9 +18,9 @@ from detectors.config import EngineConfig
 from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.events import Like, format_time
 from detectors.recording import read_records
-from detectors.replay import ReplaySummary, iter_events, replay, replay_records
+from detectors.replay import ReplaySummary, iter_events, replay, replay_file, replay_records
 from detectors.simulate import SimConfig, simulate
-from tests.helpers import T0, Topology, like, payment
+from tests.helpers import T0, Topology, like, like_json, payment, payment_json
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +120,14 @@ def test_a_corrupt_or_foreign_core_state_is_refused() -> None:
 
 def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
     """Earlier versions pickled EngineConfig with its field values as a list in
-    field order; settings added since (``max_ahead``, ``allowed_lateness``) take
-    their defaults."""
+    field order; settings added since (``max_ahead``, ``allowed_lateness``,
+    ``max_behind``) take their defaults."""
     import pickle
     from dataclasses import fields
 
     cfg = EngineConfig(grace=3.0, seed=7)
     older = [getattr(cfg, f.name) for f in fields(cfg)
-             if f.name not in ("max_ahead", "allowed_lateness")]
+             if f.name not in ("max_ahead", "allowed_lateness", "max_behind")]
 
     class Older:  # pickles as the older version's EngineConfig did
         def __reduce__(self):  # type: ignore[no-untyped-def]
@@ -381,6 +385,109 @@ def test_event_far_ahead_of_its_record_is_rejected(recording: Path, tmp_path: Pa
     # unchecked, the one event makes a large part of the stream late
     unchecked = replay(skewed, io.StringIO(), EngineConfig(max_ahead=0))
     assert unchecked.late > sa.events // 10 and unchecked.alerts != sa.alerts
+
+
+#: a replay's outcome: summary, alerts (``emitted_at`` left empty), ticks the engine ran
+_Run = tuple[ReplaySummary, list[dict[str, Any]], int]
+
+
+def _replays(path: Path, cfg: EngineConfig | None = None) -> dict[str, _Run]:
+    """``path`` replayed by the compiled core's reader (``likeguard replay``) and by the Python
+    driver (:func:`~detectors.replay.replay_records`)."""
+    out: dict[str, _Run] = {}
+    for how in ("core", "python"):
+        engine = Engine(cfg)
+        alerts: list[dict[str, Any]] = []
+        emit = functools.partial(_keep_alert, alerts)
+        if how == "core":
+            summary = replay_file(path, engine, emit)
+        else:
+            summary = replay_records(read_records(path), engine, emit)
+        out[how] = (summary, alerts, engine.core.ticks_run)
+    return out
+
+
+def _keep_alert(alerts: list[dict[str, Any]], a: Any) -> None:
+    alerts.append(a.to_dict(""))
+
+
+@pytest.fixture(scope="module")
+def clean_replays(recording: Path) -> dict[str, _Run]:
+    return _replays(recording)
+
+
+def _with_record(recording: Path, dest: Path, at: int, topic: str, payload: bytes) -> Path:
+    """The recording with one more record (of ``topic`` and ``payload``, partition 0) before its
+    line ``at``, stamped with that line's Kafka timestamp."""
+    lines = gzip.open(recording, "rb").read().splitlines(keepends=True)
+    rec = {"topic": topic, "partition": 0, "offset": 0, "tstype": "create",
+           "ts": orjson.loads(lines[at])["ts"], "key": None, "payload": payload.decode()}
+    dest.write_bytes(b"".join(lines[:at]) + orjson.dumps(rec) + b"\n" + b"".join(lines[at:]))
+    return dest
+
+
+def _assert_one_more_rejected(got: dict[str, _Run], want: dict[str, _Run], reason: str) -> None:
+    """Each replay of ``got`` equals the same replay of ``want`` but for one more record,
+    rejected with ``reason``: the same events, alerts and ticks."""
+    for how in ("core", "python"):
+        (sg, ag, tg), (sw, aw, tw) = got[how], want[how]
+        assert sg.rejected - sw.rejected == Counter({reason: 1}), how
+        assert sg.records == sw.records + 1, how
+        assert (sg.events, sg.late, sg.duplicates) == (sw.events, sw.late, sw.duplicates), how
+        assert aw and ag == aw, how
+        assert tg == tw, how  # the engine never saw the record's date
+
+
+@pytest.mark.parametrize(("topic", "when"), [
+    ("likes", "1970-01-01T00:00:01Z"),
+    ("likes", "0001-01-01T00:00:00Z"),
+    ("payments.success", "9999-12-31T23:59:59Z"),
+])
+def test_a_first_record_dated_outside_the_valid_years_is_rejected(
+        recording: Path, clean_replays: dict[str, _Run], tmp_path: Path, topic: str,
+        when: str) -> None:
+    """A recording whose first record is dated 1970 (or year 1, or 9999, which Python's clock
+    reads too): that record is rejected as ``bad_time`` on both replay paths, and the rest
+    replays as without it. The engine never sees the date, so its tick count is the clean run's,
+    not a walk (or jump) over the decades."""
+    # a plain address: the core's fast path would take the value but for its time
+    payload = (like_json(like_id="l-ancient", ts=when, user_created=None, client_ip="10.0.0.1")
+               if topic == "likes" else payment_json(transaction_id="tx-ancient", success_time=when))
+    path = _with_record(recording, tmp_path / "ancient.jsonl", 0, topic, payload)
+    _assert_one_more_rejected(_replays(path), clean_replays, "bad_time")
+
+
+@pytest.mark.parametrize("value", [
+    payment_json(transaction_id="tx-absurd", amount={"total": 2**63 - 1}),
+    like_json(like_id="l-absurd", device_id="d" * 10_000, client_ip="10.0.0.1"),
+])
+def test_a_record_out_of_range_is_rejected(recording: Path, clean_replays: dict[str, _Run],
+                                           tmp_path: Path, value: bytes) -> None:
+    """An absurd amount or an unbounded string in the middle of a recording is rejected as
+    ``out_of_range``; nothing else changes."""
+    topic = "likes" if b"like_id" in value else "payments.success"
+    n = sum(1 for _ in gzip.open(recording, "rb"))
+    path = _with_record(recording, tmp_path / "absurd.jsonl", n // 3, topic, value)
+    _assert_one_more_rejected(_replays(path), clean_replays, "out_of_range")
+
+
+def test_event_far_behind_its_record_is_rejected_with_max_behind(
+        recording: Path, clean_replays: dict[str, _Run], tmp_path: Path) -> None:
+    """A like written 30 days after its time (a clock reset, an archive replayed): with
+    ``max_behind`` a week it is rejected as ``bad_time`` on both replay paths and nothing else
+    changes; by default (0) it is not checked and reaches the engine, which drops it as late."""
+    n = sum(1 for _ in gzip.open(recording, "rb"))
+    first = orjson.loads(next(iter(gzip.open(recording, "rb"))))
+    when = format_time(first["ts"] / 1000 - 30 * 86_400)
+    path = _with_record(recording, tmp_path / "behind.jsonl", n // 2, "likes",
+                        like_json(like_id="l-behind", ts=when, client_ip="10.0.0.1"))
+    week = EngineConfig(max_behind=7 * 86_400.0)
+    _assert_one_more_rejected(_replays(path, week), _replays(recording, week), "bad_time")
+    for how, (summary, alerts, _) in _replays(path).items():
+        clean, clean_alerts, _ = clean_replays[how]
+        assert summary.rejected == clean.rejected, how
+        assert summary.events == clean.events + 1 and summary.late == clean.late + 1, how
+        assert alerts == clean_alerts, how
 
 
 def test_progress_marks_keep_sparse_partitions_current(recording: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,11 +18,15 @@ from detectors._core import parse_fast
 from detectors.events import Like, Payment, format_time, parse_time
 from detectors.parsing import (
     _IP_PLAIN,
+    CREATED_SKEW,
+    MAX_AMOUNT,
+    MAX_TEXT,
     REASONS,
     BadRecord,
     _ip_ok,
     _parse_like_checked,
     _parse_payment_checked,
+    check_record_time,
     parse_like,
     parse_payment,
 )
@@ -88,6 +93,125 @@ def test_rejections_have_precise_reasons(value: bytes, reason: str, fragment: st
     assert err.value.reason == reason
     assert fragment in err.value.detail
     assert err.value.reason in REASONS
+
+
+def _plain_like(**over: object) -> bytes:
+    """:func:`like_json` with an address in the form the core reads (it leaves ``2001:db8::1`` to
+    the checked path)."""
+    return like_json(**{"client_ip": "10.0.0.1", **over})
+
+
+def _like_at(ts: str) -> bytes:
+    """A like at ``ts`` the core could read, without ``user_created`` (which would lie after it)."""
+    return _plain_like(ts=ts, user_created=None)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "fragment"),
+    [
+        (_like_at("1999-12-31T23:59:59.999999Z"), "bad_time", "ts is outside 2000-01-01"),
+        (_like_at("2000-01-01T00:00:00+00:01"), "bad_time", "ts is outside"),  # 1999 in UTC
+        (_like_at("2100-01-01T00:00:00Z"), "bad_time", "to 2100-01-01"),
+        (_like_at("1970-01-01T00:00:01Z"), "bad_time", "ts is outside"),
+        (_like_at("0001-01-01T00:00:00Z"), "bad_time", "ts is outside"),
+        (_like_at("9999-12-31T23:59:59Z"), "bad_time", "ts is outside"),
+        (payment_json(success_time="1970-01-01T08:00:00+08:00"), "bad_time", "success_time is outside"),
+        (payment_json(success_time="2100-01-01T00:00:00Z"), "bad_time", "success_time is outside"),
+        (_plain_like(user_created="1999-12-31T23:59:59Z"), "bad_time", "user_created is outside"),
+        (_plain_like(user_created="2999-01-01T00:00:00Z"), "bad_time", "user_created is outside"),
+        (_plain_like(ts="2026-11-24T00:00:00Z", user_created="2026-11-25T00:00:01Z"), "bad_time",
+         "user_created is 86401 s after ts (at most 86400 s)"),
+        (payment_json(amount={"total": MAX_AMOUNT + 1}), "out_of_range", "<= 10000000000 fen"),
+        (payment_json(amount={"total": 2**63 - 1}), "out_of_range", "amount.total must be <="),
+    ],
+)
+def test_values_out_of_range_are_rejected(value: bytes, reason: str, fragment: str) -> None:
+    """Each sane-range bound, on every path: the checked path names it, the msgspec fast path and
+    the core's decline it."""
+    kind = "like" if b"like_id" in value else "payment"
+    for parse in ((parse_like, _parse_like_checked) if kind == "like"
+                  else (parse_payment, _parse_payment_checked)):
+        with pytest.raises(BadRecord) as err:
+            parse(value)
+        assert err.value.reason == reason
+        assert fragment in err.value.detail, err.value.detail
+    assert parse_fast(kind, value.decode()) is None
+
+
+@pytest.mark.parametrize("value", [
+    _like_at("2000-01-01T00:00:00Z"),
+    _plain_like(ts="1999-12-31T23:30:00-01:00", user_created="2000-01-01T00:00:00Z"),
+    _plain_like(ts="2099-12-31T23:59:59.999999Z"), payment_json(success_time="2000-01-01T00:00:00Z"),
+    _plain_like(ts="2026-11-24T00:00:00Z", user_created="2026-11-25T00:00:00Z"),
+    _plain_like(user_created="2000-01-01T00:00:00Z"), payment_json(amount={"total": MAX_AMOUNT}),
+])
+def test_values_at_the_bounds_are_accepted(value: bytes) -> None:
+    """The bounds themselves are valid, and the fast paths take them: the range is [2000-01-01,
+    2100-01-01), ``user_created`` up to a day after ``ts``, amounts up to 10^10 fen."""
+    kind = "like" if b"like_id" in value else "payment"
+    fast, checked = (parse_like, _parse_like_checked) if kind == "like" else (
+        parse_payment, _parse_payment_checked)
+    ev = checked(value)
+    assert ev is not None and fast(value) == ev
+    assert _engine_fields(parse_fast(kind, value.decode())) == _engine_fields(ev)
+
+
+#: string fields bounded in length -> the event attribute that keeps them
+_LIKE_TEXTS = {"like_id": "like_id", "user_openid": "user", "target_id": "target",
+               "owner_mchid": "mchid", "device_id": "device"}
+_PAYMENT_TEXTS = {"transaction_id": "transaction_id", "mchid": "mchid", "payer.openid": "openid",
+                  "out_trade_no": "out_trade_no", "appid": "appid", "amount.currency": "currency",
+                  "scene_info.device_id": "device"}
+
+
+@pytest.mark.parametrize("path", [*_LIKE_TEXTS, *(f"payment:{p}" for p in _PAYMENT_TEXTS)])
+@pytest.mark.parametrize("char", ["x", "中", "😀"])
+def test_strings_longer_than_the_bound_are_out_of_range(path: str, char: str) -> None:
+    """Every string an event keeps (or a payment's optional fields the engine does not use) holds
+    at most ``MAX_TEXT`` characters, counted as characters, not bytes; a longer one is
+    ``out_of_range`` on the checked path and declined by both fast paths."""
+    kind, _, path = path.rpartition(":")
+    kind = kind or "like"
+    base = orjson.loads(_plain_like() if kind == "like" else payment_json())
+    fast, checked = (parse_like, _parse_like_checked) if kind == "like" else (
+        parse_payment, _parse_payment_checked)
+    for n in (MAX_TEXT, MAX_TEXT + 1):
+        doc = json.loads(json.dumps(base))
+        _set_path(doc, path, char * n)
+        raw = orjson.dumps(doc)
+        if n == MAX_TEXT:
+            ev = checked(raw)
+            assert ev is not None and fast(raw) == ev
+            attr = (_LIKE_TEXTS if kind == "like" else _PAYMENT_TEXTS)[path]
+            assert getattr(ev, attr) == char * n
+            assert _engine_fields(parse_fast(kind, raw.decode())) == _engine_fields(ev)
+            continue
+        for parse in (fast, checked):
+            with pytest.raises(BadRecord) as err:
+                parse(raw)
+            assert err.value.reason == "out_of_range"
+            assert f"at most {MAX_TEXT} characters, got {MAX_TEXT + 1}" in err.value.detail
+        assert parse_fast(kind, raw.decode()) is None
+
+
+def test_record_time_check_both_sides() -> None:
+    """``max_ahead`` bounds an event's time after its record's Kafka timestamp, ``max_behind``
+    (when set) before it; the bounds themselves pass, 0 turns a side off, and a record without a
+    timestamp is not checked."""
+    ev = Like("l1", "u1", "post:1", "m1", 1_000_000.0)
+    week = 7 * 86_400.0
+    check_record_time(ev, ev.ts - 300, 300.0, week)
+    check_record_time(ev, ev.ts + week, 300.0, week)
+    check_record_time(ev, ev.ts + 10 * week, 300.0, 0.0)  # behind: off
+    check_record_time(ev, ev.ts - 86_400, 0.0, week)  # ahead: off
+    for t in (None, 0.0, -1.0):
+        check_record_time(ev, t, 300.0, week)
+    with pytest.raises(BadRecord, match="after the record's Kafka timestamp") as err:
+        check_record_time(ev, ev.ts - 301, 300.0, week)
+    assert err.value.reason == "bad_time"
+    with pytest.raises(BadRecord, match="604801 s before the record's Kafka timestamp") as err:
+        check_record_time(ev, ev.ts + week + 1, 300.0, week)
+    assert err.value.reason == "bad_time"
 
 
 def test_none_value_is_bad() -> None:
@@ -198,7 +322,18 @@ raw_tokens = st.sampled_from([
     b"-9223372036854775809", b"1.0", b"-0", b'"\\ud800"', b'"\\udc80x"', b'"\xff"', b'"\xed\xa0\x80"',
     b'"\\u0000"', b"[" * 30 + b"]" * 30,
 ]).map(RawJSON)
-odd_values = st.one_of(st.just(...), st.none(), st.just(""), json_values, raw_tokens, odd_times, odd_ips)
+#: strings around the length bound, of one- to four-byte characters (a bound on characters, not bytes)
+long_texts = st.builds(lambda c, n: c * n, st.sampled_from(["x", "é", "中", "😀"]),
+                       st.integers(MAX_TEXT - 1, MAX_TEXT + 2))
+#: times at and beyond the bounds of the valid range [2000-01-01, 2100-01-01), some only by an offset
+edge_times = st.sampled_from([
+    "2000-01-01T00:00:00Z", "1999-12-31T23:59:59.999999Z", "2000-01-01T00:00:00+00:01",
+    "1999-12-31T23:30:00-01:00", "2099-12-31T23:59:59.999999Z", "2100-01-01T00:00:00Z",
+    "2099-12-31T23:59:00-00:01", "2100-01-01T00:30:00+01:00", "1970-01-01T00:00:00Z",
+    "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2999-01-01T00:00:00+08:00",
+])
+odd_values = st.one_of(st.just(...), st.none(), st.just(""), json_values, raw_tokens, odd_times, odd_ips,
+                       long_texts)
 
 LIKE_FIELDS = {
     "like_id": good_texts, "user_openid": good_texts, "target_id": good_texts,
@@ -208,10 +343,10 @@ LIKE_OPTIONAL = {
     "action": st.sampled_from(["like", "unlike"]), "client_ip": good_ips, "device_id": good_texts,
     "user_created": good_times,
 }
-good_amounts = st.fixed_dictionaries(
-    {"total": st.integers(1, 2**63 - 1)},
-    optional={"currency": good_texts, "payer_total": st.integers(0, 2**40), "payer_currency": good_texts},
-)
+AMOUNT_OPTIONAL = {"currency": good_texts, "payer_total": st.integers(0, 2**40),
+                   "payer_currency": good_texts}
+#: totals up to int64's maximum: most of them above MAX_AMOUNT (out of range)
+good_amounts = st.fixed_dictionaries({"total": st.integers(1, 2**63 - 1)}, optional=AMOUNT_OPTIONAL)
 PAYMENT_FIELDS = {
     "transaction_id": good_texts, "mchid": good_texts, "trade_state": st.just("SUCCESS"),
     "success_time": good_times, "payer": st.fixed_dictionaries({"openid": good_texts}),
@@ -228,9 +363,11 @@ PAYMENT_PATHS = [*PAYMENT_FIELDS, *PAYMENT_OPTIONAL, "payer.openid", "payer.x", 
                  "amount.currency", "amount.payer_total", "amount.x", "scene_info.device_id",
                  "scene_info.x", "trade_state", "attach", "x"]
 odd_by_field = {
-    "ts": odd_times, "user_created": odd_times, "success_time": odd_times, "client_ip": odd_ips,
+    "ts": odd_times | edge_times, "user_created": odd_times | edge_times,
+    "success_time": odd_times | edge_times, "client_ip": odd_ips,
     "payer_client_ip": odd_ips, "action": st.sampled_from(["", "love", "LIKE"]),
-    "amount.total": st.one_of(st.integers(-5, 5), st.booleans(), st.floats(), raw_tokens),
+    "amount.total": st.one_of(st.integers(-5, 5), st.booleans(), st.floats(), raw_tokens,
+                              st.integers(MAX_AMOUNT - 2, MAX_AMOUNT + 2)),
     "trade_state": st.sampled_from(["", "REFUND", "success"]),
 }
 
@@ -259,8 +396,10 @@ def _set_path(doc: dict[str, Any], path: str, value: object) -> None:
 def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
     """JSON text of a record: a valid one, then up to three mutations (a field absent, null,
     empty, of another type or value, a big or overflowing number, a bad escape, an unknown
-    field, a duplicate key), odd whitespace and escapes, maybe one byte flipped, inserted or
-    removed; as bytes or as str (lone surrogates included)."""
+    field, a duplicate key, a value out of range), odd whitespace and escapes, maybe one byte
+    flipped, inserted or removed; as bytes or as str (lone surrogates included). Out of range
+    without mutations too: totals up to int64's maximum, times of 1970-2100, an account created
+    any time around its like."""
     like = kind == "like"
     doc: dict[str, Any] = dict(draw(st.fixed_dictionaries(
         LIKE_FIELDS if like else PAYMENT_FIELDS, optional=LIKE_OPTIONAL if like else PAYMENT_OPTIONAL)))
@@ -268,6 +407,10 @@ def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
         path = draw(st.sampled_from(LIKE_PATHS if like else PAYMENT_PATHS))
         value = draw(odd_by_field.get(path, odd_values) | odd_values)
         _set_path(doc, path, value)
+    if like and draw(st.integers(0, 4)) == 0:  # an account created about a day after its like
+        created = _shifted(doc.get("ts"), CREATED_SKEW + draw(_created_past_skew))
+        if created is not None:
+            doc["user_created"] = created
     items = [(k, v) for k, v in doc.items() if v is not ...]
     if items and draw(st.booleans()):  # a duplicate key: the last one wins
         key = draw(st.sampled_from([k for k, _ in items]))
@@ -431,22 +574,24 @@ def _days_in_month(y: int, mo: int) -> int:
     return 30 if mo in (4, 6, 9, 11) else 31
 
 
-_LEAP_YEARS = [y for y in range(1972, 2101, 4) if y != 2100]
+_LEAP_YEARS = list(range(2000, 2100, 4))  # 2000 included (divisible by 400)
 _NON_LEAP_YEARS = [1970, 1971, 1900, 2023, 2026, 2099, 2100]
 
 
 @st.composite
 def _time_parts(draw: st.DrawFn) -> dict[str, Any]:
-    """The parts of a valid time of the core's form: 1970-2100 (leap days often), 0-6 fractional
-    digits, ``Z`` or a ``±HH:MM`` offset."""
+    """The parts of a valid time of the core's form: 2000-2099 (leap days often; in the valid
+    range also in UTC), 0-6 fractional digits, ``Z`` or a ``±HH:MM`` offset."""
     if draw(st.integers(0, 5)) == 0:
         y, mo, d = draw(st.sampled_from(_LEAP_YEARS)), 2, 29
     else:
-        y, mo = draw(st.integers(1970, 2100)), draw(st.integers(1, 12))
+        y, mo = draw(st.integers(2000, 2099)), draw(st.integers(1, 12))
         d = draw(st.integers(1, _days_in_month(y, mo)))
     digits = draw(st.text("0123456789", max_size=6))
     tz = draw(st.just("Z") | st.builds("{}{:02d}:{:02d}".format, st.sampled_from("+-"),
                                        st.integers(0, 23), st.integers(0, 59)))
+    if (mo, d) in ((1, 1), (12, 31)) and y in (2000, 2099):
+        tz = "Z"  # an offset could move the range's first or last day out of it
     return {"y": y, "mo": mo, "d": d, "sep": "T", "h": draw(st.integers(0, 23)),
             "mi": draw(st.integers(0, 59)), "s": draw(st.integers(0, 59)),
             "frac": "." + digits if digits else "", "tz": tz}
@@ -468,6 +613,7 @@ _time_damages = st.one_of(  # the common slips first, one branch each
                      {"sep": " "}, {"sep": "_"}]),
     st.builds(lambda y: {"y": y, "mo": 2, "d": 29}, st.sampled_from(_NON_LEAP_YEARS)),
     st.builds(lambda y: {"y": y}, st.integers(10000, 99999)),
+    st.builds(lambda y: {"y": y}, st.integers(1, 1999) | st.integers(2100, 9999)),  # out of range
     st.text("0123456789", min_size=7, max_size=9).map(lambda ds: {"frac": "." + ds}),
 )
 
@@ -512,11 +658,11 @@ damaged_ips = st.one_of(
 surrogate_texts = st.sampled_from(["\ud800", "a\udfff", "\ud83d", "\ude00\ud83d", "l-\udc80"])
 bad_strings = st.one_of(
     st.sampled_from(["", None, ..., 0, 1.5, True, [], {}, ["x"], {"x": "y"}]), surrogate_texts,
-    raw_tokens, json_values,
+    raw_tokens, json_values, long_texts,
 )
 bad_totals = st.one_of(
     st.sampled_from([0, -1, None, ..., True, False, "1", [1], {"total": 1}]),
-    st.integers(-(2**70), 2**70),
+    st.integers(-(2**70), 2**70), st.integers(MAX_AMOUNT - 2, MAX_AMOUNT + 2),
     st.sampled_from([b"1.0", b"1e0", b"1E2", b"0.5", b"-0", b"1.5e3", str(2**63).encode(),
                      str(2**64).encode(), str(-(2**63) - 1).encode(), str(2**63 - 1).encode(),
                      b"1" + b"0" * 30, b"01", b"+1", b"0x10"]).map(RawJSON),
@@ -529,7 +675,8 @@ _nested_dupes = {
     "scene_info": [b'{"device_id":"d","device_id":null}', b'{"device_id":"d","device_id":"e"}'],
 }
 damage_by_field: dict[str, st.SearchStrategy[Any]] = {
-    "ts": damaged_times(), "user_created": damaged_times(), "success_time": damaged_times(),
+    "ts": damaged_times() | edge_times, "user_created": damaged_times() | edge_times,
+    "success_time": damaged_times() | edge_times,
     "client_ip": damaged_ips, "payer_client_ip": damaged_ips,
     "action": st.sampled_from(["", "love", "LIKE", "Like", "unlike ", " like", "like\u0000"]),
     "trade_state": st.sampled_from(["", "REFUND", "success", "SUCCESS ", "CLOSED", "ＳＵＣＣＥＳＳ"]),
@@ -538,13 +685,19 @@ damage_by_field: dict[str, st.SearchStrategy[Any]] = {
        for f, vs in _nested_dupes.items()},
 }
 _UNKNOWN = ["extra", "Like_id", "ts ", "TS", "promotion_detail", "user_openid\u0000"]
-CANON_LIKE_FIELDS = {**LIKE_FIELDS, "ts": canonical_times}
+#: valid strings, some exactly as long as allowed (in one- to four-byte characters)
+canon_texts = good_texts | st.builds(lambda c: c * MAX_TEXT, st.sampled_from(["x", "中", "😀"]))
+CANON_LIKE_FIELDS = {**{k: canon_texts for k in LIKE_FIELDS}, "ts": canonical_times}
 CANON_LIKE_OPTIONAL = {
     "action": st.sampled_from(["like", "unlike", "", None]),
     "client_ip": canonical_ips | st.sampled_from(["", None]),
-    "device_id": good_texts | st.sampled_from(["", None]), "user_created": canonical_times | st.none(),
+    "device_id": canon_texts | st.sampled_from(["", None]), "user_created": canonical_times | st.none(),
 }
-CANON_PAYMENT_FIELDS = {**PAYMENT_FIELDS, "success_time": canonical_times}
+CANON_PAYMENT_FIELDS = {
+    **PAYMENT_FIELDS, "success_time": canonical_times, "transaction_id": canon_texts,
+    "mchid": canon_texts, "payer": st.fixed_dictionaries({"openid": canon_texts}),
+    "amount": st.fixed_dictionaries({"total": st.integers(1, MAX_AMOUNT)}, optional=AMOUNT_OPTIONAL),
+}
 CANON_PAYMENT_OPTIONAL = {
     **PAYMENT_OPTIONAL, "payer_client_ip": canonical_ips | st.sampled_from(["", None]),
     "bank_type": good_texts, "attach": good_texts | st.none(),
@@ -569,6 +722,24 @@ def _json_str(s: str, mask: int) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _shifted(time: object, seconds: float) -> str | None:
+    """RFC 3339 (UTC, microseconds) of ``time`` plus ``seconds``; ``None`` when ``time`` is not a time."""
+    if not isinstance(time, str):
+        return None
+    try:
+        t = parse_time(time)
+    except (ValueError, OverflowError, OSError):
+        return None
+    try:
+        return datetime.fromtimestamp(t + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+#: ``user_created`` this far past ``ts + CREATED_SKEW`` (near the bound, on both sides)
+_created_past_skew = st.sampled_from([-3600.0, -1.0, -1e-6, 0.0, 1e-6, 1.0, 1e6])
+
+
 def _json_text(value: Any, mask: int, sep: str = ",") -> str:
     """``value`` as JSON text: :class:`RawJSON` verbatim, ``...`` members left out, strings and keys
     escaped as ``mask`` says."""
@@ -590,6 +761,9 @@ def canonical_values(draw: st.DrawFn, kind: str) -> tuple[str, dict[str, Any]]:
     like = kind == "like"
     doc = draw(st.fixed_dictionaries(CANON_LIKE_FIELDS if like else CANON_PAYMENT_FIELDS,
                                      optional=CANON_LIKE_OPTIONAL if like else CANON_PAYMENT_OPTIONAL))
+    created = doc.get("user_created")
+    if created is not None and parse_time(created) - parse_time(doc["ts"]) > CREATED_SKEW:
+        doc["user_created"] = doc["ts"]  # an account created after its like is out of range
     text = _json_text(doc, draw(_escape_masks), draw(st.sampled_from([",", ", ", " ,\n", ",\t"])))
     return draw(st.sampled_from(["", " ", "\n"])) + text + draw(st.sampled_from(["", " ", "\r\n"])), doc
 
@@ -598,8 +772,9 @@ def canonical_values(draw: st.DrawFn, kind: str) -> tuple[str, dict[str, Any]]:
 def damaged_values(draw: st.DrawFn, kind: str) -> str:
     """A canonical value with one or two fields damaged (a broken time or address, a bad total or
     action, a wrong type, an empty or absent string, lone surrogates, an unknown field, a duplicate
-    key, nested too), maybe a duplicate top-level key, as JSON text with ``\\u`` escapes here and
-    there."""
+    key, nested too; out of range: a time outside 2000-2099, a total above the maximum, a string
+    longer than allowed, an account created after its like), maybe a duplicate top-level key, as
+    JSON text with ``\\u`` escapes here and there."""
     like = kind == "like"
     doc: dict[str, Any] = dict(draw(st.fixed_dictionaries(
         CANON_LIKE_FIELDS if like else CANON_PAYMENT_FIELDS,
@@ -612,6 +787,10 @@ def damaged_values(draw: st.DrawFn, kind: str) -> str:
         field = damage_by_field.get(path)
         value = draw(field if field is not None else bad_strings)
         _set_path(doc, path, value)
+    if like and draw(st.integers(0, 4)) == 0:  # an account created about a day after its like
+        created = _shifted(doc.get("ts"), CREATED_SKEW + draw(_created_past_skew))
+        if created is not None:
+            doc["user_created"] = created
     items = [(k, v) for k, v in doc.items() if v is not ...]
     if items and draw(st.integers(0, 3)) == 0:  # a duplicate key, maybe with the same value
         key = draw(st.sampled_from([k for k, _ in items]))
@@ -660,6 +839,10 @@ def test_core_parse_fast_accepts_only_what_checked_accepts(kind: str, data: st.D
     payment_json(payer={"openid": ""}), payment_json(payer={"openid": "o", "x": 1}),
     payment_json(trade_state="REFUND"), payment_json(success_time="2026-11-24T12:00:05.5+0800"),
     payment_json(payer_client_ip="1.2.3.4 "), _with(payment_json(), b'"mchid":"m2"'),
+    _like_at("1970-01-01T00:00:01Z"), _like_at("2100-01-01T00:00:00Z"),
+    _plain_like(ts="2026-11-24T00:00:00Z", user_created="2026-11-25T00:00:00.000001Z"),
+    _plain_like(user_created="1999-12-31T23:59:59Z"), _plain_like(device_id="中" * (MAX_TEXT + 1)),
+    payment_json(amount={"total": MAX_AMOUNT + 1}), payment_json(appid="x" * (MAX_TEXT + 1)),
 ])
 def test_core_parse_fast_declines_damaged_edge_cases(raw: bytes | str) -> None:
     for kind in ("like", "payment"):

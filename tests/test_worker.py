@@ -37,6 +37,7 @@ from tests.worker_harness import (
     read_jsonl,
     read_to_end,
     recording_records,
+    rfc3339,
     wait_for,
 )
 
@@ -128,8 +129,12 @@ def test_campaign_raises_alerts(kafka_bootstrap, worker_factory):
 def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
     topics = WorkerTopics.unique("lg-bad")
     topics.create(kafka_bootstrap)
-    worker = _start(worker_factory, topics)
+    # records are stamped now (the time of producing), the valid ones' events lie at T0: a
+    # max_behind a month past that span rejects an event two months older than T0
+    max_behind = time.time() - T0 + 30 * 86400
+    worker = _start(worker_factory, topics, LIKEGUARD_MAX_BEHIND=str(max_behind))
     good = orjson.loads(like_value("l-x", "o-x", "post:1", "1900000001", T0))
+    pay = orjson.loads(payment_value("tx-0", "1900000001", "o-x", 1, T0))
     bad = [  # (topic, value, reason)
         (topics.likes, b'{"like_id": "l-1", "user_openid": ', "not_json"),
         (topics.likes, b'{"like_id": "l-\xff\xfe"}', "not_utf8"),
@@ -138,11 +143,21 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
         (topics.likes, orjson.dumps({**good, "ts": 1795514400}), "wrong_type"),
         # a clock far ahead of the record's Kafka timestamp (the time of producing);
         # taken as it is, it would make its partition's later events late
-        (topics.likes, orjson.dumps({**good, "like_id": "l-ahead", "ts": "2100-01-01T00:00:00Z"}),
+        (topics.likes, orjson.dumps({**good, "like_id": "l-ahead", "ts": "2099-01-01T00:00:00Z"}),
          "bad_time"),
-        (topics.payments, orjson.dumps({
-            **orjson.loads(payment_value("tx-0", "1900000001", "o-x", 1, T0)),
-            "amount": {"total": 0}}), "out_of_range"),
+        # outside the valid years: a fresh engine would start its event time in 1970
+        (topics.likes, orjson.dumps({**good, "like_id": "l-1970", "ts": "1970-01-01T00:00:00Z"}),
+         "bad_time"),
+        # more than max_behind before the record's timestamp
+        (topics.likes, orjson.dumps({**good, "like_id": "l-behind",
+                                     "ts": rfc3339(T0 - 60 * 86400)}), "bad_time"),
+        (topics.likes, orjson.dumps({**good, "like_id": "l-long", "target_id": "p" * 100_000}),
+         "out_of_range"),
+        (topics.payments, orjson.dumps({**pay, "amount": {"total": 0}}), "out_of_range"),
+        (topics.payments, orjson.dumps({**pay, "transaction_id": "tx-big",
+                                        "amount": {"total": 2**63 - 1}}), "out_of_range"),
+        (topics.payments, orjson.dumps({**pay, "transaction_id": "tx-9999",
+                                        "success_time": "9999-12-31T23:59:59Z"}), "bad_time"),
     ]
     skipped = (topics.payments, payment_value("tx-closed", "1900000001", "o-x", 100, T0,
                                               trade_state="CLOSED"))
@@ -165,11 +180,11 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
     assert set(got) == alert_ids(expected)  # valid records unaffected by the bad ones
     letters = dl.values()
     assert len(letters) == len(bad)  # the skipped CLOSED payment is not dead-lettered
-    by_reason = {d["reason"]: (d, r) for d, r in zip(letters, dl.records, strict=True)}
-    assert set(by_reason) == {reason for *_, reason in bad}
+    at = {(d["topic"], d["partition"], d["offset"]): (d, r)
+          for d, r in zip(letters, dl.records, strict=True)}
     for (topic, value, reason), m in zip(bad, meta, strict=False):
-        d, rec = by_reason[reason]
-        assert (d["topic"], d["partition"], d["offset"]) == (topic, m.partition, m.offset)
+        d, rec = at[(topic, m.partition, m.offset)]
+        assert d["reason"] == reason, d
         assert d["detail"]
         assert rec.key == b"k"
         if reason == "not_utf8":
@@ -178,12 +193,16 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
             assert d["encoding"] == "base64" and base64.b64decode(d["original"]) == value
         else:
             assert d["encoding"] == "utf-8" and d["original"] == value.decode()
-    for _topic, _value, reason in bad:
-        t = topics.payments if reason == "out_of_range" else topics.likes
-        assert worker.metric("likeguard_events_rejected_total", topic=t, reason=reason) == 1
+    details = {orjson.loads(d["original"]).get("like_id") or "": d["detail"] for d in letters
+               if d["reason"] == "bad_time" and d["topic"] == topics.likes}
+    assert "after the record's Kafka timestamp" in details["l-ahead"]
+    assert "outside 2000-01-01 to 2100-01-01" in details["l-1970"]
+    assert "before the record's Kafka timestamp" in details["l-behind"]
+    for (topic, reason), n in Counter((t, r) for t, _, r in bad).items():
+        assert worker.metric("likeguard_events_rejected_total", topic=topic, reason=reason) == n
     assert worker.metric("likeguard_events_skipped_total", topic=topics.payments,
                          reason="trade_state") == 1
-    n_likes = sum(1 for t, _, _ in valid if t == topics.likes) + 5
+    n_likes = sum(1 for t, _, _ in [*bad, *valid] if t == topics.likes)
     assert worker.metric("likeguard_events_consumed_total", topic=topics.likes) == n_likes
     assert worker.alive()
 

@@ -217,6 +217,7 @@ pub fn decide<E>(
     kind: Kind,
     rec: &Rec,
     max_ahead: f64,
+    max_behind: f64,
     counts: &mut Counts,
     slow: &mut dyn FnMut(Kind, &Payload) -> Result<Decided, E>,
 ) -> Result<Option<Event>, E> {
@@ -242,13 +243,10 @@ pub fn decide<E>(
             }
         },
     };
-    // an event far after its record's Kafka timestamp comes from a clock gone wrong
-    if let Some(ms) = rec.ts_ms {
-        let record_time = ms as f64 / 1000.0;
-        if record_time > 0.0 && max_ahead > 0.0 && ev.ts() - record_time > max_ahead {
-            *counts.rejected.entry("bad_time".to_owned()).or_insert(0) += 1;
-            return Ok(None);
-        }
+    // an event far after (or before) its record's Kafka timestamp: a clock gone wrong
+    if !parse::record_time_ok(ev.ts(), rec.ts_ms, max_ahead, max_behind) {
+        *counts.rejected.entry("bad_time".to_owned()).or_insert(0) += 1;
+        return Ok(None);
     }
     counts.events += 1;
     Ok(Some(ev))
@@ -262,6 +260,7 @@ pub struct Merge {
     started: bool,
     pub counts: Counts,
     max_ahead: f64,
+    max_behind: f64,
 }
 
 impl Merge {
@@ -269,6 +268,7 @@ impl Merge {
         split: &Split,
         kinds: &dyn Fn(&str) -> Option<Kind>,
         max_ahead: f64,
+        max_behind: f64,
     ) -> io::Result<Self> {
         let mut streams = Vec::new();
         for (topic, partition, path) in &split.sources {
@@ -286,6 +286,7 @@ impl Merge {
             started: false,
             counts: Counts::default(),
             max_ahead,
+            max_behind,
         })
     }
 
@@ -303,7 +304,8 @@ impl Merge {
             return Ok(());
         };
         while let Some(rec) = self.streams[i].next()? {
-            if let Some(ev) = decide(kind, &rec, self.max_ahead, &mut self.counts, slow)? {
+            let (ahead, behind) = (self.max_ahead, self.max_behind);
+            if let Some(ev) = decide(kind, &rec, ahead, behind, &mut self.counts, slow)? {
                 self.heap.push(Reverse(Head(ev.ts(), i)));
                 self.heads[i] = Some(ev);
                 return Ok(());
@@ -367,7 +369,7 @@ mod tests {
         let split = split(&mut lines, &mut fb, &dir, 256).unwrap().unwrap();
         assert_eq!(split.records, 7);
         let kinds = |t: &str| (t == "likes").then_some(Kind::Like);
-        let mut merge = Merge::new(&split, &kinds, 300.0).unwrap();
+        let mut merge = Merge::new(&split, &kinds, 300.0, 0.0).unwrap();
         let mut slow = |_: Kind, _: &Payload| -> io::Result<Decided> {
             Ok(Decided::Rejected("not_json".into()))
         };

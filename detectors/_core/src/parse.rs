@@ -7,12 +7,26 @@
 //! fast path does not read) returns `None` and is left to that validator,
 //! which alone decides rejections and their reasons. The forms read here are
 //! the common ones: RFC 3339 times `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM)`,
-//! dotted-quad IPv4 and full eight-group IPv6 addresses.
+//! dotted-quad IPv4 and full eight-group IPv6 addresses. Values outside the
+//! validator's sane ranges (times, `user_created` after the like, amounts,
+//! string lengths) are declined too, so that the validator names them.
 
 use serde::Deserialize;
 
 use crate::event::{Event, Like, Payment};
 use crate::sym::Sym;
+
+// The validator's sane ranges (`detectors/parsing.py`, which documents them).
+/// earliest valid time (epoch seconds): 2000-01-01T00:00:00Z
+const MIN_TIME: f64 = 946_684_800.0;
+/// first time past the valid range: 2100-01-01T00:00:00Z
+const MAX_TIME: f64 = 4_102_444_800.0;
+/// seconds `user_created` may lie after the like's `ts`
+const CREATED_SKEW: f64 = 86_400.0;
+/// the largest `amount.total`, fen
+const MAX_AMOUNT: i64 = 10_000_000_000;
+/// the longest string field an event keeps, in characters
+const MAX_TEXT: usize = 256;
 
 /// The fields of a kcat `-J` line a replay reads (others are skipped).
 #[derive(Deserialize)]
@@ -41,6 +55,7 @@ struct PayerWire {
 #[serde(deny_unknown_fields)]
 struct AmountWire {
     total: i64,
+    /// read only to be checked: the event does not keep it
     currency: Option<String>,
     #[allow(dead_code)]
     payer_total: Option<i64>,
@@ -63,9 +78,9 @@ struct PaymentWire {
     success_time: String,
     payer: PayerWire,
     amount: AmountWire,
-    #[allow(dead_code)]
+    /// read only to be checked: the event does not keep it
     out_trade_no: Option<String>,
-    #[allow(dead_code)]
+    /// read only to be checked: the event does not keep it
     appid: Option<String>,
     payer_client_ip: Option<String>,
     scene_info: Option<SceneWire>,
@@ -98,6 +113,33 @@ fn opt(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
+/// More than `MAX_TEXT` characters (Python's `len`: code points).
+fn long(s: &str) -> bool {
+    s.len() > MAX_TEXT && s.chars().count() > MAX_TEXT
+}
+
+/// Whether any of the strings is too long (`None`: absent).
+fn any_long(v: &[Option<&str>]) -> bool {
+    v.iter().flatten().any(|s| long(s))
+}
+
+/// An event time: [`rfc3339`] within `MIN_TIME..MAX_TIME`.
+fn event_time(v: &str) -> Option<f64> {
+    rfc3339(v).filter(|t| (MIN_TIME..MAX_TIME).contains(t))
+}
+
+/// Whether an event at `ts` fits its record's Kafka timestamp `ts_ms`: at most
+/// `max_ahead` seconds after it and `max_behind` seconds before it, as
+/// `detectors.parsing.check_record_time` decides (0: that side is not
+/// checked; no check without a positive timestamp).
+pub fn record_time_ok(ts: f64, ts_ms: Option<i64>, max_ahead: f64, max_behind: f64) -> bool {
+    let Some(ms) = ts_ms else { return true };
+    let record_time = ms as f64 / 1000.0;
+    !(record_time > 0.0
+        && ((max_ahead > 0.0 && ts - record_time > max_ahead)
+            || (max_behind > 0.0 && record_time - ts > max_behind)))
+}
+
 /// A successful payment, or `None` to leave the value to the validator
 /// (which also decides what a non-`SUCCESS` payment is).
 pub fn payment(value: &str) -> Option<Event> {
@@ -106,7 +148,16 @@ pub fn payment(value: &str) -> Option<Event> {
         || w.transaction_id.is_empty()
         || w.mchid.is_empty()
         || w.payer.openid.is_empty()
-        || w.amount.total < 1
+        || !(1..=MAX_AMOUNT).contains(&w.amount.total)
+        || any_long(&[
+            Some(&w.transaction_id),
+            Some(&w.mchid),
+            Some(&w.payer.openid),
+            w.amount.currency.as_deref(),
+            w.out_trade_no.as_deref(),
+            w.appid.as_deref(),
+            w.scene_info.as_ref().and_then(|s| s.device_id.as_deref()),
+        ])
     {
         return None;
     }
@@ -114,8 +165,7 @@ pub fn payment(value: &str) -> Option<Event> {
     if ip.as_deref().is_some_and(|v| !plain_ip(v)) {
         return None;
     }
-    let ts = rfc3339(&w.success_time)?;
-    let _ = w.amount.currency;
+    let ts = event_time(&w.success_time)?;
     Some(Event::Payment(Payment {
         transaction_id: w.transaction_id.into(),
         mchid: w.mchid.into(),
@@ -134,6 +184,13 @@ pub fn like(value: &str) -> Option<Event> {
         || w.user_openid.is_empty()
         || w.target_id.is_empty()
         || w.owner_mchid.is_empty()
+        || any_long(&[
+            Some(&w.like_id),
+            Some(&w.user_openid),
+            Some(&w.target_id),
+            Some(&w.owner_mchid),
+            w.device_id.as_deref(),
+        ])
     {
         return None;
     }
@@ -147,10 +204,10 @@ pub fn like(value: &str) -> Option<Event> {
     if ip.as_deref().is_some_and(|v| !plain_ip(v)) {
         return None;
     }
-    let ts = rfc3339(&w.ts)?;
+    let ts = event_time(&w.ts)?;
     let user_created = match &w.user_created {
         None => None,
-        Some(s) => Some(rfc3339(s)?),
+        Some(s) => Some(event_time(s).filter(|c| c - ts <= CREATED_SKEW)?),
     };
     Some(Event::Like(Like {
         like_id: w.like_id.into(),
@@ -329,5 +386,53 @@ mod tests {
         assert!(payment(&pay.replace("SUCCESS", "REFUND")).is_none());
         assert!(payment(&pay.replace("\"total\":1", "\"total\":0")).is_none());
         assert!(payment(&pay.replace("\"total\":1", "\"total\":1.0")).is_none());
+    }
+
+    #[test]
+    fn values_out_of_range_are_declined() {
+        let like_at = |ts: &str, extra: &str| {
+            format!(
+                r#"{{"like_id":"l1","user_openid":"u1","target_id":"post:1","owner_mchid":"m1","ts":"{ts}"{extra}}}"#
+            )
+        };
+        assert!(like(&like_at("2000-01-01T00:00:00Z", "")).is_some());
+        assert!(like(&like_at("2099-12-31T23:59:59.999999Z", "")).is_some());
+        assert!(like(&like_at("1999-12-31T23:59:59.999999Z", "")).is_none());
+        assert!(like(&like_at("2000-01-01T00:00:00+00:01", "")).is_none()); // 1999 in UTC
+        assert!(like(&like_at("2100-01-01T00:00:00Z", "")).is_none());
+        assert!(like(&like_at("1970-01-01T00:00:01Z", "")).is_none());
+        let ts = "2026-11-24T00:00:00Z";
+        let created = |c: &str| like(&like_at(ts, &format!(r#","user_created":"{c}""#)));
+        assert!(created("2026-11-25T00:00:00Z").is_some()); // a day after: clocks differ
+        assert!(created("2026-11-25T00:00:00.000001Z").is_none());
+        assert!(created("1999-01-01T00:00:00Z").is_none());
+        let device = |d: String| like(&like_at(ts, &format!(r#","device_id":"{d}""#)));
+        assert!(device("d".repeat(256)).is_some());
+        assert!(device("d".repeat(257)).is_none());
+        assert!(device("中".repeat(256)).is_some()); // characters, not bytes
+        assert!(device("中".repeat(257)).is_none());
+        let pay = r#"{"transaction_id":"t1","mchid":"m1","trade_state":"SUCCESS","success_time":"2026-11-24T12:00:05+08:00","payer":{"openid":"o1"},"amount":{"total":1}}"#;
+        let total = |t: &str| payment(&pay.replace("\"total\":1", &format!("\"total\":{t}")));
+        assert!(total("10000000000").is_some());
+        assert!(total("10000000001").is_none());
+        assert!(total("9223372036854775807").is_none());
+        let long = "x".repeat(257);
+        assert!(payment(&pay.replace("\"t1\"", &format!("\"{long}\""))).is_none());
+        let extra = |f: &str| payment(&pay.replace("\"mchid\"", &format!("{f},\"mchid\"")));
+        assert!(extra(&format!(r#""appid":"{long}""#)).is_none()); // checked, though not kept
+        assert!(extra(&format!(r#""out_trade_no":"{long}""#)).is_none());
+        assert!(extra(&format!(r#""attach":"{long}""#)).is_some()); // ignored by the validator
+    }
+
+    #[test]
+    fn record_time_bounds_both_sides() {
+        let at = Some(1_000_000_000); // ms: 1_000_000 s
+        assert!(record_time_ok(1_000_300.0, at, 300.0, 0.0));
+        assert!(!record_time_ok(1_000_300.5, at, 300.0, 0.0));
+        assert!(record_time_ok(0.0, at, 300.0, 0.0)); // behind: not checked at 0
+        assert!(record_time_ok(999_400.0, at, 300.0, 600.0));
+        assert!(!record_time_ok(999_399.0, at, 300.0, 600.0));
+        assert!(record_time_ok(5e9, None, 300.0, 600.0));
+        assert!(record_time_ok(5e9, Some(0), 300.0, 600.0)); // no timestamp
     }
 }

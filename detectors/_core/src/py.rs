@@ -663,6 +663,7 @@ pub struct Replay {
     workdir: PathBuf,
     kinds: Vec<(String, Kind)>,
     max_ahead: f64,
+    max_behind: f64,
     max_sources: usize,
     read_line: PyObject,
     parse_value: PyObject,
@@ -684,7 +685,7 @@ fn kind_of(kinds: &[(String, Kind)], topic: &str) -> Option<Kind> {
 #[pymethods]
 impl Replay {
     #[new]
-    #[pyo3(signature = (path, workdir, topics, max_ahead, max_sources, read_line, parse_value, bad_record))]
+    #[pyo3(signature = (path, workdir, topics, max_ahead, max_behind, max_sources, read_line, parse_value, bad_record))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -692,6 +693,7 @@ impl Replay {
         workdir: PathBuf,
         topics: Vec<(String, String)>,
         max_ahead: f64,
+        max_behind: f64,
         max_sources: usize,
         read_line: PyObject,
         parse_value: PyObject,
@@ -711,6 +713,7 @@ impl Replay {
             workdir,
             kinds,
             max_ahead,
+            max_behind,
             max_sources,
             read_line,
             parse_value,
@@ -734,7 +737,7 @@ impl Replay {
             Some(split) => {
                 self.records = split.records;
                 let kinds = |t: &str| kind_of(&self.kinds, t);
-                self.merge = Some(Merge::new(&split, &kinds, self.max_ahead)?);
+                self.merge = Some(Merge::new(&split, &kinds, self.max_ahead, self.max_behind)?);
             }
             None => {
                 self.file_order = true;
@@ -777,8 +780,9 @@ impl Replay {
                         self.counts.ignored += 1;
                     }
                     Some(kind) => {
+                        let (ahead, behind) = (self.max_ahead, self.max_behind);
                         if let Some(ev) =
-                            ingest::decide(kind, &rec, self.max_ahead, &mut self.counts, &mut slow)?
+                            ingest::decide(kind, &rec, ahead, behind, &mut self.counts, &mut slow)?
                         {
                             core.inner
                                 .process(ev, Some(&ingest::source_name(&topic, partition)));

@@ -46,6 +46,8 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import pickle
 import struct
 from collections.abc import Hashable, Iterable, Sequence
@@ -67,6 +69,8 @@ ALL_VIEWS = ("merchant", "ip", "device", "user", "lockstep")
 
 #: the first bytes of :meth:`Engine.snapshot`
 _MAGIC = b"LGENGINE"
+#: bytes of a snapshot's signature (HMAC-SHA256), its last bytes
+_MAC_BYTES = hashlib.sha256().digest_size
 
 
 def route_keys(event: Payment | Like) -> dict[str, str]:
@@ -106,8 +110,8 @@ class Engine:
     """
 
     #: layout of snapshots; 5: the views' state is the compiled core's
-    #: versioned data format, not a pickle
-    STATE_VERSION = 5
+    #: versioned data format, not a pickle; 6: signed with HMAC-SHA256
+    STATE_VERSION = 6
 
     def __init__(self, config: EngineConfig | None = None,
                  views: Iterable[str] = ALL_VIEWS, core: Core | None = None) -> None:
@@ -321,36 +325,90 @@ class Engine:
 
     # ------------------------------------------------------------------ state
 
-    def snapshot(self) -> bytes:
-        """Serialise the whole engine: a header (``LGENGINE``, the state
-        version, settings and counters as JSON), the core's state in its own
-        versioned data format, then the River models and the suppressor."""
+    def snapshot(self, *, key: bytes, context: bytes = b"") -> bytes:
+        """Serialise the whole engine, signed.
+
+        Layout: ``LGENGINE``; the state version and the byte lengths of the
+        next three parts (four little-endian u32); a header (settings and
+        counters, JSON); the core's state in its own versioned data format;
+        the River models and the suppressor (a pickle); and an HMAC-SHA256
+        of everything before it, keyed with ``key`` and bound to
+        ``context`` (the caller's name for what the snapshot is of, e.g. a
+        partition and offset: a snapshot presented with another context is
+        refused).
+
+        Parameters
+        ----------
+        key
+            The checkpoint key (non-empty); :meth:`restore` needs the same.
+        context
+            Bytes the signature covers besides the snapshot; not stored.
+        """
+        if not key:
+            raise ValueError("a snapshot needs a non-empty checkpoint key")
         header = orjson.dumps({"config": self.cfg.to_dict(), "views": self.core.views,
                                "counts": self.counts})
         core = self.core.snapshot()
         rest = pickle.dumps((self.models, self.suppressor), protocol=pickle.HIGHEST_PROTOCOL)
-        return b"".join((_MAGIC, struct.pack("<III", self.STATE_VERSION, len(header), len(core)),
-                         header, core, rest))
+        body = b"".join((_MAGIC, struct.pack("<IIII", self.STATE_VERSION, len(header), len(core),
+                                             len(rest)), header, core, rest))
+        return body + Engine._sign(key, context, body)
 
     @staticmethod
-    def restore(data: bytes) -> Engine:
-        """Rebuild an engine from :meth:`snapshot` output; ``ValueError`` when
-        ``data`` is not a snapshot of this state version."""
-        if data[:len(_MAGIC)] != _MAGIC or len(data) < len(_MAGIC) + 12:
+    def restore(data: bytes, *, key: bytes, context: bytes = b"") -> Engine:
+        """Rebuild an engine from :meth:`snapshot` output.
+
+        Nothing is parsed, and above all nothing unpickled, before the
+        signature is verified with ``key`` and ``context``.
+
+        Raises
+        ------
+        ValueError
+            ``data`` is not a snapshot of this state version, is truncated,
+            or its signature does not verify (forged, altered, signed with
+            another key or for another context).
+        """
+        if not key:
+            raise ValueError("restoring a snapshot needs a non-empty checkpoint key")
+        fixed = len(_MAGIC) + 16
+        if data[:len(_MAGIC)] != _MAGIC or len(data) < len(_MAGIC) + 4:
             raise ValueError("not an engine snapshot (state version 4 or older, or foreign)")
-        version, hlen, clen = struct.unpack_from("<III", data, len(_MAGIC))
+        (version,) = struct.unpack_from("<I", data, len(_MAGIC))
         if version != Engine.STATE_VERSION:
             raise ValueError(f"snapshot has state version {version}, this engine "
                              f"{Engine.STATE_VERSION}")
-        at = len(_MAGIC) + 12
-        header = orjson.loads(data[at:at + hlen])
+        if len(data) < fixed:
+            raise ValueError(f"truncated snapshot: {len(data)} bytes")
+        _, hlen, clen, rlen = struct.unpack_from("<IIII", data, len(_MAGIC))
+        end = fixed + hlen + clen + rlen
+        if len(data) < end + _MAC_BYTES:
+            raise ValueError(f"truncated snapshot: {len(data)} bytes, its parts and signature "
+                             f"take {end + _MAC_BYTES}")
+        if len(data) > end + _MAC_BYTES:
+            raise ValueError(f"snapshot has {len(data) - end - _MAC_BYTES} bytes after its "
+                             "signature")
+        view = memoryview(data)
+        if not hmac.compare_digest(Engine._sign(key, context, view[:end]), view[end:]):
+            raise ValueError("snapshot signature does not verify: forged, altered, or signed "
+                             "with another checkpoint key or for another partition or offset")
+        at = fixed
+        header = orjson.loads(view[at:at + hlen])
         at += hlen
-        core = Core.restore(data[at:at + clen])
+        core = Core.restore(bytes(view[at:at + clen]))
         cfg = EngineConfig(**header["config"])
         eng = Engine(cfg, header["views"], core=core)
         eng.counts.update(header["counts"])
-        eng.models, eng.suppressor = pickle.loads(data[at + clen:])
+        eng.models, eng.suppressor = pickle.loads(view[at + clen:end])
         return eng
+
+    @staticmethod
+    def _sign(key: bytes, context: bytes, body: bytes | memoryview) -> bytes:
+        """HMAC-SHA256 of a snapshot ``body`` bound to ``context`` (length-prefixed,
+        so no context/body split is ambiguous)."""
+        mac = hmac.new(key, struct.pack("<I", len(context)), hashlib.sha256)
+        mac.update(context)
+        mac.update(body)
+        return mac.digest()
 
     def metrics(self) -> dict[str, Any]:
         """Counters and gauges for the metrics exporter."""

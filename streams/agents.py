@@ -76,6 +76,15 @@ chunks and the **next source offset** the snapshot has consumed:
   (tombstoned) only after the new header. All writes of a slot go to one
   changelog partition, so recovery always sees a header whose chunks exist.
 
+The snapshot is signed (HMAC-SHA256) with the checkpoint key from the
+settings and bound to its slot, offset and flushed state
+(:func:`checkpoint_context`): whoever can write the changelog topic but lacks
+the key cannot make a worker unpickle anything, nor move a checkpoint to
+another partition or change the offset it resumes from. A checkpoint that
+cannot be used (corrupt, truncated, of another state version, forged or
+unsigned) is logged as one line naming the partition, and that partition
+starts empty; the worker carries on.
+
 Offsets and checkpoints are ordered so that a crash at any point loses
 nothing and double-counts nothing:
 
@@ -172,8 +181,8 @@ from streams.topics import (
     make_topics,
 )
 
-__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "hold_acks", "manual_acks",
-           "utc_now"]
+__all__ = ["Bundles", "Pipeline", "Slot", "CHUNK_BYTES", "checkpoint_context", "hold_acks",
+           "manual_acks", "utc_now"]
 
 log = logging.getLogger("likeguard.worker")
 
@@ -183,8 +192,35 @@ CHUNK_BYTES = 512 * 1024
 CHECKPOINT_SHARE = 0.1
 #: Header format version of checkpoints.
 CHECKPOINT_VERSION = 1
+#: Most chunks a checkpoint header may name (512 MB compressed).
+MAX_CHUNKS = 1024
 #: Views the ingest feeds (and marks); the lockstep view is fed by the user view.
 INGEST_VIEWS = tuple(v for v in ALL_VIEWS if v != "lockstep")
+
+
+def checkpoint_context(view: str, partition: int, offset: int, flushed: bool) -> bytes:
+    """What a checkpoint's signature binds its snapshot to besides the key: the
+    slot, the next offset it resumes from and whether it was flushed (the
+    header fields the restore trusts).
+
+    >>> checkpoint_context("device", 3, 120, False)
+    b'likeguard-checkpoint:device/3@120:0'
+    """
+    return f"likeguard-checkpoint:{view}/{partition}@{offset}:{int(flushed)}".encode()
+
+
+def _checkpoint_header(raw: bytes) -> dict[str, Any]:
+    """A checkpoint header, its fields checked; ``ValueError`` when malformed."""
+    h = orjson.loads(raw)
+    if not isinstance(h, dict):
+        raise ValueError("checkpoint header is not a JSON object")
+    for name, bound in (("gen", 2 ** 53), ("chunks", MAX_CHUNKS + 1), ("offset", 2 ** 63)):
+        v = h.get(name)
+        if type(v) is not int or not 0 <= v < bound:
+            raise ValueError(f"checkpoint header field {name!r} is {v!r}")
+    if type(h.get("crc")) is not int or type(h.get("flushed", False)) is not bool:
+        raise ValueError("checkpoint header lacks its crc or flushed fields")
+    return h
 
 
 def utc_now(now: float | None = None) -> str:
@@ -307,6 +343,14 @@ def hold_acks(events: Iterable[EventT]) -> None:
 _EXPORTED_STATS = ("late", "late_admitted")
 
 
+def _reason(exc: BaseException) -> str:
+    """Why a checkpoint is unusable, on one line."""
+    text = " ".join(str(exc).split())
+    if type(exc) is ValueError and text:
+        return text  # the engine's and the header check's own words
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _source(tp: TP) -> str:
     """The source name of input partition ``tp`` (header ``lg-src``, mark keys)."""
     return f"{tp.topic}/{tp.partition}"
@@ -336,6 +380,8 @@ class Pipeline:
         self.slots: dict[tuple[str, int], Slot] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.streams: dict[str, StreamT] = {}
+        #: signs and verifies checkpoints (read once: the whole run uses one key)
+        self._key = settings.checkpoint_secret()
         self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
         self.view_of_topic = {name: v for v, name in self.view_names.items()}
         self._gauges_at = 0.0
@@ -801,34 +847,58 @@ class Pipeline:
     def _slot(self, view: str, p: int) -> Slot:
         slot = self.slots.get((view, p))
         if slot is None:
-            slot = self._restore(view, p)
-            if slot is None:
-                slot = Slot(view, p, Engine(self.cfg, views=[view]))
-                if view == "lockstep":
-                    # wait for every user partition until it reports: one that
-                    # starts releasing later must not find its likes late
-                    for q in range(self.n):
-                        slot.engine.progress(f"user/{q}".encode(), None, behind=True)
+            slot = self._restore(view, p) or self._new_slot(view, p)
             self.slots[(view, p)] = slot
         return slot
 
+    def _new_slot(self, view: str, p: int, gen: int = 0, chunks: int = 0) -> Slot:
+        """An empty slot; ``gen`` and ``chunks`` name the chunks its first
+        checkpoint replaces (an unusable checkpoint's, so they are deleted)."""
+        slot = Slot(view, p, Engine(self.cfg, views=[view]), gen=gen, chunks=chunks)
+        if view == "lockstep":
+            # wait for every user partition until it reports: one that
+            # starts releasing later must not find its likes late
+            for q in range(self.n):
+                slot.engine.progress(f"user/{q}".encode(), None, behind=True)
+        return slot
+
     def _restore(self, view: str, p: int) -> Slot | None:
+        """The slot restored from its checkpoint; ``None`` when there is none.
+
+        A checkpoint that cannot be used (corrupt, truncated, of another state
+        version, forged, unsigned, of another slot) is logged in one line and
+        an empty slot is returned: the partition starts afresh, and its first
+        checkpoint replaces the unusable one.
+        """
         data = self.topics.checkpoints.data
         key = f"{view}/{p}".encode()
         raw = data.get(key)
         if raw is None:
             return None
+        h: dict[str, Any] | None = None
         try:
-            h = orjson.loads(raw)
-            parts = [data[f"{view}/{p}/{h['gen']}/{i}".encode()] for i in range(h["chunks"])]
+            h = _checkpoint_header(raw)
+            parts = []
+            for i in range(h["chunks"]):
+                part = data.get(f"{view}/{p}/{h['gen']}/{i}".encode())
+                if part is None:
+                    raise ValueError(f"chunk {i} of {h['chunks']} is missing")
+                parts.append(part)
             blob = b"".join(parts)
             if zlib.crc32(blob) != h["crc"]:
                 raise ValueError("checksum mismatch")
-            engine = Engine.restore(zlib.decompress(blob))
+            try:
+                snapshot = zlib.decompress(blob)
+            except zlib.error as exc:
+                raise ValueError(f"not zlib data: {exc}") from None
+            engine = Engine.restore(snapshot, key=self._key, context=checkpoint_context(
+                view, p, h["offset"], h.get("flushed", False)))
+            if engine.core.views != [view]:
+                raise ValueError(f"it holds the views {engine.core.views}")
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint must not stop the worker
-            log.error("checkpoint %s/%d is unusable (%r); starting that partition afresh",
-                      view, p, exc)
-            return None
+            log.error("checkpoint %s/%d is unusable (%s); partition %s/%d starts empty",
+                      view, p, _reason(exc), view, p)
+            return self._new_slot(view, p, *((h["gen"], h["chunks"]) if h else (0, 0)))
         if engine.cfg != self.cfg:
             log.warning("checkpoint %s/%d was made with other engine settings; keeping the "
                         "checkpoint's (%s)", view, p, engine.cfg.to_dict())
@@ -869,7 +939,10 @@ class Pipeline:
     async def checkpoint(self, slot: Slot) -> None:
         """Write the slot's checkpoint, then release the acks it covers."""
         t0 = time.perf_counter()
-        blob = zlib.compress(slot.engine.snapshot(), 1)
+        offset, flushed = slot.next_offset, slot.flushed
+        snap = slot.engine.snapshot(key=self._key, context=checkpoint_context(
+            slot.view, slot.partition, offset, flushed))
+        blob = zlib.compress(snap, 1)
         self._checkpoint_cost[(slot.view, slot.partition)] = time.perf_counter() - t0
         gen = slot.gen + 1
         base = f"{slot.view}/{slot.partition}"
@@ -878,13 +951,13 @@ class Pipeline:
         for i, chunk in enumerate(chunks):
             await self._put(p, f"{base}/{gen}/{i}".encode(), chunk)
         header = {"v": CHECKPOINT_VERSION, "gen": gen, "chunks": len(chunks),
-                  "offset": slot.next_offset, "flushed": slot.flushed, "bytes": len(blob),
+                  "offset": offset, "flushed": flushed, "bytes": len(blob),
                   "crc": zlib.crc32(blob), "written_at": utc_now()}
         await self._put(p, slot.key, orjson.dumps(header))
         for i in range(slot.chunks):
             await self._put(p, f"{base}/{slot.gen}/{i}".encode(), None)
         slot.gen, slot.chunks = gen, len(chunks)
-        slot.ckpt_offset = slot.next_offset
+        slot.ckpt_offset = offset
         slot.dirty = False
         slot.last_checkpoint = time.monotonic()
         held, slot.held = slot.held, []

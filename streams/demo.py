@@ -11,7 +11,10 @@ What it does, in order:
    worker's partition count (names from the worker's settings, so
    ``LIKEGUARD_*_TOPIC`` overrides apply here too).
 3. **Worker.** Starts ``likeguard worker`` (log: ``OUT/worker.log``) with its
-   Prometheus exporter on port 9108, or a free port when 9108 is taken.
+   Prometheus exporter on port 9108, or a free port when 9108 is taken. Its
+   checkpoint key, unless ``LIKEGUARD_CHECKPOINT_KEY`` or
+   ``LIKEGUARD_CHECKPOINT_KEY_FILE`` is set, is a random one the demo keeps
+   in ``OUT/checkpoint.key`` (made on the first run, reused after).
 4. **Traffic.** Starts ``likeguard simulate --to-kafka``: live, now-anchored
    simulated traffic with fraud campaigns; the warm-up is backfilled so the
    first campaign begins ``--first-campaign-in`` seconds after the start
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -254,6 +258,16 @@ class Child:
         return self.proc.returncode
 
 
+def demo_key(path: Path) -> Path:
+    """The demo's checkpoint key file: made once with a random key (owner-only),
+    kept for later runs so they can restore the earlier runs' checkpoints."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    return path
+
+
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
@@ -433,6 +447,8 @@ class Demo:
         shutil.rmtree(data, ignore_errors=True)
         env = self._child_env()
         env["LIKEGUARD_DATA_DIR"] = str(data)
+        if not (env.get("LIKEGUARD_CHECKPOINT_KEY") or env.get("LIKEGUARD_CHECKPOINT_KEY_FILE")):
+            env["LIKEGUARD_CHECKPOINT_KEY_FILE"] = str(demo_key(outdir / "checkpoint.key"))
         env["LIKEGUARD_METRICS_PORT"] = str(port)
         env.setdefault("LIKEGUARD_METRICS_ADDR", "127.0.0.1")
         argv = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", self.bootstrap,

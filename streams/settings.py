@@ -6,6 +6,11 @@ and ``LIKEGUARD_*``), command-line flags. :meth:`Settings.validate` raises
 so a misconfigured deployment fails at start with a message an operator can
 act on.
 
+The checkpoint key (``LIKEGUARD_CHECKPOINT_KEY`` or a file named by
+``LIKEGUARD_CHECKPOINT_KEY_FILE``) signs the engine checkpoints; it is
+required, has no command-line flag (argv is visible to every user of the
+host) and is never logged.
+
 Every :class:`~detectors.config.EngineConfig` field is a setting too:
 ``LIKEGUARD_<FIELD>`` / ``--<field>`` (e.g. ``LIKEGUARD_GRACE`` /
 ``--grace``). ``partitions`` is both the engine's model-shard count and the
@@ -53,6 +58,10 @@ ENV_PREFIX = "LIKEGUARD_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: shortest checkpoint key accepted, in bytes (an HMAC-SHA256 key of 32 random bytes)
+MIN_KEY_BYTES = 32
+#: settings read from the environment only: secrets stay out of argv
+_ENV_ONLY = frozenset({"checkpoint_key"})
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _HOSTPORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
@@ -78,6 +87,8 @@ def _flag(setting: str) -> str:
 
 
 def _label(setting: str) -> str:
+    if setting in _ENV_ONLY:
+        return f"{setting} ({_env_name(setting)})"
     return f"{setting} ({_env_name(setting)}, {_flag(setting)})"
 
 
@@ -119,6 +130,9 @@ class Settings:
     session_timeout: float = 30.0
     heartbeat_interval: float = 3.0
     log_level: str = "info"
+    #: the secret that signs checkpoints (env only), or a file holding it
+    checkpoint_key: str | None = field(default=None, repr=False)
+    checkpoint_key_file: str | None = None
     # --- detectors
     engine: EngineConfig = field(default_factory=EngineConfig)
 
@@ -139,6 +153,43 @@ class Settings:
         ``<app_id>-<table>-changelog``)."""
         return "checkpoints"
 
+    @property
+    def checkpoint_changelog(self) -> str:
+        """Name of the checkpoint table's changelog topic (Faust's naming)."""
+        return f"{self.app_id}-{self.checkpoint_table}-changelog"
+
+    def checkpoint_secret(self) -> bytes:
+        """The checkpoint key as bytes: ``checkpoint_key`` encoded as UTF-8, or
+        the contents of ``checkpoint_key_file`` without surrounding whitespace.
+
+        Raises
+        ------
+        SettingsError
+            Neither or both are set, the file cannot be read, or the key is
+            shorter than :data:`MIN_KEY_BYTES`.
+        """
+        if self.checkpoint_key is not None and self.checkpoint_key_file is not None:
+            raise SettingsError("checkpoint_key", "set either it or checkpoint_key_file "
+                                "(LIKEGUARD_CHECKPOINT_KEY_FILE), not both")
+        if self.checkpoint_key_file is not None:
+            name = "checkpoint_key_file"
+            try:
+                key = Path(self.checkpoint_key_file).read_bytes().strip()
+            except OSError as exc:
+                raise SettingsError(name, f"cannot read {self.checkpoint_key_file}: "
+                                          f"{exc.strerror or exc}") from None
+        elif self.checkpoint_key is not None:
+            name, key = "checkpoint_key", self.checkpoint_key.encode()
+        else:
+            raise SettingsError("checkpoint_key", "is required: set it, or checkpoint_key_file "
+                                "(LIKEGUARD_CHECKPOINT_KEY_FILE), to a secret of at least "
+                                f"{MIN_KEY_BYTES} characters that every worker of the app shares "
+                                "(e.g. the output of `openssl rand -hex 32`)")
+        if len(key) < MIN_KEY_BYTES:
+            raise SettingsError(name, f"the key must have at least {MIN_KEY_BYTES} bytes, "
+                                      f"it has {len(key)}")
+        return key
+
     # ------------------------------------------------------------ building
 
     @classmethod
@@ -155,7 +206,8 @@ class Settings:
         if args is None:
             return base
         ns = vars(args)
-        return base.with_values(_values_from(ns, lambda name: ns.get(name)))
+        return base.with_values(_values_from(
+            ns, lambda name: None if name in _ENV_ONLY else ns.get(name)))
 
     def with_values(self, values: Mapping[str, Any]) -> Settings:
         """A copy with worker and engine settings replaced (unknown names raise)."""
@@ -246,6 +298,7 @@ class Settings:
                                 f"must be below session_timeout ({self.session_timeout})")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+        self.checkpoint_secret()
         try:
             self.engine.validate()
         except ValueError as exc:
@@ -281,7 +334,7 @@ class Settings:
             v = getattr(self, f.name)
             if f.name == "engine":
                 out.update({f"engine.{k}": x for k, x in v.to_dict().items()})
-            elif f.name == "sasl_password":
+            elif f.name in ("sasl_password", "checkpoint_key"):
                 out[f.name] = "***" if v else None
             else:
                 out[f.name] = v
@@ -294,7 +347,7 @@ _INT = {"replication_factor", "metrics_port", "batch_size"}
 _FLOAT = {"checkpoint_interval", "idle_flush", "progress_interval", "batch_within",
           "fetch_max_wait", "session_timeout", "heartbeat_interval"}
 _OPTIONAL = {"sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile",
-             "ssl_keyfile"}
+             "ssl_keyfile", "checkpoint_key", "checkpoint_key_file"}
 _UPPER = {"security_protocol", "sasl_mechanism"}
 
 
@@ -341,6 +394,17 @@ def _values_from(source: Mapping[str, Any], get: Any) -> dict[str, Any]:
     return out
 
 
+class _EnvOnly(argparse.Action):
+    """A hidden flag for an env-only setting: refuses the value without echoing
+    it (and keeps ``--checkpoint-key`` from passing for an abbreviation of
+    ``--checkpoint-key-file``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error(f"{option_string} is not accepted (argv is visible to every user of the "
+                     f"host): set {_env_name(self.dest)} in the environment instead")
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add one flag per setting (default ``None`` = keep env/default) to ``parser``.
 
@@ -366,12 +430,17 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "batch_within": "max seconds to wait to fill a batch",
         "fetch_max_wait": "max seconds the broker holds a fetch for data (lower keeps a backlog "
                           "flowing; Faust's own default is 1.5)",
+        "checkpoint_key_file": "file holding the secret that signs checkpoints (or the env var "
+                               "LIKEGUARD_CHECKPOINT_KEY; required)",
     }
     for f in fields(Settings):
         if f.name == "engine":
             continue
         flag = _flag(f.name)
         if flag in existing:
+            continue
+        if f.name in _ENV_ONLY:
+            g.add_argument(flag, dest=f.name, action=_EnvOnly, help=argparse.SUPPRESS)
             continue
         choices = None
         if f.name == "security_protocol":

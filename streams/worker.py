@@ -1,11 +1,14 @@
 """Run the streaming worker: ``likeguard worker`` or ``python -m streams.worker``.
 
 :func:`run_worker` builds :class:`~streams.settings.Settings` (flags override
-``KAFKA_BOOTSTRAP_SERVERS`` / ``LIKEGUARD_*`` env vars), validates them, starts
-the Prometheus exporter, checks the topics (:func:`preflight`) and runs the
-Faust worker until SIGINT or SIGTERM, which stop it cleanly (agents stop,
-acked offsets are committed, the producer is flushed). Exit codes: 0 after a
-clean stop, 2 for bad settings or topics, 1 when the worker crashed.
+``KAFKA_BOOTSTRAP_SERVERS`` / ``LIKEGUARD_*`` env vars), validates them, checks
+the cluster and its topics (:func:`preflight`), starts the Prometheus exporter
+and runs the Faust worker until SIGINT or SIGTERM, which stop it cleanly
+(agents stop, acked offsets are committed, the producer is flushed). Exit
+codes: 0 after a clean stop, 2 when it cannot start (bad settings, a cluster
+it cannot reach within :data:`CONNECT_TIMEOUT`, missing input topics, topics
+that do not fit), 1 when the worker crashed. A start that fails prints one
+line, ``likeguard worker: error: ...``, and nothing else.
 
 A hard kill loses nothing either: offsets are committed only behind durable
 checkpoints (see :mod:`streams.agents`), so a restarted worker restores each
@@ -19,10 +22,12 @@ lines a second, measured), so its repeats go through :class:`RepeatFilter`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from streams.settings import Settings, SettingsError, add_worker_arguments
@@ -35,6 +40,11 @@ log = logging.getLogger("likeguard.worker")
 #: the aiokafka loggers that repeat a failure on every retry while the broker is away
 KAFKA_CLIENT_LOGGERS = ("aiokafka", "aiokafka.consumer.fetcher",
                         "aiokafka.consumer.group_coordinator", "aiokafka.producer.sender")
+#: seconds the pre-flight check tries to reach the cluster before the worker gives up
+CONNECT_TIMEOUT = 8.0
+#: Kafka's error codes for a topic that does not exist, and one the client may not see
+_UNKNOWN_TOPIC = 3
+_TOPIC_AUTHORIZATION_FAILED = 29
 
 
 class RepeatFilter(logging.Filter):
@@ -76,7 +86,50 @@ class RepeatFilter(logging.Filter):
 
 
 class PreflightError(RuntimeError):
-    """The cluster's topics do not fit the settings (e.g. wrong partition count)."""
+    """The cluster cannot be reached, or its topics do not fit the settings
+    (a missing input topic, an internal topic with another partition count)."""
+
+
+class _ClientLog(logging.Handler):
+    """kafka-python's warnings and errors during the pre-flight check: keeps the
+    cause of the first failed connection attempt (refused, DNS, TLS,
+    authentication; later attempts often fail only as a consequence) for the
+    one line that reports the failure."""
+
+    FAILED = re.compile(r"^(?:Connection failed|Bootstrap connection to \S+ failed): (.+?)"
+                        r"(?: \(backoff [^)]*\))?$", re.S)
+    REPEATED = re.compile(r"\b(\w+Error: )\1+")  # kafka-python names some errors twice
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.failure: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failure is not None:
+            return
+        m = self.FAILED.match(record.getMessage())
+        if m:
+            self.failure = self.REPEATED.sub(r"\1", " ".join(m.group(1).split()))
+
+
+@contextlib.contextmanager
+def _client_log(quiet: bool) -> Iterator[_ClientLog]:
+    """Watch kafka-python's log; with ``quiet``, hold its lines back (one per
+    failed connection attempt, the IO loop starting): :func:`preflight`
+    reports the outcome in one line of its own."""
+    logger = logging.getLogger("kafka")
+    level, propagate = logger.level, logger.propagate
+    handler = _ClientLog()
+    logger.addHandler(handler)
+    if quiet:
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def remove_repeat_filters() -> None:
@@ -97,33 +150,71 @@ def quiet_repeats(every: float = 10.0) -> RepeatFilter:
     return repeats
 
 
-def preflight(settings: Settings, changelog_topic: str, timeout: float = 30.0) -> None:
-    """Check and create topics before Faust starts.
+def preflight(settings: Settings, connect_timeout: float = CONNECT_TIMEOUT,
+              timeout: float = 30.0, quiet: bool = True) -> None:
+    """Check the cluster and its topics, and create the worker's own topics,
+    before Faust starts.
 
+    * the cluster must answer within ``connect_timeout`` seconds (Faust would
+      retry for ever, logging every attempt);
+    * the input topics must exist: they are the producers', and one the
+      worker created would be a topic nobody writes to (a typo in a name, a
+      producer not yet deployed) while the worker waited in silence;
     * internal topics (view topics and the checkpoint changelog) must have
       exactly ``settings.partitions`` partitions: the engine shards its
       models by the Kafka partition of each key, and a checkpoint belongs to
       one partition; an existing topic with another count is an error;
-    * missing internal, output (alerts, dead-letter) and input topics are
-      created with ``settings.partitions`` partitions (input topics with a
-      warning: usually the producers create them).
+    * missing internal and output (alerts, dead-letter) topics are created
+      with ``settings.partitions`` partitions.
+
+    With ``quiet``, kafka-python's own log lines are held back meanwhile.
+
+    Raises
+    ------
+    PreflightError
+        With a one-line message naming what is wrong and the setting to fix.
     """
+    with _client_log(quiet) as client_log:
+        _check_topics(settings, connect_timeout, timeout, client_log)
+
+
+def _check_topics(settings: Settings, connect_timeout: float, timeout: float,
+                  client_log: _ClientLog) -> None:
+    """The checks of :func:`preflight`; ``client_log`` watches kafka-python's log."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+    changelog_topic = settings.checkpoint_changelog
     internal = [settings.view_topic(v) for v in ("merchant", "ip", "device", "user", "lockstep")]
     internal.append(changelog_topic)
     outputs = [settings.alerts_topic, settings.deadletter_topic]
-    inputs = [settings.payments_topic, settings.likes_topic]
+    inputs = {settings.payments_topic: "payments_topic", settings.likes_topic: "likes_topic"}
     try:
         admin = KafkaAdminClient(client_id=f"{settings.app_id}-preflight",
+                                 bootstrap_timeout_ms=int(connect_timeout * 1000),
                                  request_timeout_ms=int(timeout * 1000),
                                  **settings.kafka_python_kwargs())
-    except KafkaError as exc:
-        raise PreflightError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}") from exc
+    except (KafkaError, OSError) as exc:  # OSError: TLS set-up, sockets
+        why = client_log.failure or _brief(exc)
+        raise PreflightError(f"cannot connect to Kafka at {settings.bootstrap_servers} "
+                             f"(KAFKA_BOOTSTRAP_SERVERS) within {connect_timeout:g} s: "
+                             f"{why}") from exc
     try:
-        described = admin.describe_topics(internal + outputs + inputs)
-        counts = {t["name"]: len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
+        described = admin.describe_topics(internal + outputs + list(inputs))
+        errors = {t["name"]: t.get("error_code", 0) for t in described}
+        counts = {t["name"]: len(t["partitions"]) for t in described if errors[t["name"]] == 0}
+        absent = [t for t in inputs if errors.get(t, _UNKNOWN_TOPIC) == _UNKNOWN_TOPIC]
+        denied = [t for t in inputs if errors.get(t) == _TOPIC_AUTHORIZATION_FAILED]
+        if denied:
+            raise PreflightError(
+                f"not authorised to describe input topic {', '.join(denied)} on "
+                f"{settings.bootstrap_servers} as {settings.sasl_username or 'this client'}")
+        if absent:
+            raise PreflightError(
+                "input topic" + ("s " if len(absent) > 1 else " ")
+                + ", ".join(f"{t} (LIKEGUARD_{inputs[t].upper()})" for t in absent)
+                + f" not found on {settings.bootstrap_servers}; the worker does not create "
+                "input topics: create them, or set the topic names")
         for name in internal:
             if name in counts and counts[name] != settings.partitions:
                 raise PreflightError(
@@ -131,11 +222,7 @@ def preflight(settings: Settings, changelog_topic: str, timeout: float = 30.0) -
                     f"(LIKEGUARD_PARTITIONS) is {settings.partitions}; they must be equal "
                     f"(use new topic names via LIKEGUARD_VIEW_TOPIC_PREFIX / LIKEGUARD_APP_ID, "
                     f"or set partitions to {counts[name]})")
-        missing = [t for t in internal + outputs + inputs if t not in counts]
-        for name in missing:
-            if name in inputs:
-                log.warning("input topic %s does not exist; creating it with %d partitions",
-                            name, settings.partitions)
+        missing = [t for t in internal + outputs if t not in counts]
         if missing:
             spec: dict[str, Any] = {"num_partitions": settings.partitions,
                                     "replication_factor": settings.replication_factor}
@@ -153,9 +240,18 @@ def preflight(settings: Settings, changelog_topic: str, timeout: float = 30.0) -
             except TopicAlreadyExistsError:  # a concurrent worker made them
                 pass
     except KafkaError as exc:
-        raise PreflightError(f"topic check failed: {exc!r}") from exc
+        raise PreflightError(f"topic check on {settings.bootstrap_servers} failed: "
+                             f"{_brief(exc)}") from exc
     finally:
         admin.close()
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception as ``Type: message`` on one line."""
+    name, text = type(exc).__name__, " ".join(str(exc).split())
+    if text.startswith(name):  # kafka-python's errors name themselves
+        return text
+    return f"{name}: {text}" if text else name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +271,12 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
     quiet_repeats()
+    # before anything else logs: a worker that cannot start says so in one line
+    try:
+        preflight(settings, quiet=settings.log_level != "debug")
+    except PreflightError as exc:
+        print(f"likeguard worker: error: {exc}", file=sys.stderr)
+        return 2
 
     import faust
 
@@ -185,12 +287,7 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
 
     metrics = Metrics(input_topics=(settings.payments_topic, settings.likes_topic))
     app = create_app(settings)
-    pipeline = Pipeline(app, settings, metrics)
-    try:
-        preflight(settings, pipeline.topics.checkpoints.changelog_topic.get_topic_name())
-    except PreflightError as exc:
-        print(f"likeguard worker: error: {exc}", file=sys.stderr)
-        return 2
+    Pipeline(app, settings, metrics)  # registers its agents and timer on the app
     if settings.metrics_port:
         try:
             port = metrics.serve(settings.metrics_port, addr=settings.metrics_addr)

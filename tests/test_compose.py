@@ -235,6 +235,23 @@ def test_worker_and_simulator(services: dict[str, dict[str, Any]]) -> None:
     assert worker.get("image") == sim.get("image")
 
 
+def test_worker_checkpoint_key(services: dict[str, dict[str, Any]]) -> None:
+    """The worker's checkpoint key is a file the worker-key service makes (once)
+    in the volume the worker mounts, before the worker starts."""
+    worker, maker = services["worker"], services["worker-key"]
+    path = env(worker)["LIKEGUARD_CHECKPOINT_KEY_FILE"]
+    assert "LIKEGUARD_CHECKPOINT_KEY" not in env(worker)  # no key in the file itself
+    assert worker["depends_on"]["worker-key"]["condition"] == "service_completed_successfully"
+    volume = {target: source for source, target in mounts(worker)}["/data"]
+    assert (volume, "/data") in mounts(maker) and not is_bind(volume)
+    assert PurePosixPath(path).parent == PurePosixPath("/data")
+    script = command_text(maker)
+    assert f'"{path}"' in script and "secrets.token_hex(32)" in script
+    assert maker["entrypoint"] == ["python", "-c"] and maker.get("image") == worker.get("image")
+    assert str(maker.get("restart", "no")) == "no"
+    compile(script, "worker-key", "exec")  # the script is valid Python
+
+
 # -- Prometheus and Grafana read the tested files ---------------------------
 
 

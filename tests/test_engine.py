@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
+import hmac
 import io
 import pickle
 import struct
@@ -21,6 +23,8 @@ from detectors.recording import read_records
 from detectors.replay import ReplaySummary, iter_events, replay, replay_file, replay_records
 from detectors.simulate import SimConfig, simulate
 from tests.helpers import T0, Topology, like, like_json, payment, payment_json
+
+KEY = b"engine-tests-checkpoint-key-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +89,7 @@ def test_snapshot_restore_mid_stream_gives_same_alerts(recording: Path) -> None:
     ids = []
     for ev in events[:cut]:
         ids += [a.alert_id for a in first.process(ev)]
-    restored = Engine.restore(first.snapshot())
+    restored = Engine.restore(first.snapshot(key=KEY), key=KEY)
     ids += _run(restored, events[cut:])
     assert whole and ids == whole
 
@@ -93,29 +97,155 @@ def test_snapshot_restore_mid_stream_gives_same_alerts(recording: Path) -> None:
 def test_snapshot_of_another_state_version_is_refused() -> None:
     eng = Engine()
     eng.process(Like("l1", "u1", "post:1", "m1", 100.0))
-    snap = eng.snapshot()
+    snap = eng.snapshot(key=KEY)
     older = snap[:8] + struct.pack("<I", Engine.STATE_VERSION - 1) + snap[12:]
     with pytest.raises(ValueError, match=f"state version {Engine.STATE_VERSION - 1}"):
-        Engine.restore(older)
+        Engine.restore(older, key=KEY)
     # a checkpoint of version 4 or older was a pickle of the whole engine
     with pytest.raises(ValueError, match="not an engine snapshot"):
-        Engine.restore(pickle.dumps({"state_version": 4}))
-    assert Engine.restore(snap).state_version == Engine.STATE_VERSION
+        Engine.restore(pickle.dumps({"state_version": 4}), key=KEY)
+    assert Engine.restore(snap, key=KEY).state_version == Engine.STATE_VERSION
 
 
-def test_a_corrupt_or_foreign_core_state_is_refused() -> None:
+# ----------------------------------------------------------------------------- signatures
+
+#: the snapshot's fixed part: magic, then version and three part lengths (u32 each)
+_FIXED = 8 + 16
+_MAC = 32
+
+
+def _parts(snap: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """A snapshot's header, core, pickle and signature."""
+    _, hlen, clen, rlen = struct.unpack_from("<IIII", snap, 8)
+    at = _FIXED
+    return (snap[at:at + hlen], snap[at + hlen:at + hlen + clen],
+            snap[at + hlen + clen:at + hlen + clen + rlen], snap[-_MAC:])
+
+
+def _assemble(header: bytes, core: bytes, rest: bytes, key: bytes | None,
+              context: bytes = b"") -> bytes:
+    """A snapshot of these parts, signed with ``key`` as the engine signs
+    (``None``: no signature at all)."""
+    body = b"".join((b"LGENGINE", struct.pack("<IIII", Engine.STATE_VERSION, len(header),
+                                              len(core), len(rest)), header, core, rest))
+    if key is None:
+        return body
+    mac = hmac.new(key, struct.pack("<I", len(context)) + context + body, hashlib.sha256)
+    return body + mac.digest()
+
+
+#: set by :class:`_Payload` when a pickle it is in gets loaded
+_RAN: list[str] = []
+
+
+def _ran(what: str) -> None:
+    _RAN.append(what)
+
+
+class _Payload:
+    """What a forger would put in the pickle: loading it calls a function of
+    their choosing (here one that only records the call)."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return _ran, ("pickle payload ran",)
+
+
+@pytest.fixture
+def signed() -> tuple[Engine, bytes]:
     eng = Engine()
     for i in range(50):
         eng.process(Like(f"l{i}", f"u{i}", "post:1", "m1", 100.0 + i, device="d1"))
-    snap = eng.snapshot()
-    hlen, clen = struct.unpack_from("<II", snap, 12)
-    core_at = 20 + hlen
-    truncated = snap[:core_at + clen // 2] + snap[core_at + clen:]
+    return eng, eng.snapshot(key=KEY, context=b"device/3@120")
+
+
+def test_a_signed_snapshot_restores_with_its_key_and_context(signed) -> None:
+    eng, snap = signed
+    again = Engine.restore(snap, key=KEY, context=b"device/3@120")
+    assert again.stats == eng.stats and again.sizes() == eng.sizes()
+    assert again.watermark == eng.watermark and again.cfg == eng.cfg
+
+
+def test_a_forged_snapshot_is_refused_before_its_pickle_is_loaded(signed) -> None:
+    """Whoever can write the checkpoint topic but lacks the key can build a
+    snapshot with any pickle in it: unsigned, signed with a key of their own,
+    or carrying a genuine snapshot's signature. Each is refused and the pickle
+    never loaded (its payload would run code in the worker)."""
+    _, snap = signed
+    header, core, _rest, tag = _parts(snap)
+    evil = pickle.dumps(_Payload())
+    pickle.loads(evil)
+    assert _RAN == ["pickle payload ran"]  # the payload does run when loaded
+    _RAN.clear()
+    forgeries = {
+        "signed with another key": _assemble(header, core, evil, b"attacker-key-" + b"x" * 20,
+                                             b"device/3@120"),
+        "a genuine snapshot's signature": _assemble(header, core, evil, None) + tag,
+        "no signature": _assemble(header, core, evil, None),
+    }
+    for what, forged in forgeries.items():
+        with pytest.raises(ValueError, match="signature does not verify|truncated"):
+            Engine.restore(forged, key=KEY, context=b"device/3@120")
+        assert _RAN == [], what
+
+
+def test_a_snapshot_is_refused_with_another_key_or_context(signed) -> None:
+    _, snap = signed
+    with pytest.raises(ValueError, match="signature does not verify"):
+        Engine.restore(snap, key=KEY + b"!", context=b"device/3@120")
+    # moved to another partition, or presented as resuming from another offset
+    for context in (b"device/4@120", b"device/3@121", b"", b"device/3@12"):
+        with pytest.raises(ValueError, match="signature does not verify"):
+            Engine.restore(snap, key=KEY, context=context)
+    with pytest.raises(ValueError, match="non-empty checkpoint key"):
+        Engine.restore(snap, key=b"")
+    with pytest.raises(ValueError, match="non-empty checkpoint key"):
+        Engine().snapshot(key=b"")
+
+
+def test_a_tampered_byte_anywhere_is_refused(signed) -> None:
+    """One flipped bit in any part (the version and lengths, the settings,
+    the core's state, the pickle, the signature itself) is refused."""
+    _, snap = signed
+    header, core, rest, tag = _parts(snap)
+    spans = {"lengths": (12, _FIXED), "header": (_FIXED, _FIXED + len(header))}
+    spans["core"] = (spans["header"][1], spans["header"][1] + len(core))
+    spans["pickle"] = (spans["core"][1], spans["core"][1] + len(rest))
+    spans["signature"] = (len(snap) - len(tag), len(snap))
+    for start, end in spans.values():
+        for pos in (start, (start + end) // 2, end - 1):  # first, middle and last byte
+            bad = bytearray(snap)
+            bad[pos] ^= 0x01
+            with pytest.raises(ValueError, match="signature|truncated"):
+                Engine.restore(bytes(bad), key=KEY, context=b"device/3@120")
+    # every single byte of a small snapshot
+    small = Engine(views=["device"]).snapshot(key=KEY)
+    for pos in range(8, len(small)):
+        bad = bytearray(small)
+        bad[pos] ^= 0x80
+        with pytest.raises(ValueError):
+            Engine.restore(bytes(bad), key=KEY)
+
+
+def test_a_truncated_snapshot_is_refused(signed) -> None:
+    _, snap = signed
+    for cut in (9, 12, 20, 24, 100, len(snap) // 2, len(snap) - _MAC, len(snap) - 1):
+        with pytest.raises(ValueError, match="truncated snapshot|not an engine snapshot"):
+            Engine.restore(snap[:cut], key=KEY, context=b"device/3@120")
+    with pytest.raises(ValueError, match="1 bytes after its signature"):
+        Engine.restore(snap + b"\0", key=KEY, context=b"device/3@120")
+
+
+def test_a_corrupt_or_foreign_core_state_is_refused() -> None:
+    """A signed snapshot whose core part is not the core's (a bug, not an
+    attack: the signature verifies) is refused by the core's own checks."""
+    eng = Engine()
+    for i in range(50):
+        eng.process(Like(f"l{i}", f"u{i}", "post:1", "m1", 100.0 + i, device="d1"))
+    header, core, rest, _tag = _parts(eng.snapshot(key=KEY))
     with pytest.raises(ValueError, match="core snapshot"):
-        Engine.restore(truncated)
-    foreign = snap[:core_at] + b"NOTCORE!" + snap[core_at + 8:]
+        Engine.restore(_assemble(header, core[:len(core) // 2], rest, KEY), key=KEY)
     with pytest.raises(ValueError, match="not a likeguard core snapshot"):
-        Engine.restore(foreign)
+        Engine.restore(_assemble(header, b"NOTCORE!" + core[8:], rest, KEY), key=KEY)
 
 
 def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
@@ -147,10 +277,10 @@ def test_redelivery_after_restore_is_not_counted_twice(recording: Path) -> None:
     ids = set()
     for ev in events[:cut]:
         ids |= {a.alert_id for a in eng.process(ev)}
-    snap = eng.snapshot()
+    snap = eng.snapshot(key=KEY)
     for ev in events[cut:cut + 500]:  # processed, then the worker dies before its checkpoint
         ids |= {a.alert_id for a in eng.process(ev)}
-    again = Engine.restore(snap)
+    again = Engine.restore(snap, key=KEY)
     ids |= set(_run(again, events[cut:]))  # the broker redelivers from the checkpoint
     assert ids == whole
 

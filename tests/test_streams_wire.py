@@ -34,6 +34,7 @@ from streams.topics import (
     encode_event,
     encode_mark,
 )
+from tests.worker_harness import CHECKPOINT_KEY
 
 
 def _like(i: int, target: str = "post:1") -> Like:
@@ -125,7 +126,7 @@ def test_a_damaged_record_is_rejected_whole(value):
 def test_the_consumer_fetch_wait_follows_the_setting(tmp_path):
     async def go() -> tuple[type, int]:
         settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
-                            fetch_max_wait=0.25).validate()
+                            fetch_max_wait=0.25, checkpoint_key=CHECKPOINT_KEY).validate()
         app = create_app(settings)
         assert isinstance(app, LikeguardApp)
         consumer = app.consumer._thread._create_worker_consumer(app.transport)
@@ -203,7 +204,8 @@ def _pipeline(tmp_path, assigned: Callable[[Settings], set[TP]], sent: list[tupl
         return 5
 
     settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
-                        idle_flush=10.0, progress_interval=1.0).validate()
+                        idle_flush=10.0, progress_interval=1.0,
+                        checkpoint_key=CHECKPOINT_KEY).validate()
     pipe = Pipeline(create_app(settings), settings, Metrics(process_metrics=False))
     tps = assigned(settings)
     pipe.app = SimpleNamespace(
@@ -312,7 +314,8 @@ def test_the_input_offsets_are_committed_only_after_a_flush(tmp_path):
     from streams.ingest import InputConsumer
 
     calls: list[object] = []
-    settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path)).validate()
+    settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
+                        checkpoint_key=CHECKPOINT_KEY).validate()
     likes = TP(settings.likes_topic, 0)
 
     async def flush() -> None:
@@ -468,3 +471,78 @@ def test_a_view_record_taken_by_the_core_equals_its_events_one_by_one():
     eng = Engine(EngineConfig(mode="rules"), views=["merchant"])
     assert eng.process_record(b'["b",["m",1.0],["x"]]', b"likes/0") is None
     assert eng.stats["like"] == 0 and eng.watermark == float("-inf")
+
+
+def test_checkpoints_are_signed_and_bound_to_their_slot(tmp_path, caplog):
+    """A checkpoint restores with the pipeline's key into its own slot at its
+    own offset. Moved to another partition, given another offset in its
+    header, or read with another key, it is unusable: one error line, and
+    the partition starts empty with a slot whose first checkpoint replaces
+    (tombstones) the unusable one's chunks."""
+    import dataclasses
+
+    import orjson
+
+    async def go() -> None:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("device"), p) for p in (0, 1)},
+                         [])
+        data: dict[bytes, bytes] = {}
+        pipe.topics = dataclasses.replace(pipe.topics, checkpoints=SimpleNamespace(data=data))
+
+        async def put(partition: int, key: bytes, value: bytes | None) -> None:
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+
+        pipe._put = put
+        slot = pipe._slot("device", 0)
+        for i in range(20):
+            slot.engine.process(Like(f"l{i}", f"u{i}", "post:1", "m1", 1000.0 + i, device="d1"))
+        slot.next_offset, slot.dirty = 42, True
+        await pipe.checkpoint(slot)
+        assert set(data) == {b"device/0", b"device/0/1/0"}
+
+        restored = pipe._restore("device", 0)
+        assert restored is not None and restored.next_offset == restored.ckpt_offset == 42
+        assert restored.engine.stats == slot.engine.stats
+        assert "restored device/0 from checkpoint gen 1" in caplog.text
+        assert "unusable" not in caplog.text
+
+        def unusable(view: str, p: int) -> Slot:
+            caplog.clear()
+            fresh = pipe._restore(view, p)
+            lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+            assert len(lines) == 1 and lines[0].startswith(f"checkpoint {view}/{p} is unusable")
+            assert lines[0].endswith(f"partition {view}/{p} starts empty")
+            assert fresh is not None and not fresh.has_input() and fresh.next_offset == 0
+            return fresh
+
+        header = orjson.loads(data[b"device/0"])
+        # moved to another partition
+        data[b"device/1"], data[b"device/1/1/0"] = data[b"device/0"], data[b"device/0/1/0"]
+        fresh = unusable("device", 1)
+        assert (fresh.gen, fresh.chunks) == (1, 1)
+        assert "signature does not verify" in caplog.text
+        # resuming from another offset (records skipped or counted twice)
+        data[b"device/0"] = orjson.dumps({**header, "offset": 10})
+        unusable("device", 0)
+        data[b"device/0"] = orjson.dumps(header)
+        # another key (a worker of another deployment, or a key rotated without care)
+        key, pipe._key = pipe._key, b"another-deployment-key-0123456789abcdef"
+        unusable("device", 0)
+        pipe._key = key
+        assert pipe._restore("device", 0).next_offset == 42  # untouched by the attempts
+        # a header that is not one
+        data[b"device/0"] = b"\x00garbage"
+        assert (unusable("device", 0).gen, caplog.text.count("unusable")) == (0, 1)
+        # the empty slot's first checkpoint replaces the unusable one's chunks
+        fresh.engine.process(Like("l-new", "u-new", "post:2", "m1", 2000.0, device="d2"))
+        fresh.next_offset, fresh.dirty = 7, True
+        await pipe.checkpoint(fresh)
+        assert b"device/1/1/0" not in data and b"device/1/2/0" in data
+        again = pipe._restore("device", 1)
+        assert again is not None and again.next_offset == 7 and again.has_input()
+
+    with caplog.at_level("INFO", logger="likeguard.worker"):
+        asyncio.run(go())

@@ -28,6 +28,8 @@ import orjson
 from tests.kafka_broker import create_topics, unique_name
 
 REPO = Path(__file__).resolve().parent.parent
+#: the checkpoint key of the test workers (a test secret, not a deployment's)
+CHECKPOINT_KEY = "likeguard-tests-checkpoint-key-0123456789abcdef"
 _METRICS_LINE = re.compile(r"metrics on (http://\S+/metrics)")
 
 
@@ -92,10 +94,14 @@ class WorkerProcess:
             "LIKEGUARD_SESSION_TIMEOUT": "6",  # the broker's minimum: quick takeover after a kill
             "LIKEGUARD_HEARTBEAT_INTERVAL": "1",
             "LIKEGUARD_BATCH_WITHIN": "0.2",
+            "LIKEGUARD_CHECKPOINT_KEY": CHECKPOINT_KEY,
             "PYTHONPATH": str(REPO),
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.topics.env())
+        env.pop("LIKEGUARD_CHECKPOINT_KEY_FILE", None)
+        if "LIKEGUARD_CHECKPOINT_KEY_FILE" in self.settings:  # a key file instead
+            del env["LIKEGUARD_CHECKPOINT_KEY"]
         env.update(self.settings)
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process

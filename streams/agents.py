@@ -834,9 +834,12 @@ class Pipeline:
                 seen[k] = count
 
     def _set_lag(self, last: dict[TP, int]) -> None:
+        """Records behind ``last[tp]`` in each partition: an input partition's
+        from the ingest's consumer, a view partition's from Faust's."""
         for tp, offset in last.items():
+            consumer = self.inputs if tp.topic in self.input_topics else self.app.consumer
             try:
-                hw = self.inputs.highwater(tp)
+                hw = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - lag is best effort
                 continue
             if hw is not None:

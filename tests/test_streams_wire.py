@@ -546,3 +546,32 @@ def test_checkpoints_are_signed_and_bound_to_their_slot(tmp_path, caplog):
 
     with caplog.at_level("INFO", logger="likeguard.worker"):
         asyncio.run(go())
+
+
+def test_lag_comes_from_the_consumer_of_each_topic(tmp_path):
+    """An input partition's lag is the ingest consumer's, a view partition's
+    is Faust's consumer's (each knows only its own partitions' high-water
+    marks)."""
+    async def go() -> Pipeline:
+        pipe = _pipeline(tmp_path, lambda s: set(), [])
+        view = pipe.settings.view_topic("merchant")
+
+        def faust_hw(tp: TP) -> int:
+            assert tp.topic == view, "Faust's consumer does not read the inputs"
+            return 10
+
+        def ingest_hw(tp: TP) -> int:
+            assert tp.topic in pipe.input_topics, "the ingest reads only the inputs"
+            return 50
+
+        pipe.app.consumer.highwater = faust_hw
+        pipe.inputs.highwater = ingest_hw
+        pipe._set_lag({TP(view, 2): 4, TP(pipe.settings.likes_topic, 1): 40})
+        return pipe
+
+    pipe = asyncio.run(go())
+    lag = pipe.metrics.registry.get_sample_value
+    assert lag("likeguard_consumer_lag", {"topic": pipe.settings.view_topic("merchant"),
+                                          "partition": "2"}) == 5
+    assert lag("likeguard_consumer_lag", {"topic": pipe.settings.likes_topic,
+                                          "partition": "1"}) == 9

@@ -93,23 +93,31 @@ class PreflightError(RuntimeError):
 class _ClientLog(logging.Handler):
     """kafka-python's warnings and errors during the pre-flight check: keeps the
     cause of the first failed connection attempt (refused, DNS, TLS,
-    authentication; later attempts often fail only as a consequence) for the
-    one line that reports the failure."""
+    authentication; later attempts often fail only as a consequence), or of
+    a later one that names TLS, DNS or authentication when the first was a
+    plain disconnect, for the one line that reports the failure."""
 
     FAILED = re.compile(r"^(?:Connection failed|Bootstrap connection to \S+ failed): (.+?)"
                         r"(?: \(backoff [^)]*\))?$", re.S)
     REPEATED = re.compile(r"\b(\w+Error: )\1+")  # kafka-python names some errors twice
+
+    #: causes that name what to fix, over a plain disconnect seen first (a
+    #: broker refusing credentials may drop the first connection before its
+    #: SASL answer)
+    SPECIFIC = re.compile(r"Authentication|Sasl|SASL|SSL|certificate|DNS", re.I)
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.failure: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.failure is not None:
+        if self.failure is not None and self.SPECIFIC.search(self.failure):
             return
         m = self.FAILED.match(record.getMessage())
         if m:
-            self.failure = self.REPEATED.sub(r"\1", " ".join(m.group(1).split()))
+            cause = self.REPEATED.sub(r"\1", " ".join(m.group(1).split()))
+            if self.failure is None or self.SPECIFIC.search(cause):
+                self.failure = cause
 
 
 @contextlib.contextmanager

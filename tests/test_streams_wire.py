@@ -575,3 +575,28 @@ def test_lag_comes_from_the_consumer_of_each_topic(tmp_path):
                                           "partition": "2"}) == 5
     assert lag("likeguard_consumer_lag", {"topic": pipe.settings.likes_topic,
                                           "partition": "1"}) == 9
+
+
+def test_the_preflight_line_names_the_specific_cause():
+    """The pre-flight line gives the first failed attempt's cause, unless a
+    later attempt names what to fix (credentials, TLS, DNS) where the first
+    was only a dropped connection."""
+    import logging
+
+    from streams.worker import _ClientLog
+
+    def seen(*messages: str) -> str | None:
+        h = _ClientLog()
+        for msg in messages:
+            h.emit(logging.LogRecord("kafka.conn", logging.ERROR, "", 0, msg, None, None))
+        return h.failure
+
+    sasl = ("Connection failed: SaslAuthenticationFailedError: SaslAuthenticationFailedError: "
+            "invalid credentials")
+    assert seen("Connection failed: KafkaConnectionError: socket disconnected", sasl) == \
+        "SaslAuthenticationFailedError: invalid credentials"
+    assert seen("Connection failed: KafkaConnectionError: 111 ECONNREFUSED",
+                "Connection failed: KafkaConnectionError: socket disconnected") == \
+        "KafkaConnectionError: 111 ECONNREFUSED"
+    assert seen(sasl, "Connection failed: KafkaConnectionError: socket disconnected") == \
+        "SaslAuthenticationFailedError: invalid credentials"

@@ -7,6 +7,9 @@ it into fresh input topics, and measures in the same run:
 
 * baseline: a bare consumer (aiokafka, the client Faust runs on) reading both
   input topics to their end, nothing else;
+* contender: a Faust agent that only decodes the same input with
+  ``stream.take(1000)`` and orjson (``faust_take.py``, its own process): the
+  floor of a worker whose input records pass through Faust one by one;
 * reference: the offline ``replay`` of the same recording (the same engine,
   every view in one process, no Kafka);
 * the worker: ``--workers`` worker processes (``python -m streams.worker``)
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -147,6 +151,15 @@ def bare_consumer(bootstrap: str, topics: WorkerTopics, n: int) -> float:
     return asyncio.run(run())
 
 
+def faust_take(bootstrap: str, topics: WorkerTopics, n: int, workdir: Path) -> dict[str, float]:
+    """Seconds and CPU seconds of the Faust contender reading ``n`` input records."""
+    out = workdir / "faust-take.json"
+    subprocess.run([sys.executable, str(Path(__file__).with_name("faust_take.py")), bootstrap,
+                    topics.payments, topics.likes, str(n), str(out)],
+                   check=True, timeout=900, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
 def offline_replay(path: Path) -> tuple[int, float]:
     summary = replay_file(path, Engine(EngineConfig()), lambda _a: None)
     return summary.records, summary.seconds
@@ -184,6 +197,7 @@ def run_workers(bootstrap: str, path: Path, n_workers: int, workdir: Path
     produce(bootstrap, records, parts)
     produce_s = time.perf_counter() - t0
     bare_s = bare_consumer(bootstrap, topics, len(records))
+    take = faust_take(bootstrap, topics, len(records), workdir)
 
     settings = {"LIKEGUARD_IDLE_FLUSH": "0"}  # measure the stream, not the end-of-input flush
     workers = [WorkerProcess(bootstrap, topics, workdir / f"w{n_workers}-{i}", settings=settings)
@@ -231,6 +245,8 @@ def run_workers(bootstrap: str, path: Path, n_workers: int, workdir: Path
         "view_events_processed": {k[5:]: v for k, v in m.items() if k.startswith("view:")},
         "produce_events_per_s": round(len(records) / produce_s),
         "bare_consumer_events_per_s": round(len(records) / bare_s),
+        "faust_take_events_per_s": round(take["records"] / take["seconds"]),
+        "faust_take_cpu_ms_per_1000_events": round(1e6 * take["cpu_seconds"] / take["records"], 1),
         "worker_seconds": round(seconds, 2),
         "worker_events_per_s": round(valid / seconds),
         "worker_cpu_ms_per_1000_events": round(1e6 * (cpu_done - (cpu_first or cpu_done)) / valid, 1),
@@ -262,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             run["worker_over_bare_consumer"] = round(
                 run["worker_events_per_s"] / run["bare_consumer_events_per_s"], 4)  # type: ignore[operator]
             run["worker_over_replay"] = round(run["worker_events_per_s"] / replay_rate, 3)  # type: ignore[operator]
+            run["worker_over_faust_take"] = round(
+                run["worker_events_per_s"] / run["faust_take_events_per_s"], 3)  # type: ignore[operator]
             runs.append(run)
             print(f"{n} worker(s): {run['worker_events_per_s']:>8,} events/s "
                   f"({run['worker_seconds']} s for {run['valid_events']:,} events; "
@@ -269,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"RSS {run['worker_rss_mib']} MiB)")
             print(f"  bare consumer    {run['bare_consumer_events_per_s']:>8,} events/s   "
                   f"ratio worker/bare {run['worker_over_bare_consumer']:.4f}")
+            print(f"  Faust take+decode {run['faust_take_events_per_s']:>7,} events/s   "
+                  f"ratio worker/Faust {run['worker_over_faust_take']:.3f} "
+                  f"({run['faust_take_cpu_ms_per_1000_events']} CPU ms per 1,000)")
             print(f"  offline replay   {round(replay_rate):>8,} events/s   "
                   f"ratio worker/replay {run['worker_over_replay']:.3f}")
             if run["late_events"]:

@@ -1143,11 +1143,9 @@ class Pipeline:
         """Checkpoint and drop the slots of revoked view partitions."""
         dropped = []
         for tp in revoked:
-            self._marked.pop(_source(tp), None)  # held anew if assigned again
+            # Faust's group holds only view partitions: the input partitions'
+            # progress is forgotten by _inputs_revoked (the ingest's consumer)
             self.metrics.forget_partition(tp.topic, tp.partition)
-            self._input_ts.pop(tp, None)
-            self._ingest_at.pop(tp, None)
-            self._ingested.pop(tp, None)
             view = self.view_of_topic.get(tp.topic)
             if view is None:
                 continue

@@ -392,6 +392,7 @@ def _set_path(doc: dict[str, Any], path: str, value: object) -> None:
     target[leaf] = value
 
 
+
 @st.composite
 def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
     """JSON text of a record: a valid one, then up to three mutations (a field absent, null,
@@ -407,10 +408,8 @@ def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
         path = draw(st.sampled_from(LIKE_PATHS if like else PAYMENT_PATHS))
         value = draw(odd_by_field.get(path, odd_values) | odd_values)
         _set_path(doc, path, value)
-    if like and draw(st.integers(0, 4)) == 0:  # an account created about a day after its like
-        created = _shifted(doc.get("ts"), CREATED_SKEW + draw(_created_past_skew))
-        if created is not None:
-            doc["user_created"] = created
+    if like:
+        _maybe_created_after_like(draw, doc)
     items = [(k, v) for k, v in doc.items() if v is not ...]
     if items and draw(st.booleans()):  # a duplicate key: the last one wins
         key = draw(st.sampled_from([k for k, _ in items]))
@@ -740,6 +739,14 @@ def _shifted(time: object, seconds: float) -> str | None:
 _created_past_skew = st.sampled_from([-3600.0, -1.0, -1e-6, 0.0, 1e-6, 1.0, 1e6])
 
 
+def _maybe_created_after_like(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    """Now and then, an account created about a day after its like."""
+    if draw(st.integers(0, 4)) == 0:
+        created = _shifted(doc.get("ts"), CREATED_SKEW + draw(_created_past_skew))
+        if created is not None:
+            doc["user_created"] = created
+
+
 def _json_text(value: Any, mask: int, sep: str = ",") -> str:
     """``value`` as JSON text: :class:`RawJSON` verbatim, ``...`` members left out, strings and keys
     escaped as ``mask`` says."""
@@ -787,10 +794,8 @@ def damaged_values(draw: st.DrawFn, kind: str) -> str:
         field = damage_by_field.get(path)
         value = draw(field if field is not None else bad_strings)
         _set_path(doc, path, value)
-    if like and draw(st.integers(0, 4)) == 0:  # an account created about a day after its like
-        created = _shifted(doc.get("ts"), CREATED_SKEW + draw(_created_past_skew))
-        if created is not None:
-            doc["user_created"] = created
+    if like:
+        _maybe_created_after_like(draw, doc)
     items = [(k, v) for k, v in doc.items() if v is not ...]
     if items and draw(st.integers(0, 3)) == 0:  # a duplicate key, maybe with the same value
         key = draw(st.sampled_from([k for k, _ in items]))

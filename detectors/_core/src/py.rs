@@ -31,7 +31,7 @@ impl<'py> IntoPyObject<'py> for Sym {
     type Output = Bound<'py, PyString>;
     type Error = std::convert::Infallible;
     fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
-        Ok(PyString::new(py, self.as_str()))
+        (&self).into_pyobject(py)
     }
 }
 

@@ -402,6 +402,9 @@ class Pipeline:
         self._checkpoint_cost: dict[tuple[str, int], float] = {}
         #: source -> (event time of its last mark, monotonic time it was sent)
         self._marked: dict[str, tuple[float | None, float, bool | None]] = {}
+        #: input partitions declared behind ahead of a burst, with the wall-clock
+        #: ms of the declaration: behind until a fetch after it (see hold_passed)
+        self._unconfirmed: dict[TP, int] = {}
         self._register()
 
     # ------------------------------------------------------------------ wiring
@@ -437,6 +440,7 @@ class Pipeline:
             self._input_ts.pop(tp, None)
             self._ingest_at.pop(tp, None)
             self._ingested.pop(tp, None)
+            self._unconfirmed.pop(tp, None)
 
     def _make_view_agent(self, view: str) -> Any:
         async def view_agent(stream: StreamT) -> None:
@@ -489,6 +493,7 @@ class Pipeline:
         bundles = Bundles(send)
         await self.hold_new_inputs()
         tps: dict[tuple[str, int], TP] = {}
+        top = float("-inf")  # the newest event time of this batch so far
         for msg in records:
             topic = msg.topic
             consumed[topic] = consumed.get(topic, 0) + 1
@@ -513,12 +518,18 @@ class Pipeline:
             data = encode_event(ev)
             if ev.ts > newest.get(tp, float("-inf")):
                 newest[tp] = ev.ts
+                if ev.ts > top:
+                    top = ev.ts
             src = sources.get(tp)
             if src is None:
                 src = sources[tp] = _source(tp).encode()
+            full = False
             for view, key in route_keys(ev).items():
-                if bundles.add(view_names[view], kafka_partition(key, n), src, data):
-                    await bundles.send_full()
+                full = bundles.add(view_names[view], kafka_partition(key, n), src, data) or full
+            if full:
+                await self.hold_passed(top)
+                await bundles.send_full()
+        await self.hold_passed(top)
         await bundles.send_all()
         for topic, count in consumed.items():
             m.consumed(topic, count)
@@ -559,6 +570,49 @@ class Pipeline:
             return True  # a backlog is declared at once; its end waits for the interval
         moved = last[0] is None or ts > last[0] or (behind is not None and behind != last[2])
         return moved and time.monotonic() - last[1] >= interval
+
+    async def hold_passed(self, upto: float) -> None:
+        """Before events reaching ``upto`` go out: declare ``behind`` every input
+        partition taken as caught up whose mark is more than ``max_skew / 2``
+        behind ``upto``.
+
+        A producer writing a backlog (an upstream catching up after an outage)
+        fills the input partitions a little at a time; a fetch may bring one
+        partition minutes ahead in event time while the others' records are
+        not on the broker yet, so those look ingested to their end. Their
+        marks said "not behind", and a view engine that took the burst's
+        events first would leave them behind as more than ``max_skew`` behind
+        and take their records as late. Declared here, before the events, they
+        stay ``behind`` until the consumer has fetched them after this moment
+        (:meth:`_unconfirmed_fetch`): a fetch that finds records keeps them
+        behind by their lag, one that finds none releases them.
+        """
+        skew = self.cfg.max_skew
+        if skew <= 0 or self.settings.progress_interval <= 0 or upto == float("-inf"):
+            return
+        limit = upto - skew / 2
+        now_ms = int(time.time() * 1000)
+        for tp in self.inputs.assignment():
+            if tp.topic not in self.input_topics:
+                continue
+            source = _source(tp)
+            last = self._marked.get(source)
+            if last is None or last[2] or (last[0] is not None and last[0] >= limit):
+                continue  # held as new, behind already, or close enough
+            self._unconfirmed[tp] = now_ms
+            await self._mark(source, last[0], INGEST_VIEWS, "ingest", behind=True)
+
+    def _unconfirmed_fetch(self, tp: TP) -> bool:
+        """Whether ``tp`` was declared behind by :meth:`hold_passed` and the
+        consumer has not fetched it since (its high-water mark predates the burst)."""
+        since = self._unconfirmed.get(tp)
+        if since is None:
+            return False
+        polled = self.inputs.last_poll(tp)
+        if polled is not None and polled > since:
+            del self._unconfirmed[tp]
+            return False
+        return True
 
     def _ingest_lag(self, tp: TP) -> int | None:
         """Records of input partition ``tp`` this worker has not ingested (``None``: not known)."""
@@ -646,7 +700,8 @@ class Pipeline:
                 if tp in marks:  # ingested to its end and quiet
                     lag = lags[tp]
                     quiet = now - self._ingest_at.get(tp, now)
-                    if marks[tp] < newest and quiet >= interval and lag is not None and lag <= 0:
+                    if marks[tp] < newest and quiet >= interval and lag is not None and lag <= 0 \
+                            and not self._unconfirmed_fetch(tp):
                         if not ended:
                             marks[tp] = min(newest, marks[tp] + quiet)
                 else:
@@ -655,12 +710,13 @@ class Pipeline:
                     # known, so it is released, no longer waited for
                     source = _source(tp)
                     last = self._marked.get(source)
-                    if last is not None and last[2] and await self._nothing_left(tp):
+                    if last is not None and last[2] and not self._unconfirmed_fetch(tp) \
+                            and await self._nothing_left(tp):
                         await self._mark(source, None, INGEST_VIEWS, "ingest", behind=False)
         for tp, ts in marks.items():
             source = _source(tp)
             lag = lags[tp]
-            behind = lag is not None and lag > 0
+            behind = (lag is not None and lag > 0) or self._unconfirmed_fetch(tp)
             if self._mark_due(source, ts, behind):
                 await self._mark(source, ts, INGEST_VIEWS, "ingest", behind=behind)
 

@@ -101,6 +101,16 @@ class InputConsumer:
             return None
         return self.consumer.highwater(TopicPartition(tp.topic, tp.partition))
 
+    def last_poll(self, tp: TP) -> int | None:
+        """Wall-clock ms of the last fetch response that covered ``tp`` (when its
+        high-water mark was last learnt); ``None`` before the first."""
+        if self.consumer is None:
+            return None
+        try:
+            return self.consumer.last_poll_timestamp(TopicPartition(tp.topic, tp.partition))
+        except AssertionError:  # not assigned (any more)
+            return None
+
     async def position(self, tp: TP) -> int | None:
         if self.consumer is None:
             return None

@@ -600,3 +600,66 @@ def test_the_preflight_line_names_the_specific_cause():
         "KafkaConnectionError: 111 ECONNREFUSED"
     assert seen(sasl, "Connection failed: KafkaConnectionError: socket disconnected") == \
         "SaslAuthenticationFailedError: invalid credentials"
+
+
+def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
+    """A batch taking one input partition more than ``max_skew / 2`` past
+    another's mark: before its events go out, the other partition (ingested to
+    its end as far as the consumer knows: its records may not be on the
+    broker yet) is declared behind, and stays behind until the consumer has
+    fetched it after the declaration. A batch within ``max_skew / 2``
+    declares nothing."""
+    from detectors.parsing import parse_like
+    from streams.agents import _source
+    from tests.helpers import format_time, like_json
+
+    t0 = parse_like(like_json()).ts
+    sent: list[tuple] = []
+    polled = {"ms": 0}
+
+    def record(offset: int, ts: float) -> SimpleNamespace:
+        value = like_json(like_id=f"l{offset}", ts=format_time(ts))
+        return SimpleNamespace(topic=likes.topic, partition=0, offset=offset, key=None,
+                               value=value, timestamp=int(ts * 1000))
+
+    def payments_marks() -> list[tuple[int, bool | None]]:
+        """(index in ``sent``, behind) of every mark of payments/0 so far."""
+        out = []
+        for i, (_topic, _partition, value, source) in enumerate(sent):
+            if source == _source(pays):
+                (mark,) = decode_record(value)
+                assert isinstance(mark, Mark)
+                out.append((i, mark.behind))
+        return out
+
+    def first_event(start: int) -> int:
+        return next(i for i, (*_, value, source) in enumerate(sent)
+                    if i >= start and source == _source(likes))
+
+    async def go() -> None:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0), TP(s.payments_topic, 0)},
+                         sent)
+        pipe.inputs.last_poll = lambda tp: polled["ms"]
+        long_ago = time.monotonic() - 10
+        for tp in (likes, pays):
+            pipe._input_ts[tp], pipe._ingest_at[tp], pipe._ingested[tp] = t0, time.monotonic(), 5
+            pipe._marked[_source(tp)] = (t0, long_ago, False)
+        skew = pipe.cfg.max_skew
+        await pipe.ingest_batch([record(5, t0 + skew / 2 - 5)])  # close enough: nothing
+        assert payments_marks() == []
+        start = len(sent)
+        await pipe.ingest_batch([record(6, t0 + skew), record(7, t0 + 2 * skew)])
+        marks = payments_marks()
+        assert {b for _, b in marks} == {True} and len(marks) == 4 * pipe.n  # four views
+        assert max(i for i, _ in marks) < first_event(start)  # before the burst's events
+        # a second later, no fetch of payments/0 since: still behind
+        pipe._marked[_source(pays)] = (t0, time.monotonic() - 2, True)
+        await pipe.send_marks(idle=True)
+        assert all(b for _, b in payments_marks())
+        # fetched since, nothing found: released
+        polled["ms"] = int(time.time() * 1000) + 1
+        await pipe.send_marks(idle=True)
+        assert payments_marks()[-1][1] is False
+
+    likes, pays = TP("likes", 0), TP("payments.success", 0)
+    asyncio.run(go())

@@ -148,7 +148,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -415,8 +415,9 @@ class Pipeline:
         for view in ALL_VIEWS:
             app.agent(self.topics.views[view], name=f"view-{view}")(self._make_view_agent(view))
         app.timer(interval=1.0, name="likeguard-tick")(self._timer)
-        app.on_partitions_revoked.connect(self._on_revoked)
-        app.on_before_shutdown.connect(self._on_shutdown)
+        # Faust's stubs want a ``signal`` keyword these receivers take in ``**_``
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         log.info("pipeline: %d partitions per view topic, views %s, engine %s",
                  self.n, ", ".join(s.view_topic(v) for v in ALL_VIEWS), self.cfg.to_dict())
 
@@ -443,7 +444,7 @@ class Pipeline:
             self._unconfirmed.pop(tp, None)
 
     def _make_view_agent(self, view: str) -> Any:
-        async def view_agent(stream: StreamT) -> None:
+        async def view_agent(stream: faust.Stream) -> None:
             self.streams[view] = stream
             manual_acks(stream)
             async for events in stream.take_events(self.settings.batch_size,
@@ -527,9 +528,9 @@ class Pipeline:
             for view, key in route_keys(ev).items():
                 full = bundles.add(view_names[view], kafka_partition(key, n), src, data) or full
             if full:
-                await self.hold_passed(top)
+                await self.hold_passed(top, last)
                 await bundles.send_full()
-        await self.hold_passed(top)
+        await self.hold_passed(top, last)
         await bundles.send_all()
         for topic, count in consumed.items():
             m.consumed(topic, count)
@@ -571,10 +572,11 @@ class Pipeline:
         moved = last[0] is None or ts > last[0] or (behind is not None and behind != last[2])
         return moved and time.monotonic() - last[1] >= interval
 
-    async def hold_passed(self, upto: float) -> None:
+    async def hold_passed(self, upto: float, delivering: Container[TP]) -> None:
         """Before events reaching ``upto`` go out: declare ``behind`` every input
         partition taken as caught up whose mark is more than ``max_skew / 2``
-        behind ``upto``.
+        behind ``upto`` (but those ``delivering`` records in this batch, and
+        those never marked with a time: their records were never waited for).
 
         A producer writing a backlog (an upstream catching up after an outage)
         fills the input partitions a little at a time; a fetch may bring one
@@ -593,12 +595,12 @@ class Pipeline:
         limit = upto - skew / 2
         now_ms = int(time.time() * 1000)
         for tp in self.inputs.assignment():
-            if tp.topic not in self.input_topics:
+            if tp.topic not in self.input_topics or tp in delivering:
                 continue
             source = _source(tp)
             last = self._marked.get(source)
-            if last is None or last[2] or (last[0] is not None and last[0] >= limit):
-                continue  # held as new, behind already, or close enough
+            if last is None or last[2] or last[0] is None or last[0] >= limit:
+                continue  # held as new, behind already, without a time, or close enough
             self._unconfirmed[tp] = now_ms
             await self._mark(source, last[0], INGEST_VIEWS, "ingest", behind=True)
 
@@ -762,7 +764,7 @@ class Pipeline:
         app = self.app
         return app.consumer_generation_id, set(app.consumer.assignment())
 
-    async def view_batch(self, view: str, stream: StreamT, events: list[EventT]) -> None:
+    async def view_batch(self, view: str, stream: StreamT, events: Sequence[EventT]) -> None:
         """Run a batch of one view topic through the partitions' engines."""
         t0 = time.perf_counter()
         by_part: dict[int, list[EventT]] = {}
@@ -807,7 +809,7 @@ class Pipeline:
             src = event_source(msg.headers)
             # the core decodes and takes the record whole (no Python object
             # per event); what it refuses, Python's decoder explains
-            done = eng.process_record(msg.value, src)
+            done = None if msg.value is None else eng.process_record(msg.value, src)
             if done is not None:
                 got, k, moved, dup_p, dup_l = done
                 alerts += got

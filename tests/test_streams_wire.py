@@ -608,7 +608,8 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
     its end as far as the consumer knows: its records may not be on the
     broker yet) is declared behind, and stays behind until the consumer has
     fetched it after the declaration. A batch within ``max_skew / 2``
-    declares nothing."""
+    declares nothing; neither are the partition delivering the burst nor one
+    never marked with a time (nothing of it was ever waited for)."""
     from detectors.parsing import parse_like
     from streams.agents import _source
     from tests.helpers import format_time, like_json
@@ -616,50 +617,55 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
     t0 = parse_like(like_json()).ts
     sent: list[tuple] = []
     polled = {"ms": 0}
+    tps: dict[str, TP] = {}
 
     def record(offset: int, ts: float) -> SimpleNamespace:
         value = like_json(like_id=f"l{offset}", ts=format_time(ts))
-        return SimpleNamespace(topic=likes.topic, partition=0, offset=offset, key=None,
+        return SimpleNamespace(topic=tps["likes"].topic, partition=0, offset=offset, key=None,
                                value=value, timestamp=int(ts * 1000))
 
-    def payments_marks() -> list[tuple[int, bool | None]]:
-        """(index in ``sent``, behind) of every mark of payments/0 so far."""
+    def marks_of(tp: str = "pays") -> list[tuple[int, bool | None]]:
+        """(index in ``sent``, behind) of every mark of ``tps[tp]`` so far."""
         out = []
         for i, (_topic, _partition, value, source) in enumerate(sent):
-            if source == _source(pays):
-                (mark,) = decode_record(value)
-                assert isinstance(mark, Mark)
-                out.append((i, mark.behind))
+            first = decode_record(value)[0]
+            if source == _source(tps[tp]) and isinstance(first, Mark):
+                out.append((i, first.behind))
         return out
 
     def first_event(start: int) -> int:
-        return next(i for i, (*_, value, source) in enumerate(sent)
-                    if i >= start and source == _source(likes))
+        return next(i for i, (*_, value, _src) in enumerate(sent)
+                    if i >= start and not isinstance(decode_record(value)[0], Mark))
 
     async def go() -> None:
-        pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0), TP(s.payments_topic, 0)},
-                         sent)
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.likes_topic, 0), TP(s.payments_topic, 0),
+                                              TP(s.payments_topic, 1)}, sent)
         pipe.inputs.last_poll = lambda tp: polled["ms"]
+        likes = tps["likes"] = TP(pipe.settings.likes_topic, 0)
+        pays = tps["pays"] = TP(pipe.settings.payments_topic, 0)
+        empty = tps["empty"] = TP(pipe.settings.payments_topic, 1)
         long_ago = time.monotonic() - 10
+        pipe._marked[_source(empty)] = (None, long_ago, False)  # released, never had a record
         for tp in (likes, pays):
             pipe._input_ts[tp], pipe._ingest_at[tp], pipe._ingested[tp] = t0, time.monotonic(), 5
             pipe._marked[_source(tp)] = (t0, long_ago, False)
         skew = pipe.cfg.max_skew
         await pipe.ingest_batch([record(5, t0 + skew / 2 - 5)])  # close enough: nothing
-        assert payments_marks() == []
+        assert marks_of() == []
         start = len(sent)
         await pipe.ingest_batch([record(6, t0 + skew), record(7, t0 + 2 * skew)])
-        marks = payments_marks()
+        marks = marks_of()
         assert {b for _, b in marks} == {True} and len(marks) == 4 * pipe.n  # four views
         assert max(i for i, _ in marks) < first_event(start)  # before the burst's events
+        assert not any(b for i, b in marks_of("likes") if i >= start)
+        assert marks_of("empty") == []
         # a second later, no fetch of payments/0 since: still behind
         pipe._marked[_source(pays)] = (t0, time.monotonic() - 2, True)
         await pipe.send_marks(idle=True)
-        assert all(b for _, b in payments_marks())
+        assert all(b for _, b in marks_of())
         # fetched since, nothing found: released
         polled["ms"] = int(time.time() * 1000) + 1
         await pipe.send_marks(idle=True)
-        assert payments_marks()[-1][1] is False
+        assert marks_of()[-1][1] is False
 
-    likes, pays = TP("likes", 0), TP("payments.success", 0)
     asyncio.run(go())

@@ -53,8 +53,9 @@ system-deps:
 kafka-jars: system-deps
 	bash $(KAFKA) fetch
 
-lint: setup ## ruff, cargo fmt --check, cargo clippy
+lint: setup ## ruff, mypy, cargo fmt --check, cargo clippy
 	$(BIN)/ruff check detectors streams tests
+	$(BIN)/mypy
 	cd $(CORE) && cargo fmt --check && PYO3_PYTHON=$(abspath $(BIN))/python cargo clippy -q --all-targets -- -D warnings
 
 # the core's own unit tests (without the Python extension feature)

@@ -6,7 +6,7 @@ window state, the payment<->like join and the features. Rules and River
 models score the subjects it hands out (:mod:`detectors.engine`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from detectors.config import EngineConfig
@@ -99,6 +99,20 @@ class Core:
     @staticmethod
     def restore(data: bytes) -> Core:
         """Rebuild a core from :meth:`snapshot` bytes; ``ValueError`` when they are not one."""
+
+class Replay:
+    """A recording read in the core: split by source, then merged in event time."""
+    def __init__(self, path: str, workdir: str, topics: list[tuple[str, str]],
+                 max_ahead: float, max_behind: float, max_sources: int,
+                 read_line: Callable[[bytes, int], Any], parse_value: Callable[..., Any],
+                 bad_record: type[Exception]) -> None: ...
+    def split(self) -> int:
+        """First pass: split the records by source; returns the records read."""
+    def run(self, core: Core, limit: int) -> int:
+        """Feed up to ``limit`` events into ``core``, stopping early once ticks
+        are queued; returns the events fed (0 once the recording is done)."""
+    def counts(self) -> dict[str, Any]:
+        """Records read, events taken, ignored, skipped and rejected by reason, so far."""
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 hash (the Java client's, used by its default partitioner)."""

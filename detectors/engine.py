@@ -298,6 +298,7 @@ class Engine:
                 model.learn_one(x)
         if not (rule_fired or model_alarm):
             return None
+        det: Rule | HalfSpaceDetector
         self.counts["candidates"] += 1
         if rule_fired:
             assert best_rule is not None

@@ -23,7 +23,7 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar, cast
 
 import msgspec
 import orjson
@@ -131,11 +131,12 @@ def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],
     """
     p = check_recording(path)
     try:
-        raw: IO[bytes] = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+        raw = cast(IO[bytes], gzip.open(p, "rb")) if p.suffix == ".gz" else open(p, "rb")
     except OSError as exc:
         raise RecordingError(f"cannot open recording {p}: {exc.strerror or exc}") from exc
     with raw:
-        reader = io.BufferedReader(raw) if p.suffix == ".gz" else raw
+        # gzip's own line reading is slow: a buffered reader over it
+        reader = io.BufferedReader(cast(Any, raw)) if p.suffix == ".gz" else raw
         lineno = 0
         try:
             for line in reader:

@@ -214,6 +214,10 @@ class Child:
     def pid(self) -> int:
         return self.proc.pid if self.proc else -1
 
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode if self.proc else None
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -482,7 +486,7 @@ class Demo:
             return "-"
         lines = [ln for ln in self.sim.log_text.splitlines() if ln.startswith("simulate:")]
         last = lines[-1][len("simulate:"):].strip() if lines else "starting"
-        state = "running" if self.sim.alive() else f"finished (exit {self.sim.proc.returncode})"
+        state = "running" if self.sim.alive() else f"finished (exit {self.sim.returncode})"
         return f"pid {self.sim.pid} {state}; {last}"
 
     def _check_worker(self) -> None:
@@ -493,7 +497,7 @@ class Demo:
             if not self.tty:
                 self.say("worker ready")
         if not self.worker.alive():
-            raise DemoError(f"the worker exited (code {self.worker.proc.returncode}); last log lines:\n"
+            raise DemoError(f"the worker exited (code {self.worker.returncode}); last log lines:\n"
                             f"{self.worker.tail()}")
 
     def _status_lines(self, started: float) -> list[str]:

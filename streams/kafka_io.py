@@ -254,7 +254,7 @@ def iter_recording(path: str | Path,
             headers_out.clear()
             hl = obj.get("headers")
             if hl:
-                hb = [raw_bytes(h) for h in hl]
+                hb: list[Any] = [raw_bytes(h) for h in hl]
                 headers_out.append([
                     (str(hb[i]), hb[i + 1].encode("utf-8") if isinstance(hb[i + 1], str)
                      else hb[i + 1])
@@ -267,7 +267,8 @@ def iter_recording(path: str | Path,
     return iter_lines(path, convert)
 
 
-def _send_headers(headers: list[tuple[str, bytes | None]] | None) -> list[tuple[str, bytes]] | None:
+def _send_headers(headers: list[tuple[str, bytes | None]] | None,
+                  ) -> list[tuple[str, bytes | None]] | None:
     """Headers as kafka-python sends them: a null header value becomes empty bytes."""
     if not headers:
         return None

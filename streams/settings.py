@@ -442,7 +442,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         if f.name in _ENV_ONLY:
             g.add_argument(flag, dest=f.name, action=_EnvOnly, help=argparse.SUPPRESS)
             continue
-        choices = None
+        choices: tuple[str, ...] | None = None
         if f.name == "security_protocol":
             choices = SECURITY_PROTOCOLS
         elif f.name == "sasl_mechanism":

@@ -173,7 +173,7 @@ def encode_event(ev: Payment | Like | CoLike) -> bytes:
     if t is Payment:
         return orjson.dumps(["p", ev.transaction_id, ev.mchid, ev.openid, ev.amount,  # type: ignore[union-attr]
                              ev.ts, ev.currency, ev.out_trade_no, ev.appid,  # type: ignore[union-attr]
-                             ev.ip, ev.device])
+                             ev.ip, ev.device])  # type: ignore[union-attr]
     if t is CoLike:
         return orjson.dumps(["c", ev.like_id, ev.user, ev.target, ev.ts,  # type: ignore[union-attr]
                              [list(p) for p in ev.prev]])  # type: ignore[union-attr]
@@ -280,7 +280,7 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
     partitions). Output topics are plain topics; the worker's pre-flight
     check creates them when missing.
     """
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}
     n = settings.partitions
     alerts = app.topic(settings.alerts_topic, **raw)

@@ -722,6 +722,26 @@ class Pipeline:
             if self._mark_due(source, ts, behind):
                 await self._mark(source, ts, INGEST_VIEWS, "ingest", behind=behind)
 
+    async def hold_new_user_slots(self, assigned: Iterable[TP]) -> None:
+        """Before a user slot forwards anything: declare every user-view
+        partition newly assigned here ``behind`` to every lockstep partition.
+
+        The lockstep engines may hold a mark of that partition from its last
+        owner (a worker that crashed, or gave it up) saying "not behind", and
+        the new owner replays it from its checkpoint; another user slot's mark
+        carrying a far newer ``newest`` (a slot with a backlog buffered) would
+        then leave it behind as more than ``max_skew`` behind, and its first
+        forwards not sent before would be late. The slot's own marks then
+        carry its time and whether it still has records (:meth:`_mark_user`).
+        """
+        if self.settings.progress_interval <= 0:
+            return
+        topic = self.view_names["user"]
+        for tp in assigned:
+            source = f"user/{tp.partition}"
+            if tp.topic == topic and source not in self._marked:
+                await self._mark(source, None, ("lockstep",), "user", behind=True)
+
     async def _mark_user(self, slot: Slot) -> None:
         """A user slot's progress mark to every lockstep partition.
 
@@ -780,6 +800,8 @@ class Pipeline:
                 # again to whoever owns the partition now).
                 continue
             by_part.setdefault(msg.partition, []).append(event)
+        if view == "user":
+            await self.hold_new_user_slots(assigned)
         processed = 0
         last: dict[TP, int] = {}
         for p, evs in by_part.items():
@@ -1208,6 +1230,8 @@ class Pipeline:
             if view is None:
                 continue
             self._checkpoint_cost.pop((view, tp.partition), None)
+            if view == "user":
+                self._marked.pop(f"user/{tp.partition}", None)  # held anew if assigned again
             async with self._lock(view):
                 slot = self.slots.pop((view, tp.partition), None)
                 if slot is None:

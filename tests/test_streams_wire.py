@@ -669,3 +669,32 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
         assert marks_of()[-1][1] is False
 
     asyncio.run(go())
+
+
+def test_user_partitions_are_declared_behind_before_their_first_forwards(tmp_path):
+    """A worker that takes over user-view partitions declares each of them
+    behind to every lockstep partition in its first user batch, before the
+    slots process anything (so before any forward of theirs): the lockstep
+    engines may hold the last owner's mark saying "not behind", and the new
+    owner replays the partition from its checkpoint. Once per assignment."""
+    sent: list[tuple] = []
+
+    async def go() -> None:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("user"), p) for p in (1, 4)}, sent)
+        user = pipe.settings.view_topic("user")
+        events = [*_events(user, 4, [encode_event(_like(i)) for i in range(3)])]
+        await pipe.view_batch("user", SimpleNamespace(), events)
+        first = len(sent)
+        await pipe.view_batch("user", SimpleNamespace(),
+                              _events(user, 4, [encode_event(_like(9))]))
+        assert not any(isinstance(decode_record(v)[0], Mark) and src in ("user/1", "user/4")
+                       and decode_record(v)[0].ts is None for _t, _p, v, src in sent[first:])
+        lockstep = pipe.settings.view_topic("lockstep")
+        marks = [(topic, p, src, decode_record(v)[0]) for topic, p, v, src in sent[:first]]
+        held = [(topic, p, src) for topic, p, src, m in marks
+                if isinstance(m, Mark) and m.ts is None and m.behind]
+        assert sorted(held) == sorted((lockstep, q, f"user/{u}")
+                                      for u in (1, 4) for q in range(pipe.n))
+        assert all(topic == lockstep for topic, *_ in held)
+
+    asyncio.run(go())

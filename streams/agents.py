@@ -356,6 +356,11 @@ def _source(tp: TP) -> str:
     return f"{tp.topic}/{tp.partition}"
 
 
+def _user_source(partition: int) -> str:
+    """The source name of a user-view partition's forwards and marks (lockstep's input)."""
+    return f"user/{partition}"
+
+
 class Pipeline:
     """Topics, agents and the timer of one worker, around a :class:`faust.App`.
 
@@ -738,9 +743,9 @@ class Pipeline:
             return
         topic = self.view_names["user"]
         for tp in assigned:
-            source = f"user/{tp.partition}"
-            if tp.topic == topic and source not in self._marked:
-                await self._mark(source, None, ("lockstep",), "user", behind=True)
+            if tp.topic == topic and _user_source(tp.partition) not in self._marked:
+                await self._mark(_user_source(tp.partition), None, ("lockstep",), "user",
+                                 behind=True)
 
     async def _mark_user(self, slot: Slot) -> None:
         """A user slot's progress mark to every lockstep partition.
@@ -763,7 +768,7 @@ class Pipeline:
         # engine's is its input's end (newest event plus a tick), already final:
         # adding grace would mark this slot far ahead of user slots not yet flushed,
         # and a lockstep engine would stop waiting for their likes (max_skew)
-        source = f"user/{slot.partition}"
+        source = _user_source(slot.partition)
         ts = wm if slot.flushed else wm + self.cfg.grace
         if self._mark_due(source, ts, behind):
             await self._mark(source, ts, ("lockstep",), "user", slot.engine.max_ts,
@@ -942,7 +947,7 @@ class Pipeline:
             # wait for every user partition until it reports: one that
             # starts releasing later must not find its likes late
             for q in range(self.n):
-                slot.engine.progress(f"user/{q}".encode(), None, behind=True)
+                slot.engine.progress(_user_source(q).encode(), None, behind=True)
         return slot
 
     def _restore(self, view: str, p: int) -> Slot | None:
@@ -1231,7 +1236,7 @@ class Pipeline:
                 continue
             self._checkpoint_cost.pop((view, tp.partition), None)
             if view == "user":
-                self._marked.pop(f"user/{tp.partition}", None)  # held anew if assigned again
+                self._marked.pop(_user_source(tp.partition), None)  # held anew if assigned again
             async with self._lock(view):
                 slot = self.slots.pop((view, tp.partition), None)
                 if slot is None:

@@ -68,9 +68,10 @@ test: setup system-deps kafka-jars lint test-core ## every test (starts a real b
 test-unit: setup ## the tests that need no broker
 	$(BIN)/python -m pytest -q -m "not kafka"
 
-bench: setup kafka-jars ## the replay and worker benchmarks (figures in out/)
+bench: setup kafka-jars ## the replay, worker and live-latency benchmarks (figures in out/)
 	$(BIN)/python tests/bench/bench_replay.py
 	$(BIN)/python tests/bench/bench_worker.py
+	$(BIN)/python tests/bench/bench_latency.py
 
 demo: setup system-deps kafka-jars ## the product: broker, worker, simulated traffic, live alerts
 	$(BIN)/python -m streams.demo

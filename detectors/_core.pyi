@@ -119,3 +119,9 @@ def murmur2(data: bytes) -> int:
 
 def kafka_partition(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a string key."""
+
+def compress(data: bytes) -> bytes:
+    """``data`` as one LZ4 block with its length prepended (checkpoints)."""
+
+def decompress(data: bytes) -> bytes:
+    """What :func:`compress` made ``data`` from; ``ValueError`` on other data."""

@@ -66,7 +66,7 @@ Each (view, partition) has its own :class:`~detectors.engine.Engine` in a
 ``checkpoints`` (memory store, compacted changelog topic, one changelog
 partition per view partition, so Faust assigns and recovers it together
 with the view partition). A checkpoint is ``Engine.snapshot()`` (windows,
-dedupe ids, reorder buffer, suppression, River models), zlib-compressed and
+dedupe ids, reorder buffer, suppression, River models), LZ4-compressed and
 cut into chunks below the broker's message size, plus a header naming the
 chunks and the **next source offset** the snapshot has consumed:
 
@@ -159,6 +159,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, StreamT
 
+from detectors import _core
 from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
@@ -190,8 +191,9 @@ log = logging.getLogger("likeguard.worker")
 CHUNK_BYTES = 512 * 1024
 #: Largest share of the worker's time that periodic checkpoints may take.
 CHECKPOINT_SHARE = 0.1
-#: Header format version of checkpoints.
-CHECKPOINT_VERSION = 1
+#: Header format version of checkpoints: 2 compresses with LZ4 (the core's
+#: ``compress``); version 1 (zlib) is still read.
+CHECKPOINT_VERSION = 2
 #: Most chunks a checkpoint header may name (512 MB compressed).
 MAX_CHUNKS = 1024
 #: Views the ingest feeds (and marks); the lockstep view is fed by the user view.
@@ -221,6 +223,18 @@ def _checkpoint_header(raw: bytes) -> dict[str, Any]:
     if type(h.get("crc")) is not int or type(h.get("flushed", False)) is not bool:
         raise ValueError("checkpoint header lacks its crc or flushed fields")
     return h
+
+
+def _decompress(blob: bytes, version: int) -> bytes:
+    """A checkpoint's snapshot from its stored bytes (LZ4, or zlib for version 1)."""
+    if version not in (1, CHECKPOINT_VERSION):
+        raise ValueError(f"checkpoint format version {version!r} is not one this worker reads")
+    if version == 1:
+        try:
+            return zlib.decompress(blob)
+        except zlib.error as exc:
+            raise ValueError(f"not zlib data: {exc}") from None
+    return _core.decompress(blob)
 
 
 def utc_now(now: float | None = None) -> str:
@@ -975,10 +989,7 @@ class Pipeline:
             blob = b"".join(parts)
             if zlib.crc32(blob) != h["crc"]:
                 raise ValueError("checksum mismatch")
-            try:
-                snapshot = zlib.decompress(blob)
-            except zlib.error as exc:
-                raise ValueError(f"not zlib data: {exc}") from None
+            snapshot = _decompress(blob, h.get("v", 1))
             engine = Engine.restore(snapshot, key=self._key, context=checkpoint_context(
                 view, p, h["offset"], h.get("flushed", False)))
             if engine.core.views != [view]:
@@ -1030,7 +1041,7 @@ class Pipeline:
         offset, flushed = slot.next_offset, slot.flushed
         snap = slot.engine.snapshot(key=self._key, context=checkpoint_context(
             slot.view, slot.partition, offset, flushed))
-        blob = zlib.compress(snap, 1)
+        blob = _core.compress(snap)
         self._checkpoint_cost[(slot.view, slot.partition)] = time.perf_counter() - t0
         gen = slot.gen + 1
         base = f"{slot.view}/{slot.partition}"

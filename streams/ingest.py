@@ -140,16 +140,21 @@ class InputConsumer:
         try:
             while not self._stopped:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=s.batch_size)
+                if batch and not self._stopped:
+                    batch = await self._fill(batch)
                 if self._stopped:
                     break
                 if batch:
                     async with self._batch:
                         if self._stopped:
                             break
+                        # a partition revoked while the batch filled is the next owner's
+                        owned = self.consumer.assignment()
+                        batch = {tp: msgs for tp, msgs in batch.items() if tp in owned}
                         records = [r for msgs in batch.values() for r in msgs]
-                        self.holding = {TP(tp.topic, tp.partition) for tp in batch}
                         try:
-                            await self._ingest(records)
+                            if records:
+                                await self._ingest(records)
                         finally:
                             self.holding = set()
                         for tp, msgs in batch.items():
@@ -163,6 +168,32 @@ class InputConsumer:
                 await consumer.stop()  # leaves the group: the partitions move at once
             finally:
                 self._done.set()
+
+    async def _fill(self, batch: dict[TopicPartition, list[ConsumerRecord]]
+                    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Keep fetching into ``batch`` until it holds ``batch_size`` records or
+        ``batch_within`` seconds have passed since its first.
+
+        A live stream arrives a few records per fetch; every batch costs a
+        bundle per view partition and input partition, and each bundle costs a
+        Faust record, so small batches would cost more than the events in them
+        (docs/performance.md, live latency)."""
+        assert self.consumer is not None
+        s = self.settings
+        n = sum(len(msgs) for msgs in batch.values())
+        deadline = time.monotonic() + s.batch_within
+        self.holding = {TP(tp.topic, tp.partition) for tp in batch}
+        while n < s.batch_size and not self._stopped:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = await self.consumer.getmany(timeout_ms=max(1, int(left * 1000)),
+                                               max_records=s.batch_size - n)
+            for tp, msgs in more.items():
+                batch.setdefault(tp, []).extend(msgs)
+                self.holding.add(TP(tp.topic, tp.partition))
+                n += len(msgs)
+        return batch
 
     async def stop(self) -> None:
         """Finish the batch in progress, commit what was sent, stop consuming."""

@@ -2,12 +2,13 @@
 
 Checkpoints are read from a Kafka topic, so whoever can write that topic
 could, were checkpoints trusted, make a worker unpickle what they like. Here
-four unusable checkpoints are put into the checkpoint table's changelog
+five unusable checkpoints are put into the checkpoint table's changelog
 topic before the worker starts, each on the device-view partition of a
-device farm: a corrupt one, a truncated one, one of an older state version
-and a forged one (signed with another key, its pickle a payload that would
-create a file). The worker must stay up, log each as unusable, start those
-partitions empty, and raise the farms' alerts when their likes come.
+device farm: a corrupt one, a truncated one, one of an older state version,
+one in a storage format this worker does not know, and a forged one (signed
+with another key, its pickle a payload that would create a file). The
+worker must stay up, log each as unusable, start those partitions empty,
+and raise the farms' alerts when their likes come.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import zlib
 import orjson
 import pytest
 
+from detectors import _core
 from detectors.config import EngineConfig
 from detectors.engine import Engine
 from detectors.partitioning import kafka_partition
-from streams.agents import checkpoint_context
+from streams.agents import CHECKPOINT_VERSION, checkpoint_context
 from streams.topics import CHECKPOINT_TOPIC_CONFIG
 from tests.kafka_broker import create_topics
 from tests.worker_harness import (
@@ -43,12 +45,13 @@ pytestmark = pytest.mark.kafka
 GRACE = 3600.0  # as in test_worker.py: nothing late, the offline replay's alerts
 FAST = {"LIKEGUARD_GRACE": str(GRACE), "LIKEGUARD_IDLE_FLUSH": "2",
         "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}
-KINDS = ("corrupt", "truncated", "wrong_version", "forged")
+KINDS = ("corrupt", "truncated", "wrong_version", "foreign_format", "forged")
 #: the generation the unusable checkpoints claim; the empty slots' first is the next
 GEN = 5
 #: what the worker's log line says of each kind
 REASONS = {"corrupt": "checksum mismatch", "truncated": "truncated snapshot",
            "wrong_version": f"state version 5, this engine {Engine.STATE_VERSION}",
+           "foreign_format": "checkpoint format version 99",
            "forged": "signature does not verify"}
 
 
@@ -104,12 +107,13 @@ def _unusable(kind: str, p: int, marker: str) -> list[tuple[bytes, bytes]]:
         body = (b"LGENGINE" + struct.pack("<IIII", Engine.STATE_VERSION, hlen, clen, len(evil))
                 + snap[24:24 + hlen + clen] + evil)
         snap = body + Engine._sign(b"forger-key-" + b"f" * 32, context, body)
-    blob = zlib.compress(snap, 1)
+    blob = _core.compress(snap)
     crc = zlib.crc32(blob)
     if kind == "corrupt":  # bytes damaged after the checksum was taken
         blob = blob[:20] + bytes(b ^ 0xFF for b in blob[20:40]) + blob[40:]
-    header = {"v": 1, "gen": GEN, "chunks": 1, "offset": 0, "flushed": False,
-              "bytes": len(blob), "crc": crc, "written_at": "2026-11-24T10:00:00.000Z"}
+    header = {"v": 99 if kind == "foreign_format" else CHECKPOINT_VERSION, "gen": GEN,
+              "chunks": 1, "offset": 0, "flushed": False, "bytes": len(blob), "crc": crc,
+              "written_at": "2026-11-24T10:00:00.000Z"}
     return [(f"device/{p}/{GEN}/0".encode(), blob), (f"device/{p}".encode(), orjson.dumps(header))]
 
 

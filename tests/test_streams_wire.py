@@ -533,6 +533,17 @@ def test_checkpoints_are_signed_and_bound_to_their_slot(tmp_path, caplog):
         unusable("device", 0)
         pipe._key = key
         assert pipe._restore("device", 0).next_offset == 42  # untouched by the attempts
+        # a checkpoint of the previous storage format (zlib, header version 1)
+        import zlib
+
+        from detectors import _core
+        saved = data[b"device/0"], data[b"device/0/1/0"]
+        v1 = zlib.compress(_core.decompress(saved[1]), 1)
+        data[b"device/0/1/0"] = v1
+        data[b"device/0"] = orjson.dumps({**header, "v": 1, "crc": zlib.crc32(v1)})
+        old_format = pipe._restore("device", 0)
+        assert old_format.engine.stats == slot.engine.stats and old_format.next_offset == 42
+        data[b"device/0"], data[b"device/0/1/0"] = saved
         # a header that is not one
         data[b"device/0"] = b"\x00garbage"
         assert (unusable("device", 0).gen, caplog.text.count("unusable")) == (0, 1)
@@ -698,3 +709,18 @@ def test_user_partitions_are_declared_behind_before_their_first_forwards(tmp_pat
         assert all(topic == lockstep for topic, *_ in held)
 
     asyncio.run(go())
+
+
+def test_checkpoint_compression_round_trips_and_refuses_other_data():
+    """The core's LZ4 blocks: what ``compress`` made comes back whole; data it
+    did not make, or whose stated length no block of its size could reach (a
+    bomb: it is read before its signature is checked), raise ValueError."""
+    from detectors import _core
+
+    for data in (b"", b"x", bytes(range(256)) * 1000, b"a" * 1_000_000):
+        assert _core.decompress(_core.compress(data)) == data
+    packed = _core.compress(b"likeguard " * 1000)
+    for bad in (b"", b"\x01", packed[:-5], b"\xff\xff\xff\x7f" + packed[4:],
+                b"\x10\x00\x00\x00" + b"\xff" * 8):
+        with pytest.raises(ValueError, match="not LZ4 data"):
+            _core.decompress(bad)

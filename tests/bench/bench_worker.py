@@ -10,6 +10,9 @@ it into fresh input topics, and measures in the same run:
 * contender: a Faust agent that only decodes the same input with
   ``stream.take(1000)`` and orjson (``faust_take.py``, its own process): the
   floor of a worker whose input records pass through Faust one by one;
+* contender: a quixstreams app that counts likes per merchant in one-minute
+  windows after repartitioning them by merchant (``quix_count.py``, its own
+  process and virtualenv under ``.cache/bench/``, made on first use);
 * reference: the offline ``replay`` of the same recording (the same engine,
   every view in one process, no Kafka);
 * the worker: ``--workers`` worker processes (``python -m streams.worker``)
@@ -160,6 +163,29 @@ def faust_take(bootstrap: str, topics: WorkerTopics, n: int, workdir: Path) -> d
     return json.loads(out.read_text())
 
 
+QUIX_VENV = ROOT / ".cache" / "bench" / "quix-venv"
+QUIX_PINS = ["quixstreams==3.28.1", "orjson>=3.9"]
+
+
+def quix_python() -> Path:
+    """The quixstreams contender's interpreter (its own virtualenv, made once)."""
+    py = QUIX_VENV / "bin" / "python"
+    if not py.exists():
+        print("installing the quixstreams contender ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *QUIX_PINS], check=True)
+    return py
+
+
+def quix_count(bootstrap: str, topics: WorkerTopics, n: int, workdir: Path) -> dict[str, float]:
+    """Seconds and CPU seconds of the quixstreams contender reading ``n`` input records."""
+    out = workdir / "quix-count.json"
+    subprocess.run([str(quix_python()), str(Path(__file__).with_name("quix_count.py")), bootstrap,
+                    topics.payments, topics.likes, str(n), str(out)],
+                   check=True, timeout=900, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
 def offline_replay(path: Path) -> tuple[int, float]:
     summary = replay_file(path, Engine(EngineConfig()), lambda _a: None)
     return summary.records, summary.seconds
@@ -198,6 +224,7 @@ def run_workers(bootstrap: str, path: Path, n_workers: int, workdir: Path
     produce_s = time.perf_counter() - t0
     bare_s = bare_consumer(bootstrap, topics, len(records))
     take = faust_take(bootstrap, topics, len(records), workdir)
+    quix = quix_count(bootstrap, topics, len(records), workdir)
 
     settings = {"LIKEGUARD_IDLE_FLUSH": "0"}  # measure the stream, not the end-of-input flush
     workers = [WorkerProcess(bootstrap, topics, workdir / f"w{n_workers}-{i}", settings=settings)
@@ -247,6 +274,8 @@ def run_workers(bootstrap: str, path: Path, n_workers: int, workdir: Path
         "bare_consumer_events_per_s": round(len(records) / bare_s),
         "faust_take_events_per_s": round(take["records"] / take["seconds"]),
         "faust_take_cpu_ms_per_1000_events": round(1e6 * take["cpu_seconds"] / take["records"], 1),
+        "quix_count_events_per_s": round(quix["records"] / quix["seconds"]),
+        "quix_count_cpu_ms_per_1000_events": round(1e6 * quix["cpu_seconds"] / quix["records"], 1),
         "worker_seconds": round(seconds, 2),
         "worker_events_per_s": round(valid / seconds),
         "worker_cpu_ms_per_1000_events": round(1e6 * (cpu_done - (cpu_first or cpu_done)) / valid, 1),
@@ -280,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             run["worker_over_replay"] = round(run["worker_events_per_s"] / replay_rate, 3)  # type: ignore[operator]
             run["worker_over_faust_take"] = round(
                 run["worker_events_per_s"] / run["faust_take_events_per_s"], 3)  # type: ignore[operator]
+            run["worker_over_quix_count"] = round(
+                run["worker_events_per_s"] / run["quix_count_events_per_s"], 3)  # type: ignore[operator]
             runs.append(run)
             print(f"{n} worker(s): {run['worker_events_per_s']:>8,} events/s "
                   f"({run['worker_seconds']} s for {run['valid_events']:,} events; "
@@ -290,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  Faust take+decode {run['faust_take_events_per_s']:>7,} events/s   "
                   f"ratio worker/Faust {run['worker_over_faust_take']:.3f} "
                   f"({run['faust_take_cpu_ms_per_1000_events']} CPU ms per 1,000)")
+            print(f"  quixstreams count {run['quix_count_events_per_s']:>7,} events/s   "
+                  f"ratio worker/quix {run['worker_over_quix_count']:.3f} "
+                  f"({run['quix_count_cpu_ms_per_1000_events']} CPU ms per 1,000)")
             print(f"  offline replay   {round(replay_rate):>8,} events/s   "
                   f"ratio worker/replay {run['worker_over_replay']:.3f}")
             if run["late_events"]:

@@ -13,13 +13,21 @@
 //! its size follows the ids alive in the windows.
 
 use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
-use ahash::AHashSet;
+use ahash::{AHashSet, AHasher};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A hash map of the views' state, keyed by [`Sym`]s (or tuples and small
+/// integers). A `Sym` hashes its pointer, not its text, so nothing a sender
+/// writes chooses the hash and a fixed-key hasher is safe; it saves the
+/// 32-byte random state every `AHashMap` carries, which the views, with a
+/// handful of maps per target and per address, hold by the hundred thousand.
+pub type SymMap<K, V> = HashMap<K, V, BuildHasherDefault<AHasher>>;
 
 /// An interned, immutable, cheaply cloned string.
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use super::{bump, uncount, Keys};
 use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::subject::{ratio, take_samples, Count, Subject};
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
 
 /// Which address a view keys by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ struct Item {
 struct State {
     items: VecDeque<Item>,
     /// accounts -> their items in the window
-    users: AHashMap<Sym, i64>,
+    users: SymMap<Sym, i64>,
 }
 
 /// Accounts behind one IP address or on one device.
@@ -46,7 +46,7 @@ struct State {
 pub struct AddressView {
     pub address: Address,
     keys: Keys,
-    state: AHashMap<Sym, State>,
+    state: SymMap<Sym, State>,
 }
 
 impl AddressView {
@@ -54,7 +54,7 @@ impl AddressView {
         AddressView {
             address,
             keys: Keys::default(),
-            state: AHashMap::new(),
+            state: SymMap::default(),
         }
     }
 

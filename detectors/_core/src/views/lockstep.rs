@@ -15,35 +15,35 @@ use crate::config::Config;
 use crate::event::CoLike;
 use crate::murmur::kafka_partition;
 use crate::subject::{ratio, take_samples, Count, Subject};
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Ring {
     items: VecDeque<Arc<CoLike>>,
-    users: AHashMap<Sym, i64>,
+    users: SymMap<Sym, i64>,
     /// earlier target -> likes in the window that follow it
-    shared: AHashMap<Sym, i64>,
+    shared: SymMap<Sym, i64>,
 }
 
 /// Likers of a target and what they liked just before.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LockstepView {
     keys: Keys,
-    state: AHashMap<Sym, Ring>,
+    state: SymMap<Sym, Ring>,
     /// per model shard (Kafka partition of the target): how often each earlier
     /// target appears in the likes of the window, whatever target they went
     /// to; sharded so a partitioned worker computes exactly what a replay does
-    prev_freq: AHashMap<u32, AHashMap<Sym, i64>>,
-    recent: AHashMap<u32, VecDeque<Arc<CoLike>>>,
+    prev_freq: SymMap<u32, SymMap<Sym, i64>>,
+    recent: SymMap<u32, VecDeque<Arc<CoLike>>>,
 }
 
 impl LockstepView {
     pub fn new() -> Self {
         LockstepView {
             keys: Keys::default(),
-            state: AHashMap::new(),
-            prev_freq: AHashMap::new(),
-            recent: AHashMap::new(),
+            state: SymMap::default(),
+            prev_freq: SymMap::default(),
+            recent: SymMap::default(),
         }
     }
 
@@ -130,7 +130,7 @@ impl LockstepView {
         let keys = self.keys.take_due(now, cfg.reeval, |k| {
             state.get(k).map_or(0, |r| r.items.len())
         });
-        let empty = AHashMap::new();
+        let empty = SymMap::default();
         for key in keys {
             let Some(st) = self.state.get_mut(&key) else {
                 continue;

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::num::{fmean, median, pstdev};
 use crate::subject::{ratio, take_samples, Count, Subject};
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
 
 const FRESH: u8 = 1;
 const BUYER: u8 = 2;
@@ -39,21 +39,21 @@ struct TargetLike {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Tally {
     /// liker -> likes
-    users: AHashMap<Sym, u32>,
+    users: SymMap<Sym, u32>,
     /// device -> likes
-    devices: AHashMap<Sym, u32>,
+    devices: SymMap<Sym, u32>,
     /// liker -> likes that carried a device
-    dev_users: AHashMap<Sym, u32>,
+    dev_users: SymMap<Sym, u32>,
     /// IP -> (likes, liker -> likes)
-    ips: AHashMap<Sym, (u32, AHashMap<Sym, u32>)>,
+    ips: SymMap<Sym, (u32, SymMap<Sym, u32>)>,
     /// liker -> likes that carried an IP
-    addr_users: AHashMap<Sym, u32>,
+    addr_users: SymMap<Sym, u32>,
     /// liker -> likes flagged as a buyer's
-    buyers: AHashMap<Sym, u32>,
+    buyers: SymMap<Sym, u32>,
     fresh: usize,
 }
 
-fn inc(map: &mut AHashMap<Sym, u32>, key: &Sym) {
+fn inc(map: &mut SymMap<Sym, u32>, key: &Sym) {
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
@@ -62,7 +62,7 @@ fn inc(map: &mut AHashMap<Sym, u32>, key: &Sym) {
     }
 }
 
-fn dec(map: &mut AHashMap<Sym, u32>, key: &Sym) {
+fn dec(map: &mut SymMap<Sym, u32>, key: &Sym) {
     if let Some(n) = map.get_mut(key) {
         *n -= 1;
         if *n == 0 {
@@ -91,7 +91,7 @@ impl Tally {
                     inc(users, &l.user);
                 }
                 None => {
-                    let mut users = AHashMap::new();
+                    let mut users = SymMap::default();
                     users.insert(l.user.clone(), 1);
                     self.ips.insert(ip.clone(), (1, users));
                 }
@@ -150,16 +150,16 @@ type Pay = (f64, i64, Sym);
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Merchant {
-    pays: AHashMap<Sym, Vec<Pay>>,
+    pays: SymMap<Sym, Vec<Pay>>,
     /// user -> (time, like id, target) of the latest like
-    liked: AHashMap<Sym, (f64, Sym, Sym)>,
+    liked: SymMap<Sym, (f64, Sym, Sym)>,
     pairs: VecDeque<Pair>,
     /// target -> its pairs in `pairs`
-    pair_targets: AHashMap<Sym, i64>,
+    pair_targets: SymMap<Sym, i64>,
     likes_w: VecDeque<f64>,
     pays_w: VecDeque<(f64, i64)>,
     coupons: VecDeque<f64>,
-    targets: AHashMap<Sym, Target>,
+    targets: SymMap<Sym, Target>,
     /// token payments over `long_window`, as long as the pairs: (time, payer)
     token_pays: VecDeque<(f64, Sym)>,
 }
@@ -213,28 +213,28 @@ impl Merchant {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MerchantView {
     keys: Keys,
-    state: AHashMap<Sym, Merchant>,
-    dirty_targets: AHashMap<(Sym, Sym), i64>,
-    evaluated_targets: AHashMap<(Sym, Sym), f64>,
+    state: SymMap<Sym, Merchant>,
+    dirty_targets: SymMap<(Sym, Sym), i64>,
+    evaluated_targets: SymMap<(Sym, Sym), f64>,
     /// join matches: pay then like, like then pay
     pub pay_then_like: u64,
     pub like_then_pay: u64,
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
-    conv: AHashMap<Sym, f64>,
+    conv: SymMap<Sym, f64>,
 }
 
 impl MerchantView {
     pub fn new() -> Self {
         MerchantView {
             keys: Keys::default(),
-            state: AHashMap::new(),
-            dirty_targets: AHashMap::new(),
-            evaluated_targets: AHashMap::new(),
+            state: SymMap::default(),
+            dirty_targets: SymMap::default(),
+            evaluated_targets: SymMap::default(),
             pay_then_like: 0,
             like_then_pay: 0,
             conv_at: -1.0,
-            conv: AHashMap::new(),
+            conv: SymMap::default(),
         }
     }
 
@@ -255,7 +255,7 @@ impl MerchantView {
         )
     }
 
-    fn merchant<'a>(state: &'a mut AHashMap<Sym, Merchant>, key: &Sym) -> &'a mut Merchant {
+    fn merchant<'a>(state: &'a mut SymMap<Sym, Merchant>, key: &Sym) -> &'a mut Merchant {
         if !state.contains_key(key) {
             state.insert(key.clone(), Merchant::default());
         }

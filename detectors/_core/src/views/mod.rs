@@ -14,10 +14,9 @@ pub mod user;
 
 use std::hash::Hash;
 
-use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
 
 /// Weight that makes a key due at the next tick whatever its size.
 pub const FORCE: i64 = 1 << 30;
@@ -25,9 +24,9 @@ pub const FORCE: i64 = 1 << 30;
 /// Pending weights, last evaluations and last events of one view's keys.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Keys {
-    pub dirty: AHashMap<Sym, i64>,
-    pub evaluated: AHashMap<Sym, f64>,
-    pub last_seen: AHashMap<Sym, f64>,
+    pub dirty: SymMap<Sym, i64>,
+    pub evaluated: SymMap<Sym, f64>,
+    pub last_seen: SymMap<Sym, f64>,
 }
 
 impl Keys {
@@ -67,7 +66,7 @@ impl Keys {
 }
 
 /// One more pending event for `key`.
-pub fn bump<K: Hash + Eq + Clone>(map: &mut AHashMap<K, i64>, key: &K) {
+pub fn bump<K: Hash + Eq + Clone>(map: &mut SymMap<K, i64>, key: &K) {
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
@@ -78,8 +77,8 @@ pub fn bump<K: Hash + Eq + Clone>(map: &mut AHashMap<K, i64>, key: &K) {
 
 /// Pop and return, sorted, the pending keys due at `now`.
 pub fn due<K: Hash + Eq + Ord + Clone>(
-    dirty: &mut AHashMap<K, i64>,
-    evaluated: &mut AHashMap<K, f64>,
+    dirty: &mut SymMap<K, i64>,
+    evaluated: &mut SymMap<K, f64>,
     now: f64,
     reeval: f64,
     size: impl Fn(&K) -> usize,
@@ -101,7 +100,7 @@ pub fn due<K: Hash + Eq + Ord + Clone>(
 }
 
 /// Take one off `counts[key]`, dropping the key at zero.
-pub fn uncount<K: Hash + Eq>(counts: &mut AHashMap<K, i64>, key: &K) {
+pub fn uncount<K: Hash + Eq>(counts: &mut SymMap<K, i64>, key: &K) {
     if let Some(n) = counts.get_mut(key) {
         *n -= 1;
         if *n == 0 {

@@ -2,26 +2,25 @@
 //! enriches every like with the targets the same account liked in the last
 //! `lockstep_window` and hands it on as a [`CoLike`] for the lockstep view.
 
-use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::Keys;
 use crate::config::Config;
 use crate::event::{CoLike, Like};
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
 
 /// A user's latest like per target, oldest first (at most `lockstep_history`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserView {
     keys: Keys,
-    state: AHashMap<Sym, Vec<(Sym, f64)>>,
+    state: SymMap<Sym, Vec<(Sym, f64)>>,
 }
 
 impl UserView {
     pub fn new() -> Self {
         UserView {
             keys: Keys::default(),
-            state: AHashMap::new(),
+            state: SymMap::default(),
         }
     }
 

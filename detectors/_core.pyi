@@ -125,3 +125,10 @@ def compress(data: bytes) -> bytes:
 
 def decompress(data: bytes) -> bytes:
     """What :func:`compress` made ``data`` from; ``ValueError`` on other data."""
+
+def route(is_payment: bool, value: bytes, ts_ms: int | None, max_ahead: float,
+          max_behind: float, partitions: int
+          ) -> tuple[float, bytes, int, int, int, int] | None:
+    """The ingest's fast path: ``(ts, data, merchant, ip, device, user)``, the
+    event time, view-topic encoding and each view's partition (-1: not taken),
+    or ``None`` to leave the value to the validator."""

@@ -198,6 +198,8 @@ CHECKPOINT_VERSION = 2
 MAX_CHUNKS = 1024
 #: Views the ingest feeds (and marks); the lockstep view is fed by the user view.
 INGEST_VIEWS = tuple(v for v in ALL_VIEWS if v != "lockstep")
+#: The views whose partitions ``detectors._core.route`` gives, in its order.
+ROUTED_VIEWS = ("merchant", "ip", "device", "user")
 
 
 def checkpoint_context(view: str, partition: int, offset: int, flushed: bool) -> bytes:
@@ -514,6 +516,7 @@ class Pipeline:
         await self.hold_new_inputs()
         tps: dict[tuple[str, int], TP] = {}
         top = float("-inf")  # the newest event time of this batch so far
+        routed = tuple(view_names[v] for v in ROUTED_VIEWS)
         for msg in records:
             topic = msg.topic
             consumed[topic] = consumed.get(topic, 0) + 1
@@ -522,30 +525,41 @@ class Pipeline:
                 tp = tps[(topic, msg.partition)] = TP(topic, msg.partition)
             last[tp] = msg.offset
             value = msg.value
-            try:
-                ev = parse_payment(value) if topic == payments_name else parse_like(value)
-                if ev is not None and msg.timestamp is not None and msg.timestamp >= 0:
-                    check_record_time(ev, msg.timestamp / 1000.0, max_ahead, max_behind)
-            except BadRecord as exc:
-                m.rejected(topic, exc.reason)
-                await self.topics.deadletter.send(
-                    key=msg.key,
-                    value=dead_letter(value, topic, msg.partition, msg.offset, exc.reason, exc.detail))
-                continue
-            if ev is None:
-                m.skipped(topic, "trade_state")
-                continue
-            data = encode_event(ev)
-            if ev.ts > newest.get(tp, float("-inf")):
-                newest[tp] = ev.ts
-                if ev.ts > top:
-                    top = ev.ts
+            stamp = msg.timestamp if msg.timestamp is not None and msg.timestamp >= 0 else None
+            is_payment = topic == payments_name
+            # the core's fast path; what it declines, the validator decides
+            fast = (_core.route(is_payment, value, stamp, max_ahead, max_behind, n)
+                    if type(value) is bytes else None)
+            if fast is not None:
+                ts, data, *parts = fast
+                dests = [(routed[i], p) for i, p in enumerate(parts) if p >= 0]
+            else:
+                try:
+                    ev = parse_payment(value) if is_payment else parse_like(value)
+                    if ev is not None and stamp is not None:
+                        check_record_time(ev, stamp / 1000.0, max_ahead, max_behind)
+                except BadRecord as exc:
+                    m.rejected(topic, exc.reason)
+                    await self.topics.deadletter.send(
+                        key=msg.key, value=dead_letter(value, topic, msg.partition, msg.offset,
+                                                       exc.reason, exc.detail))
+                    continue
+                if ev is None:
+                    m.skipped(topic, "trade_state")
+                    continue
+                ts, data = ev.ts, encode_event(ev)
+                dests = [(view_names[view], kafka_partition(key, n))
+                         for view, key in route_keys(ev).items()]
+            if ts > newest.get(tp, float("-inf")):
+                newest[tp] = ts
+                if ts > top:
+                    top = ts
             src = sources.get(tp)
             if src is None:
                 src = sources[tp] = _source(tp).encode()
             full = False
-            for view, key in route_keys(ev).items():
-                full = bundles.add(view_names[view], kafka_partition(key, n), src, data) or full
+            for name, p in dests:
+                full = bundles.add(name, p, src, data) or full
             if full:
                 await self.hold_passed(top, last)
                 await bundles.send_full()

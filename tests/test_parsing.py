@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import parsing
-from detectors._core import parse_fast
+from detectors._core import parse_fast, route
+from detectors.engine import route_keys
 from detectors.events import Like, Payment, format_time, parse_time
 from detectors.parsing import (
     _IP_PLAIN,
@@ -30,6 +31,7 @@ from detectors.parsing import (
     parse_like,
     parse_payment,
 )
+from detectors.partitioning import kafka_partition
 from tests.helpers import like_json, payment_json
 
 
@@ -549,12 +551,16 @@ def _core_event(kind: str, raw: bytes | str) -> Like | Payment | None:
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
+            assert route(kind == "payment", raw, None, 0.0, 0.0, 6) is None
             return None  # the core takes text only
     try:
         ev = parse_fast(kind, raw)
+        data = raw.encode()
     except UnicodeEncodeError:
         return None
+    routed = route(kind == "payment", data, None, 0.0, 0.0, 6)
     if ev is None:
+        assert routed is None, f"the ingest's fast path took what parse_fast declines: {raw!r}"
         return None
     checked = _parse_like_checked if kind == "like" else _parse_payment_checked
     try:
@@ -564,7 +570,22 @@ def _core_event(kind: str, raw: bytes | str) -> Like | Payment | None:
     assert ref is not None, f"parse_fast accepted a payment the checked path skips: {raw!r}"
     assert type(ev) is type(ref) and type(ev.ts) is float, raw
     assert _engine_fields(ev) == _engine_fields(ref), raw
+    _check_routed(routed, ref, raw)
     return ev
+
+
+def _check_routed(routed: tuple[float, bytes, int, int, int, int] | None, ref: Like | Payment,
+                  raw: str) -> None:
+    """The ingest's fast path (``route``) gives what the worker's Python path gives for ``ref``:
+    its time, its view-topic encoding (as decoded values) and each view's partition."""
+    from streams.topics import encode_event
+
+    assert routed is not None, f"route declined what parse_fast took: {raw!r}"
+    ts, data, *parts = routed
+    assert ts == ref.ts and orjson.loads(data) == orjson.loads(encode_event(ref)), raw
+    keys = route_keys(ref)
+    assert parts == [kafka_partition(keys[v], 6) if v in keys else -1
+                     for v in ("merchant", "ip", "device", "user")], raw
 
 
 def _days_in_month(y: int, mo: int) -> int:
@@ -859,3 +880,20 @@ def test_core_parse_fast_declines_damaged_edge_cases(raw: bytes | str) -> None:
             parse_fast(kind, text)
     else:
         assert parse_fast(kind, text) is None, text
+
+
+def test_the_ingest_fast_path_checks_the_record_time_and_takes_optional_fields() -> None:
+    """``route`` declines an event too far from its record's Kafka timestamp (for the validator
+    to name), and carries what the Python path encodes of a payment's optional fields."""
+    like = _plain_like(ts="2026-11-24T12:00:00Z", user_created=None)
+    t = parse_time("2026-11-24T12:00:00Z")
+    assert route(False, like, int((t - 60) * 1000), 300.0, 0.0, 6) is not None
+    assert route(False, like, int((t - 301) * 1000), 300.0, 0.0, 6) is None
+    assert route(False, like, int((t + 8 * 86400) * 1000), 300.0, 7 * 86400.0, 6) is None
+    assert route(False, like, -1, 300.0, 0.0, 6) is not None  # no timestamp: not checked
+    for over in ({}, {"out_trade_no": "o-1", "appid": "wx1"}, {"amount": {"total": 5, "currency": ""}},
+                 {"amount": {"total": 5, "currency": "USD"}}, {"out_trade_no": ""}):
+        raw = payment_json(**over)
+        _check_routed(route(True, raw, None, 0.0, 0.0, 6), parse_payment(raw), raw.decode())
+    with pytest.raises(ValueError, match="partitions"):
+        route(False, like, None, 0.0, 0.0, 0)

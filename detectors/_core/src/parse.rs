@@ -140,10 +140,16 @@ pub fn record_time_ok(ts: f64, ts_ms: Option<i64>, max_ahead: f64, max_behind: f
             || (max_behind > 0.0 && record_time - ts > max_behind)))
 }
 
-/// A successful payment, or `None` to leave the value to the validator
-/// (which also decides what a non-`SUCCESS` payment is).
-pub fn payment(value: &str) -> Option<Event> {
-    let w: PaymentWire = serde_json::from_str(value).ok()?;
+/// A payment's fields, once every check of the fast path passed.
+struct CheckedPayment {
+    w: PaymentWire,
+    ts: f64,
+    ip: Option<String>,
+    device: Option<String>,
+}
+
+fn checked_payment(value: &str) -> Option<CheckedPayment> {
+    let mut w: PaymentWire = serde_json::from_str(value).ok()?;
     if w.trade_state != "SUCCESS"
         || w.transaction_id.is_empty()
         || w.mchid.is_empty()
@@ -161,25 +167,27 @@ pub fn payment(value: &str) -> Option<Event> {
     {
         return None;
     }
-    let ip = opt(w.payer_client_ip);
+    let ip = opt(w.payer_client_ip.take());
     if ip.as_deref().is_some_and(|v| !plain_ip(v)) {
         return None;
     }
     let ts = event_time(&w.success_time)?;
-    Some(Event::Payment(Payment {
-        transaction_id: w.transaction_id.into(),
-        mchid: w.mchid.into(),
-        openid: w.payer.openid.into(),
-        amount: w.amount.total,
-        ts,
-        ip: ip.map(Sym::from),
-        device: w.scene_info.and_then(|s| opt(s.device_id)).map(Sym::from),
-    }))
+    let device = w.scene_info.take().and_then(|s| opt(s.device_id));
+    Some(CheckedPayment { w, ts, ip, device })
 }
 
-/// A like or unlike, or `None` to leave the value to the validator.
-pub fn like(value: &str) -> Option<Event> {
-    let w: LikeWire = serde_json::from_str(value).ok()?;
+/// A like's fields, once every check of the fast path passed.
+struct CheckedLike {
+    w: LikeWire,
+    ts: f64,
+    is_like: bool,
+    ip: Option<String>,
+    device: Option<String>,
+    user_created: Option<f64>,
+}
+
+fn checked_like(value: &str) -> Option<CheckedLike> {
+    let mut w: LikeWire = serde_json::from_str(value).ok()?;
     if w.like_id.is_empty()
         || w.user_openid.is_empty()
         || w.target_id.is_empty()
@@ -194,13 +202,12 @@ pub fn like(value: &str) -> Option<Event> {
     {
         return None;
     }
-    let action = opt(w.action);
-    let is_like = match action.as_deref() {
+    let is_like = match opt(w.action.take()).as_deref() {
         None | Some("like") => true,
         Some("unlike") => false,
         Some(_) => return None,
     };
-    let ip = opt(w.client_ip);
+    let ip = opt(w.client_ip.take());
     if ip.as_deref().is_some_and(|v| !plain_ip(v)) {
         return None;
     }
@@ -209,17 +216,109 @@ pub fn like(value: &str) -> Option<Event> {
         None => None,
         Some(s) => Some(event_time(s).filter(|c| c - ts <= CREATED_SKEW)?),
     };
-    Some(Event::Like(Like {
-        like_id: w.like_id.into(),
-        user: w.user_openid.into(),
-        target: w.target_id.into(),
-        mchid: w.owner_mchid.into(),
+    let device = opt(w.device_id.take());
+    Some(CheckedLike {
+        w,
         ts,
         is_like,
-        ip: ip.map(Sym::from),
-        device: opt(w.device_id).map(Sym::from),
+        ip,
+        device,
         user_created,
+    })
+}
+
+/// A successful payment, or `None` to leave the value to the validator
+/// (which also decides what a non-`SUCCESS` payment is).
+pub fn payment(value: &str) -> Option<Event> {
+    let c = checked_payment(value)?;
+    Some(Event::Payment(Payment {
+        transaction_id: c.w.transaction_id.into(),
+        mchid: c.w.mchid.into(),
+        openid: c.w.payer.openid.into(),
+        amount: c.w.amount.total,
+        ts: c.ts,
+        ip: c.ip.map(Sym::from),
+        device: c.device.map(Sym::from),
     }))
+}
+
+/// A like or unlike, or `None` to leave the value to the validator.
+pub fn like(value: &str) -> Option<Event> {
+    let c = checked_like(value)?;
+    Some(Event::Like(Like {
+        like_id: c.w.like_id.into(),
+        user: c.w.user_openid.into(),
+        target: c.w.target_id.into(),
+        mchid: c.w.owner_mchid.into(),
+        ts: c.ts,
+        is_like: c.is_like,
+        ip: c.ip.map(Sym::from),
+        device: c.device.map(Sym::from),
+        user_created: c.user_created,
+    }))
+}
+
+/// An input value made ready for the view topics: its event time, its
+/// view-topic encoding (`streams/topics.py`'s `encode_event`, the same JSON
+/// array) and its key in each view that takes it (`route_keys`: merchant, ip,
+/// device, user, in that order; `None` where the view does not take it).
+pub struct Routed {
+    pub ts: f64,
+    pub data: Vec<u8>,
+    pub keys: [Option<String>; 4],
+}
+
+/// [`payment`] or [`like`] (by `is_payment`) encoded for the view topics
+/// without an intermediate event; `None` to leave the value to the validator.
+pub fn routed(is_payment: bool, value: &str) -> Option<Routed> {
+    if is_payment {
+        let c = checked_payment(value)?;
+        let w = c.w;
+        let data = serde_json::to_vec(&(
+            "p",
+            &w.transaction_id,
+            &w.mchid,
+            &w.payer.openid,
+            w.amount.total,
+            c.ts,
+            w.amount
+                .currency
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("CNY"),
+            w.out_trade_no.as_deref().filter(|s| !s.is_empty()),
+            w.appid.as_deref().filter(|s| !s.is_empty()),
+            &c.ip,
+            &c.device,
+        ))
+        .ok()?;
+        Some(Routed {
+            ts: c.ts,
+            data,
+            keys: [Some(w.mchid), c.ip, c.device, None],
+        })
+    } else {
+        let c = checked_like(value)?;
+        let w = c.w;
+        let data = serde_json::to_vec(&(
+            "l",
+            &w.like_id,
+            &w.user_openid,
+            &w.target_id,
+            &w.owner_mchid,
+            c.ts,
+            if c.is_like { "like" } else { "unlike" },
+            &c.ip,
+            &c.device,
+            c.user_created,
+        ))
+        .ok()?;
+        Some(Routed {
+            ts: c.ts,
+            data,
+            keys: [Some(w.owner_mchid), c.ip, c.device, Some(w.user_openid)],
+        })
+    }
 }
 
 fn digits(b: &[u8]) -> Option<i64> {

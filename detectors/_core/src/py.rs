@@ -900,6 +900,51 @@ fn parse_fast(py: Python<'_>, kind: &str, value: &str) -> PyResult<PyObject> {
     })
 }
 
+/// The ingest's fast path for one input value (a payment when
+/// ``is_payment``, else a like) and its record's Kafka timestamp: ``(ts, data,
+/// merchant, ip, device, user)``, the event time, the view-topic encoding and
+/// the partition of each view that takes the event (``-1``: not taken), as
+/// ``encode_event``, ``route_keys`` and ``kafka_partition`` give them; or
+/// ``None`` to leave the value to the validator (which decides rejections,
+/// a record-time check that fails among them, and skips).
+#[pyfunction]
+#[pyo3(signature = (is_payment, value, ts_ms, max_ahead, max_behind, partitions))]
+#[allow(clippy::type_complexity)]
+fn route<'py>(
+    py: Python<'py>,
+    is_payment: bool,
+    value: &[u8],
+    ts_ms: Option<i64>,
+    max_ahead: f64,
+    max_behind: f64,
+    partitions: u32,
+) -> PyResult<Option<(f64, Bound<'py, PyBytes>, i64, i64, i64, i64)>> {
+    if partitions == 0 {
+        return Err(PyValueError::new_err("partitions must be > 0"));
+    }
+    let Ok(text) = std::str::from_utf8(value) else {
+        return Ok(None);
+    };
+    let Some(r) = crate::parse::routed(is_payment, text) else {
+        return Ok(None);
+    };
+    if !crate::parse::record_time_ok(r.ts, ts_ms, max_ahead, max_behind) {
+        return Ok(None);
+    }
+    let p = |k: &Option<String>| {
+        k.as_deref()
+            .map_or(-1, |k| i64::from(murmur::kafka_partition(k, partitions)))
+    };
+    Ok(Some((
+        r.ts,
+        PyBytes::new(py, &r.data),
+        p(&r.keys[0]),
+        p(&r.keys[1]),
+        p(&r.keys[2]),
+        p(&r.keys[3]),
+    )))
+}
+
 /// ``data`` compressed as one LZ4 block, its length prepended (the checkpoints'
 /// format: several times faster than zlib at its fastest level).
 #[pyfunction]
@@ -966,6 +1011,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_fast, m)?)?;
     m.add_function(wrap_pyfunction!(fsum, m)?)?;
     m.add_function(wrap_pyfunction!(compress, m)?)?;
+    m.add_function(wrap_pyfunction!(route, m)?)?;
     m.add_function(wrap_pyfunction!(decompress, m)?)?;
     m.add_function(wrap_pyfunction!(floordiv, m)?)?;
     m.add("STATE_FORMAT", STATE_FORMAT)?;

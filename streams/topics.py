@@ -64,6 +64,7 @@ __all__ = [
     "ViewEventError",
     "dead_letter",
     "BUNDLE_BYTES",
+    "MAX_DEAD_LETTER_ORIGINAL",
     "decode_event",
     "decode_record",
     "encode_bundle",
@@ -73,12 +74,20 @@ __all__ = [
 ]
 
 
+#: Bytes of a rejected value a dead letter keeps: whatever it holds, the letter
+#: stays well below Kafka's default 1 MB message limit (text escaped as JSON
+#: grows at most sixfold, base64 by a third).
+MAX_DEAD_LETTER_ORIGINAL = 64 * 1024
+
+
 class DeadLetter(faust.Record, serializer="json", include_metadata=False):
     """A rejected input record, as written to the dead-letter topic.
 
     ``original`` is the record value as text, or base64 when it is not
     UTF-8 (``encoding`` then says ``base64``); ``null`` when the record had
-    no value at all.
+    no value at all. ``size`` is the value's length in bytes; a value longer
+    than :data:`MAX_DEAD_LETTER_ORIGINAL` keeps only its first bytes
+    (``truncated``), so that the letter itself can always be written.
     """
 
     original: str | None
@@ -88,20 +97,34 @@ class DeadLetter(faust.Record, serializer="json", include_metadata=False):
     offset: int
     reason: str
     detail: str
+    size: int = 0
+    truncated: bool = False
 
 
 def dead_letter(value: bytes | None, topic: str, partition: int, offset: int,
                 reason: str, detail: str) -> DeadLetter:
-    """Build the :class:`DeadLetter` of a rejected record."""
+    """Build the :class:`DeadLetter` of a rejected record.
+
+    >>> d = dead_letter(b"x" * 100_000, "likes", 0, 7, "not_json", "...")
+    >>> d.size, d.truncated, len(d.original), d.encoding
+    (100000, True, 65536, 'utf-8')
+    """
+    size = 0 if value is None else len(value)
+    truncated = size > MAX_DEAD_LETTER_ORIGINAL
     if value is None:
         original, encoding = None, "none"
     else:
+        data = bytes(value)
         try:
-            original, encoding = bytes(value).decode("utf-8"), "utf-8"
+            data.decode("utf-8")
+            # a cut may split a character: drop its leftover bytes
+            original = data[:MAX_DEAD_LETTER_ORIGINAL].decode("utf-8", errors="ignore")
+            encoding = "utf-8"
         except UnicodeDecodeError:
-            original, encoding = base64.b64encode(bytes(value)).decode("ascii"), "base64"
+            original = base64.b64encode(data[:MAX_DEAD_LETTER_ORIGINAL]).decode("ascii")
+            encoding = "base64"
     return DeadLetter(original=original, encoding=encoding, topic=topic, partition=partition,
-                      offset=offset, reason=reason, detail=detail)
+                      offset=offset, reason=reason, detail=detail, size=size, truncated=truncated)
 
 
 #: header of a view-topic record naming the partition it came from

@@ -21,7 +21,7 @@ from detectors.events import parse_time
 from detectors.parsing import parse_like, parse_payment
 from detectors.replay import replay
 from detectors.simulate import SimConfig, simulate
-from streams.topics import Mark, decode_record
+from streams.topics import MAX_DEAD_LETTER_ORIGINAL, Mark, decode_record
 from tests.worker_harness import (
     T0,
     TopicReader,
@@ -191,8 +191,11 @@ def test_bad_records_go_to_deadletter(kafka_bootstrap, worker_factory):
             import base64
 
             assert d["encoding"] == "base64" and base64.b64decode(d["original"]) == value
-        else:
-            assert d["encoding"] == "utf-8" and d["original"] == value.decode()
+        else:  # a long value keeps its first MAX_DEAD_LETTER_ORIGINAL bytes
+            assert d["encoding"] == "utf-8"
+            assert d["original"] == value[:MAX_DEAD_LETTER_ORIGINAL].decode()
+        assert d["size"] == len(value)
+        assert d["truncated"] == (len(value) > MAX_DEAD_LETTER_ORIGINAL)
     details = {orjson.loads(d["original"]).get("like_id") or "": d["detail"] for d in letters
                if d["reason"] == "bad_time" and d["topic"] == topics.likes}
     assert "after the record's Kafka timestamp" in details["l-ahead"]

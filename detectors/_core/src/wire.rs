@@ -6,120 +6,198 @@
 //! object per event. A record with any part that is not a view event is
 //! refused whole (`None`); Python's decoder then names the problem.
 
-use serde_json::Value;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use crate::event::{CoLike, Event, Like, Payment};
 use crate::sym::Sym;
 
-/// One item of a view record.
 #[derive(Debug)]
 pub enum Item {
     Event(Event),
-    /// a progress mark: (time, newest, behind)
     Mark(Option<f64>, Option<f64>, Option<bool>),
 }
 
-fn sym(v: &Value) -> Option<Sym> {
-    v.as_str().map(Sym::new)
-}
-
-fn opt_sym(v: &Value) -> Option<Option<Sym>> {
-    match v {
-        Value::Null => Some(None),
-        Value::String(s) => Some(Some(Sym::new(s))),
-        _ => None,
-    }
-}
-
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn opt_num(v: Option<&Value>) -> Option<Option<f64>> {
-    match v {
-        None | Some(Value::Null) => Some(None),
-        Some(x) => x.as_f64().map(Some),
-    }
-}
-
-fn item(v: &Value) -> Option<Item> {
-    let a = v.as_array()?;
-    let kind = a.first()?.as_str()?;
-    let at = |i: usize| a.get(i);
-    Some(match kind {
-        "l" => {
-            if a.len() < 10 {
-                return None;
-            }
-            Item::Event(Event::Like(Like {
-                like_id: sym(&a[1])?,
-                user: sym(&a[2])?,
-                target: sym(&a[3])?,
-                mchid: sym(&a[4])?,
-                ts: num(&a[5])?,
-                is_like: a[6].as_str()? == "like",
-                ip: opt_sym(&a[7])?,
-                device: opt_sym(&a[8])?,
-                user_created: opt_num(at(9))?,
-            }))
+/// A string field read with `f`, straight from the record's text (escaped
+/// strings too) without a `String` in between.
+fn text<'de, D: Deserializer<'de>, T>(d: D, f: fn(&str) -> T) -> Result<T, D::Error> {
+    struct V<T>(fn(&str) -> T);
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
         }
-        "p" => {
-            if a.len() < 11 {
-                return None;
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            Ok((self.0)(s))
+        }
+    }
+    d.deserialize_str(V(f))
+}
+
+/// An id, interned as it is read.
+struct Id(Sym);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d, |s| Id(Sym::new(s)))
+    }
+}
+
+/// A like's action: `"like"`, or any other string for an unlike.
+struct IsLike(bool);
+
+impl<'de> Deserialize<'de> for IsLike {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d, |s| IsLike(s == "like"))
+    }
+}
+
+/// The kind that opens a record or an item (`"b"` for a bundle).
+struct Kind(u8);
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d, |s| {
+            Kind(match s {
+                "b" | "l" | "p" | "c" | "m" => s.as_bytes()[0],
+                _ => 0,
+            })
+        })
+    }
+}
+
+/// An enriched like's earlier likes: `[target, time]` pairs.
+struct Prev(Vec<(Sym, f64)>);
+
+impl<'de> Deserialize<'de> for Prev {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(Id, f64)>::deserialize(d)?;
+        Ok(Prev(pairs.into_iter().map(|(t, s)| (t.0, s)).collect()))
+    }
+}
+
+fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A) -> Result<T, A::Error> {
+    seq.next_element()?
+        .ok_or_else(|| de::Error::custom("view record item too short"))
+}
+
+fn id<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Sym, A::Error> {
+    Ok(next::<Id, _>(seq)?.0)
+}
+
+fn opt_id<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Option<Sym>, A::Error> {
+    Ok(next::<Option<Id>, _>(seq)?.map(|i| i.0))
+}
+
+/// The fields of an item after its kind (what follows them is skipped).
+fn item_rest<'de, A: SeqAccess<'de>>(kind: u8, seq: &mut A) -> Result<Item, A::Error> {
+    let item = match kind {
+        b'l' => Item::Event(Event::Like(Like {
+            like_id: id(seq)?,
+            user: id(seq)?,
+            target: id(seq)?,
+            mchid: id(seq)?,
+            ts: next(seq)?,
+            is_like: next::<IsLike, _>(seq)?.0,
+            ip: opt_id(seq)?,
+            device: opt_id(seq)?,
+            user_created: next(seq)?,
+        })),
+        b'p' => {
+            let (transaction_id, mchid, openid) = (id(seq)?, id(seq)?, id(seq)?);
+            let (amount, ts) = (next(seq)?, next(seq)?);
+            // currency, out_trade_no, appid: carried, not used by the views
+            for _ in 0..3 {
+                next::<IgnoredAny, _>(seq)?;
             }
             Item::Event(Event::Payment(Payment {
-                transaction_id: sym(&a[1])?,
-                mchid: sym(&a[2])?,
-                openid: sym(&a[3])?,
-                amount: a[4].as_i64()?,
-                ts: num(&a[5])?,
-                ip: opt_sym(&a[9])?,
-                device: opt_sym(&a[10])?,
+                transaction_id,
+                mchid,
+                openid,
+                amount,
+                ts,
+                ip: opt_id(seq)?,
+                device: opt_id(seq)?,
             }))
         }
-        "c" => {
-            if a.len() < 6 {
-                return None;
-            }
-            let mut prev = Vec::new();
-            for p in a[5].as_array()? {
-                let p = p.as_array()?;
-                if p.len() != 2 {
-                    return None;
-                }
-                prev.push((sym(&p[0])?, num(&p[1])?));
-            }
-            Item::Event(Event::CoLike(CoLike {
-                like_id: sym(&a[1])?,
-                user: sym(&a[2])?,
-                target: sym(&a[3])?,
-                ts: num(&a[4])?,
-                prev,
-            }))
-        }
-        "m" => {
-            let ts = opt_num(Some(at(1)?))?;
-            let newest = opt_num(at(2))?;
-            let behind = match at(3) {
-                None => None,
-                Some(Value::Null) => Some(false), // as Python's bool(None)
-                Some(b) => Some(b.as_bool()?),
-            };
+        b'c' => Item::Event(Event::CoLike(CoLike {
+            like_id: id(seq)?,
+            user: id(seq)?,
+            target: id(seq)?,
+            ts: next(seq)?,
+            prev: next::<Prev, _>(seq)?.0,
+        })),
+        b'm' => {
+            let ts = next(seq)?;
+            let newest = seq.next_element::<Option<f64>>()?.flatten();
+            // `null` reads as false, as Python's bool(None); absent as unknown
+            let behind = seq
+                .next_element::<Option<bool>>()?
+                .map(|b| b.unwrap_or(false));
             Item::Mark(ts, newest, behind)
         }
-        _ => return None,
-    })
+        _ => return Err(de::Error::custom("not a view record kind")),
+    };
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(item)
 }
 
-/// The items of one view-topic record, or `None` when any part is not one.
-pub fn decode(data: &[u8]) -> Option<Vec<Item>> {
-    let v: Value = serde_json::from_slice(data).ok()?;
-    let a = v.as_array()?;
-    if a.first()?.as_str()? == "b" {
-        a[1..].iter().map(item).collect()
-    } else {
-        Some(vec![item(&v)?])
+/// An item inside a bundle (a bundle cannot nest).
+struct Nested(Item);
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Nested;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a view record item")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Nested, A::Error> {
+                match next::<Kind, _>(&mut seq)?.0 {
+                    b'b' | 0 => Err(de::Error::custom("not a view record kind")),
+                    k => Ok(Nested(item_rest(k, &mut seq)?)),
+                }
+            }
+        }
+        d.deserialize_seq(V)
     }
+}
+
+/// A whole record: a bundle's items, or one item.
+struct Record(Vec<Item>);
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Record;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a view record")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
+                match next::<Kind, _>(&mut seq)?.0 {
+                    b'b' => {
+                        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                        while let Some(Nested(item)) = seq.next_element()? {
+                            items.push(item);
+                        }
+                        Ok(Record(items))
+                    }
+                    0 => Err(de::Error::custom("not a view record kind")),
+                    k => Ok(Record(vec![item_rest(k, &mut seq)?])),
+                }
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A view record's items in order, or `None` if any part of it is not one.
+pub fn decode(data: &[u8]) -> Option<Vec<Item>> {
+    serde_json::from_slice::<Record>(data).ok().map(|r| r.0)
 }
 
 #[cfg(test)]
@@ -158,6 +236,20 @@ mod tests {
     }
 
     #[test]
+    fn escapes_extra_fields_and_null_flags_read_as_python_reads_them() {
+        let rec = br#"["b",["l","l\u00e91","u\"1","post:1","m1",7,"unlike",null,"d1",null,"extra"],
+            ["m",2.0,null,null]]"#;
+        let items = decode(rec).unwrap();
+        let Item::Event(Event::Like(l)) = &items[0] else {
+            panic!()
+        };
+        assert_eq!((&*l.like_id, &*l.user), ("l\u{e9}1", "u\"1"));
+        assert_eq!((l.ts, l.is_like, l.user_created), (7.0, false, None));
+        assert!(matches!(items[1], Item::Mark(Some(2.0), None, Some(false))));
+        assert!(decode(br#"["b"]"#).unwrap().is_empty());
+    }
+
+    #[test]
     fn any_bad_part_refuses_the_record() {
         for bad in [
             &br#"["b",["m",1.0],["x"]]"#[..],
@@ -166,6 +258,13 @@ mod tests {
             br#"{"l":1}"#,
             br#"["p","t1","m1","o1",1.5,1,"CNY",null,null,null,null]"#,
             br#"["c","l2","u2","post:2",5.0,[["post:1"]]]"#,
+            br#"["c","l2","u2","post:2",5.0,[["post:1",1.0,2.0]]]"#,
+            br#"["b",["b",["m",1.0]]]"#,
+            br#"["p","t1","m1","o1",9223372036854775808,1,"CNY",null,null,null,null]"#,
+            br#"["m",1.0,"soon"]"#,
+            br#"["l","l1","u1","post:1","m1",1.0,"like",null,null]"#,
+            br#"[1,"l1"]"#,
+            b"[]",
             b"not json",
         ] {
             assert!(decode(bad).is_none(), "{}", String::from_utf8_lossy(bad));

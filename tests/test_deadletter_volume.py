@@ -27,7 +27,7 @@ from tests.worker_harness import (
     T0,
     TopicReader,
     WorkerTopics,
-    alert_ids,
+    alert_diff,
     campaign_records,
     committed_offsets,
     like_value,
@@ -157,9 +157,9 @@ def test_every_bad_record_is_dead_lettered_once_and_nothing_valid_is_lost(
     expected = offline_alerts(valid, topics, EngineConfig(grace=GRACE))
     assert expected  # the clean run has alerts to compare with
     reader = TopicReader(kafka_bootstrap, topics.alerts)
-    got = reader.wait_for_ids(alert_ids(expected), worker, timeout=120, settle=3.0)
+    got = reader.wait_for_alerts(expected, worker, timeout=120, settle=3.0)
     reader.close()
-    assert set(got) == alert_ids(expected)
+    assert alert_diff(got, expected) == ""
 
     wait_for(lambda: sum(v for (n, _), v in worker.metrics().items()
                          if n == "likeguard_events_rejected_total") >= len(bad), 120,

@@ -256,8 +256,16 @@ class TopicReader:
     def close(self) -> None:
         self._consumer.close()
 
+    def wait_for_alerts(self, expected: Iterable[dict[str, Any]], worker: WorkerProcess | None,
+                        timeout: float, settle: float = 0.0) -> dict[str, dict[str, Any]]:
+        """:meth:`wait_for_ids` for the ids of ``expected``, whose missing
+        alerts a failure message describes in full."""
+        by_id = {a["alert_id"]: a for a in expected}
+        return self.wait_for_ids(set(by_id), worker, timeout, settle, by_id)
+
     def wait_for_ids(self, expected: set[str], worker: WorkerProcess | None, timeout: float,
-                     settle: float = 0.0) -> dict[str, dict[str, Any]]:
+                     settle: float = 0.0, described: dict[str, dict[str, Any]] | None = None,
+                     ) -> dict[str, dict[str, Any]]:
         """Poll until every id in ``expected`` was read (records are alerts), then
         keep reading ``settle`` more seconds to catch surplus ones; return them by id."""
         def have() -> bool:
@@ -266,9 +274,13 @@ class TopicReader:
 
         def gap() -> str:
             surplus = [_brief(a) for a in self.values() if a["alert_id"] not in expected]
-            return (f"missing {sorted(expected - alert_ids(self.values()))} of "
-                    f"{len(expected)}; got {len(self.records)} records; surplus {surplus}\n"
-                    + (worker.tail() if worker else ""))
+            missing = sorted(expected - alert_ids(self.values()))
+            if described:
+                missing = [_brief(described[i]) if i in described else i for i in missing]
+            summary = (f"missing {missing} of "
+                       f"{len(expected)}; got {len(self.records)} records; surplus {surplus}")
+            # the summary again after the log: CI keeps a long message's ends
+            return f"{summary}\n{worker.tail()}\n{summary}" if worker else summary
 
         wait_for(have, timeout, gap, alive=worker.alive if worker else None)
         end = time.monotonic() + settle
@@ -323,6 +335,14 @@ def _brief(a: dict[str, Any]) -> str:
 
 def alert_ids(alerts: Iterable[dict[str, Any]]) -> set[str]:
     return {a["alert_id"] for a in alerts}
+
+
+def alert_diff(got: dict[str, dict[str, Any]], expected: Iterable[dict[str, Any]]) -> str:
+    """The alerts one side has and the other lacks, one per line (empty: the same ids)."""
+    want = {a["alert_id"]: a for a in expected}
+    lines = [f"surplus {_brief(a)}" for i, a in sorted(got.items()) if i not in want]
+    lines += [f"missing {_brief(a)}" for i, a in sorted(want.items()) if i not in got]
+    return "\n".join(lines)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

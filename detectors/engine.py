@@ -111,7 +111,7 @@ class Engine:
 
     #: layout of snapshots; 5: the views' state is the compiled core's
     #: versioned data format, not a pickle; 6: signed with HMAC-SHA256
-    STATE_VERSION = 6
+    STATE_VERSION = 7
 
     def __init__(self, config: EngineConfig | None = None,
                  views: Iterable[str] = ALL_VIEWS, core: Core | None = None) -> None:

@@ -25,6 +25,14 @@ task's first workers) and the employer's post liked by half an office within
 minutes (the post alone looks like an IP farm's target; the office's IP,
 whose accounts like many other things, stays quiet and is asserted so).
 
+``tests/othergen4/gen.py`` (issue 19's disguised and dense fraud and its
+honest look-alikes) runs two hours at its organic rate and one hour at ten
+times it, per held-out seed (3 and 4; 1 and 2 were for tuning). Its gaps are
+named here rather than hidden (``KNOWN_MISSES``, ``KNOWN_LOOKALIKES``,
+``MIN_PRECISION``; docs/quality.md, "A fifth generator: othergen4"): every
+campaign of the other kinds, and every like-first task paying a token fee,
+must be found.
+
 Their slow patterns (drips of a few paid likes per ten minutes, rings resting
 ten to twenty minutes between jobs) are found in minutes by design, so the
 overall median delay is reported, not asserted; the fast ones are asserted.
@@ -46,10 +54,17 @@ from detectors.evaluate import Evaluation, Labels, evaluate, load_labels
 from detectors.replay import replay
 
 HERE = Path(__file__).parent
-#: (generator directory, held-out seed); each directory has ``gen.py`` and its
-#: own contract check ``check.py``
-HELD_OUT = (("othergen", 5), ("othergen", 6), ("othergen2", 4), ("othergen2", 5),
-            ("othergen3", 5), ("othergen3", 6))
+#: two hours of othergen4 at its organic rate; one hour at ten times it
+_OG4 = ("--hours", "2")
+_OG4_DENSE = ("--rate", "400")
+#: (generator directory, held-out seed, generator arguments); each directory
+#: has ``gen.py`` and its own contract check ``check.py``
+HELD_OUT: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+    ("othergen", 5, ()), ("othergen", 6, ()), ("othergen2", 4, ()), ("othergen2", 5, ()),
+    ("othergen3", 5, ()), ("othergen3", 6, ()),
+    ("othergen4", 3, _OG4), ("othergen4", 4, _OG4),
+    ("othergen4", 3, _OG4_DENSE), ("othergen4", 4, _OG4_DENSE),
+)
 #: per generator, campaigns that show at once. Some of othergen2's paid-task
 #: workers like popular items up to five minutes before their task, and its
 #: labels start there, so its paid tasks are not "fast" by the label's clock
@@ -58,17 +73,39 @@ FAST_KINDS = {
     "othergen2": {"fresh_account_burst", "device_farm"},
     # its fresh-account floods ramp up over a triangular window of 3-12 minutes
     "othergen3": {"paid_task_likes", "ip_farm"},
+    "othergen4": {"paid_task_token", "fresh_account_flood", "device_farm"},
 }
+#: per generator, campaign kinds likeguard does not find yet (docs/quality.md,
+#: "A fifth generator: othergen4"): paid tasks paying real-looking amounts
+#: (a livestream's tippers look the same by amount, delay and conversion),
+#: drips of accounts that pay nothing and do nothing but the job, and tasks
+#: that like first and pay a small real amount after (those paying a token
+#: fee after the like are found: asserted by ``_token_fee_campaigns``)
+KNOWN_MISSES = {
+    "othergen4": {"paid_task_real_amount", "drip", "paid_task_like_first"},
+}
+#: per generator, the least precision (alerts on known look-alikes left out)
+#: where it is below the 0.95 asserted elsewhere: othergen4 at ten times its
+#: organic rate, whose busy targets and addresses draw alerts on organic
+#: traffic (measured 0.77-0.86; issue 19's density target)
+MIN_PRECISION = {("othergen4", _OG4_DENSE): 0.7}
 #: per generator, benign kinds whose false alarms are a known limitation
 #: (module docstring), with the entity types they may name
 KNOWN_LOOKALIKES = {
     "othergen3": {"live_gifting": {"merchant", "target"}, "office_nat": {"target"}},
+    # offices and classes liking one post from one address, families sharing
+    # phones, a fan club's burst, a one-yuan deal's first minutes, and in
+    # dense traffic a viral post (see docs/quality.md)
+    "othergen4": {"office_staff": {"target", "ip"}, "class_likes_teacher": {"target", "ip"},
+                  "family_shared_device": {"device"}, "fan_club_burst": {"target"},
+                  "one_yuan_deal": {"merchant", "target"}, "viral_post": {"target"}},
 }
 
 
 @dataclass
 class Run:
     gen: str
+    args: tuple[str, ...]
     labels: Labels
     ev: Evaluation
     events: int
@@ -77,6 +114,8 @@ class Run:
     #: account creation time (othergen2's web-client floods): the known blind spot
     blind: set[str]
     alerts: list[dict]
+    #: paid tasks that like first and then pay the merchant a token amount
+    token_fee: set[str]
 
 
 def _blind_bursts(rec: Path, labels: Labels) -> set[str]:
@@ -98,13 +137,41 @@ def _blind_bursts(rec: Path, labels: Labels) -> set[str]:
     return set(bursts) - told
 
 
-@pytest.fixture(scope="module", params=HELD_OUT, ids=[f"{g}-{s}" for g, s in HELD_OUT])
+def _token_fee_campaigns(rec: Path, labels: Labels) -> set[str]:
+    """Like-first paid tasks whose payments to their merchants are mostly token amounts."""
+    tasks = [c for c in labels.campaigns if c.kind == "paid_task_like_first"]
+    if not tasks:
+        return set()
+    token = EngineConfig().token_amount
+    amounts: dict[str, list[int]] = {c.id: [] for c in tasks}
+    with open(rec, "rb") as f:
+        for line in f:
+            r = orjson.loads(line)
+            if r["topic"] == "likes":
+                continue
+            try:
+                p = orjson.loads(r["payload"])
+                payer, mchid, amount = p["payer"]["openid"], p["mchid"], p["amount"]["total"]
+            except (orjson.JSONDecodeError, TypeError, KeyError):
+                continue
+            for c in tasks:
+                if mchid in c.merchants and payer in c.users:
+                    amounts[c.id].append(amount)
+    return {cid for cid, a in amounts.items() if a and sum(x <= token for x in a) >= 0.8 * len(a)}
+
+
+def _held_out_id(case: tuple[str, int, tuple[str, ...]]) -> str:
+    gen, seed, args = case
+    return f"{gen}-{seed}" + ("-dense" if args == _OG4_DENSE else "")
+
+
+@pytest.fixture(scope="module", params=HELD_OUT, ids=[_held_out_id(c) for c in HELD_OUT])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    gen, seed = request.param
-    d = tmp_path_factory.mktemp(f"{gen}-{seed}")
+    gen, seed, args = request.param
+    d = tmp_path_factory.mktemp(_held_out_id(request.param))
     rec, lab = d / "rec.jsonl", d / "labels.json"
     subprocess.run([sys.executable, str(HERE / gen / "gen.py"), "--seed", str(seed), "--out",
-                    str(rec), "--labels", str(lab)], check=True, capture_output=True)
+                    str(rec), "--labels", str(lab), *args], check=True, capture_output=True)
     checked = subprocess.run([sys.executable, str(HERE / gen / "check.py"), str(rec), str(lab)],
                              capture_output=True).returncode
     buf = io.StringIO()
@@ -112,7 +179,8 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     labels = load_labels(lab)
     alerts = [orjson.loads(x) for x in buf.getvalue().splitlines()]
     ev = evaluate(labels, alerts)
-    return Run(gen, labels, ev, summary.events, checked, _blind_bursts(rec, labels), alerts)
+    return Run(gen, args, labels, ev, summary.events, checked, _blind_bursts(rec, labels), alerts,
+               _token_fee_campaigns(rec, labels))
 
 
 def test_independent_traffic_is_what_it_says(run: Run) -> None:
@@ -120,14 +188,20 @@ def test_independent_traffic_is_what_it_says(run: Run) -> None:
     assert run.events > 200_000
     assert len(run.labels.campaigns) >= 4 and len(run.labels.benign) >= 3
     assert {b.kind for b in run.labels.benign} & {"office_nat", "viral_post", "coupon_campaign"}
+    if run.gen == "othergen4":  # the look-alikes issue 19 names, in every run
+        assert {"office_staff", "family_shared_device", "one_yuan_deal",
+                "coupon_like_to_unlock"} <= {b.kind for b in run.labels.benign}
 
 
 def test_every_campaign_found_and_no_benign_event_flagged(run: Run) -> None:
     ev = run.ev
     missed = [(c.id, c.kind) for c in run.labels.campaigns if c.id in ev.missed]
-    # the blind spot (docs/quality.md, "A third generator: othergen2") may be missed,
-    # nothing else; then F1 cannot reach 0.95 and precision is asserted instead
-    assert set(ev.missed) <= run.blind, f"missed: {missed}"
+    # the blind spot (docs/quality.md, "A third generator: othergen2") and the
+    # kinds not found yet may be missed, nothing else; then F1 cannot reach
+    # 0.95 and precision is asserted instead
+    known_misses = {c.id for c in run.labels.campaigns
+                    if c.kind in KNOWN_MISSES.get(run.gen, set()) and c.id not in run.token_fee}
+    assert set(ev.missed) <= run.blind | known_misses, f"missed: {missed}"
     known = KNOWN_LOOKALIKES.get(run.gen, {})
     looks = {b.id: b for b in run.labels.benign if b.kind in known}
     unexpected = {bid: n for bid, n in ev.false_alarms.items() if n and bid not in looks}
@@ -140,7 +214,10 @@ def test_every_campaign_found_and_no_benign_event_flagged(run: Run) -> None:
         on_known += bool(hits)
     # precision and F1 without the alerts on the known look-alikes
     precision = ev.tp / max(1, ev.alerts - on_known)
-    if ev.missed:
+    least = MIN_PRECISION.get((run.gen, run.args))
+    if least is not None:
+        assert precision >= least, ev.to_dict()
+    elif ev.missed:
         assert precision >= 0.95, ev.to_dict()
     else:
         recall = ev.recall

@@ -124,6 +124,56 @@ def test_recent_token_likers_count_only_the_window() -> None:
     assert x["token_users"] == 3 and x["token_users_w"] == 2
 
 
+def test_like_then_token_payment_pairs_over_the_window_as_shares() -> None:
+    from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
+
+    # a task that has its workers like first and pay a 1-fen fee a minute later
+    task = Core(CFG, ["merchant"])
+    for i in range(4):
+        task.add(like(i, f"w{i}", "post:1", "m1", T0 + i * 20))
+        task.add(payment(i, f"w{i}", "m1", T0 + i * 20 + 50, amount=1))
+    task.add(like(9, "fan", "post:1", "m1", T0 + 30))  # an honest liker of the post
+    s = _subjects(task, T0 + 200)
+    m, t = s[("merchant", "m1")], s[("target", "post:1")]
+    assert m.features["rev_users_w"] == 4 and m.features["rev_share_w"] == 0.8
+    assert m.features["rev_conversion"] == 1.0 and t.features["rev_share_w"] == 0.8
+    assert m.features["pairs"] == 0  # kept apart from the pay -> like pairs
+    assert m.counts["like_then_token_pairs"] == 4
+    assert {"tx-3", "l-3"} <= set(m.samples())
+    assert PaidLikes().score_one(m.features) >= 0.5
+    assert PaidTargetLikes().score_one(t.features) >= 0.5
+    assert "like_then_token_payers" in [r.code for r in PaidLikes().explain(m.features)]
+    # ... and forgotten with the window
+    _touch(task, "m1", T0 + 60 + 50 + CFG.window + 1)
+    x = _subjects(task, T0 + 60 + 50 + CFG.window + 1)
+    assert ("merchant", "m1") not in x or x[("merchant", "m1")].features["rev_users_w"] == 0
+    # a busy shop: the same four, among a hundred likes, do not make a share
+    shop = Core(CFG, ["merchant"])
+    for i in range(100):
+        shop.add(like(100 + i, f"b{i}", f"post:{i % 7}", "m2", T0 + i))
+    for i in range(4):
+        shop.add(like(i, f"w{i}", "post:1", "m2", T0 + 100 + i))
+        shop.add(payment(i, f"w{i}", "m2", T0 + 150 + i, amount=1))
+    x = _subjects(shop, T0 + 200)[("merchant", "m2")].features
+    assert x["rev_users_w"] == 4 and x["rev_share_w"] < 0.25
+    assert PaidLikes().score_one(x) < 0.5
+    # a one-yuan deal: most token payers never liked first
+    deal = Core(CFG, ["merchant"])
+    for i in range(40):
+        deal.add(payment(100 + i, f"d{i}", "m3", T0 + i * 3, amount=100))
+    for i in range(4):
+        deal.add(like(i, f"w{i}", "post:1", "m3", T0 + 100 + i))
+        deal.add(payment(i, f"w{i}", "m3", T0 + 150 + i, amount=100))
+    x = _subjects(deal, T0 + 200)[("merchant", "m3")].features
+    assert x["rev_share_w"] == 1.0 and x["rev_conversion"] == 0.09090909090909091
+    assert PaidLikes().score_one(x) < 0.5
+    # a real amount paid after the like is a purchase, not a fee: no pair
+    buy = Core(CFG, ["merchant"])
+    buy.add(like(1, "c1", "post:1", "m4", T0))
+    buy.add(payment(1, "c1", "m4", T0 + 30, amount=3900))
+    assert ("merchant", "m4") not in _subjects(buy, T0 + 60)
+
+
 def test_token_conversion_counts_token_payers_who_liked_promptly() -> None:
     # a game shop: ten 98-fen top-ups, two of them followed by a like within seconds
     game = Core(CFG, ["merchant"])

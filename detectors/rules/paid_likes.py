@@ -9,9 +9,15 @@ share one amount, or are nearly all token pairs, with a short delay; at
 the second such account when both paid likes fall within the short window
 (a task's first workers arrive minutes apart; a drip's pairs too, while a
 shop's rare honest tiny payment followed by a prompt like does not come
-twice in minutes); and on non-token pairs when they are mechanical: one
+twice in minutes); on non-token pairs when they are mechanical: one
 amount and near-constant delays of seconds (honest buyers of a one-price
-flash sale who like the shop do so minutes later).
+flash sale who like the shop do so minutes later); and on tasks that have
+their workers like first and pay a token fee after: several accounts in the
+window paid a token amount within two minutes of liking, and they made a
+large share of the likes and of the token payments (a busy shop's browsing
+buyers pay a token after a like now and then: a few in a thousand of its
+likes; a one-yuan deal's buyers mostly pay without a like; an honest
+like-to-unlock coupon's buyers pay for goods, minutes later).
 
 Every token path is gated on *conversion*: the share of the merchant's
 token payers (over ``long_window``) who liked within seconds of paying.
@@ -43,6 +49,13 @@ True
 >>> [r.code for r in rule.explain(first_two)][0], rule.score_one(first_two) >= 0.5
 ('token_paid_likers_recent', True)
 >>> rule.score_one({**first_two, "token_users_w": 1}) < 0.5  # the other an hour ago
+True
+>>> like_first = {"rev_users_w": 4, "rev_share_w": 0.6, "rev_conversion": 0.9}
+>>> [r.code for r in rule.explain(like_first)][:2], rule.score_one(like_first) >= 0.5
+(['like_then_token_payers', 'like_then_token_share'], True)
+>>> rule.score_one({**like_first, "rev_share_w": 0.01}) < 0.5  # a busy shop's buyers
+True
+>>> rule.score_one({**like_first, "rev_conversion": 0.05}) < 0.5  # a one-yuan deal
 True
 """
 
@@ -103,6 +116,16 @@ _MECHANICAL = (
     _FRESH,
 )
 
+_LIKE_FIRST = (  # like, then pay the fee: most of the likes, most of the token payments
+    Cond("rev_users_w", ">=", 3, "like_then_token_payers",
+         "accounts that paid a token amount within two minutes after liking, in the window"),
+    Cond("rev_share_w", ">=", 0.25, "like_then_token_share",
+         "share of the likes in the window whose liker then paid a token amount", gate=True),
+    Cond("rev_conversion", ">=", 0.5, "like_then_token_conversion",
+         "share of the token payments in the window made just after the payer's like",
+         gate=True),
+)
+
 
 class PaidLikes(Rule):
     """Token or mechanical pay->like pairs on a merchant."""
@@ -111,7 +134,7 @@ class PaidLikes(Rule):
     version = "1"
     view = "merchant"
     entity_type = "merchant"
-    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL)
+    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL, _LIKE_FIRST)
 
 
 class PaidTargetLikes(PaidLikes):

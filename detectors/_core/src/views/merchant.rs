@@ -6,7 +6,10 @@
 //! every payment, a like by the payer shortly before (like then pay, how
 //! honest like-to-unlock coupon campaigns look, or a late payment joining
 //! from its side). Prompt pairs (delay up to `paid_delay`) are kept over
-//! `long_window` so slow drips add up.
+//! `long_window` so slow drips add up. A token amount paid promptly *after* a
+//! like (a task whose workers like first and pay the fee after) is kept apart
+//! over `window`: a busy shop's browsing buyers do that now and then, so it
+//! counts as a share of the likes and of the token payments, not alone.
 
 use std::collections::VecDeque;
 
@@ -162,6 +165,8 @@ struct Merchant {
     targets: SymMap<Sym, Target>,
     /// token payments over `long_window`, as long as the pairs: (time, payer)
     token_pays: VecDeque<(f64, Sym)>,
+    /// like -> prompt token payment pairs over `window` (`ts`: the payment's)
+    rev: VecDeque<Pair>,
 }
 
 impl Merchant {
@@ -171,6 +176,7 @@ impl Merchant {
             + self.pays_w.len()
             + self.coupons.len()
             + self.token_pays.len()
+            + self.rev.len()
             + self.pays.values().map(Vec::len).sum::<usize>()
             + self.liked.len()
             + self.targets.values().map(|t| t.likes.len()).sum::<usize>()
@@ -184,6 +190,9 @@ impl Merchant {
         }
         while self.coupons.front().is_some_and(|&t| t <= w) {
             self.coupons.pop_front();
+        }
+        while self.rev.front().is_some_and(|p| p.ts <= w) {
+            self.rev.pop_front();
         }
         while self.pays_w.front().is_some_and(|p| p.0 <= w) {
             self.pays_w.pop_front();
@@ -303,6 +312,19 @@ impl MerchantView {
             if 0.0 <= gap && gap <= cfg.join_window {
                 st.coupons.push_back(ev.ts);
                 self.like_then_pay += 1;
+                if gap <= cfg.paid_delay && ev.amount <= cfg.token_amount {
+                    st.rev.push_back(Pair {
+                        ts: ev.ts,
+                        user: ev.openid.clone(),
+                        amount: ev.amount,
+                        delay: gap,
+                        like_id,
+                        txid: ev.transaction_id.clone(),
+                        target: target.clone(),
+                    });
+                    self.keys.dirty.insert(key.clone(), FORCE);
+                    self.dirty_targets.insert((key.clone(), target), FORCE);
+                }
             } else if -cfg.join_window <= gap && gap < 0.0 {
                 // a payment admitted late, after the like it preceded: the join
                 // from its side
@@ -451,7 +473,7 @@ impl MerchantView {
                 continue;
             };
             st.expire_windows(cfg, now);
-            if st.pairs.len() >= cfg.min_pairs {
+            if st.pairs.len() >= cfg.min_pairs || st.rev.len() >= cfg.min_pairs {
                 let s = self.merchant_subject(cfg, &key, now);
                 out.push(s);
             }
@@ -460,7 +482,7 @@ impl MerchantView {
             let Some(st) = self.state.get_mut(&key) else {
                 continue;
             };
-            let npairs = st.pairs.len();
+            let npairs = st.pairs.len() + st.rev.len();
             let Some(tg) = st.targets.get_mut(&tid) else {
                 continue;
             };
@@ -558,6 +580,26 @@ impl MerchantView {
         x.push(("delay_cv", cv.min(3.0)));
     }
 
+    /// Features of the like -> token payment pairs in `rev` (those of the
+    /// window), against `likes`, the likes in the window they come from, and
+    /// `token_pays`, the merchant's token payments in the window.
+    fn rev_features<'a>(
+        rev: impl Iterator<Item = &'a Pair>,
+        likes: usize,
+        token_pays: usize,
+        x: &mut Vec<(&'static str, f64)>,
+    ) {
+        let mut users: AHashSet<&str> = AHashSet::new();
+        let mut n = 0usize;
+        for p in rev {
+            users.insert(p.user.as_str());
+            n += 1;
+        }
+        x.push(("rev_users_w", users.len() as f64));
+        x.push(("rev_share_w", ratio(n as f64, likes as f64)));
+        x.push(("rev_conversion", ratio(n as f64, token_pays as f64)));
+    }
+
     /// Share of the merchant's token payers who then liked its content promptly
     /// (see the rules' docs); once per merchant and tick.
     fn token_conversion(&mut self, cfg: &Config, key: &Sym, now: f64) -> f64 {
@@ -616,6 +658,7 @@ impl MerchantView {
             "coupon_share",
             ratio(st.coupons.len() as f64, pays_w as f64),
         ));
+        Self::rev_features(st.rev.iter(), likes_w, token_pays, &mut x);
         let start = match st.pairs.front() {
             Some(p) => p.ts,
             None => st.likes_w.front().copied().unwrap_or(now),
@@ -627,13 +670,12 @@ impl MerchantView {
             ("paid_like_pairs", Count::Int(st.pairs.len() as i64)),
             ("paying_likers", Count::Int(get("pair_users") as i64)),
             ("token_payers", Count::Int(get("token_users") as i64)),
+            ("like_then_token_pairs", Count::Int(st.rev.len() as i64)),
         ];
         let half = cfg.max_samples / 2;
-        let mut samples = take_samples(st.pairs.iter().rev().map(|p| &p.txid), half);
-        samples.extend(take_samples(
-            st.pairs.iter().rev().map(|p| &p.like_id),
-            half,
-        ));
+        let newest = || st.rev.iter().rev().chain(st.pairs.iter().rev());
+        let mut samples = take_samples(newest().map(|p| &p.txid), half);
+        samples.extend(take_samples(newest().map(|p| &p.like_id), half));
         Subject {
             view: "merchant",
             entity_type: "merchant",
@@ -722,6 +764,14 @@ impl MerchantView {
             },
         ));
         x.push(("rate", rate));
+        let w = now - cfg.window;
+        let rev = st.rev.iter().filter(|p| p.target == *tid && p.ts > w);
+        let token_pays = st
+            .pays_w
+            .iter()
+            .filter(|p| p.0 > w && p.1 <= cfg.token_amount)
+            .count();
+        Self::rev_features(rev.clone(), n, token_pays, &mut x);
         let first = likes.front().map_or(now, |l| l.ts);
         let start = match pairs.first() {
             Some(p) => first.min(p.ts),
@@ -733,6 +783,7 @@ impl MerchantView {
             ("fresh_likers", Count::Int(fresh as i64)),
             ("devices", Count::Int(ndev as i64)),
             ("paid_like_pairs", Count::Int(pairs.len() as i64)),
+            ("like_then_token_pairs", Count::Int(rev.count() as i64)),
             ("merchant", Count::Str(key.clone())),
         ];
         let samples = take_samples(likes.iter().rev().map(|l| &l.like_id), cfg.max_samples);

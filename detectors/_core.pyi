@@ -14,6 +14,8 @@ from detectors.events import CoLike, Like, Payment
 
 #: layout version of :meth:`Core.snapshot`'s bytes
 STATE_FORMAT: int
+#: the views whose partitions :func:`route` gives, in its order
+ROUTED_VIEWS: tuple[str, str, str, str]
 
 class Subject:
     """One entity evaluated at one tick: its features and the evidence behind them."""

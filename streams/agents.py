@@ -199,7 +199,7 @@ MAX_CHUNKS = 1024
 #: Views the ingest feeds (and marks); the lockstep view is fed by the user view.
 INGEST_VIEWS = tuple(v for v in ALL_VIEWS if v != "lockstep")
 #: The views whose partitions ``detectors._core.route`` gives, in its order.
-ROUTED_VIEWS = ("merchant", "ip", "device", "user")
+ROUTED_VIEWS = _core.ROUTED_VIEWS
 
 
 def checkpoint_context(view: str, partition: int, offset: int, flushed: bool) -> bytes:

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import parsing
-from detectors._core import parse_fast, route
-from detectors.engine import route_keys
+from detectors._core import ROUTED_VIEWS, parse_fast, route
+from detectors.engine import ALL_VIEWS, route_keys
 from detectors.events import Like, Payment, format_time, parse_time
 from detectors.parsing import (
     _IP_PLAIN,
@@ -585,7 +585,7 @@ def _check_routed(routed: tuple[float, bytes, int, int, int, int] | None, ref: L
     assert ts == ref.ts and orjson.loads(data) == orjson.loads(encode_event(ref)), raw
     keys = route_keys(ref)
     assert parts == [kafka_partition(keys[v], 6) if v in keys else -1
-                     for v in ("merchant", "ip", "device", "user")], raw
+                     for v in ROUTED_VIEWS], raw
 
 
 def _days_in_month(y: int, mo: int) -> int:
@@ -897,3 +897,5 @@ def test_the_ingest_fast_path_checks_the_record_time_and_takes_optional_fields()
         _check_routed(route(True, raw, None, 0.0, 0.0, 6), parse_payment(raw), raw.decode())
     with pytest.raises(ValueError, match="partitions"):
         route(False, like, None, 0.0, 0.0, 0)
+    # the views it routes to: every view but lockstep, which the user view feeds
+    assert sorted(ROUTED_VIEWS) == sorted(set(ALL_VIEWS) - {"lockstep"})

@@ -258,10 +258,13 @@ pub fn like(value: &str) -> Option<Event> {
     }))
 }
 
+/// The views whose keys [`Routed`] gives, in its order (`_core.ROUTED_VIEWS`).
+pub const ROUTED_VIEWS: [&str; 4] = ["merchant", "ip", "device", "user"];
+
 /// An input value made ready for the view topics: its event time, its
 /// view-topic encoding (`streams/topics.py`'s `encode_event`, the same JSON
-/// array) and its key in each view that takes it (`route_keys`: merchant, ip,
-/// device, user, in that order; `None` where the view does not take it).
+/// array) and its key in each view that takes it (`route_keys`, in the order
+/// of [`ROUTED_VIEWS`]; `None` where the view does not take it).
 pub struct Routed {
     pub ts: f64,
     pub data: Vec<u8>,

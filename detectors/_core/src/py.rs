@@ -1015,5 +1015,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decompress, m)?)?;
     m.add_function(wrap_pyfunction!(floordiv, m)?)?;
     m.add("STATE_FORMAT", STATE_FORMAT)?;
+    m.add(
+        "ROUTED_VIEWS",
+        PyTuple::new(m.py(), crate::parse::ROUTED_VIEWS)?,
+    )?;
     Ok(())
 }

@@ -14,6 +14,25 @@ from detectors.events import Like, Payment, format_time
 from detectors.partitioning import kafka_partition
 
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z, a round event-time origin
+#: :func:`with_path`'s value that removes the field
+DROP = object()
+
+
+def with_path(doc: dict[str, Any], path: str, value: object = DROP) -> dict[str, Any]:
+    """A copy of ``doc`` with ``path`` (``"a"`` or ``"a.b"``) set to ``value``, or
+    removed when ``value`` is :data:`DROP`; the parent of ``"a.b"`` is copied (an
+    empty object when it is missing or not an object), ``doc`` left as it was."""
+    out = dict(doc)
+    head, _, leaf = path.rpartition(".")
+    target = out
+    if head:
+        parent = out.get(head)
+        target = out[head] = dict(parent) if isinstance(parent, dict) else {}
+    if value is DROP:
+        target.pop(leaf, None)
+    else:
+        target[leaf] = value
+    return out
 
 
 def payment(i: int | str, user: str, mchid: str, ts: float, amount: int = 1,

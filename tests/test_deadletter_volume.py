@@ -23,6 +23,7 @@ from detectors.config import EngineConfig
 from detectors.engine import route_keys
 from detectors.parsing import BadRecord, parse_like, parse_payment
 from streams.topics import MAX_DEAD_LETTER_ORIGINAL
+from tests.helpers import with_path
 from tests.worker_harness import (
     T0,
     TopicReader,
@@ -52,26 +53,6 @@ _PAY = orjson.loads(payment_value("tx-x", "1900000001", "o-x", 100, T0, ip="10.0
                                   device="d-x"))
 
 
-def _set(doc: dict, path: str, value: object) -> dict:
-    doc = orjson.loads(orjson.dumps(doc))
-    *parents, last = path.split(".")
-    node = doc
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[last] = value
-    return doc
-
-
-def _drop(doc: dict, path: str) -> dict:
-    doc = orjson.loads(orjson.dumps(doc))
-    *parents, last = path.split(".")
-    node = doc
-    for p in parents:
-        node = node[p]
-    del node[last]
-    return doc
-
-
 def _bad_values(rng: random.Random) -> list[Callable[[int], tuple[bool, bytes | None]]]:
     """Makers of bad values, ``(is_payment, value)`` for a serial number."""
     like_fields = ["like_id", "user_openid", "target_id", "owner_mchid", "ts"]
@@ -92,14 +73,14 @@ def _bad_values(rng: random.Random) -> list[Callable[[int], tuple[bool, bytes | 
         lambda i: (rng.random() < 0.5, rng.choice([b"null", b"", b"[]", b"[1, 2]", b'"like"',
                                                    b"42", b"true", b"{", b"\x00"])),
         lambda i: (rng.random() < 0.5, None),  # a record with no value at all
-        lambda i: (False, orjson.dumps(_drop(like(i), rng.choice(like_fields)))),
-        lambda i: (True, orjson.dumps(_drop(pay(i), rng.choice(pay_fields)))),
-        lambda i: (False, orjson.dumps(_set(like(i), rng.choice(like_fields),
-                                            rng.choice(wrong[:5])))),
-        lambda i: (True, orjson.dumps(_set(pay(i), rng.choice(["amount.total", "success_time",
-                                                               "mchid"]), rng.choice(wrong)))),
-        lambda i: (True, orjson.dumps(_set(pay(i), "amount.total",
-                                           rng.choice([0, -5, 2**63 - 1, 10**10 + 1])))),
+        lambda i: (False, orjson.dumps(with_path(like(i), rng.choice(like_fields)))),
+        lambda i: (True, orjson.dumps(with_path(pay(i), rng.choice(pay_fields)))),
+        lambda i: (False, orjson.dumps(with_path(like(i), rng.choice(like_fields),
+                                                 rng.choice(wrong[:5])))),
+        lambda i: (True, orjson.dumps(with_path(pay(i), rng.choice(
+            ["amount.total", "success_time", "mchid"]), rng.choice(wrong)))),
+        lambda i: (True, orjson.dumps(with_path(pay(i), "amount.total",
+                                                rng.choice([0, -5, 2**63 - 1, 10**10 + 1])))),
         lambda i: (False, orjson.dumps(like(i, ts=rng.choice(
             ["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "2999-01-01T00:00:00Z",
              "2026-13-01T00:00:00Z", "yesterday"])))),

@@ -32,7 +32,7 @@ from detectors.parsing import (
     parse_payment,
 )
 from detectors.partitioning import kafka_partition
-from tests.helpers import like_json, payment_json
+from tests.helpers import like_json, payment_json, with_path
 
 
 def test_valid_payment_fields() -> None:
@@ -178,8 +178,7 @@ def test_strings_longer_than_the_bound_are_out_of_range(path: str, char: str) ->
     fast, checked = (parse_like, _parse_like_checked) if kind == "like" else (
         parse_payment, _parse_payment_checked)
     for n in (MAX_TEXT, MAX_TEXT + 1):
-        doc = json.loads(json.dumps(base))
-        _set_path(doc, path, char * n)
+        doc = with_path(json.loads(json.dumps(base)), path, char * n)
         raw = orjson.dumps(doc)
         if n == MAX_TEXT:
             ev = checked(raw)
@@ -383,18 +382,6 @@ def _dump(value: Any, ascii_only: bool) -> str:
     return json.dumps(value, ensure_ascii=ascii_only)
 
 
-def _set_path(doc: dict[str, Any], path: str, value: object) -> None:
-    """Set ``doc[a][b]`` for ``path`` ``"a.b"`` (or ``doc[a]``), copying the sub-object."""
-    head, _, leaf = path.rpartition(".")
-    target = doc
-    if head:
-        if not isinstance(doc.get(head), dict):
-            doc[head] = {}
-        target = doc[head] = dict(doc[head])
-    target[leaf] = value
-
-
-
 @st.composite
 def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
     """JSON text of a record: a valid one, then up to three mutations (a field absent, null,
@@ -409,7 +396,7 @@ def raw_values(draw: st.DrawFn, kind: str) -> bytes | str:
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.sampled_from(LIKE_PATHS if like else PAYMENT_PATHS))
         value = draw(odd_by_field.get(path, odd_values) | odd_values)
-        _set_path(doc, path, value)
+        doc = with_path(doc, path, value)
     if like:
         _maybe_created_after_like(draw, doc)
     items = [(k, v) for k, v in doc.items() if v is not ...]
@@ -814,7 +801,7 @@ def damaged_values(draw: st.DrawFn, kind: str) -> str:
         path = draw(st.sampled_from(times) | st.sampled_from(targeted) | st.sampled_from(paths))
         field = damage_by_field.get(path)
         value = draw(field if field is not None else bad_strings)
-        _set_path(doc, path, value)
+        doc = with_path(doc, path, value)
     if like:
         _maybe_created_after_like(draw, doc)
     items = [(k, v) for k, v in doc.items() if v is not ...]

@@ -14,9 +14,11 @@ use serde::Deserialize;
 use crate::event::{CoLike, Event, Like, Payment};
 use crate::sym::Sym;
 
+/// One item of a view record.
 #[derive(Debug)]
 pub enum Item {
     Event(Event),
+    /// a progress mark: (time, newest, behind)
     Mark(Option<f64>, Option<f64>, Option<bool>),
 }
 

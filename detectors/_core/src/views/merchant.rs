@@ -766,11 +766,16 @@ impl MerchantView {
         x.push(("rate", rate));
         let w = now - cfg.window;
         let rev = st.rev.iter().filter(|p| p.target == *tid && p.ts > w);
-        let token_pays = st
-            .pays_w
-            .iter()
-            .filter(|p| p.0 > w && p.1 <= cfg.token_amount)
-            .count();
+        // the merchant's token payments, counted only for a target with pairs
+        // (its conversion is 0 whatever they are)
+        let token_pays = if rev.clone().next().is_some() {
+            st.pays_w
+                .iter()
+                .filter(|p| p.0 > w && p.1 <= cfg.token_amount)
+                .count()
+        } else {
+            0
+        };
         Self::rev_features(rev.clone(), n, token_pays, &mut x);
         let first = likes.front().map_or(now, |l| l.ts);
         let start = match pairs.first() {

@@ -83,6 +83,9 @@ class EngineConfig:
     #: timestamp; older ones are rejected as ``bad_time`` (0: not checked, the
     #: default: replays into Kafka stamp the current time; see docs/contract.md)
     max_behind: float = MAX_BEHIND
+    #: a dismissed alert's detector stays quiet on its entity this long after
+    #: the verdict, unless the evidence rises above the dismissed alert's level
+    dismiss_for: float = 86400.0
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""

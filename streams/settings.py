@@ -114,6 +114,7 @@ class Settings:
     likes_topic: str = "likes"
     alerts_topic: str = "likeguard.alerts"
     deadletter_topic: str = "likeguard.deadletter"
+    verdicts_topic: str = "likeguard.verdicts"
     view_topic_prefix: str = "likeguard.view"
     replication_factor: int = 1
     # --- worker
@@ -264,13 +265,13 @@ class Settings:
                                 f"TLS files are set but the protocol is {self.security_protocol}; "
                                 "use SSL or SASL_SSL")
         topic_settings = ("payments_topic", "likes_topic", "alerts_topic", "deadletter_topic",
-                          "view_topic_prefix")
+                          "verdicts_topic", "view_topic_prefix")
         for name in topic_settings:
             value = getattr(self, name)
             if not isinstance(value, str) or not _TOPIC_RE.match(value) or value in (".", ".."):
                 raise SettingsError(name, f"{value!r} is not a valid Kafka topic name "
                                           "(letters, digits, '.', '_', '-')")
-        names = [getattr(self, n) for n in topic_settings[:4]]
+        names = [getattr(self, n) for n in topic_settings[:5]]
         names += [self.view_topic(v) for v in ("merchant", "ip", "device", "user", "lockstep")]
         if len(set(names)) != len(names):
             raise SettingsError("payments_topic", f"topic names must be distinct, got {names}")

@@ -1,0 +1,218 @@
+"""Moderators' verdicts on alerts, and what they do to detection.
+
+A verdict (topic ``likeguard.verdicts``, docs/contract.md) says that an alert
+was ``confirmed`` or ``dismissed``. :func:`parse_verdict` validates one as
+the input topics' events are validated (:class:`~detectors.parsing.BadRecord`
+with a reason code). :class:`VerdictBook` is the engine's memory of them:
+
+* a *dismissed* alert quiets its detector on its entity for ``dismiss_for``
+  seconds of event time after the decision, unless a candidate alert's level
+  (severity plus action, :func:`~detectors.alerts.severity_for`) rises above
+  the dismissed alert's: an employer's post liked by its office is not
+  re-alerted every half hour, but a campaign that grows on top of it is;
+* a *confirmed* alert lifts a dismissal of the same detector and entity
+  decided before it (the latest decision wins).
+
+Verdicts are events on the event-time axis: each takes effect at the first
+evaluation tick at or after its ``decided_at``, so a replay with a verdicts
+file gives the same alerts every time, and applying a verdict twice (a
+worker re-reading its verdicts after a restart) changes nothing.
+
+Examples
+--------
+>>> v = parse_verdict(b'{"alert_id": "a1", "entity": {"type": "ip", "id": "10.0.0.1"},'
+...     b' "verdict": "dismissed", "reviewer": "r1", "decided_at": "2026-11-24T12:00:00Z"}')
+>>> book = VerdictBook(dismiss_for=3600)
+>>> book.note_raised("a1", "ip_farm@1", 2, v.decided_at - 60)
+>>> book.add(v)
+>>> book.apply_due(v.decided_at)
+1
+>>> [book.holds("ip_farm@1", "ip", "10.0.0.1", lvl, v.decided_at + 60) for lvl in (2, 4)]
+[True, False]
+>>> book.holds("ip_farm@1", "ip", "10.0.0.1", 2, v.decided_at + 3600)
+False
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from detectors.events import format_time
+from detectors.parsing import BadRecord, _load, _opt_str, _req_str, _sub, _time
+
+__all__ = ["Verdict", "VerdictBook", "parse_verdict", "VERDICTS", "ENTITY_TYPES",
+           "DEFAULT_BAR"]
+
+VERDICTS = ("confirmed", "dismissed")
+ENTITY_TYPES = ("merchant", "target", "user", "ip", "device")
+#: the level a dismissal holds back when the engine no longer knows the
+#: dismissed alert: a rule's warning (level 2) and below; critical breaks through
+DEFAULT_BAR = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One moderator's decision on one alert (times in epoch seconds)."""
+
+    alert_id: str
+    entity_type: str
+    entity_id: str
+    verdict: str
+    reviewer: str
+    decided_at: float
+    reason: str | None = None
+    #: ``name@version`` of the alert's detector (optional; the console sets it)
+    detector: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Kafka record key: ``entity.type:entity.id``, as the alert's."""
+        return f"{self.entity_type}:{self.entity_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's JSON object."""
+        out: dict[str, Any] = {
+            "alert_id": self.alert_id,
+            "entity": {"type": self.entity_type, "id": self.entity_id},
+            "verdict": self.verdict,
+            "reviewer": self.reviewer,
+            "decided_at": format_time(self.decided_at),
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.detector is not None:
+            out["detector"] = self.detector
+        return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+def _choice(obj: dict[str, Any], name: str, allowed: tuple[str, ...], label: str) -> str:
+    v = _req_str(obj, name, label)
+    if v not in allowed:
+        raise BadRecord("out_of_range", f"{label} must be one of {', '.join(allowed)}, "
+                                        f"got {v[:40]!r}")
+    return v
+
+
+def parse_verdict(value: bytes | str | None) -> Verdict:
+    """Validate a verdict record; raise :class:`~detectors.parsing.BadRecord`.
+
+    >>> try:
+    ...     parse_verdict('{"alert_id": "a1", "entity": {"type": "post", "id": "p"}}')
+    ... except BadRecord as e:
+    ...     print(e.reason, "-", e.detail)
+    out_of_range - entity.type must be one of merchant, target, user, ip, device, got 'post'
+    """
+    obj = _load(value)
+    alert_id = _req_str(obj, "alert_id")
+    entity = _sub(obj, "entity", True)
+    etype = _choice(entity, "type", ENTITY_TYPES, "entity.type")
+    eid = _req_str(entity, "id", "entity.id")
+    verdict = _choice(obj, "verdict", VERDICTS, "verdict")
+    reviewer = _req_str(obj, "reviewer")
+    decided = _time(obj, "decided_at", True)
+    assert decided is not None
+    reason = _opt_str(obj, "reason")
+    detector = _opt_str(obj, "detector")
+    return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector)
+
+
+
+class VerdictBook:
+    """Verdicts waiting for their time, dismissals in force, and the alerts
+    raised recently enough to be named by a verdict.
+
+    State is bounded by event time: dismissals end ``dismiss_for`` after
+    their decision and raised alerts are forgotten ``dismiss_for`` after
+    they were raised (:meth:`sweep`).
+
+    Parameters
+    ----------
+    dismiss_for
+        Seconds of event time a dismissal keeps its detector quiet on its entity.
+    detectors
+        ``name@version`` of the detectors this engine hosts; a dismissal of
+        another detector is not kept (``None``: keep all). A dismissal that
+        names no detector (its alert is not known here and the verdict has
+        no ``detector``) holds every detector on the entity.
+    """
+
+    def __init__(self, dismiss_for: float, detectors: set[str] | None = None) -> None:
+        self.dismiss_for = dismiss_for
+        self.detectors = detectors
+        self.pending: list[tuple[float, int, Verdict]] = []
+        self._seq = 0
+        #: alert id -> (detector, level, event time raised)
+        self.raised: dict[str, tuple[str, int, float]] = {}
+        #: (detector or None, entity type, entity id) -> (until, level held back)
+        self.quiet: dict[tuple[str | None, str, str], tuple[float, int]] = {}
+        self.counts: Counter[str] = Counter()
+
+    def add(self, v: Verdict) -> None:
+        """Queue a verdict; it takes effect at the first :meth:`apply_due` at or
+        after its ``decided_at`` (ties in the order added)."""
+        self._seq += 1
+        heapq.heappush(self.pending, (v.decided_at, self._seq, v))
+        self.counts["received"] += 1
+
+    def apply_due(self, now: float) -> int:
+        """Apply the verdicts decided at or before ``now``; return how many."""
+        n = 0
+        while self.pending and self.pending[0][0] <= now:
+            self._apply(heapq.heappop(self.pending)[2])
+            n += 1
+        return n
+
+    def _apply(self, v: Verdict) -> None:
+        self.counts[v.verdict] += 1
+        known = self.raised.get(v.alert_id)
+        if known is not None:
+            self.counts["matched"] += 1
+        detector = known[0] if known is not None else v.detector
+        if detector is not None and self.detectors is not None \
+                and detector not in self.detectors:
+            return
+        k = (detector, v.entity_type, v.entity_id)
+        if v.verdict == "confirmed":
+            self.quiet.pop(k, None)
+            return
+        bar = known[1] if known is not None else DEFAULT_BAR
+        until = v.decided_at + self.dismiss_for
+        old = self.quiet.get(k)
+        if old is not None:
+            until, bar = max(until, old[0]), max(bar, old[1])
+        self.quiet[k] = (until, bar)
+
+    def note_raised(self, alert_id: str, detector: str, level: int, now: float) -> None:
+        """Remember an alert this engine raised, for the verdicts that name it."""
+        self.raised[alert_id] = (detector, level, now)
+
+    def holds(self, detector: str, entity_type: str, entity_id: str, level: int,
+              now: float) -> bool:
+        """Whether a dismissal keeps a candidate alert at ``level`` quiet."""
+        if not self.quiet:
+            return False
+        for k in ((detector, entity_type, entity_id), (None, entity_type, entity_id)):
+            q = self.quiet.get(k)
+            if q is not None and now < q[0] and level <= q[1]:
+                self.counts["held"] += 1
+                return True
+        return False
+
+    def sweep(self, now: float) -> None:
+        """Forget ended dismissals and alerts too old to be named."""
+        for k in [k for k, (until, _) in self.quiet.items() if until <= now]:
+            del self.quiet[k]
+        horizon = now - self.dismiss_for
+        for a in [a for a, (_, _, t) in self.raised.items() if t < horizon]:
+            del self.raised[a]
+
+    def __len__(self) -> int:
+        return len(self.pending) + len(self.raised) + len(self.quiet)

@@ -62,6 +62,7 @@ from detectors.config import EngineConfig
 from detectors.events import CoLike, Like, Payment
 from detectors.models import HalfSpaceDetector, default_models
 from detectors.rules import RULES
+from detectors.verdicts import Verdict, VerdictBook
 
 __all__ = ["Engine", "ALL_VIEWS", "route_keys"]
 
@@ -110,8 +111,9 @@ class Engine:
     """
 
     #: layout of snapshots; 5: the views' state is the compiled core's
-    #: versioned data format, not a pickle; 6: signed with HMAC-SHA256
-    STATE_VERSION = 7
+    #: versioned data format, not a pickle; 6: signed with HMAC-SHA256;
+    #: 8: moderators' verdicts
+    STATE_VERSION = 8
 
     def __init__(self, config: EngineConfig | None = None,
                  views: Iterable[str] = ALL_VIEWS, core: Core | None = None) -> None:
@@ -135,6 +137,9 @@ class Engine:
         }
         self.models: dict[tuple[str, str, int], HalfSpaceDetector] = {}
         self.suppressor = Suppressor(cfg.window, cfg.renotify)
+        hosted = {f"{r.name}@{r.version}" for rs in self.rules.values() for r in rs}
+        hosted |= {f"{m.name}@{m.version}" for m in self.model_protos.values()}
+        self.verdicts = VerdictBook(cfg.dismiss_for, hosted)
         self.counts = {"alerts": 0, "candidates": 0}
         self._sources: dict[Hashable, str] = {}
 
@@ -245,6 +250,11 @@ class Engine:
         """End of input: release everything and evaluate the last tick."""
         return self.drain() if self.core.flush() else []
 
+    def verdict(self, verdict: Verdict) -> None:
+        """Take a moderator's verdict; it applies from the first evaluation tick
+        after its ``decided_at`` (:class:`~detectors.verdicts.VerdictBook`)."""
+        self.verdicts.add(verdict)
+
     def take_forwards(self) -> list[tuple[str, str, CoLike]]:
         """Enriched likes for views hosted elsewhere: ``(view, key, colike)``."""
         return [("lockstep", target, CoLike(like_id, user, target, ts, tuple(prev)))
@@ -257,13 +267,17 @@ class Engine:
         drivers that feed :attr:`core` directly call it; the other calls here
         drain on their own)."""
         alerts: list[Alert] = []
+        book = self.verdicts
         for now, subjects, swept in self.core.take_ticks():
             for subj in subjects:
                 alert = self._score(subj, now)
                 if alert is not None:
                     alerts.append(alert)
+            if book.pending:  # decided by now: they hold from the next tick on
+                book.apply_due(now)
             if swept:
                 self.suppressor.sweep(now)
+                book.sweep(now)
         return alerts
 
     def _model(self, subj: Subject) -> HalfSpaceDetector | None:
@@ -313,6 +327,9 @@ class Engine:
             if best_rule is not None:
                 reasons += best_rule.explain(x)
         _, _, level = severity_for(score, rule_fired, subj.entity_type)
+        name = f"{det.name}@{det.version}"
+        if self.verdicts.holds(name, subj.entity_type, subj.entity_id, level, now):
+            return None  # dismissed by a moderator, and not grown past that alert
         # per view: views may run in different workers, each with its own suppressor
         if not self.suppressor.admit(subj.view, subj.entity_type, subj.entity_id, level, now):
             return None
@@ -320,9 +337,10 @@ class Engine:
         counts = dict(subj.counts)
         if model_score is not None:
             counts["model_score"] = round(model_score, 4)
-        return Alert.build(f"{det.name}@{det.version}", subj.entity_type, subj.entity_id,
-                           subj.window_start, now, score, reasons, counts, subj.samples(),
-                           rule_fired=rule_fired)
+        alert = Alert.build(name, subj.entity_type, subj.entity_id, subj.window_start, now,
+                            score, reasons, counts, subj.samples(), rule_fired=rule_fired)
+        self.verdicts.note_raised(alert.alert_id, name, level, now)
+        return alert
 
     # ------------------------------------------------------------------ state
 
@@ -332,7 +350,7 @@ class Engine:
         Layout: ``LGENGINE``; the state version and the byte lengths of the
         next three parts (four little-endian u32); a header (settings and
         counters, JSON); the core's state in its own versioned data format;
-        the River models and the suppressor (a pickle); and an HMAC-SHA256
+        the River models, the suppressor and the verdicts (a pickle); and an HMAC-SHA256
         of everything before it, keyed with ``key`` and bound to
         ``context`` (the caller's name for what the snapshot is of, e.g. a
         partition and offset: a snapshot presented with another context is
@@ -350,7 +368,8 @@ class Engine:
         header = orjson.dumps({"config": self.cfg.to_dict(), "views": self.core.views,
                                "counts": self.counts})
         core = self.core.snapshot()
-        rest = pickle.dumps((self.models, self.suppressor), protocol=pickle.HIGHEST_PROTOCOL)
+        rest = pickle.dumps((self.models, self.suppressor, self.verdicts),
+                            protocol=pickle.HIGHEST_PROTOCOL)
         body = b"".join((_MAGIC, struct.pack("<IIII", self.STATE_VERSION, len(header), len(core),
                                              len(rest)), header, core, rest))
         return body + Engine._sign(key, context, body)
@@ -399,7 +418,7 @@ class Engine:
         cfg = EngineConfig(**header["config"])
         eng = Engine(cfg, header["views"], core=core)
         eng.counts.update(header["counts"])
-        eng.models, eng.suppressor = pickle.loads(view[at + clen:end])
+        eng.models, eng.suppressor, eng.verdicts = pickle.loads(view[at + clen:end])
         return eng
 
     @staticmethod
@@ -425,4 +444,5 @@ class Engine:
             "watermark": self.core.watermark,
             "buffered": self.core.buffered,
             "suppression_keys": len(self.suppressor),
+            "verdicts": dict(self.verdicts.counts),
         }

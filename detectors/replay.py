@@ -39,6 +39,7 @@ from detectors.parsing import (
     parse_value,
 )
 from detectors.recording import Record, RecordingError, check_recording, open_text, read_line
+from detectors.verdicts import Verdict
 
 __all__ = [
     "ReplaySummary", "replay", "replay_file", "replay_records", "replay_events", "iter_events",
@@ -290,14 +291,18 @@ def _count(source: Replay, summary: ReplaySummary) -> None:
 
 
 def replay(path: str | Path, alerts_out: str | Path | IO[str] | None,
-           config: EngineConfig | None = None, progress: bool = False) -> ReplaySummary:
+           config: EngineConfig | None = None, progress: bool = False,
+           verdicts: Iterable[Verdict] = ()) -> ReplaySummary:
     """Replay the recording at ``path`` (see :func:`replay_file`); write alerts
-    JSON Lines to ``alerts_out``.
+    JSON Lines to ``alerts_out``. ``verdicts`` apply at their ``decided_at``
+    on the recording's event time (:meth:`~detectors.engine.Engine.verdict`).
 
     ``emitted_at`` is the wall-clock time of writing (the contract's field);
     it is the only part of the output that differs between two replays.
     """
     engine = Engine(config)
+    for v in verdicts:
+        engine.verdict(v)
     out: IO[str] | None
     close = False
     if alerts_out is None:

@@ -13,8 +13,8 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
 * a *confirmed* alert lifts a dismissal of the same detector and entity
   decided before it (the latest decision wins).
 
-Verdicts are events on the event-time axis: each takes effect at the first
-evaluation tick at or after its ``decided_at``, so a replay with a verdicts
+Verdicts are events on the event-time axis: each takes effect from the
+first evaluation tick after its ``decided_at``, so a replay with a verdicts
 file gives the same alerts every time, and applying a verdict twice (a
 worker re-reading its verdicts after a restart) changes nothing.
 
@@ -38,15 +38,17 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from detectors.events import format_time
 from detectors.parsing import BadRecord, _load, _opt_str, _req_str, _sub, _time
+from detectors.recording import open_text
 
-__all__ = ["Verdict", "VerdictBook", "parse_verdict", "VERDICTS", "ENTITY_TYPES",
-           "DEFAULT_BAR"]
+__all__ = ["Verdict", "VerdictBook", "parse_verdict", "verdict_from_object", "read_verdicts", "VERDICTS",
+           "ENTITY_TYPES", "DEFAULT_BAR"]
 
 VERDICTS = ("confirmed", "dismissed")
 ENTITY_TYPES = ("merchant", "target", "user", "ip", "device")
@@ -110,7 +112,11 @@ def parse_verdict(value: bytes | str | None) -> Verdict:
     ...     print(e.reason, "-", e.detail)
     out_of_range - entity.type must be one of merchant, target, user, ip, device, got 'post'
     """
-    obj = _load(value)
+    return verdict_from_object(_load(value))
+
+
+def verdict_from_object(obj: dict[str, Any]) -> Verdict:
+    """:func:`parse_verdict` of a decoded JSON object."""
     alert_id = _req_str(obj, "alert_id")
     entity = _sub(obj, "entity", True)
     etype = _choice(entity, "type", ENTITY_TYPES, "entity.type")
@@ -123,6 +129,22 @@ def parse_verdict(value: bytes | str | None) -> Verdict:
     detector = _opt_str(obj, "detector")
     return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector)
 
+
+
+def read_verdicts(path: str | Path) -> tuple[list[Verdict], Counter[str]]:
+    """The verdicts of a JSON Lines file (one contract object per line, blank
+    lines skipped), in file order, and the count of bad lines by reason."""
+    good: list[Verdict] = []
+    bad: Counter[str] = Counter()
+    with open_text(path, "rt") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                good.append(parse_verdict(line))
+            except BadRecord as exc:
+                bad[exc.reason] += 1
+    return good, bad
 
 
 class VerdictBook:
@@ -157,7 +179,8 @@ class VerdictBook:
 
     def add(self, v: Verdict) -> None:
         """Queue a verdict; it takes effect at the first :meth:`apply_due` at or
-        after its ``decided_at`` (ties in the order added)."""
+        after its ``decided_at`` (ties in the order added; the engine applies
+        a tick's verdicts after scoring it)."""
         self._seq += 1
         heapq.heappush(self.pending, (v.decided_at, self._seq, v))
         self.counts["received"] += 1

@@ -164,6 +164,7 @@ from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
 from detectors.partitioning import kafka_partition
+from detectors.verdicts import Verdict, parse_verdict
 from streams.ingest import InputConsumer
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -178,6 +179,7 @@ from streams.topics import (
     encode_bundle,
     encode_event,
     encode_mark,
+    encode_verdict,
     event_source,
     make_topics,
 )
@@ -398,6 +400,8 @@ class Pipeline:
         self.topics: Topics = make_topics(app, settings)
         self.n = settings.partitions
         self.input_topics = frozenset((settings.payments_topic, settings.likes_topic))
+        #: what the ingest consumer reads: the input topics and the verdicts
+        self.ingest_topics = self.input_topics | {settings.verdicts_topic}
         self.slots: dict[tuple[str, int], Slot] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.streams: dict[str, StreamT] = {}
@@ -517,6 +521,7 @@ class Pipeline:
         tps: dict[tuple[str, int], TP] = {}
         top = float("-inf")  # the newest event time of this batch so far
         routed = tuple(view_names[v] for v in ROUTED_VIEWS)
+        verdicts_name = self.settings.verdicts_topic
         for msg in records:
             topic = msg.topic
             consumed[topic] = consumed.get(topic, 0) + 1
@@ -525,6 +530,9 @@ class Pipeline:
                 tp = tps[(topic, msg.partition)] = TP(topic, msg.partition)
             last[tp] = msg.offset
             value = msg.value
+            if topic == verdicts_name:
+                await self._verdict(msg)
+                continue
             stamp = msg.timestamp if msg.timestamp is not None and msg.timestamp >= 0 else None
             is_payment = topic == payments_name
             # the core's fast path; what it declines, the validator decides
@@ -577,6 +585,25 @@ class Pipeline:
             if ts > seen.get(tp, float("-inf")):
                 seen[tp] = ts
         await self.send_marks()
+
+    async def _verdict(self, msg: ConsumerRecord) -> None:
+        """A moderator's verdict: dead-letter it if bad, else send it to every
+        partition of every view topic (which engine raised the alert is not
+        known here; each engine keeps only the detectors it hosts)."""
+        try:
+            v = parse_verdict(msg.value)
+        except BadRecord as exc:
+            self.metrics.rejected(msg.topic, exc.reason)
+            await self.topics.deadletter.send(
+                key=msg.key, value=dead_letter(msg.value, msg.topic, msg.partition, msg.offset,
+                                               exc.reason, exc.detail))
+            return
+        self.metrics.verdict(v.verdict)
+        data = encode_verdict(v)
+        send = self.app.producer.send
+        for name in self.view_names.values():
+            for p in range(self.n):
+                await send(name, None, data, p, None, None)
 
     # ------------------------------------------------------------------ progress marks
 
@@ -882,6 +909,10 @@ class Pipeline:
                 self.metrics.rejected(msg.topic, "bad_view_event")
                 continue
             for ev in items:
+                if isinstance(ev, Verdict):
+                    eng.verdict(ev)
+                    slot.dirty = True
+                    continue
                 if isinstance(ev, Mark):
                     wm = eng.watermark
                     alerts += eng.progress(src, ev.ts, ev.newest, ev.behind)
@@ -945,12 +976,19 @@ class Pipeline:
             if count != seen.get(k, 0):
                 m.join_matches.labels(direction=direction).inc(count - seen.get(k, 0))
                 seen[k] = count
+        book = eng.verdicts.counts
+        for effect in ("matched", "held"):
+            k = "verdict:" + effect
+            count = book[effect]
+            if count != seen.get(k, 0):
+                m.verdict_effect(slot.view, effect, count - seen.get(k, 0))
+                seen[k] = count
 
     def _set_lag(self, last: dict[TP, int]) -> None:
         """Records behind ``last[tp]`` in each partition: an input partition's
         from the ingest's consumer, a view partition's from Faust's."""
         for tp, offset in last.items():
-            consumer = self.inputs if tp.topic in self.input_topics else self.app.consumer
+            consumer = self.inputs if tp.topic in self.ingest_topics else self.app.consumer
             try:
                 hw = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - lag is best effort

@@ -67,8 +67,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print(f"likeguard replay: error: {exc}", file=sys.stderr)
         return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    from detectors.verdicts import Verdict, read_verdicts
+
+    verdicts: list[Verdict] = []
+    if args.verdicts is not None:
+        try:
+            verdicts, bad = read_verdicts(args.verdicts)
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"likeguard replay: error: cannot read verdicts: {exc}", file=sys.stderr)
+            return 2
+        if bad:
+            print(f"likeguard replay: warning: {sum(bad.values())} bad verdict lines skipped "
+                  f"({', '.join(f'{r}: {n}' for r, n in sorted(bad.items()))})", file=sys.stderr)
     try:
-        summary = replay(args.recording, args.alerts_out, cfg, progress=progress)
+        summary = replay(args.recording, args.alerts_out, cfg, progress=progress,
+                         verdicts=verdicts)
     except RecordingError as exc:
         print(f"likeguard replay: error: {exc}", file=sys.stderr)
         return 2
@@ -155,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--to-kafka, produce its records to Kafka.")
     p.add_argument("recording", type=Path, help="kcat -J JSON Lines file (.jsonl or .jsonl.gz)")
     p.add_argument("--alerts-out", type=Path, help="where to write alerts (JSON Lines; .gz ok)")
+    p.add_argument("--verdicts", type=Path, metavar="FILE",
+                   help="moderators' verdicts (JSON Lines of the verdicts topic's objects), "
+                        "applied at their decided_at on the recording's event time")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--to-kafka", action="store_true", help="produce the records to Kafka instead")

@@ -133,10 +133,10 @@ class InputConsumer:
             heartbeat_interval_ms=round(s.heartbeat_interval * 1000),
             **aiokafka_security(s),
         )
-        self.consumer.subscribe([s.payments_topic, s.likes_topic], listener=_Listener(self))
+        topics = [s.payments_topic, s.likes_topic, s.verdicts_topic]
+        self.consumer.subscribe(topics, listener=_Listener(self))
         await self.consumer.start()
-        log.info("ingest: consuming %s, %s as group %s", s.payments_topic, s.likes_topic,
-                 ingest_group(s))
+        log.info("ingest: consuming %s as group %s", ", ".join(topics), ingest_group(s))
         try:
             while not self._stopped:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=s.batch_size)

@@ -72,6 +72,8 @@ ALLOWED_LABELS: frozenset[str] = frozenset(
         "detector",
         "version",
         "stage",
+        "verdict",
+        "effect",
     }
 )
 
@@ -101,6 +103,8 @@ BATCH_SIZE_BUCKETS: tuple[float, ...] = (
 _ENTITY_TYPES = frozenset({"merchant", "target", "user", "ip", "device"})
 _SEVERITIES = frozenset({"info", "warning", "critical"})
 _DIRECTIONS = frozenset({"pay_then_like", "like_then_pay"})
+_VERDICTS = frozenset({"confirmed", "dismissed"})
+_EFFECTS = frozenset({"matched", "held"})
 _STAGES = frozenset({"ingest", "user"})
 _OTHER = "other"
 _DETECTOR_VERSION = re.compile(r"[@/]")
@@ -233,6 +237,16 @@ class Metrics:
             "events a restart re-processes after the last checkpoint count again).",
             ["view"], registry=r,
         )
+        self.verdicts = Counter(
+            "likeguard_verdicts", "Valid moderators' verdicts read, by verdict.",
+            ["verdict"], registry=r,
+        )
+        self.verdict_effects = Counter(
+            "likeguard_verdict_effects",
+            "What verdicts did in the view engines, by view: matched (named an alert the "
+            "engine still remembers) and held (a candidate alert kept quiet by a dismissal).",
+            ["view", "effect"], registry=r,
+        )
         self.forwarded_likes = Counter(
             "likeguard_forwarded_likes",
             "Enriched likes the user view sent to the lockstep view.", registry=r,
@@ -352,6 +366,14 @@ class Metrics:
     def view_processed(self, view: str, n: int) -> None:
         """Count ``n`` events processed by ``view``'s engines."""
         self.view_events.labels(view=view).inc(n)
+
+    def verdict(self, verdict: str) -> None:
+        """Count one valid verdict read by the ingest (``confirmed``/``dismissed``)."""
+        self.verdicts.labels(verdict=_bounded(verdict, _VERDICTS)).inc()
+
+    def verdict_effect(self, view: str, effect: str, n: int = 1) -> None:
+        """Count ``n`` verdict effects in ``view``'s engines (``matched`` or ``held``)."""
+        self.verdict_effects.labels(view=view, effect=_bounded(effect, _EFFECTS)).inc(n)
 
     def forwarded(self, n: int) -> None:
         """Count ``n`` enriched likes sent on to the lockstep view."""

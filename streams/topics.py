@@ -5,9 +5,12 @@ topic                  key                        value
 =====================  =========================  ==========================================
 ``payments.success``   producer's (ignored)       raw contract JSON (parsed by ``detectors``)
 ``likes``              producer's (ignored)       raw contract JSON
+``likeguard.verdicts`` ``entity.type:entity.id``  verdict JSON object (docs/contract.md)
 ``<prefix>.<view>``    none (explicit partition)  a bundle of compact view events
-                                                  (:func:`encode_bundle`), or a progress
-                                                  :class:`Mark`
+                                                  (:func:`encode_bundle`), a progress
+                                                  :class:`Mark`, or a verdict
+                                                  (:func:`encode_verdict`, to every
+                                                  partition)
 ``likeguard.alerts``   ``entity.type:entity.id``  alert JSON object (CONTRACT.md)
 ``likeguard.deadletter`` the original key         :class:`DeadLetter` JSON object
 =====================  =========================  ==========================================
@@ -55,6 +58,8 @@ import orjson
 
 from detectors.engine import ALL_VIEWS
 from detectors.events import CoLike, Like, Payment
+from detectors.parsing import BadRecord
+from detectors.verdicts import Verdict, verdict_from_object
 from streams.settings import Settings
 
 __all__ = [
@@ -70,6 +75,7 @@ __all__ = [
     "encode_bundle",
     "encode_event",
     "encode_mark",
+    "encode_verdict",
     "make_topics",
 ]
 
@@ -203,7 +209,12 @@ def encode_event(ev: Payment | Like | CoLike) -> bytes:
     raise TypeError(f"cannot encode {t.__name__}")
 
 
-def _from_array(a: Any) -> Payment | Like | CoLike | Mark:
+def encode_verdict(v: Verdict) -> bytes:
+    """Serialise a moderator's verdict for a view topic: ``["v", <contract object>]``."""
+    return b'["v",' + v.to_json() + b"]"
+
+
+def _from_array(a: Any) -> Payment | Like | CoLike | Mark | Verdict:
     k = a[0]
     if k == "l":
         return Like(a[1], a[2], a[3], a[4], float(a[5]), a[6], a[7], a[8],
@@ -217,10 +228,15 @@ def _from_array(a: Any) -> Payment | Like | CoLike | Mark:
         return Mark(None if a[1] is None else float(a[1]),
                     float(a[2]) if len(a) > 2 and a[2] is not None else None,
                     bool(a[3]) if len(a) > 3 else None)
+    if k == "v":
+        try:
+            return verdict_from_object(a[1])
+        except BadRecord as exc:
+            raise ViewEventError(f"bad verdict: {exc}") from None
     raise ViewEventError(f"unknown view event kind {k!r}")
 
 
-def decode_event(data: bytes | str | None) -> Payment | Like | CoLike | Mark:
+def decode_event(data: bytes | str | None) -> Payment | Like | CoLike | Mark | Verdict:
     """Inverse of :func:`encode_event`; raises :class:`ViewEventError` on garbage."""
     events = decode_record(data)
     if len(events) != 1:
@@ -249,7 +265,7 @@ def encode_bundle(events: list[bytes]) -> bytes:
     return b'["b",' + b",".join(events) + b"]"
 
 
-def decode_record(data: bytes | str | None) -> list[Payment | Like | CoLike | Mark]:
+def decode_record(data: bytes | str | None) -> list[Payment | Like | CoLike | Mark | Verdict]:
     """The events of a view-topic record: a bundle's, or the single event's.
 
     Raises :class:`ViewEventError` when any part is not a view event (the

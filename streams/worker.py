@@ -195,7 +195,7 @@ def _check_topics(settings: Settings, connect_timeout: float, timeout: float,
     changelog_topic = settings.checkpoint_changelog
     internal = [settings.view_topic(v) for v in ("merchant", "ip", "device", "user", "lockstep")]
     internal.append(changelog_topic)
-    outputs = [settings.alerts_topic, settings.deadletter_topic]
+    outputs = [settings.alerts_topic, settings.deadletter_topic, settings.verdicts_topic]
     inputs = {settings.payments_topic: "payments_topic", settings.likes_topic: "likes_topic"}
     try:
         admin = KafkaAdminClient(client_id=f"{settings.app_id}-preflight",

@@ -30,6 +30,8 @@ EXPECTED_SERIES = {
     "likeguard_end_to_end_latency_seconds": "histogram",
     "likeguard_view_events_total": "counter",
     "likeguard_forwarded_likes_total": "counter",
+    "likeguard_verdicts_total": "counter",
+    "likeguard_verdict_effects_total": "counter",
     "likeguard_processing_latency_seconds": "histogram",
     "likeguard_batch_size": "histogram",
     "likeguard_consumer_lag": "gauge",
@@ -73,6 +75,8 @@ def exercise(m: Metrics) -> None:
     m.observe_batch(10, 0.01)
     m.view_processed("lockstep", 7)
     m.forwarded(7)
+    m.verdict("dismissed")
+    m.verdict_effect("ip", "held", 3)
     m.set_state("merchant", 3, 40)
     m.set_lag("likes", 2, 17)
     m.set_model("river_hst@0.3", True, 1200)

@@ -603,3 +603,78 @@ def test_two_workers_share_the_partitions(kafka_bootstrap, worker_factory, recor
     assert first.metric("likeguard_checkpoints_total") > 0
     assert second.metric("likeguard_checkpoints_total") > 0
     assert "restored" in second.log_text()
+
+
+def _ip_farm_records(topics: WorkerTopics, start: float, end: float
+                     ) -> list[tuple[str, bytes | None, bytes]]:
+    """Thirty accounts behind one IP like one post, one every 6 s: an IP farm
+    (and a farmed target) re-alerted every ``renotify`` while it lasts."""
+    out: list[tuple[str, bytes | None, bytes]] = []
+    t, i = T0 + start, int(start / 6)
+    while t < T0 + end:
+        out.append((topics.likes, None, like_value(
+            f"l-nat-{i}", f"o-nat-{i % 30}", "post:news", "1900000009", t, ip="6.6.6.6",
+            device=f"d-nat-{i % 30}", user_created=T0 - 400 * 86400)))
+        t += 6.0
+        i += 1
+    return out
+
+
+def test_a_dismissal_quiets_the_worker(kafka_bootstrap, worker_factory):
+    """A moderator dismisses the first IP-farm alert: the worker raises no
+    reminder of it (the farmed target's reminders go on), as the offline
+    engine given the same verdict; a bad verdict is dead-lettered."""
+    from detectors.verdicts import Verdict
+
+    topics = WorkerTopics.unique("lg-verdict")
+    topics.create(kafka_bootstrap)
+    # the second part comes as a backlog after an idle flush: a grace longer
+    # than its span keeps every event in order (as GRACE does for the others)
+    grace = 3 * 3600.0
+    config = EngineConfig(grace=grace)
+    worker = _start(worker_factory, topics, LIKEGUARD_GRACE=str(grace))
+    first_part = _ip_farm_records(topics, 0, 600)
+    produce(kafka_bootstrap, first_part)
+    reader = TopicReader(kafka_bootstrap, topics.alerts)
+    got = reader.wait_for_alerts(
+        [a for a in offline_alerts(first_part, topics, config)
+         if a["entity"]["type"] == "ip"], worker, timeout=60)
+    first = next(a for a in got.values() if a["entity"]["type"] == "ip")
+    verdict = Verdict(first["alert_id"], "ip", "6.6.6.6", "dismissed", "r1",
+                      parse_time(first["window"]["end"]) + 60, reason="office NAT")
+    produce(kafka_bootstrap, [(topics.verdicts, b"ip:6.6.6.6", b"{not json"),
+                              (topics.verdicts, verdict.key.encode(), verdict.to_json())])
+    wait_for(lambda: worker.metric("likeguard_verdicts_total", verdict="dismissed") == 1, 30,
+             worker.tail, alive=worker.alive)
+    records = first_part + _ip_farm_records(topics, 600, 2 * 3600)
+    produce(kafka_bootstrap, records[len(first_part):])
+
+    def model(verdicts: list[Verdict]) -> list[dict]:
+        from detectors.engine import Engine
+        from detectors.recording import Record
+        from detectors.replay import replay_records
+
+        eng = Engine(config)
+        for v in verdicts:
+            eng.verdict(v)
+        recs = [Record("likes", 0, i, None, None, v) for i, (_, _, v) in enumerate(records)]
+        out: list[dict] = []
+        replay_records(recs, eng, lambda a: out.append(a.to_dict("x")))
+        return out
+
+    expected = model([verdict])
+    on_ip = [a for a in expected if a["entity"]["type"] == "ip"]
+    assert [a["alert_id"] for a in on_ip] == [first["alert_id"]]
+    assert len([a for a in model([]) if a["entity"]["type"] == "ip"]) >= 3  # reminders
+    assert len([a for a in expected if a["entity"]["type"] == "target"]) >= 3
+    got = reader.wait_for_alerts(expected, worker, timeout=90, settle=SETTLE)
+    reader.close()
+    assert alert_diff(got, expected) == ""
+    assert sum(_behind_watermark(worker).values()) == 0
+    assert worker.metric("likeguard_verdict_effects_total", view="ip", effect="matched") == 1
+    assert worker.metric("likeguard_verdict_effects_total", view="ip", effect="held") >= 1
+    letters = read_to_end(kafka_bootstrap, topics.deadletter)
+    assert [(d["topic"], d["reason"]) for d in map(orjson.loads, (r.value for r in letters))] \
+        == [(topics.verdicts, "not_json")]
+    assert worker.metric("likeguard_events_rejected_total", topic=topics.verdicts,
+                         reason="not_json") == 1

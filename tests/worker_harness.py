@@ -43,13 +43,14 @@ class WorkerTopics:
     alerts: str
     deadletter: str
     view_prefix: str
+    verdicts: str
 
     @classmethod
     def unique(cls, prefix: str) -> WorkerTopics:
         base = unique_name(prefix)
         return cls(app_id=base, payments=f"{base}.payments", likes=f"{base}.likes",
                    alerts=f"{base}.alerts", deadletter=f"{base}.deadletter",
-                   view_prefix=f"{base}.view")
+                   view_prefix=f"{base}.view", verdicts=f"{base}.verdicts")
 
     def env(self) -> dict[str, str]:
         return {
@@ -59,12 +60,13 @@ class WorkerTopics:
             "LIKEGUARD_ALERTS_TOPIC": self.alerts,
             "LIKEGUARD_DEADLETTER_TOPIC": self.deadletter,
             "LIKEGUARD_VIEW_TOPIC_PREFIX": self.view_prefix,
+            "LIKEGUARD_VERDICTS_TOPIC": self.verdicts,
         }
 
     def create(self, bootstrap: str, partitions: int = 6) -> None:
         """Create the input and output topics (the worker makes its internal ones)."""
-        create_topics(bootstrap, [self.payments, self.likes, self.alerts, self.deadletter],
-                      partitions=partitions)
+        create_topics(bootstrap, [self.payments, self.likes, self.alerts, self.deadletter,
+                                  self.verdicts], partitions=partitions)
 
 
 @dataclass

@@ -1,0 +1,237 @@
+"""Moderators' verdicts: the record, and what a dismissal or confirmation does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import pytest
+
+from detectors.alerts import Alert
+from detectors.config import EngineConfig
+from detectors.engine import Engine
+from detectors.events import Like
+from detectors.parsing import BadRecord
+from detectors.simulate import SimConfig, simulate
+from detectors.verdicts import DEFAULT_BAR, Verdict, VerdictBook, parse_verdict
+from streams.cli import main as cli_main
+from tests.helpers import T0, like, with_path
+
+KEY = b"verdict-tests-checkpoint-key-0123456789"
+IP = "6.6.6.6"
+
+
+def _farm(hours: float = 2.0, escalate_at: float | None = None) -> list[Like]:
+    """Thirty accounts behind one IP like one post all day, one every 6 s: an
+    IP farm raising a reminder every ``renotify``. From ``escalate_at`` on, 120
+    accounts on ten phones like four times as fast: evidence of a critical
+    alert."""
+    out, t, i = [], T0, 0
+    while t < T0 + hours * 3600:
+        busy = escalate_at is not None and t >= T0 + escalate_at
+        out.append(like(i, f"s{i % (120 if busy else 30)}", "post:news", "m9", t, ip=IP,
+                        device=f"d{i % (10 if busy else 30)}"))
+        t += 1.5 if busy else 6.0
+        i += 1
+    return out
+
+
+def _run(events: list[Like], verdicts: Sequence[Verdict] = (), cfg: EngineConfig | None = None,
+         cut: int | None = None) -> tuple[list[Alert], Engine]:
+    """Alerts of a rules-only engine; with ``cut``, snapshot and restore there."""
+    eng = Engine(cfg or EngineConfig(mode="rules"))
+    for v in verdicts:
+        eng.verdict(v)
+    alerts = []
+    for n, ev in enumerate(events):
+        if n == cut:
+            eng = Engine.restore(eng.snapshot(key=KEY), key=KEY)
+        alerts += eng.process(ev)
+    return alerts + eng.flush(), eng
+
+
+def _on_ip(alerts: list[Alert]) -> list[tuple[float, int]]:
+    return [(a.window_end - T0, a.level) for a in alerts if a.entity_id == IP]
+
+
+def _dismiss(alert: Alert, after: float = 60.0, verdict: str = "dismissed",
+             alert_id: str | None = None, detector: str | None = None) -> Verdict:
+    return Verdict(alert.alert_id if alert_id is None else alert_id, alert.entity_type,
+                   alert.entity_id, verdict, "reviewer-1", alert.window_end + after,
+                   detector=detector)
+
+
+@pytest.fixture(scope="module")
+def plain() -> list[Alert]:
+    alerts, _ = _run(_farm())
+    assert len(_on_ip(alerts)) >= 3, "the farm must be re-alerted for the test to mean anything"
+    return alerts
+
+
+def _first_ip(alerts: list[Alert]) -> Alert:
+    return next(a for a in alerts if a.entity_id == IP)
+
+
+# ---------------------------------------------------------------------- the record
+
+VALID = {"alert_id": "a1", "entity": {"type": "ip", "id": IP}, "verdict": "dismissed",
+         "reviewer": "r1", "decided_at": "2026-11-24T12:00:00+08:00",
+         "reason": "office NAT", "detector": "ip_farm@1"}
+
+
+def test_a_verdict_round_trips_through_its_json() -> None:
+    v = parse_verdict(orjson.dumps(VALID))
+    assert (v.alert_id, v.entity_type, v.entity_id, v.verdict, v.reason, v.detector) == \
+        ("a1", "ip", IP, "dismissed", "office NAT", "ip_farm@1")
+    assert v.decided_at == T0 + 365 * 86400 - 12 * 3600 and v.key == f"ip:{IP}"
+    assert parse_verdict(v.to_json()) == v
+
+
+@pytest.mark.parametrize(("path", "value", "reason"), [
+    ("alert_id", None, "missing_field"),
+    ("reviewer", None, "missing_field"),
+    ("decided_at", None, "missing_field"),
+    ("entity", "ip:6.6.6.6", "wrong_type"),
+    ("entity.id", 7, "wrong_type"),
+    ("entity.type", "post", "out_of_range"),
+    ("verdict", "maybe", "out_of_range"),
+    ("verdict", "", "out_of_range"),
+    ("reviewer", "r" * 300, "out_of_range"),
+    ("decided_at", "yesterday", "bad_time"),
+    ("decided_at", "1970-01-01T00:00:00Z", "bad_time"),
+])
+def test_a_bad_verdict_is_rejected_with_its_reason(path: str, value: object, reason: str) -> None:
+    doc = with_path(VALID, path) if value is None else with_path(VALID, path, value)
+    with pytest.raises(BadRecord) as exc:
+        parse_verdict(orjson.dumps(doc))
+    assert exc.value.reason == reason, exc.value.detail
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (b"\xff", "not_utf8"), (b"{", "not_json"), (b"[1]", "not_object"), (None, "missing_field"),
+])
+def test_a_verdict_that_is_no_object_is_rejected(value: bytes | None, reason: str) -> None:
+    with pytest.raises(BadRecord) as exc:
+        parse_verdict(value)
+    assert exc.value.reason == reason
+
+
+# ---------------------------------------------------------------------- dismissals
+
+def test_a_dismissal_quiets_its_detector_on_its_entity(plain: list[Alert]) -> None:
+    first = _first_ip(plain)
+    alerts, eng = _run(_farm(), [_dismiss(first)])
+    assert _on_ip(alerts) == _on_ip([first])  # no reminder of the dismissed farm
+    # other detectors and entities alert as before
+    others = [a.alert_id for a in plain if a.entity_id != IP]
+    assert others and [a.alert_id for a in alerts if a.entity_id != IP] == others
+    assert eng.verdicts.counts["matched"] == 1 and eng.verdicts.counts["held"] > 0
+
+
+def test_evidence_past_the_dismissed_level_breaks_through(plain: list[Alert]) -> None:
+    first = _first_ip(plain)
+    alerts, _ = _run(_farm(escalate_at=4000), [_dismiss(first)])
+    after = [(t, lvl) for t, lvl in _on_ip(alerts) if t > first.window_end - T0]
+    assert after, "the escalated farm must alert again"
+    assert all(lvl > first.level for _, lvl in after), after
+    assert min(t for t, _ in after) >= 4000
+
+
+def test_a_dismissal_ends_after_dismiss_for(plain: list[Alert]) -> None:
+    first = _first_ip(plain)
+    cfg = EngineConfig(mode="rules", dismiss_for=1200)
+    alerts, _ = _run(_farm(), [_dismiss(first)], cfg)
+    ends = first.window_end - T0 + 60 + 1200
+    times = [t for t, _ in _on_ip(alerts)]
+    assert times[0] == first.window_end - T0
+    # a busy key is evaluated at least every reeval seconds
+    assert times[1] >= ends and times[1] - ends <= cfg.reeval + cfg.tick, times
+
+
+def test_a_later_confirmation_lifts_the_dismissal(plain: list[Alert]) -> None:
+    first = _first_ip(plain)
+    confirmed = _dismiss(first, after=2000, verdict="confirmed")
+    alerts, _ = _run(_farm(), [confirmed, _dismiss(first)])  # order given does not matter
+    times = [t for t, _ in _on_ip(alerts)]
+    lifted = first.window_end - T0 + 2000
+    cfg = EngineConfig()
+    assert len(times) >= 2 and 0 <= times[1] - lifted <= cfg.reeval + cfg.tick, times
+
+
+def test_a_verdict_applied_twice_changes_nothing(plain: list[Alert]) -> None:
+    v = _dismiss(_first_ip(plain))
+    once, _ = _run(_farm(), [v])
+    twice, _ = _run(_farm(), [v, v])
+    assert [a.alert_id for a in once] == [a.alert_id for a in twice]
+
+
+def test_dismissals_survive_a_snapshot(plain: list[Alert]) -> None:
+    v = _dismiss(_first_ip(plain))
+    events = _farm()
+    whole, _ = _run(events, [v])
+    for cut in (10, len(events) // 2):  # before the verdict's time, and after it
+        restored, eng = _run(events, [v], cut=cut)
+        assert [a.alert_id for a in restored] == [a.alert_id for a in whole]
+        assert eng.verdicts.counts["matched"] == 1
+
+
+def test_a_verdict_for_an_alert_not_remembered(plain: list[Alert]) -> None:
+    """An alert older than the engine's memory: the verdict's ``detector``
+    names what to quiet; without it, every detector on the entity is held up
+    to the default bar."""
+    first = _first_ip(plain)
+    for detector in ("ip_farm@1", None):
+        alerts, eng = _run(_farm(), [_dismiss(first, alert_id="gone", detector=detector)])
+        assert _on_ip(alerts) == _on_ip([first]), detector
+        assert eng.verdicts.counts["matched"] == 0 and eng.verdicts.counts["dismissed"] == 1
+    alerts, _ = _run(_farm(), [_dismiss(first, alert_id="gone", detector="device_farm@1")])
+    assert _on_ip(alerts) == _on_ip(plain)  # another detector's dismissal holds nothing here
+
+
+def test_the_book_forgets_with_event_time() -> None:
+    book = VerdictBook(dismiss_for=3600, detectors={"ip_farm@1"})
+    book.note_raised("a1", "ip_farm@1", 2, 0.0)
+    book.add(Verdict("a1", "ip", IP, "dismissed", "r", 10.0))
+    book.add(Verdict("x", "ip", "1.1.1.1", "dismissed", "r", 20.0, detector="lockstep@1"))
+    book.add(Verdict("y", "ip", "2.2.2.2", "dismissed", "r", 30.0))
+    assert book.apply_due(25.0) == 2 and len(book.pending) == 1
+    assert set(book.quiet) == {("ip_farm@1", "ip", IP)}  # lockstep is not hosted here
+    assert book.apply_due(30.0) == 1
+    assert book.quiet[(None, "ip", "2.2.2.2")] == (3630.0, DEFAULT_BAR)
+    assert book.holds("ip_farm@1", "ip", "2.2.2.2", DEFAULT_BAR, 100.0)
+    assert not book.holds("ip_farm@1", "ip", "2.2.2.2", DEFAULT_BAR + 1, 100.0)
+    book.sweep(3700.0)
+    assert len(book) == 0
+
+
+# ---------------------------------------------------------------------- replay
+
+def test_replay_takes_a_verdicts_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec = tmp_path / "r.jsonl.gz"
+    simulate(SimConfig(seed=4242, duration=2400, rate=20, campaigns=5, benign=5,
+                       partitions=3), rec, tmp_path / "l.json")
+    plain = tmp_path / "plain.jsonl"
+    assert cli_main(["replay", str(rec), "--alerts-out", str(plain)]) == 0
+    before = [orjson.loads(line) for line in plain.read_text().splitlines()]
+    assert before
+    first = before[0]
+    verdicts = tmp_path / "v.jsonl"
+    v = {"alert_id": first["alert_id"], "entity": first["entity"], "verdict": "dismissed",
+         "reviewer": "r1", "decided_at": first["window"]["end"]}
+    verdicts.write_text(orjson.dumps(v).decode() + "\n\n{not json\n")
+    out = tmp_path / "after.jsonl"
+    assert cli_main(["replay", str(rec), "--alerts-out", str(out),
+                     "--verdicts", str(verdicts)]) == 0
+    assert "1 bad verdict lines skipped (not_json: 1)" in capsys.readouterr().err
+    after = [orjson.loads(line) for line in out.read_text().splitlines()]
+
+    def same(a: dict) -> bool:
+        return (a["detector"], a["entity"]) == (first["detector"], first["entity"])
+
+    # the dismissed alert's level and below are gone from its detector and entity
+    assert [a["alert_id"] for a in after if not same(a)] == \
+        [a["alert_id"] for a in before if not same(a)]
+    kept = [a for a in after if same(a)]
+    assert kept[0]["alert_id"] == first["alert_id"]
+    assert all(a["severity"] == "critical" for a in kept[1:])

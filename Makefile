@@ -13,7 +13,7 @@ KAFKA   := deploy/kafka/kafka.sh
 # rustup installs cargo here; a login shell may not have it on PATH
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help all setup test test-unit test-core lint bench demo demo-offline clean system-deps kafka-jars rust
+.PHONY: help all setup test test-unit test-core lint bench bench-moderation demo demo-offline clean system-deps kafka-jars rust
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
@@ -72,6 +72,9 @@ bench: setup kafka-jars ## the replay, worker and live-latency benchmarks (figur
 	$(BIN)/python tests/bench/bench_replay.py
 	$(BIN)/python tests/bench/bench_worker.py
 	$(BIN)/python tests/bench/bench_latency.py
+
+bench-moderation: setup ## alerts with and without a simulated moderator (out/bench_moderation.json)
+	$(BIN)/python tests/bench/moderation.py
 
 demo: setup system-deps kafka-jars ## the product: broker, worker, simulated traffic, live alerts
 	$(BIN)/python -m streams.demo

@@ -16,7 +16,8 @@ __all__ = ["EngineConfig", "MODES"]
 
 MODES = ("both", "rules", "models")
 #: settings for which 0 means "off" (every other number must be positive)
-_MAY_BE_ZERO = ("grace", "max_skew", "max_ahead", "allowed_lateness", "max_behind")
+_MAY_BE_ZERO = ("grace", "max_skew", "max_ahead", "allowed_lateness", "max_behind",
+                "rank_below")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,11 @@ class EngineConfig:
     #: a dismissed alert's detector stays quiet on its entity this long after
     #: the verdict, unless the evidence rises above the dismissed alert's level
     dismiss_for: float = 86400.0
+    #: a rule's warning whose confirmation, as learned from moderators' verdicts
+    #: on alerts like it, is less likely than this is ranked down to info (0: never)
+    rank_below: float = 0.2
+    #: confirmed and dismissed verdicts each a (view, entity type) needs before ranking
+    rank_after: int = 5
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""
@@ -101,6 +107,8 @@ class EngineConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not 0 < self.model_quantile < 1:
             raise ValueError("model_quantile must be in (0, 1)")
+        if self.rank_below >= 1:
+            raise ValueError("rank_below must be < 1")
         if self.window < self.tick:
             raise ValueError("window must be >= tick")
         return self

@@ -57,16 +57,23 @@ import orjson
 
 from detectors._core import Core, Subject
 from detectors.alerts import Alert, Suppressor, severity_for
-from detectors.base import Rule
+from detectors.base import Reason, Rule
 from detectors.config import EngineConfig
 from detectors.events import CoLike, Like, Payment
 from detectors.models import HalfSpaceDetector, default_models
+from detectors.models.ranker import VerdictRanker
 from detectors.rules import RULES
 from detectors.verdicts import Verdict, VerdictBook
 
 __all__ = ["Engine", "ALL_VIEWS", "route_keys"]
 
 ALL_VIEWS = ("merchant", "ip", "device", "user", "lockstep")
+
+#: the highest level (severity + action) the verdict ranker may rank down: a
+#: rule's warning; critical evidence always reaches the moderators as it is
+_RANKED_UP_TO = 2
+_RANKED_DETAIL = ("probability that moderators confirm an alert like this one, learned from "
+                  "their verdicts; ranked down to a review below the threshold")
 
 #: the first bytes of :meth:`Engine.snapshot`
 _MAGIC = b"LGENGINE"
@@ -139,7 +146,7 @@ class Engine:
         self.suppressor = Suppressor(cfg.window, cfg.renotify)
         hosted = {f"{r.name}@{r.version}" for rs in self.rules.values() for r in rs}
         hosted |= {f"{m.name}@{m.version}" for m in self.model_protos.values()}
-        self.verdicts = VerdictBook(cfg.dismiss_for, hosted)
+        self.verdicts = VerdictBook(cfg.dismiss_for, hosted, VerdictRanker(cfg.rank_after))
         self.counts = {"alerts": 0, "candidates": 0}
         self._sources: dict[Hashable, str] = {}
 
@@ -327,6 +334,18 @@ class Engine:
             if best_rule is not None:
                 reasons += best_rule.explain(x)
         _, _, level = severity_for(score, rule_fired, subj.entity_type)
+        counts = dict(subj.counts)
+        ranked_down = False
+        if rule_fired and level <= _RANKED_UP_TO and cfg.rank_below > 0:
+            p = self.verdicts.ranker.proba((subj.view, subj.entity_type), x)
+            if p is not None:
+                counts["confirm_probability"] = round(p, 4)
+                if p < cfg.rank_below:
+                    # moderators dismissed alerts like this one: a review, not a warning
+                    ranked_down = True
+                    reasons.append(Reason("verdicts_dismiss_similar", _RANKED_DETAIL, p,
+                                          cfg.rank_below))
+                    _, _, level = severity_for(score, False, subj.entity_type)
         name = f"{det.name}@{det.version}"
         if self.verdicts.holds(name, subj.entity_type, subj.entity_id, level, now):
             return None  # dismissed by a moderator, and not grown past that alert
@@ -334,12 +353,13 @@ class Engine:
         if not self.suppressor.admit(subj.view, subj.entity_type, subj.entity_id, level, now):
             return None
         self.counts["alerts"] += 1
-        counts = dict(subj.counts)
         if model_score is not None:
             counts["model_score"] = round(model_score, 4)
         alert = Alert.build(name, subj.entity_type, subj.entity_id, subj.window_start, now,
-                            score, reasons, counts, subj.samples(), rule_fired=rule_fired)
-        self.verdicts.note_raised(alert.alert_id, name, level, now)
+                            score, reasons, counts, subj.samples(),
+                            rule_fired=rule_fired and not ranked_down)
+        self.verdicts.note_raised(alert.alert_id, name, level, now,
+                                  (subj.view, subj.entity_type), x)
         return alert
 
     # ------------------------------------------------------------------ state

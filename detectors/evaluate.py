@@ -69,6 +69,7 @@ __all__ = [
     "GRACE_SECONDS",
     "BenignEvent",
     "Campaign",
+    "campaigns_of",
     "Evaluation",
     "Labels",
     "LabelsError",
@@ -399,6 +400,11 @@ def _classify(labels: Labels, alerts: Iterable[Mapping[str, Any]]) -> tuple[list
             )
         )
     return scored, duplicates
+
+
+def campaigns_of(labels: Labels, alert: Mapping[str, Any]) -> list[str]:
+    """The campaigns ``alert`` (a contract object) is a true positive of."""
+    return _classify(labels, [alert])[0][0].campaigns
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -11,7 +11,9 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
   the dismissed alert's: an employer's post liked by its office is not
   re-alerted every half hour, but a campaign that grows on top of it is;
 * a *confirmed* alert lifts a dismissal of the same detector and entity
-  decided before it (the latest decision wins).
+  decided before it (the latest decision wins);
+* either verdict on an alert the engine remembers trains the
+  :class:`~detectors.models.ranker.VerdictRanker` on that alert's features.
 
 Verdicts are events on the event-time axis: each takes effect from the
 first evaluation tick after its ``decided_at``, so a replay with a verdicts
@@ -44,6 +46,7 @@ from typing import Any
 import orjson
 
 from detectors.events import format_time
+from detectors.models.ranker import VerdictRanker
 from detectors.parsing import BadRecord, _load, _opt_str, _req_str, _sub, _time
 from detectors.recording import open_text
 
@@ -166,13 +169,16 @@ class VerdictBook:
         no ``detector``) holds every detector on the entity.
     """
 
-    def __init__(self, dismiss_for: float, detectors: set[str] | None = None) -> None:
+    def __init__(self, dismiss_for: float, detectors: set[str] | None = None,
+                 ranker: VerdictRanker | None = None) -> None:
         self.dismiss_for = dismiss_for
         self.detectors = detectors
+        self.ranker = ranker if ranker is not None else VerdictRanker()
         self.pending: list[tuple[float, int, Verdict]] = []
         self._seq = 0
-        #: alert id -> (detector, level, event time raised)
-        self.raised: dict[str, tuple[str, int, float]] = {}
+        #: alert id -> [detector, level, event time raised, (view, entity type),
+        #: features, the verdict learned from it]
+        self.raised: dict[str, list[Any]] = {}
         #: (detector or None, entity type, entity id) -> (until, level held back)
         self.quiet: dict[tuple[str | None, str, str], tuple[float, int]] = {}
         self.counts: Counter[str] = Counter()
@@ -198,6 +204,9 @@ class VerdictBook:
         known = self.raised.get(v.alert_id)
         if known is not None:
             self.counts["matched"] += 1
+            if known[5] != v.verdict:  # learned once per answer, however often it comes
+                known[5] = v.verdict
+                self.ranker.learn_one(known[3], known[4], v.verdict == "confirmed")
         detector = known[0] if known is not None else v.detector
         if detector is not None and self.detectors is not None \
                 and detector not in self.detectors:
@@ -213,9 +222,11 @@ class VerdictBook:
             until, bar = max(until, old[0]), max(bar, old[1])
         self.quiet[k] = (until, bar)
 
-    def note_raised(self, alert_id: str, detector: str, level: int, now: float) -> None:
-        """Remember an alert this engine raised, for the verdicts that name it."""
-        self.raised[alert_id] = (detector, level, now)
+    def note_raised(self, alert_id: str, detector: str, level: int, now: float,
+                    key: tuple[str, str] = ("", ""), x: dict[str, float] | None = None) -> None:
+        """Remember an alert this engine raised (its view and entity type, and
+        features), for the verdicts that name it."""
+        self.raised[alert_id] = [detector, level, now, key, x or {}, None]
 
     def holds(self, detector: str, entity_type: str, entity_id: str, level: int,
               now: float) -> bool:
@@ -234,7 +245,7 @@ class VerdictBook:
         for k in [k for k, (until, _) in self.quiet.items() if until <= now]:
             del self.quiet[k]
         horizon = now - self.dismiss_for
-        for a in [a for a, (_, _, t) in self.raised.items() if t < horizon]:
+        for a in [a for a, r in self.raised.items() if r[2] < horizon]:
             del self.raised[a]
 
     def __len__(self) -> int:

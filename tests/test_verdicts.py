@@ -16,7 +16,7 @@ from detectors.parsing import BadRecord
 from detectors.simulate import SimConfig, simulate
 from detectors.verdicts import DEFAULT_BAR, Verdict, VerdictBook, parse_verdict
 from streams.cli import main as cli_main
-from tests.helpers import T0, like, with_path
+from tests.helpers import T0, like, like_json, with_path
 
 KEY = b"verdict-tests-checkpoint-key-0123456789"
 IP = "6.6.6.6"
@@ -235,3 +235,92 @@ def test_replay_takes_a_verdicts_file(tmp_path: Path, capsys: pytest.CaptureFixt
     kept = [a for a in after if same(a)]
     assert kept[0]["alert_id"] == first["alert_id"]
     assert all(a["severity"] == "critical" for a in kept[1:])
+
+
+# ---------------------------------------------------------------------- the loop
+
+def test_a_moderator_in_the_loop_quiets_a_look_alike_and_keeps_the_campaign(
+        tmp_path: Path) -> None:
+    """An office NAT all morning (labelled honest) and a device farm at 07:00
+    (labelled a campaign): with a moderator answering every alert ten minutes
+    later, the office's reminders stop and the farm is found as before."""
+    from detectors.evaluate import evaluate, parse_labels
+    from detectors.events import format_time
+    from detectors.moderation import SimulatedModerator, moderated_replay
+    from detectors.recording import RecordingWriter
+
+    events = _farm(hours=3.0)
+    farm_at = T0 + 3600
+    events += [like(f"f{i}", f"farm{i}", f"post:{i % 3}", "m7", farm_at + i * 1.5,
+                    ip=f"10.9.{i}.1", device="d-farm") for i in range(40)]
+    events.sort(key=lambda e: e.ts)
+    rec = tmp_path / "r.jsonl"
+    with RecordingWriter(rec) as w:
+        for ev in events:
+            w.write("likes", like_json(like_id=ev.like_id, user_openid=ev.user,
+                                       target_id=ev.target, owner_mchid=ev.mchid,
+                                       ts=format_time(ev.ts), client_ip=ev.ip,
+                                       device_id=ev.device).decode(), ts_ms=int(ev.ts * 1000))
+    labels = parse_labels({
+        "campaigns": [{"id": "c-farm", "kind": "device_farm", "start": format_time(farm_at),
+                       "end": format_time(farm_at + 60), "devices": ["d-farm"]}],
+        "benign": [{"id": "b-office", "kind": "office_nat", "start": format_time(T0),
+                    "end": format_time(T0 + 3 * 3600), "ips": [IP],
+                    "targets": ["post:news"]}]})
+    silent = SimulatedModerator(labels, delay=1e9, error_rate=0.0)
+    plain, _, _ = moderated_replay(rec, silent)
+    moderator = SimulatedModerator(labels, delay=600, error_rate=0.0)
+    looped, verdicts, _ = moderated_replay(rec, moderator)
+    before, after = evaluate(labels, plain), evaluate(labels, looped)
+    assert before.detected == after.detected == ["c-farm"]
+    assert after.delays == before.delays
+    # the office raised its first alerts and a reminder every half hour; now only the first
+    assert before.false_alarms_total >= 6
+    assert after.false_alarms_total == 2  # the IP's and the post's first alerts
+    assert {v.verdict for v in verdicts} == {"confirmed", "dismissed"}
+    again, _, _ = moderated_replay(rec, SimulatedModerator(labels, delay=600, error_rate=0.0))
+    assert [a["alert_id"] for a in again] == [a["alert_id"] for a in looped]  # deterministic
+
+
+def _burst(ip: str, start: float, devices: int) -> list[Like]:
+    """Thirty accounts behind ``ip`` like one post within three minutes, on
+    ``devices`` phones (30: one each, as an office; fewer: a farm's)."""
+    return [like(f"{ip}-{i}", f"{ip}-u{i}", f"post:{ip}", "m5", start + i * 6, ip=ip,
+                 device=f"{ip}-d{i % devices}") for i in range(30)]
+
+
+def test_verdicts_teach_the_ranker_to_rank_look_alikes_down() -> None:
+    """Moderators dismiss offices (one phone per account) and confirm farms
+    (five accounts per phone), both alerted as IP farms: the next office's
+    warning comes as a review; the next farm's stays a warning."""
+    eng = Engine(EngineConfig(mode="rules", rank_after=4))
+    alerts: list[Alert] = []
+
+    def run(events: list[Like]) -> list[Alert]:
+        got = []
+        for ev in sorted(events, key=lambda e: e.ts):
+            got += eng.process(ev)
+        return got
+
+    for k in range(4):
+        t = T0 + k * 1200
+        office, farm = f"10.0.{k}.1", f"10.1.{k}.1"
+        got = run(_burst(office, t, 30) + _burst(farm, t + 300, 6))
+        alerts += got
+        for a in got:
+            if a.entity_type == "ip":
+                eng.verdict(Verdict(a.alert_id, "ip", a.entity_id,
+                                    "dismissed" if a.entity_id == office else "confirmed",
+                                    "r1", a.window_end + 60))
+    seen = {a.entity_id: a.severity for a in alerts if a.entity_type == "ip"}
+    # alerted alike, as warnings, before the ranker had four verdicts of each kind
+    assert len(seen) == 8 and set(seen.values()) == {"warning"}
+    t = T0 + 6000
+    got = run(_burst("10.0.9.1", t, 30) + _burst("10.1.9.1", t + 300, 6)) + eng.flush()
+    assert eng.verdicts.ranker.seen[("ip", "ip")] == [4, 4]
+    new = {a.entity_id: a for a in got if a.entity_type == "ip"}
+    office, farm = new["10.0.9.1"], new["10.1.9.1"]
+    assert (office.severity, office.action) == ("info", "review")
+    assert office.reasons[-1].code == "verdicts_dismiss_similar"
+    assert office.evidence["confirm_probability"] < 0.2
+    assert farm.severity == "warning" and farm.evidence["confirm_probability"] >= 0.2

@@ -88,8 +88,9 @@ class EngineConfig:
     #: the verdict, unless the evidence rises above the dismissed alert's level
     dismiss_for: float = 86400.0
     #: a rule's warning whose confirmation, as learned from moderators' verdicts
-    #: on alerts like it, is less likely than this is ranked down to info (0: never)
-    rank_below: float = 0.2
+    #: on alerts like it, is less likely than this is ranked down to info (0:
+    #: never, the default until measured to help; docs/quality.md)
+    rank_below: float = 0.0
     #: confirmed and dismissed verdicts each a (view, entity type) needs before ranking
     rank_after: int = 5
 

@@ -293,7 +293,7 @@ def test_verdicts_teach_the_ranker_to_rank_look_alikes_down() -> None:
     """Moderators dismiss offices (one phone per account) and confirm farms
     (five accounts per phone), both alerted as IP farms: the next office's
     warning comes as a review; the next farm's stays a warning."""
-    eng = Engine(EngineConfig(mode="rules", rank_after=4))
+    eng = Engine(EngineConfig(mode="rules", rank_below=0.2, rank_after=4))
     alerts: list[Alert] = []
 
     def run(events: list[Like]) -> list[Alert]:

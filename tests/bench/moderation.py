@@ -4,8 +4,9 @@ and without a simulated moderator answering every alert.
 The moderator (:class:`detectors.moderation.SimulatedModerator`) reviews each
 alert ten minutes of event time after it, answers from the labels, and is
 wrong 5% of the time. Three runs per recording: no moderator; a moderator
-whose dismissals quiet their entities (``rank_below=0``); and the same with
-the verdict ranker ranking unlikely warnings down to reviews (the default).
+whose dismissals quiet their entities (the default settings); and the same
+with the verdict ranker ranking warnings below a 0.2 probability of
+confirmation down to reviews (``rank_below=0.2``).
 Per run it prints alerts, precision, alerts on honest look-alikes (false
 alarms), campaigns found and the median delay, each over all alerts and
 over the *actionable* ones (warning or critical: what a moderation queue
@@ -81,9 +82,9 @@ def run(name: str, gen: str | None, seed: int, args: tuple[str, ...], delay: flo
         labels = load_labels(lab)
         for run_name, moderator, cfg in (
                 (RUNS[0], _Silent(labels), EngineConfig()),
-                (RUNS[1], SimulatedModerator(labels, delay, error_rate, seed),
-                 EngineConfig(rank_below=0)),
-                (RUNS[2], SimulatedModerator(labels, delay, error_rate, seed), EngineConfig())):
+                (RUNS[1], SimulatedModerator(labels, delay, error_rate, seed), EngineConfig()),
+                (RUNS[2], SimulatedModerator(labels, delay, error_rate, seed),
+                 EngineConfig(rank_below=0.2))):
             t0 = time.perf_counter()
             alerts, verdicts, summary = moderated_replay(rec, moderator, cfg)
             out[run_name] = {**_figures(labels, alerts), "verdicts": len(verdicts),

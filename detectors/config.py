@@ -93,6 +93,8 @@ class EngineConfig:
     rank_below: float = 0.0
     #: confirmed and dismissed verdicts each a (view, entity type) needs before ranking
     rank_after: int = 5
+    #: a confirmed alert's accounts, devices and addresses stay on the watchlist this long
+    watch_for: float = 7 * 86400.0
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""

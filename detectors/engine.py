@@ -146,7 +146,8 @@ class Engine:
         self.suppressor = Suppressor(cfg.window, cfg.renotify)
         hosted = {f"{r.name}@{r.version}" for rs in self.rules.values() for r in rs}
         hosted |= {f"{m.name}@{m.version}" for m in self.model_protos.values()}
-        self.verdicts = VerdictBook(cfg.dismiss_for, hosted, VerdictRanker(cfg.rank_after))
+        self.verdicts = VerdictBook(cfg.dismiss_for, hosted, VerdictRanker(cfg.rank_after),
+                                    cfg.watch_for)
         self.counts = {"alerts": 0, "candidates": 0}
         self._sources: dict[Hashable, str] = {}
 
@@ -282,6 +283,9 @@ class Engine:
                     alerts.append(alert)
             if book.pending:  # decided by now: they hold from the next tick on
                 book.apply_due(now)
+                for kind, ids, until in book.to_watch:
+                    self.core.watch(kind, ids, until)
+                book.to_watch.clear()
             if swept:
                 self.suppressor.sweep(now)
                 book.sweep(now)
@@ -358,8 +362,11 @@ class Engine:
         alert = Alert.build(name, subj.entity_type, subj.entity_id, subj.window_start, now,
                             score, reasons, counts, subj.samples(),
                             rule_fired=rule_fired and not ranked_down)
+        ev = alert.evidence
         self.verdicts.note_raised(alert.alert_id, name, level, now,
-                                  (subj.view, subj.entity_type), x)
+                                  (subj.view, subj.entity_type), x,
+                                  tuple(tuple(ev.get(f"sample_{k}", ()))
+                                        for k in ("accounts", "devices", "ips")))
         return alert
 
     # ------------------------------------------------------------------ state

@@ -67,9 +67,13 @@ class SimulatedModerator:
         if self._rng.random() < self.error_rate:
             right = not right
             self.wrong += 1
+        ev = alert.evidence
         return Verdict(alert.alert_id, alert.entity_type, alert.entity_id,
                        "confirmed" if right else "dismissed", "simulated-moderator",
-                       alert.window_end + self.delay, detector=alert.detector)
+                       alert.window_end + self.delay, detector=alert.detector,
+                       accounts=tuple(ev.get("sample_accounts", ())),
+                       devices=tuple(ev.get("sample_devices", ())),
+                       ips=tuple(ev.get("sample_ips", ())))
 
 
 def moderated_replay(path: str | Path, moderator: SimulatedModerator,

@@ -11,7 +11,11 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
   the dismissed alert's: an employer's post liked by its office is not
   re-alerted every half hour, but a campaign that grows on top of it is;
 * a *confirmed* alert lifts a dismissal of the same detector and entity
-  decided before it (the latest decision wins);
+  decided before it (the latest decision wins), and puts the accounts,
+  devices and addresses of its evidence (and its entity, when it is one of
+  those) on the watchlist for ``watch_for`` (:attr:`VerdictBook.to_watch`;
+  the engine hands them to the core's merchant view, where their likes
+  count as ``watched_likers``);
 * either verdict on an alert the engine remembers trains the
   :class:`~detectors.models.ranker.VerdictRanker` on that alert's features.
 
@@ -73,6 +77,11 @@ class Verdict:
     reason: str | None = None
     #: ``name@version`` of the alert's detector (optional; the console sets it)
     detector: str | None = None
+    #: the alert's ``evidence.sample_accounts``, ``sample_devices`` and
+    #: ``sample_ips`` (optional; what a confirmation puts on the watchlist)
+    accounts: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -92,6 +101,10 @@ class Verdict:
             out["reason"] = self.reason
         if self.detector is not None:
             out["detector"] = self.detector
+        ev = {f"sample_{k}": list(v) for k, v in
+              (("accounts", self.accounts), ("devices", self.devices), ("ips", self.ips)) if v}
+        if ev:
+            out["evidence"] = ev
         return out
 
     def to_json(self) -> bytes:
@@ -130,7 +143,26 @@ def verdict_from_object(obj: dict[str, Any]) -> Verdict:
     assert decided is not None
     reason = _opt_str(obj, "reason")
     detector = _opt_str(obj, "detector")
-    return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector)
+    evidence = _sub(obj, "evidence", False)
+    lists = [_ids(evidence, f"sample_{k}") for k in ("accounts", "devices", "ips")]
+    return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector, *lists)
+
+
+#: ids per evidence list a verdict may carry
+MAX_EVIDENCE_IDS = 100
+
+
+def _ids(evidence: dict[str, Any], name: str) -> tuple[str, ...]:
+    v = evidence.get(name)
+    if v is None:
+        return ()
+    label = f"evidence.{name}"
+    if not isinstance(v, list):
+        raise BadRecord("wrong_type", f"{label} must be a list, got {type(v).__name__}")
+    if len(v) > MAX_EVIDENCE_IDS:
+        raise BadRecord("out_of_range", f"{label} must hold at most {MAX_EVIDENCE_IDS} ids, "
+                                        f"got {len(v)}")
+    return tuple(_req_str({"id": x}, "id", label) for x in v)
 
 
 
@@ -170,14 +202,18 @@ class VerdictBook:
     """
 
     def __init__(self, dismiss_for: float, detectors: set[str] | None = None,
-                 ranker: VerdictRanker | None = None) -> None:
+                 ranker: VerdictRanker | None = None, watch_for: float = 7 * 86400.0) -> None:
         self.dismiss_for = dismiss_for
+        self.watch_for = watch_for
+        #: (kind, ids, until) a confirmation put on the watchlist, for the
+        #: engine to hand to the core (``kind``: account, device or ip)
+        self.to_watch: list[tuple[str, list[str], float]] = []
         self.detectors = detectors
         self.ranker = ranker if ranker is not None else VerdictRanker()
         self.pending: list[tuple[float, int, Verdict]] = []
         self._seq = 0
         #: alert id -> [detector, level, event time raised, (view, entity type),
-        #: features, the verdict learned from it]
+        #: features, the verdict learned from it, (accounts, devices, ips)]
         self.raised: dict[str, list[Any]] = {}
         #: (detector or None, entity type, entity id) -> (until, level held back)
         self.quiet: dict[tuple[str | None, str, str], tuple[float, int]] = {}
@@ -207,6 +243,8 @@ class VerdictBook:
             if known[5] != v.verdict:  # learned once per answer, however often it comes
                 known[5] = v.verdict
                 self.ranker.learn_one(known[3], known[4], v.verdict == "confirmed")
+        if v.verdict == "confirmed":
+            self._watch(v, known[6] if known is not None else ((), (), ()))
         detector = known[0] if known is not None else v.detector
         if detector is not None and self.detectors is not None \
                 and detector not in self.detectors:
@@ -222,11 +260,23 @@ class VerdictBook:
             until, bar = max(until, old[0]), max(bar, old[1])
         self.quiet[k] = (until, bar)
 
+    def _watch(self, v: Verdict, remembered: tuple[tuple[str, ...], ...]) -> None:
+        until = v.decided_at + self.watch_for
+        entity = {"user": "account", "device": "device", "ip": "ip"}.get(v.entity_type)
+        for kind, given, known in zip(("account", "device", "ip"),
+                                      (v.accounts, v.devices, v.ips), remembered, strict=True):
+            ids = dict.fromkeys((*given, *known, *([v.entity_id] if entity == kind else [])))
+            if ids:
+                self.to_watch.append((kind, list(ids), until))
+                self.counts["watched"] += len(ids)
+
     def note_raised(self, alert_id: str, detector: str, level: int, now: float,
-                    key: tuple[str, str] = ("", ""), x: dict[str, float] | None = None) -> None:
-        """Remember an alert this engine raised (its view and entity type, and
-        features), for the verdicts that name it."""
-        self.raised[alert_id] = [detector, level, now, key, x or {}, None]
+                    key: tuple[str, str] = ("", ""), x: dict[str, float] | None = None,
+                    actors: tuple[tuple[str, ...], ...] = ((), (), ())) -> None:
+        """Remember an alert this engine raised (its view and entity type,
+        features and the accounts, devices and IPs of its evidence), for the
+        verdicts that name it."""
+        self.raised[alert_id] = [detector, level, now, key, x or {}, None, actors]
 
     def holds(self, detector: str, entity_type: str, entity_id: str, level: int,
               now: float) -> bool:

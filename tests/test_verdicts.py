@@ -324,3 +324,73 @@ def test_verdicts_teach_the_ranker_to_rank_look_alikes_down() -> None:
     assert office.reasons[-1].code == "verdicts_dismiss_similar"
     assert office.evidence["confirm_probability"] < 0.2
     assert farm.severity == "warning" and farm.evidence["confirm_probability"] >= 0.2
+
+
+# ---------------------------------------------------------------------- the watchlist
+
+def _ring(job: str, mchid: str, start: float, accounts: int) -> list[Like]:
+    """A farm of 40 accounts on one phone liking a merchant's posts within a
+    minute, or its next, smaller job: ``accounts`` of the same accounts
+    liking another merchant's post, each from its own address."""
+    return [like(f"{job}-{i}", f"ring-{i}", f"post:{job}", mchid, start + i * 1.5,
+                 ip=f"10.9.{i}.1", device="d-ring" if job == "first" else f"d-{job}-{i}")
+            for i in range(accounts)]
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
+    """The ring's first job (a device farm) is confirmed; a day later four of
+    its accounts like another merchant's post from their own phones and
+    addresses, far below any farm rule: only the watchlist finds them, within
+    a tick of the third like."""
+    eng = Engine(EngineConfig(mode="rules"))
+    first = []
+    for ev in _ring("first", "m1", T0, 40):
+        first += eng.process(ev)
+    first += eng.flush()
+    farm = next(a for a in first if a.detector == "device_farm@1")
+    assert len(farm.evidence["sample_accounts"]) >= 4  # the farm alerts at its first accounts
+    if confirmed:
+        eng.verdict(Verdict(farm.alert_id, "device", "d-ring", "confirmed", "r1",
+                            farm.window_end + 600))
+    later = []
+    nxt = T0 + 86400
+    for ev in _ring("next", "m2", nxt, 4):
+        later += eng.process(ev)
+    later += eng.flush()
+    found = [a for a in later if a.detector == "returning_accounts@1"]
+    if not confirmed:
+        assert later == []
+        return
+    watched = set(farm.evidence["sample_accounts"])
+    assert {f"ring-{i}" for i in range(4)} <= watched
+    assert [a.entity_id for a in found] == ["post:next"]
+    assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
+    assert found[0].evidence["watched_likers"] >= 3
+    assert eng.core.watching() == (len(watched), 1, 0)  # accounts, the device
+
+
+def test_the_watchlist_expires_with_watch_for() -> None:
+    eng = Engine(EngineConfig(mode="rules", watch_for=3600))
+    alerts = []
+    for ev in _ring("first", "m1", T0, 40):
+        alerts += eng.process(ev)
+    farm = next(a for a in alerts + eng.flush() if a.detector == "device_farm@1")
+    eng.verdict(Verdict(farm.alert_id, "device", "d-ring", "confirmed", "r1", farm.window_end))
+    later = []
+    for ev in _ring("next", "m2", T0 + 86400, 4):
+        later += eng.process(ev)
+    assert later + eng.flush() == []
+    assert eng.core.watching() == (0, 0, 0)
+
+
+def test_a_verdict_carries_the_alerts_actors() -> None:
+    v = parse_verdict(orjson.dumps({**VALID, "verdict": "confirmed", "evidence": {
+        "sample_accounts": ["o1", "o2"], "sample_ips": ["10.0.0.1"]}}))
+    assert (v.accounts, v.devices, v.ips) == (("o1", "o2"), (), ("10.0.0.1",))
+    assert parse_verdict(v.to_json()) == v
+    for bad, reason in ((["o1", 7], "wrong_type"), ("o1", "wrong_type"),
+                        (["o"] * 101, "out_of_range"), ([""], "out_of_range")):
+        with pytest.raises(BadRecord) as exc:
+            parse_verdict(orjson.dumps({**VALID, "evidence": {"sample_accounts": bad}}))
+        assert exc.value.reason == reason, bad

@@ -6,11 +6,13 @@ from detectors.rules.fresh_burst import FreshBurst
 from detectors.rules.ip_farm import IpFarm
 from detectors.rules.lockstep import Lockstep
 from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
+from detectors.rules.returning import ReturningAccounts
 
 __all__ = [
     "PaidLikes", "PaidTargetLikes", "FreshBurst", "FarmTarget", "DeviceFarm", "IpFarm", "Lockstep",
-    "RULES",
+    "ReturningAccounts", "RULES",
 ]
 
 #: every rule, in the order the engine runs them
-RULES = (PaidLikes, PaidTargetLikes, FreshBurst, FarmTarget, DeviceFarm, IpFarm, Lockstep)
+RULES = (PaidLikes, PaidTargetLikes, FreshBurst, FarmTarget, DeviceFarm, IpFarm, Lockstep,
+         ReturningAccounts)

@@ -18,6 +18,7 @@ use crate::murmur;
 use crate::rules::{strongest, Cond, RuleSet};
 use crate::subject::{Count, Subject as RSubject};
 use crate::sym::Sym;
+use crate::views::merchant::Watch;
 use crate::wire;
 
 impl<'py> FromPyObject<'py> for Sym {
@@ -50,7 +51,7 @@ type CoLikeTuple = (Sym, Sym, Sym, f64, Vec<(Sym, f64)>);
 /// Magic and layout version of [`Core::snapshot`]'s bytes.
 const MAGIC: &[u8; 8] = b"LGCORE\x00\x01";
 /// The layout of the serialized state; bump when a view's state changes shape.
-pub const STATE_FORMAT: u32 = 1;
+pub const STATE_FORMAT: u32 = 2;
 
 fn config_from(obj: &Bound<'_, PyAny>) -> PyResult<Config> {
     let f = |name: &str| -> PyResult<f64> { obj.getattr(name)?.extract::<f64>() };
@@ -533,6 +534,38 @@ impl Core {
     /// ``{view: (keys held, window items held)}``.
     fn sizes(&self) -> Vec<(&'static str, (usize, usize))> {
         self.inner.sizes()
+    }
+
+    /// Put ``ids`` (``kind``: ``account``, ``device`` or ``ip``) on the
+    /// merchant view's watchlist until event time ``until``: their likes then
+    /// count as ``watched_likers`` of the targets they like. Nothing without
+    /// a merchant view.
+    fn watch(&mut self, kind: &str, ids: Vec<String>, until: f64) -> PyResult<()> {
+        let kind = match kind {
+            "account" => Watch::Account,
+            "device" => Watch::Device,
+            "ip" => Watch::Ip,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "watch kind must be account, device or ip, got {other:?}"
+                )))
+            }
+        };
+        if let Some(m) = self.inner.merchant.as_mut() {
+            let ids: Vec<Sym> = ids.iter().map(|s| Sym::new(s)).collect();
+            m.watch(kind, &ids, until);
+        }
+        Ok(())
+    }
+
+    /// Watchlist entries per kind: ``(accounts, devices, ips)``.
+    fn watching(&self) -> (usize, usize, usize) {
+        let [a, d, i] = self
+            .inner
+            .merchant
+            .as_ref()
+            .map_or([0; 3], |m| m.watching());
+        (a, d, i)
     }
 
     /// Whether the user view holds state for ``user``.

@@ -49,3 +49,21 @@ pub fn take_samples<'a, I: Iterator<Item = &'a Sym>>(ids: I, n: usize) -> Vec<Sy
     // as the Python engine did: at least one id when there is one
     ids.take(n.max(1)).cloned().collect()
 }
+
+/// Accounts (devices, addresses) sampled into an alert's evidence, per kind:
+/// what a confirmed verdict puts on the watchlist.
+pub const ACTORS: usize = 10;
+
+/// The first `n` distinct ids of an iterator, in its order.
+pub fn take_distinct<'a, I: Iterator<Item = &'a Sym>>(ids: I, n: usize) -> Vec<Sym> {
+    let mut out: Vec<Sym> = Vec::with_capacity(n);
+    for id in ids {
+        if out.len() >= n {
+            break;
+        }
+        if !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}

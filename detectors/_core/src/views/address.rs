@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{bump, uncount, Keys};
 use crate::config::Config;
 use crate::event::{Like, Payment};
-use crate::subject::{ratio, take_samples, Count, Subject};
+use crate::subject::{ratio, take_distinct, take_samples, Count, Subject, ACTORS};
 use crate::sym::{Sym, SymMap};
 
 /// Which address a view keys by.
@@ -262,6 +262,10 @@ impl AddressView {
                     Address::Device => "ips",
                 },
                 Count::Int(others.len() as i64),
+            ),
+            (
+                "sample_accounts",
+                Count::List(take_distinct(dq.iter().rev().map(|i| &i.user), ACTORS)),
             ),
         ];
         Subject {

@@ -14,7 +14,7 @@ use super::{bump, uncount, Keys};
 use crate::config::Config;
 use crate::event::CoLike;
 use crate::murmur::kafka_partition;
-use crate::subject::{ratio, take_samples, Count, Subject};
+use crate::subject::{ratio, take_distinct, take_samples, Count, Subject, ACTORS};
 use crate::sym::{Sym, SymMap};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -193,6 +193,10 @@ impl LockstepView {
                 (
                     "shared_targets",
                     Count::List(ranked.iter().map(|r| r.2.clone()).collect()),
+                ),
+                (
+                    "sample_accounts",
+                    Count::List(take_distinct(dq.iter().rev().map(|c| &c.user), ACTORS)),
                 ),
             ];
             out.push(Subject {

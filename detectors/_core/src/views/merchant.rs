@@ -20,11 +20,16 @@ use super::{bump, due, uncount, Keys, FORCE};
 use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::num::{fmean, median, pstdev};
-use crate::subject::{ratio, take_samples, Count, Subject};
+use crate::subject::{ratio, take_distinct, take_samples, Count, Subject, ACTORS};
 use crate::sym::{Sym, SymMap};
 
 const FRESH: u8 = 1;
 const BUYER: u8 = 2;
+/// the liker, its device or its address is on the watchlist
+const WATCHED: u8 = 4;
+/// likes by watched accounts that make a target due for evaluation however
+/// few likes it has (a confirmed ring's next job)
+const WATCHED_FLOOR: usize = 2;
 
 /// One like of a target.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +58,8 @@ struct Tally {
     addr_users: SymMap<Sym, u32>,
     /// liker -> likes flagged as a buyer's
     buyers: SymMap<Sym, u32>,
+    /// liker -> likes flagged as watched
+    watched: SymMap<Sym, u32>,
     fresh: usize,
 }
 
@@ -83,6 +90,9 @@ impl Tally {
         if l.flags & BUYER != 0 {
             inc(&mut self.buyers, &l.user);
         }
+        if l.flags & WATCHED != 0 {
+            inc(&mut self.watched, &l.user);
+        }
         if let Some(d) = &l.device {
             inc(&mut self.devices, d);
             inc(&mut self.dev_users, &l.user);
@@ -110,6 +120,9 @@ impl Tally {
         }
         if l.flags & BUYER != 0 {
             dec(&mut self.buyers, &l.user);
+        }
+        if l.flags & WATCHED != 0 {
+            dec(&mut self.watched, &l.user);
         }
         if let Some(d) = &l.device {
             dec(&mut self.devices, d);
@@ -231,6 +244,16 @@ pub struct MerchantView {
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
     conv: SymMap<Sym, f64>,
+    /// the watchlist: accounts, devices and IPs of confirmed alerts -> until
+    watch: [SymMap<Sym, f64>; 3],
+}
+
+/// What a watchlist entry names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    Account = 0,
+    Device = 1,
+    Ip = 2,
 }
 
 impl MerchantView {
@@ -244,7 +267,37 @@ impl MerchantView {
             like_then_pay: 0,
             conv_at: -1.0,
             conv: SymMap::default(),
+            watch: Default::default(),
         }
+    }
+
+    /// Put `ids` on the watchlist until event time `until` (an entry already
+    /// there keeps the later end).
+    pub fn watch(&mut self, kind: Watch, ids: &[Sym], until: f64) {
+        let map = &mut self.watch[kind as usize];
+        for id in ids {
+            let end = map.entry(id.clone()).or_insert(until);
+            *end = end.max(until);
+        }
+    }
+
+    /// Entries on the watchlist, per kind (accounts, devices, IPs).
+    pub fn watching(&self) -> [usize; 3] {
+        [
+            self.watch[0].len(),
+            self.watch[1].len(),
+            self.watch[2].len(),
+        ]
+    }
+
+    fn watched(&self, ev: &Like) -> bool {
+        let on = |kind: Watch, id: Option<&Sym>| {
+            id.and_then(|id| self.watch[kind as usize].get(id))
+                .is_some_and(|until| ev.ts < *until)
+        };
+        on(Watch::Account, Some(&ev.user))
+            || on(Watch::Device, ev.device.as_ref())
+            || on(Watch::Ip, ev.ip.as_ref())
     }
 
     fn horizon(cfg: &Config) -> f64 {
@@ -352,6 +405,7 @@ impl MerchantView {
         if !ev.is_like {
             return;
         }
+        let watched = self.watch.iter().any(|m| !m.is_empty()) && self.watched(ev);
         let ts = ev.ts;
         let st = self.state.get_mut(key).expect("present");
         st.likes_w.push_back(ts);
@@ -408,6 +462,9 @@ impl MerchantView {
                 flags |= FRESH;
             }
         }
+        if watched {
+            flags |= WATCHED;
+        }
         let tl = TargetLike {
             ts,
             user: ev.user.clone(),
@@ -418,7 +475,10 @@ impl MerchantView {
         };
         tg.tally.add(&tl);
         tg.likes.push_back(tl);
-        if tg.likes.len() >= cfg.min_likes || st.pairs.len() >= cfg.min_pairs {
+        if tg.likes.len() >= cfg.min_likes
+            || st.pairs.len() >= cfg.min_pairs
+            || tg.tally.watched.len() >= WATCHED_FLOOR
+        {
             let tk = (key.clone(), ev.target.clone());
             *self.dirty_targets.entry(tk).or_insert(0) += 1;
         }
@@ -445,6 +505,9 @@ impl MerchantView {
         self.evaluated_targets.retain(|_, t| *t > ecut);
         for st in self.state.values_mut() {
             st.expire(cfg, now);
+        }
+        for map in &mut self.watch {
+            map.retain(|_, until| *until > now);
         }
         dead.len()
     }
@@ -504,7 +567,10 @@ impl MerchantView {
             } else {
                 0.9 * base + 0.1 * n as f64
             };
-            if n >= cfg.min_likes || (npairs >= cfg.min_pairs && n > 0) {
+            if n >= cfg.min_likes
+                || (npairs >= cfg.min_pairs && n > 0)
+                || tg.tally.watched.len() >= WATCHED_FLOOR
+            {
                 let s = self.target_subject(cfg, &key, &tid, now, base, rate);
                 out.push(s);
             }
@@ -671,6 +737,17 @@ impl MerchantView {
             ("paying_likers", Count::Int(get("pair_users") as i64)),
             ("token_payers", Count::Int(get("token_users") as i64)),
             ("like_then_token_pairs", Count::Int(st.rev.len() as i64)),
+            (
+                "sample_accounts",
+                Count::List(take_distinct(
+                    st.rev
+                        .iter()
+                        .rev()
+                        .chain(st.pairs.iter().rev())
+                        .map(|p| &p.user),
+                    ACTORS,
+                )),
+            ),
         ];
         let half = cfg.max_samples / 2;
         let newest = || st.rev.iter().rev().chain(st.pairs.iter().rev());
@@ -764,6 +841,7 @@ impl MerchantView {
             },
         ));
         x.push(("rate", rate));
+        x.push(("watched_likers", t.watched.len() as f64));
         let w = now - cfg.window;
         let rev = st.rev.iter().filter(|p| p.target == *tid && p.ts > w);
         // the merchant's token payments, counted only for a target with pairs
@@ -790,6 +868,25 @@ impl MerchantView {
             ("paid_like_pairs", Count::Int(pairs.len() as i64)),
             ("like_then_token_pairs", Count::Int(rev.count() as i64)),
             ("merchant", Count::Str(key.clone())),
+            ("watched_likers", Count::Int(t.watched.len() as i64)),
+            (
+                "sample_accounts",
+                Count::List(take_distinct(likes.iter().rev().map(|l| &l.user), ACTORS)),
+            ),
+            (
+                "sample_devices",
+                Count::List(take_distinct(
+                    likes.iter().rev().filter_map(|l| l.device.as_ref()),
+                    ACTORS,
+                )),
+            ),
+            (
+                "sample_ips",
+                Count::List(take_distinct(
+                    likes.iter().rev().filter_map(|l| l.ip.as_ref()),
+                    ACTORS,
+                )),
+            ),
         ];
         let samples = take_samples(likes.iter().rev().map(|l| &l.like_id), cfg.max_samples);
         Subject {

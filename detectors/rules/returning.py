@@ -5,13 +5,18 @@ its evidence go on the watchlist (``detectors/verdicts.py``) for
 ``watch_for``. A like by a watched account, or from a watched device or
 address, counts towards its target's ``watched_likers``; a ring or farm
 caught once is then found at its next target within a tick, with far fewer
-likes than its first job needed, whatever merchant it works for.
+likes than its first job needed, whatever merchant it works for. The
+watched accounts must also be half the target's likers: a target alert's
+evidence names its newest likers, honest ones among them, and a popular
+post draws a few of them again among its hundreds of likers.
 
 Examples
 --------
->>> ReturningAccounts().score_one({"watched_likers": 3}) >= 0.5
+>>> ReturningAccounts().score_one({"watched_likers": 3, "watched_share": 0.8}) >= 0.5
 True
->>> ReturningAccounts().score_one({"watched_likers": 1}) < 0.5
+>>> ReturningAccounts().score_one({"watched_likers": 1, "watched_share": 1.0}) < 0.5
+True
+>>> ReturningAccounts().score_one({"watched_likers": 6, "watched_share": 0.05}) < 0.5
 True
 """
 
@@ -31,4 +36,6 @@ class ReturningAccounts(Rule):
         Cond("watched_likers", ">=", 3, "watched_likers",
              "accounts liking the target that are on the watchlist (named by an alert a "
              "moderator confirmed, or using a device or address it named)"),
+        Cond("watched_share", ">=", 0.5, "watched_share",
+             "share of the target's likers in the window on the watchlist", gate=True),
     ),)

@@ -842,6 +842,7 @@ impl MerchantView {
         ));
         x.push(("rate", rate));
         x.push(("watched_likers", t.watched.len() as f64));
+        x.push(("watched_share", ratio(t.watched.len() as f64, nu as f64)));
         let w = now - cfg.window;
         let rev = st.rev.iter().filter(|p| p.target == *tid && p.ts > w);
         // the merchant's token payments, counted only for a target with pairs

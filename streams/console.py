@@ -103,8 +103,9 @@ class _Entry:
 
 class Board:
     """The last ``capacity`` alerts sent, by id, newest first, each with the
-    latest verdict on it. An alert sent again (after a restart) keeps its
-    verdict and moves to the top; ``capacity`` 0 keeps nothing (console off).
+    latest verdict on it. An alert sent again (its partition processed again
+    after a rebalance) keeps its verdict and moves to the top; ``capacity``
+    0 keeps nothing (console off).
     """
 
     def __init__(self, capacity: int = BOARD_SIZE) -> None:

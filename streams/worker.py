@@ -310,17 +310,18 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
     from streams.console import Board, Console
     from streams.metrics import Metrics
 
-    metrics = Metrics(input_topics=(settings.payments_topic, settings.likes_topic))
-    app = create_app(settings)
-    board = Board() if settings.console_port else None
-    Pipeline(app, settings, metrics, board)  # registers its agents and timer on the app
-    if board is not None:
+    if settings.console_port:
         try:  # Faust binds it later, and would crash with a traceback when it is taken
             _check_port(settings.console_addr, settings.console_port)
         except OSError as exc:
             print(f"likeguard worker: error: console port {settings.console_port}: {exc}",
                   file=sys.stderr)
             return 2
+    metrics = Metrics(input_topics=(settings.payments_topic, settings.likes_topic))
+    app = create_app(settings)
+    board = Board() if settings.console_port else None
+    Pipeline(app, settings, metrics, board)  # registers its agents and timer on the app
+    if board is not None:
         Console(app, settings, board)
         log.info("review console on http://%s:%d%s/", _url_host(settings.console_addr),
                  settings.console_port, CONSOLE_PREFIX)

@@ -57,7 +57,7 @@ def test_a_resent_alert_keeps_its_verdict_and_moves_to_the_top():
         board.add(alert(i))
     v = make_verdict(board, b'{"alert_id": "a0", "verdict": "dismissed"}', now=100.0)
     assert board.decide(v)
-    board.add(alert(0))  # the worker restarted and sent it again
+    board.add(alert(0))  # sent again: its partition came back after a rebalance
     rows = board.rows()
     assert ids(rows) == ["a0", "a2", "a1"]
     assert rows[0]["verdict"]["verdict"] == "dismissed"

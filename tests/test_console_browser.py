@@ -6,8 +6,8 @@ The worker gets the traffic of the worker tests (a device farm and paid
 likes, :func:`tests.worker_harness.campaign_records`) plus a second device
 farm whose device id is markup. The test logs in, sees the alerts of the
 alerts topic as rows, filters them, dismisses the markup device's alert and
-reads the verdict back from the verdicts topic (and the worker reads it
-too). Every wait polls against a deadline.
+reads the verdict back from the verdicts topic, which the worker created
+(and the worker reads it too). Every wait polls against a deadline.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pytest
 
 from detectors.config import EngineConfig
 from detectors.verdicts import parse_verdict
+from tests.kafka_broker import _admin, create_topics
 from tests.worker_harness import (
     T0,
     TopicReader,
@@ -100,7 +101,8 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
     from selenium.webdriver.support.ui import Select
 
     topics = WorkerTopics.unique("lg-console")
-    topics.create(kafka_bootstrap)
+    # only the inputs: the worker creates its outputs, the verdicts topic among them
+    create_topics(kafka_bootstrap, [topics.payments, topics.likes])
     port = free_port()
     worker = worker_factory(topics, {**FAST, "LIKEGUARD_CONSOLE_PORT": str(port),
                                      "LIKEGUARD_CONSOLE_TOKEN": TOKEN}).start()
@@ -187,6 +189,12 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
     verdicts.poll(300)  # one more: a double click would show here
     verdicts.close()
     [rec] = verdicts.records
+    admin = _admin(kafka_bootstrap)
+    try:  # made by the worker, as its alerts and dead-letter topics
+        [meta] = admin.describe_topics([topics.verdicts])
+    finally:
+        admin.close()
+    assert len(meta["partitions"]) == 6
     v = parse_verdict(rec.value)
     assert rec.key.decode() == f"device:{EVIL}"
     assert (v.alert_id, v.entity_type, v.entity_id, v.detector, v.verdict, v.reviewer, v.reason) \

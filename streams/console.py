@@ -34,7 +34,7 @@ Examples
 ...                "severity": "warning", "detector": "ip_farm@1"})
 >>> [r["alert"]["alert_id"] for r in board.rows()]
 ['a2', 'a1']
->>> v = make_verdict(board, b'{"alert_id": "a1", "verdict": "dismissed"}', now=0.0)
+>>> v = make_verdict(board, b'{"alert_id": "a1", "verdict": "dismissed"}', now=1795514400.0)
 >>> v.key, v.detector, v.reviewer, board.decide(v)
 ('ip:10.0.0.1', 'ip_farm@1', 'console', True)
 >>> board.rows(severity="critical")
@@ -59,7 +59,8 @@ from faust.web import View
 from faust.web.exceptions import NotFound, ValidationError, WebError
 
 from detectors.alerts import SEVERITIES
-from detectors.verdicts import ENTITY_TYPES, VERDICTS, Verdict
+from detectors.parsing import MAX_TEXT, BadRecord
+from detectors.verdicts import ENTITY_TYPES, VERDICTS, Verdict, verdict_from_object
 from streams.settings import Settings
 
 __all__ = ["Board", "Console", "make_verdict", "parse_filters", "BOARD_SIZE", "PREFIX",
@@ -70,9 +71,8 @@ log = logging.getLogger("likeguard.console")
 #: alerts the board keeps (the oldest go first)
 BOARD_SIZE = 1000
 PREFIX = "/console"
-#: longest free text accepted in a verdict's ``reason`` and ``reviewer``
-MAX_REASON = 500
-MAX_REVIEWER = 100
+#: longest ``reason`` and ``reviewer`` of a verdict: the contract's bound on strings
+MAX_REASON = MAX_REVIEWER = MAX_TEXT
 #: reviewer of a verdict whose request names none
 DEFAULT_REVIEWER = "console"
 
@@ -211,8 +211,12 @@ def make_verdict(board: Board, body: bytes, now: float) -> Verdict:
         raise NotFound("no such alert on this worker's board (it may have been dropped: the "
                        f"board keeps the last {board.capacity})")
     entity = alert["entity"]
-    return Verdict(alert_id, entity["type"], entity["id"], verdict, reviewer, now, reason,
-                   alert.get("detector"))
+    v = Verdict(alert_id, entity["type"], entity["id"], verdict, reviewer, now, reason,
+                alert.get("detector"))
+    try:  # as the engines will read it: one they would dead-letter is refused here
+        return verdict_from_object(v.to_dict())
+    except BadRecord as exc:
+        raise ValidationError(f"not a valid verdict: {exc.detail}") from None
 
 
 # --------------------------------------------------------------------------- the web

@@ -21,6 +21,7 @@ from streams.settings import Settings, SettingsError, add_worker_arguments
 KEY = "0123456789abcdef0123456789abcdef"
 TOKEN = "console-test-token-0123456789"
 ENV = {"LIKEGUARD_CHECKPOINT_KEY": KEY}
+T = 1795514400.0  # 2026-11-24T10:00:00Z: a decision time
 
 
 def alert(i: int, etype: str = "ip", eid: str = "10.0.0.1", severity: str = "warning",
@@ -55,7 +56,7 @@ def test_a_resent_alert_keeps_its_verdict_and_moves_to_the_top():
     board = Board(capacity=3)
     for i in range(3):
         board.add(alert(i))
-    v = make_verdict(board, b'{"alert_id": "a0", "verdict": "dismissed"}', now=100.0)
+    v = make_verdict(board, b'{"alert_id": "a0", "verdict": "dismissed"}', now=T + 100)
     assert board.decide(v)
     board.add(alert(0))  # sent again: its partition came back after a rebalance
     rows = board.rows()
@@ -67,11 +68,11 @@ def test_a_resent_alert_keeps_its_verdict_and_moves_to_the_top():
 def test_the_latest_verdict_wins_and_unknown_alerts_are_not_noted():
     board = Board()
     board.add(alert(1))
-    late = make_verdict(board, b'{"alert_id": "a1", "verdict": "confirmed"}', now=200.0)
-    early = make_verdict(board, b'{"alert_id": "a1", "verdict": "dismissed"}', now=100.0)
+    late = make_verdict(board, b'{"alert_id": "a1", "verdict": "confirmed"}', now=T + 200)
+    early = make_verdict(board, b'{"alert_id": "a1", "verdict": "dismissed"}', now=T + 100)
     assert board.decide(late) and board.decide(early)
     assert board.rows()[0]["verdict"]["verdict"] == "confirmed"
-    gone = make_verdict(board, b'{"alert_id": "a1", "verdict": "dismissed"}', now=300.0)
+    gone = make_verdict(board, b'{"alert_id": "a1", "verdict": "dismissed"}', now=T + 300)
     assert not Board().decide(gone)
 
 
@@ -116,8 +117,20 @@ def test_a_verdict_takes_the_entity_and_detector_of_the_boards_alert():
         ("confirmed", "mod-3", "farm", 1795514700.5)
     assert v.key == "device:d-<b>1</b>"
     assert parse_verdict(v.to_json()) == v  # the contract's object, as the engines read it
-    v = make_verdict(board, b'{"alert_id": "a7", "verdict": "dismissed", "reviewer": " "}', 1.0)
+    v = make_verdict(board, b'{"alert_id": "a7", "verdict": "dismissed", "reviewer": " "}', T)
     assert (v.reviewer, v.reason) == ("console", None)
+    v = make_verdict(board, orjson.dumps({"alert_id": "a7", "verdict": "dismissed",
+                                          "reason": "x" * 256}), now=1795514700.0)
+    assert parse_verdict(v.to_json()) == v  # the longest reason the contract takes
+
+
+def test_a_verdict_the_engines_would_refuse_is_refused():
+    """decided_at outside the contract's years (a wall clock gone wrong)."""
+    board = Board()
+    board.add(alert(1))
+    with pytest.raises(ValidationError) as info:
+        make_verdict(board, b'{"alert_id": "a1", "verdict": "dismissed"}', now=0.0)
+    assert "decided_at" in info.value.detail
 
 
 @pytest.mark.parametrize(("body", "words"), [
@@ -126,8 +139,8 @@ def test_a_verdict_takes_the_entity_and_detector_of_the_boards_alert():
     (b'{"verdict": "dismissed"}', "alert_id"),
     (b'{"alert_id": "a1", "verdict": "maybe"}', "confirmed, dismissed"),
     (b'{"alert_id": "a1", "verdict": "dismissed", "reason": 5}', "reason"),
-    (orjson.dumps({"alert_id": "a1", "verdict": "dismissed", "reason": "x" * 501}), "500"),
-    (orjson.dumps({"alert_id": "a1", "verdict": "dismissed", "reviewer": "x" * 101}), "100"),
+    (orjson.dumps({"alert_id": "a1", "verdict": "dismissed", "reason": "x" * 257}), "256"),
+    (orjson.dumps({"alert_id": "a1", "verdict": "dismissed", "reviewer": "x" * 257}), "256"),
 ])
 def test_a_bad_verdict_request_is_refused(body, words):
     board = Board()

@@ -117,7 +117,7 @@
     }
     const reason = el("input");
     reason.type = "text";
-    reason.maxLength = 500;
+    reason.maxLength = 256;  // the contract's bound on strings
     reason.placeholder = "reason (optional)";
     reason.className = "reason";
     reason.value = reasonText || "";

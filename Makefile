@@ -1,6 +1,7 @@
 # likeguard: `make demo` runs the product, `make test` runs every test.
 # Both set themselves up from scratch (virtualenv, Python packages, the Rust
-# core, Kafka jars, Debian packages kcat and prometheus when missing).
+# core, Kafka jars, Debian packages kcat, prometheus, chromium and
+# chromium-driver when missing).
 
 PY      ?= python3
 VENV    ?= .venv
@@ -38,10 +39,12 @@ $(CORE_STAMP): $(STAMP) $(CORE_SRC) | rust
 
 setup: $(STAMP) $(CORE_STAMP) ## virtualenv, Python packages and the compiled core
 
-# Debian packages the tests use as real, independent parts.
+# Debian packages the tests use as real, independent parts (chromium and its
+# driver run the review console's browser test: Selenium gets no browser of its own).
 system-deps:
 	@missing=""; \
-	for t in kcat:kcat prometheus:prometheus promtool:prometheus java:openjdk-17-jre-headless mvn:maven; do \
+	for t in kcat:kcat prometheus:prometheus promtool:prometheus java:openjdk-17-jre-headless mvn:maven \
+	         chromium:chromium chromedriver:chromium-driver; do \
 	  cmd=$${t%%:*}; pkg=$${t##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -165,6 +165,7 @@ from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
 from detectors.partitioning import kafka_partition
 from detectors.verdicts import Verdict, parse_verdict
+from streams.console import Board
 from streams.ingest import InputConsumer
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -390,12 +391,17 @@ class Pipeline:
         Validated settings.
     metrics
         Where counters go (a private :class:`~streams.metrics.Metrics`).
+    board
+        Where the review console sees the alerts sent and the verdicts read
+        (:mod:`streams.console`; default: one that keeps nothing).
     """
 
-    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics,
+                 board: Board | None = None) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
+        self.board = board if board is not None else Board(capacity=0)
         self.cfg = settings.engine
         self.topics: Topics = make_topics(app, settings)
         self.n = settings.partitions
@@ -589,7 +595,8 @@ class Pipeline:
     async def _verdict(self, msg: ConsumerRecord) -> None:
         """A moderator's verdict: dead-letter it if bad, else send it to every
         partition of every view topic (which engine raised the alert is not
-        known here; each engine keeps only the detectors it hosts)."""
+        known here; each engine keeps only the detectors it hosts), and note
+        it on the console's board."""
         try:
             v = parse_verdict(msg.value)
         except BadRecord as exc:
@@ -599,6 +606,7 @@ class Pipeline:
                                                exc.reason, exc.detail))
             return
         self.metrics.verdict(v.verdict)
+        self.board.decide(v)
         data = encode_verdict(v)
         send = self.app.producer.send
         for name in self.view_names.values():
@@ -946,6 +954,7 @@ class Pipeline:
         for a in alerts:
             d = a.to_dict(emitted)
             await self.topics.alerts.send(key=a.key.encode(), value=orjson.dumps(d))
+            self.board.add(d)
             m.alert(d)
             m.observe_latency(a.window_end, now)
         forwards = slot.engine.take_forwards()

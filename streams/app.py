@@ -18,8 +18,12 @@ Choices that matter for correctness (see ``streams/agents.py``):
 * ``consumer_auto_offset_reset="earliest"``: a new consumer group starts at
   the beginning of the input topics, so nothing produced before the first
   start is missed;
-* ``web_enabled=False``: metrics have their own exporter
-  (:mod:`streams.metrics`), and several workers may share a host.
+* the web server is off (metrics have their own exporter,
+  :mod:`streams.metrics`, and several workers may share a host) unless the
+  review console is configured (``console_port``, :mod:`streams.console`);
+  then it listens on ``console_addr:console_port`` and serves the console
+  alone: Faust's own pages (``/router``, ``/table``, statistics, graph,
+  performance) are off, as they would show internal state without a token.
 
 And one for throughput: Faust builds its aiokafka consumer with a fixed
 ``fetch_max_wait_ms`` of 1,500. aiokafka keeps one fetch in flight per
@@ -44,7 +48,11 @@ from faust.types.transports import TransportT
 
 from streams.settings import Settings
 
-__all__ = ["LikeguardApp", "aiokafka_security", "create_app", "credentials", "ssl_context"]
+__all__ = ["LikeguardApp", "aiokafka_security", "create_app", "credentials", "ssl_context",
+           "web_settings"]
+
+#: the largest request body the web server reads (a console verdict is < 1 KB)
+MAX_REQUEST_BYTES = 64 * 1024
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -113,6 +121,25 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     return out
 
 
+def web_settings(settings: Settings) -> dict[str, Any]:
+    """The app's web server settings: off, or the console's address and port
+    with Faust's own pages off."""
+    if not settings.console_port:
+        return {"web_enabled": False}
+    return {
+        "web_enabled": True,
+        "web_bind": settings.console_addr,
+        "web_host": settings.console_addr,
+        "web_port": settings.console_port,
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_stats_enabled": False,
+        "web_graph_enabled": False,
+        "web_metrics_enabled": False,
+        "web_application_options": {"client_max_size": MAX_REQUEST_BYTES},
+    }
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the (not yet started) Faust app; topics and agents are added by the caller."""
     brokers = [f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")]
@@ -124,7 +151,7 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=settings.data_dir,
         autodiscover=False,
-        web_enabled=False,
+        **web_settings(settings),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,

@@ -14,7 +14,11 @@ What it does, in order:
    Prometheus exporter on port 9108, or a free port when 9108 is taken. Its
    checkpoint key, unless ``LIKEGUARD_CHECKPOINT_KEY`` or
    ``LIKEGUARD_CHECKPOINT_KEY_FILE`` is set, is a random one the demo keeps
-   in ``OUT/checkpoint.key`` (made on the first run, reused after).
+   in ``OUT/checkpoint.key`` (made on the first run, reused after). Its
+   review console (docs/console.md) is on, at port 9109 or a free one,
+   with a token made for the run (unless ``LIKEGUARD_CONSOLE_TOKEN`` is
+   set); the demo prints the console's URL, token in its ``#token=``
+   fragment, at start and keeps it in the status lines.
 4. **Traffic.** Starts ``likeguard simulate --to-kafka``: live, now-anchored
    simulated traffic with fraud campaigns; the warm-up is backfilled so the
    first campaign begins ``--first-campaign-in`` seconds after the start
@@ -304,6 +308,7 @@ class Demo:
     counts: Counter = field(default_factory=Counter)
     interrupts: int = 0
     metrics_url: str = ""
+    console_url: str = ""
     worker_ready: bool = False
     namespace: dict[str, str] = field(default_factory=dict)
     _alerts_fh: IO[bytes] | None = None
@@ -457,10 +462,37 @@ class Demo:
         env.setdefault("LIKEGUARD_METRICS_ADDR", "127.0.0.1")
         argv = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", self.bootstrap,
                 "--metrics-port", str(port)]
+        self.console_url = self._console(env, taken={port})
         self.worker = Child("worker", argv, env, outdir / "worker.log").start()
         self.metrics_url = f"http://{env['LIKEGUARD_METRICS_ADDR']}:{port}/metrics"
         self.say(f"worker started (pid {self.worker.pid}, log {outdir / 'worker.log'})")
         self.say(f"metrics: {self.metrics_url}")
+        if self.console_url:
+            self.say(f"review console: {self.console_url}")
+
+    def _console(self, env: dict[str, str], taken: set[int]) -> str:
+        """Turn the worker's review console on in ``env`` (port, address, a
+        token made for this run unless one is set); return its URL with the
+        token in the fragment, which the page reads and the browser never
+        sends ("" with ``--console-port 0``)."""
+        port = self.args.console_port
+        if not port:
+            env["LIKEGUARD_CONSOLE_PORT"] = "0"
+            return ""
+        if port in taken or not _port_free(port):
+            wanted, port = port, _free_port()
+            self.say(f"port {wanted} is taken; the review console goes to port {port}")
+        env["LIKEGUARD_CONSOLE_PORT"] = str(port)
+        addr = env.setdefault("LIKEGUARD_CONSOLE_ADDR", "127.0.0.1")
+        if env.get("LIKEGUARD_CONSOLE_TOKEN_FILE"):
+            try:
+                token = Path(env["LIKEGUARD_CONSOLE_TOKEN_FILE"]).read_text().strip()
+            except OSError as exc:
+                raise DemoError(f"cannot read LIKEGUARD_CONSOLE_TOKEN_FILE: {exc}") from exc
+        else:  # in the worker's environment only, never its argv
+            token = env.setdefault("LIKEGUARD_CONSOLE_TOKEN", secrets.token_urlsafe(24))
+        host = f"[{addr}]" if ":" in addr else addr
+        return f"http://{host}:{port}/console/#token={token}"
 
     def start_simulator(self, outdir: Path) -> None:
         s = self.settings()
@@ -512,6 +544,7 @@ class Demo:
             f"broker {self.bootstrap}{' (started by the demo)' if self.broker_started else ''}   "
             f"worker {worker}   metrics {self.metrics_url}",
             f"simulator {self._sim_status()}",
+            f"review console {self.console_url or 'off'}",
             f"alerts {sum(self.counts.values())} ({sev})",
             "",
         ]
@@ -658,6 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave a broker the demo started running at the end")
     p.add_argument("--metrics-port", type=int, default=9108,
                    help="worker's Prometheus port; a free one when taken or 0 (default 9108)")
+    p.add_argument("--console-port", type=int, default=9109,
+                   help="worker's review console port; a free one when taken, 0: off "
+                        "(default 9109)")
     p.add_argument("--out", type=Path, default=REPO / "out" / "demo-live",
                    help="directory for logs, the live recording, labels and alerts "
                         "(default out/demo-live)")

@@ -11,6 +11,11 @@ The checkpoint key (``LIKEGUARD_CHECKPOINT_KEY`` or a file named by
 required, has no command-line flag (argv is visible to every user of the
 host) and is never logged.
 
+The review console (:mod:`streams.console`) is off unless ``console_port``
+is set; then it needs a bearer token, ``LIKEGUARD_CONSOLE_TOKEN`` (env only,
+as the checkpoint key) or a file named by ``LIKEGUARD_CONSOLE_TOKEN_FILE``,
+and the worker refuses to start without one.
+
 Every :class:`~detectors.config.EngineConfig` field is a setting too:
 ``LIKEGUARD_<FIELD>`` / ``--<field>`` (e.g. ``LIKEGUARD_GRACE`` /
 ``--grace``). ``partitions`` is both the engine's model-shard count and the
@@ -60,8 +65,10 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: shortest checkpoint key accepted, in bytes (an HMAC-SHA256 key of 32 random bytes)
 MIN_KEY_BYTES = 32
+#: shortest console token accepted, in bytes (``openssl rand -hex 16`` gives 32)
+MIN_TOKEN_BYTES = 16
 #: settings read from the environment only: secrets stay out of argv
-_ENV_ONLY = frozenset({"checkpoint_key"})
+_ENV_ONLY = frozenset({"checkpoint_key", "console_token"})
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _HOSTPORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
@@ -134,6 +141,13 @@ class Settings:
     #: the secret that signs checkpoints (env only), or a file holding it
     checkpoint_key: str | None = field(default=None, repr=False)
     checkpoint_key_file: str | None = None
+    # --- review console (streams/console.py): off by default, since it takes
+    # verdicts that change detection and needs a token only its operator can set
+    console_port: int = 0
+    console_addr: str = "127.0.0.1"
+    #: the bearer token of the console (env only), or a file holding it
+    console_token: str | None = field(default=None, repr=False)
+    console_token_file: str | None = None
     # --- detectors
     engine: EngineConfig = field(default_factory=EngineConfig)
 
@@ -169,27 +183,48 @@ class Settings:
             Neither or both are set, the file cannot be read, or the key is
             shorter than :data:`MIN_KEY_BYTES`.
         """
-        if self.checkpoint_key is not None and self.checkpoint_key_file is not None:
-            raise SettingsError("checkpoint_key", "set either it or checkpoint_key_file "
-                                "(LIKEGUARD_CHECKPOINT_KEY_FILE), not both")
-        if self.checkpoint_key_file is not None:
-            name = "checkpoint_key_file"
+        return self._secret("checkpoint_key", MIN_KEY_BYTES, "is required",
+                            f"a secret of at least {MIN_KEY_BYTES} characters that every worker "
+                            "of the app shares (e.g. the output of `openssl rand -hex 32`)")
+
+    def console_secret(self) -> bytes:
+        """The console's bearer token as bytes, read as :meth:`checkpoint_secret`
+        reads the key (``console_token`` or ``console_token_file``).
+
+        Raises
+        ------
+        SettingsError
+            Neither or both are set, the file cannot be read, or the token is
+            shorter than :data:`MIN_TOKEN_BYTES`.
+        """
+        return self._secret("console_token", MIN_TOKEN_BYTES, "is required with console_port",
+                            f"a secret of at least {MIN_TOKEN_BYTES} characters that the "
+                            "console's users are given (e.g. the output of `openssl rand -hex 16`)")
+
+    def _secret(self, name: str, min_bytes: int, required: str, what: str) -> bytes:
+        """The secret ``name`` (env only) or the contents of the file named by
+        ``<name>_file``, stripped; one of the two, at least ``min_bytes`` long."""
+        file_name = f"{name}_file"
+        value, path = getattr(self, name), getattr(self, file_name)
+        if value is not None and path is not None:
+            raise SettingsError(name, f"set either it or {file_name} ({_env_name(file_name)}), "
+                                      "not both")
+        if path is not None:
+            label = file_name
             try:
-                key = Path(self.checkpoint_key_file).read_bytes().strip()
+                secret = Path(path).read_bytes().strip()
             except OSError as exc:
-                raise SettingsError(name, f"cannot read {self.checkpoint_key_file}: "
-                                          f"{exc.strerror or exc}") from None
-        elif self.checkpoint_key is not None:
-            name, key = "checkpoint_key", self.checkpoint_key.encode()
+                raise SettingsError(label, f"cannot read {path}: {exc.strerror or exc}") from None
+        elif value is not None:
+            label, secret = name, value.encode()
         else:
-            raise SettingsError("checkpoint_key", "is required: set it, or checkpoint_key_file "
-                                "(LIKEGUARD_CHECKPOINT_KEY_FILE), to a secret of at least "
-                                f"{MIN_KEY_BYTES} characters that every worker of the app shares "
-                                "(e.g. the output of `openssl rand -hex 32`)")
-        if len(key) < MIN_KEY_BYTES:
-            raise SettingsError(name, f"the key must have at least {MIN_KEY_BYTES} bytes, "
-                                      f"it has {len(key)}")
-        return key
+            raise SettingsError(name, f"{required}: set it, or {file_name} "
+                                      f"({_env_name(file_name)}), to {what}")
+        if len(secret) < min_bytes:
+            noun = "key" if name == "checkpoint_key" else "token"
+            raise SettingsError(label, f"the {noun} must have at least {min_bytes} bytes, "
+                                       f"it has {len(secret)}")
+        return secret
 
     # ------------------------------------------------------------ building
 
@@ -300,6 +335,15 @@ class Settings:
         if self.log_level not in LOG_LEVELS:
             raise SettingsError("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
         self.checkpoint_secret()
+        if not 0 <= self.console_port <= 65535:
+            raise SettingsError("console_port", f"must be in 0..65535, got {self.console_port}")
+        if not self.console_addr:
+            raise SettingsError("console_addr", "must not be empty")
+        if self.console_port:
+            if self.console_port == self.metrics_port:
+                raise SettingsError("console_port", f"must differ from metrics_port "
+                                                    f"({self.metrics_port})")
+            self.console_secret()
         try:
             self.engine.validate()
         except ValueError as exc:
@@ -335,7 +379,7 @@ class Settings:
             v = getattr(self, f.name)
             if f.name == "engine":
                 out.update({f"engine.{k}": x for k, x in v.to_dict().items()})
-            elif f.name in ("sasl_password", "checkpoint_key"):
+            elif f.name in ("sasl_password", "checkpoint_key", "console_token"):
                 out[f.name] = "***" if v else None
             else:
                 out[f.name] = v
@@ -344,11 +388,12 @@ class Settings:
 
 # ---------------------------------------------------------------- parsing
 
-_INT = {"replication_factor", "metrics_port", "batch_size"}
+_INT = {"replication_factor", "metrics_port", "batch_size", "console_port"}
 _FLOAT = {"checkpoint_interval", "idle_flush", "progress_interval", "batch_within",
           "fetch_max_wait", "session_timeout", "heartbeat_interval"}
 _OPTIONAL = {"sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile",
-             "ssl_keyfile", "checkpoint_key", "checkpoint_key_file"}
+             "ssl_keyfile", "checkpoint_key", "checkpoint_key_file", "console_token",
+             "console_token_file"}
 _UPPER = {"security_protocol", "sasl_mechanism"}
 
 
@@ -433,6 +478,10 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                           "flowing; Faust's own default is 1.5)",
         "checkpoint_key_file": "file holding the secret that signs checkpoints (or the env var "
                                "LIKEGUARD_CHECKPOINT_KEY; required)",
+        "console_port": "port of the review console (/console/), 0: off",
+        "console_addr": "address the review console listens on",
+        "console_token_file": "file holding the review console's bearer token (or the env var "
+                              "LIKEGUARD_CONSOLE_TOKEN; required with --console-port)",
     }
     for f in fields(Settings):
         if f.name == "engine":

@@ -3,6 +3,7 @@
 :func:`run_worker` builds :class:`~streams.settings.Settings` (flags override
 ``KAFKA_BOOTSTRAP_SERVERS`` / ``LIKEGUARD_*`` env vars), validates them, checks
 the cluster and its topics (:func:`preflight`), starts the Prometheus exporter
+and, with ``console_port`` set, the review console (:mod:`streams.console`),
 and runs the Faust worker until SIGINT or SIGTERM, which stop it cleanly
 (agents stop, acked offsets are committed, the producer is flushed). Exit
 codes: 0 after a clean stop, 2 when it cannot start (bad settings, a cluster
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import logging
 import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -172,8 +174,9 @@ def preflight(settings: Settings, connect_timeout: float = CONNECT_TIMEOUT,
       exactly ``settings.partitions`` partitions: the engine shards its
       models by the Kafka partition of each key, and a checkpoint belongs to
       one partition; an existing topic with another count is an error;
-    * missing internal and output (alerts, dead-letter) topics are created
-      with ``settings.partitions`` partitions.
+    * missing internal and output (alerts, dead-letter, verdicts) topics are
+      created with ``settings.partitions`` partitions (the verdicts topic is
+      the console's output and the ingest's input).
 
     With ``quiet``, kafka-python's own log lines are held back meanwhile.
 
@@ -262,6 +265,18 @@ def _brief(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+def _check_port(addr: str, port: int) -> None:
+    """Raise :class:`OSError` when ``addr:port`` cannot be bound now."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+        s.bind((addr, port))
+
+
+def _url_host(addr: str) -> str:
+    return f"[{addr}]" if ":" in addr else addr
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m streams.worker`` (one flag per setting)."""
     p = argparse.ArgumentParser(prog="python -m streams.worker",
@@ -291,11 +306,25 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
     from detectors.replay import long_lived_heap
     from streams.agents import Pipeline
     from streams.app import create_app
+    from streams.console import PREFIX as CONSOLE_PREFIX
+    from streams.console import Board, Console
     from streams.metrics import Metrics
 
+    if settings.console_port:
+        try:  # Faust binds it later, and would crash with a traceback when it is taken
+            _check_port(settings.console_addr, settings.console_port)
+        except OSError as exc:
+            print(f"likeguard worker: error: console port {settings.console_port}: {exc}",
+                  file=sys.stderr)
+            return 2
     metrics = Metrics(input_topics=(settings.payments_topic, settings.likes_topic))
     app = create_app(settings)
-    Pipeline(app, settings, metrics)  # registers its agents and timer on the app
+    board = Board() if settings.console_port else None
+    Pipeline(app, settings, metrics, board)  # registers its agents and timer on the app
+    if board is not None:
+        Console(app, settings, board)
+        log.info("review console on http://%s:%d%s/", _url_host(settings.console_addr),
+                 settings.console_port, CONSOLE_PREFIX)
     if settings.metrics_port:
         try:
             port = metrics.serve(settings.metrics_port, addr=settings.metrics_addr)

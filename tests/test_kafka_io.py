@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -488,6 +489,26 @@ def test_demo_ctrl_c_stops_everything(kafka_bootstrap, tmp_path):
         _wait_for(lambda: "worker ready" in log.read_text(), 90, "worker ready", proc, log)
         pids = _children(log.read_text())
         assert len(pids) == 2 and all(_pid_alive(p) for p in pids)
+        # the review console is on, its URL printed with a token made for the run
+        console = re.search(r"review console: (http://127\.0\.0\.1:\d+/console/)#token=(\S+)",
+                            log.read_text())
+        assert console, log.read_text()
+        base, token = console.groups()
+        assert len(token) >= 16 and token not in (tmp_path / "out" / "worker.log").read_text()
+
+        def answers(auth: str | None) -> int | None:
+            req = urllib.request.Request(base + "alerts")
+            if auth:
+                req.add_header("Authorization", f"Bearer {auth}")
+            try:
+                with urllib.request.urlopen(req, timeout=3) as resp:
+                    return resp.status if "alerts" in orjson.loads(resp.read()) else None
+            except urllib.error.HTTPError as exc:
+                return exc.code
+            except OSError:
+                return None  # not listening yet
+        assert _wait_for(lambda: answers(token), 30, "console answers", proc, log) == 200
+        assert answers(None) == 401
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=90)

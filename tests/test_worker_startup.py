@@ -104,3 +104,28 @@ def test_refused_credentials_give_one_line_with_the_cause(kafka_sasl, tmp_path):
     refused = "SaslAuthenticationFailedError" in line and "invalid credentials" in line
     assert refused or line.endswith("KafkaConnectionError: socket disconnected"), line
     assert "not-the-password" not in line
+
+
+def test_a_console_without_a_token_gives_one_line_and_exit_2(tmp_path):
+    line = _one_error_line(_run_worker(f"127.0.0.1:{free_port()}", tmp_path,
+                                       LIKEGUARD_CONSOLE_PORT=str(free_port())))
+    assert "console_token (LIKEGUARD_CONSOLE_TOKEN): is required with console_port" in line
+
+
+@pytest.mark.kafka
+def test_a_taken_console_port_gives_one_line_and_exit_2(kafka_bootstrap, tmp_path):
+    """Faust binds the console's port only once the worker runs, and would
+    crash with a traceback; the worker checks it first."""
+    import socket
+
+    topics = WorkerTopics.unique("lg-consoleport")
+    create_topics(kafka_bootstrap, [topics.payments, topics.likes])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _one_error_line(_run_worker(
+            kafka_bootstrap, tmp_path, LIKEGUARD_CONSOLE_PORT=str(port),
+            LIKEGUARD_CONSOLE_TOKEN="startup-test-console-token", **topics.env()))
+    assert f"console port {port}: " in line and "in use" in line
+    assert "startup-test-console-token" not in line

@@ -11,9 +11,9 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
   the dismissed alert's: an employer's post liked by its office is not
   re-alerted every half hour, but a campaign that grows on top of it is;
 * a *confirmed* alert lifts a dismissal of the same detector and entity
-  decided before it (the latest decision wins), and puts the accounts,
-  devices and addresses of its evidence (and its entity, when it is one of
-  those) on the watchlist for ``watch_for`` (:attr:`VerdictBook.to_watch`;
+  decided before it (the latest decision wins), and, unless its entity is a
+  target, puts the accounts, devices and addresses of its evidence (and its
+  entity, when it is one of those) on the watchlist for ``watch_for`` (:attr:`VerdictBook.to_watch`;
   the engine hands them to the core's merchant view, where their likes
   count as ``watched_likers``);
 * either verdict on an alert the engine remembers trains the
@@ -261,6 +261,11 @@ class VerdictBook:
         self.quiet[k] = (until, bar)
 
     def _watch(self, v: Verdict, remembered: tuple[tuple[str, ...], ...]) -> None:
+        if v.entity_type == "target":
+            # a target's evidence names its newest likers, honest ones among
+            # them; a device's, an address's or a merchant's paid pairs name
+            # the accounts behind the evidence
+            return
         until = v.decided_at + self.watch_for
         entity = {"user": "account", "device": "device", "ip": "ip"}.get(v.entity_type)
         for kind, given, known in zip(("account", "device", "ip"),

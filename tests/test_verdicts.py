@@ -394,3 +394,18 @@ def test_a_verdict_carries_the_alerts_actors() -> None:
         with pytest.raises(BadRecord) as exc:
             parse_verdict(orjson.dumps({**VALID, "evidence": {"sample_accounts": bad}}))
         assert exc.value.reason == reason, bad
+
+
+def test_a_confirmed_target_watches_no_one() -> None:
+    """A target's evidence names its newest likers, honest ones among them:
+    only a confirmed account, device, address or merchant fills the watchlist."""
+    book = VerdictBook(dismiss_for=3600)
+    book.add(Verdict("t", "target", "post:1", "confirmed", "r", 10.0, accounts=("o1",)))
+    book.add(Verdict("m", "merchant", "m1", "confirmed", "r", 10.0, accounts=("o2",)))
+    book.add(Verdict("d", "device", "d1", "confirmed", "r", 10.0, accounts=("o3",),
+                     ips=("10.0.0.1",)))
+    book.apply_due(10.0)
+    assert book.to_watch == [("account", ["o2"], 10.0 + 7 * 86400),
+                             ("account", ["o3"], 10.0 + 7 * 86400),
+                             ("device", ["d1"], 10.0 + 7 * 86400),
+                             ("ip", ["10.0.0.1"], 10.0 + 7 * 86400)]

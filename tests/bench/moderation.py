@@ -4,9 +4,10 @@ and without a simulated moderator answering every alert.
 The moderator (:class:`detectors.moderation.SimulatedModerator`) reviews each
 alert ten minutes of event time after it, answers from the labels, and is
 wrong 5% of the time. Three runs per recording: no moderator; a moderator
-whose dismissals quiet their entities (the default settings); and the same
-with the verdict ranker ranking warnings below a 0.2 probability of
-confirmation down to reviews (``rank_below=0.2``).
+whose verdicts take effect as with the default settings (dismissals quiet
+their entities, confirmations fill the watchlist); and the same with the
+verdict ranker ranking warnings below a 0.2 probability of confirmation
+down to reviews (``rank_below=0.2``).
 Per run it prints alerts, precision, alerts on honest look-alikes (false
 alarms), campaigns found and the median delay, each over all alerts and
 over the *actionable* ones (warning or critical: what a moderation queue
@@ -71,7 +72,7 @@ def _figures(labels: Any, alerts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-RUNS = ("no moderator", "dismissals", "dismissals + ranker")
+RUNS = ("no moderator", "verdicts", "verdicts + ranker")
 
 
 def run(name: str, gen: str | None, seed: int, args: tuple[str, ...], delay: float,

@@ -551,6 +551,48 @@ def test_crash_with_default_settings_loses_nothing(kafka_bootstrap, worker_facto
     assert "restored" in worker.log_text(2)
 
 
+def test_a_crash_keeps_the_verdicts(kafka_bootstrap, worker_factory, recording):
+    """Verdicts read before the traffic, then a hard kill mid-stream: the
+    restarted worker's alerts are the topology's given the same verdicts. A
+    dismissal by entity (its alert older than the worker's memory) holds a
+    farm's first warning, its critical alert still comes; a confirmation
+    fills the watchlists (state that must survive too)."""
+    from detectors.verdicts import Verdict
+
+    path, _offline, _model = recording
+    plain = partitioned_replay(path, EngineConfig())
+    farms = Counter(a["entity"]["id"] for a in plain if a["detector"] == "device_farm@1")
+    device = next(d for d, n in farms.items() if n >= 2)  # a warning, then critical
+    first = next(a for a in plain if a["entity"]["id"] == device)
+    start = min(parse_time(a["window"]["start"]) for a in plain)
+    paid = next(a for a in plain if a["detector"] == "paid_likes@1")
+    verdicts = [
+        Verdict("older-alert", "device", device, "dismissed", "r1", start, detector=first["detector"]),
+        Verdict(paid["alert_id"], "merchant", paid["entity"]["id"], "confirmed", "r1",
+                parse_time(paid["window"]["end"]) + 30,
+                accounts=tuple(paid["evidence"]["sample_accounts"])),
+    ]
+    model = partitioned_replay(path, EngineConfig(), verdicts)
+    gone = alert_ids(plain) - alert_ids(model)
+    assert gone == {first["alert_id"]} and alert_ids(model) <= alert_ids(plain)
+    topics = WorkerTopics.unique("lg-verdict-crash")
+    topics.create(kafka_bootstrap)
+    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "120",
+                                     "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
+    worker.wait_ready()
+    produce(kafka_bootstrap, [(topics.verdicts, v.key.encode(), v.to_json()) for v in verdicts])
+    # in every view partition before the traffic, as in the model
+    wait_for(lambda: worker.metric("likeguard_verdicts_total", verdict="dismissed") == 1
+             and worker.metric("likeguard_verdicts_total", verdict="confirmed") == 1, 30,
+             worker.tail, alive=worker.alive)
+    _crash_mid_stream(kafka_bootstrap, worker, topics, *recording_records(path, topics),
+                      idle_flush="6")
+    got = _alerts_seen(kafka_bootstrap, topics, alert_ids(model), worker)
+    assert sum(_behind_watermark(worker).values()) == 0
+    assert alert_diff(got, model) == ""
+    assert "restored" in worker.log_text(2)
+
+
 def test_worker_over_sasl_ssl(kafka_bootstrap, kafka_sasl, worker_factory):
     """The worker talks to Kafka only through the SASL_SSL (SCRAM) listener."""
     topics = WorkerTopics.unique("lg-sasl")

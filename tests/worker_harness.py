@@ -450,17 +450,22 @@ def offline_alerts(records: Iterable[tuple[str, bytes | None, bytes | None]], to
     return out
 
 
-def partitioned_replay(path: Path, config: Any) -> list[dict[str, Any]]:
+def partitioned_replay(path: Path, config: Any, verdicts: Iterable[Any] = ()
+                       ) -> list[dict[str, Any]]:
     """Reference model of the worker's topology, without Kafka: the
     recording's events through :class:`tests.helpers.Topology` (with progress
     marks). As long as no event is late, the order in which a consumer
     interleaves partitions does not matter, and this is what an uninterrupted
-    worker must produce."""
+    worker must produce. ``verdicts`` reach every engine before the events
+    (as the worker's ingest sends a verdict to every view partition)."""
     from detectors.recording import read_records
     from detectors.replay import ReplaySummary, iter_sourced
     from tests.helpers import Topology
 
     topo = Topology(config)
+    for v in verdicts:
+        for eng in topo.engines.values():
+            eng.verdict(v)
     for src, ev in iter_sourced(read_records(path), ReplaySummary()):
         topo.feed(src, ev)
     topo.flush()

@@ -80,6 +80,7 @@ __all__ = [
     "format_table",
     "load_alerts",
     "load_labels",
+    "overlap_warning",
     "parse_labels",
     "run",
     "write_report",
@@ -289,7 +290,27 @@ def load_alerts(path: str | Path) -> list[dict[str, Any]]:
                 alerts.append(obj)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise AlertsError(f"cannot read alerts file {p}: {exc}") from exc
+    if alerts and not any("alert_id" in a or isinstance(a.get("entity"), dict) for a in alerts):
+        kind = ("a kcat recording" if all("payload" in a and "topic" in a for a in alerts)
+                else "not alerts")
+        raise AlertsError(f"{p}: no line is an alert (none has an alert_id or an entity): "
+                          f"{kind}; pass the file `replay --alerts-out` wrote")
     return alerts
+
+
+def overlap_warning(labels: Labels, alerts: Iterable[Mapping[str, Any]]) -> str | None:
+    """A warning when no alert's window end falls in the labels' time span
+    (the alerts of another recording, or labels of another run); else ``None``."""
+    spans = [*labels.campaigns, *labels.benign]
+    ends = [e for e in map(_alert_end, alerts) if e is not None]
+    if not spans or not ends:
+        return None
+    lo, hi = min(s.start for s in spans), max(s.end for s in spans) + GRACE_SECONDS
+    if any(lo <= e <= hi for e in ends):
+        return None
+    return (f"no alert ends within the labels' time span ({format_time(lo)} to "
+            f"{format_time(hi)}); the alerts run from {format_time(min(ends))} to "
+            f"{format_time(max(ends))}: are they of another recording?")
 
 
 @dataclass(slots=True)
@@ -1069,13 +1090,18 @@ def run(args: argparse.Namespace) -> int:
     except (LabelsError, AlertsError) as exc:
         print(f"likeguard evaluate: error: {exc}", file=sys.stderr)
         return 2
+    warning = overlap_warning(labels, alerts)
+    if warning:
+        print(f"likeguard evaluate: warning: {warning}", file=sys.stderr)
     ev = evaluate(labels, alerts)
     print(format_table(ev, labels))
     try:
         if getattr(args, "report", None):
             write_report(args.report, ev, labels, alerts)
+            print(f"report written to {args.report}")
         if getattr(args, "json", None):
             _write_json(Path(args.json), ev)
+            print(f"figures written to {args.json}")
     except OSError as exc:
         print(f"likeguard evaluate: error: cannot write output: {exc}", file=sys.stderr)
         return 2

@@ -89,6 +89,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print(f"likeguard replay: error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
+    if summary.records == 0:
+        print(f"likeguard replay: warning: {args.recording} holds no records", file=sys.stderr)
     return 0
 
 

@@ -288,6 +288,27 @@ def test_cli_ok(tmp_path, capsys):
     assert "precision 1.000" in out and "c1" in out
     assert orjson.loads(js.read_bytes())["detected"] == ["c1"]
     assert rep.exists() and rep.with_suffix(".json").exists()
+    assert f"report written to {rep}" in out and f"figures written to {js}" in out
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_cli_refuses_a_file_of_no_alerts(tmp_path, capsys):
+    lp, _ = write_files(tmp_path, [])
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text('{"topic": "likes", "partition": 0, "offset": 0, "payload": "{}"}\n')
+    assert run(parse_cli(["--labels", str(lp), "--alerts", str(rec)])) == 2
+    assert "no line is an alert" in (err := capsys.readouterr().err) and "kcat recording" in err
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"campaigns": []}\n')
+    assert run(parse_cli(["--labels", str(lp), "--alerts", str(other)])) == 2
+    assert "not alerts" in capsys.readouterr().err
+
+
+def test_cli_warns_when_alerts_and_labels_do_not_overlap(tmp_path, capsys):
+    lp, ap = write_files(tmp_path, [alert("a1", "target", "video:9", 90 * 86400)])
+    assert run(parse_cli(["--labels", str(lp), "--alerts", str(ap)])) == 0
+    err = capsys.readouterr().err
+    assert "warning: no alert ends within the labels' time span" in err
 
 
 def test_cli_errors(tmp_path, capsys):

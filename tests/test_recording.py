@@ -69,6 +69,19 @@ def test_replay_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "cannot read" in capsys.readouterr().err
 
 
+def test_replay_cli_warns_on_an_empty_recording(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    assert main(["replay", str(empty), "--alerts-out", str(tmp_path / "a.jsonl")]) == 0
+    assert f"warning: {empty} holds no records" in capsys.readouterr().err
+    p = tmp_path / "one.jsonl"
+    with RecordingWriter(p) as w:
+        w.write("likes", "{oops")
+    assert main(["replay", str(p), "--alerts-out", str(tmp_path / "a.jsonl")]) == 0
+    assert "holds no records" not in capsys.readouterr().err
+
+
 def test_replay_cli_summary_counts_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "r.jsonl"
     with RecordingWriter(p) as w:

@@ -79,8 +79,8 @@ bench: setup kafka-jars ## the replay, worker and live-latency benchmarks (figur
 bench-moderation: setup ## alerts with and without a simulated moderator (out/bench_moderation.json)
 	$(BIN)/python tests/bench/moderation.py
 
-demo: setup system-deps kafka-jars ## the product: broker, worker, simulated traffic, live alerts
-	$(BIN)/python -m streams.demo
+demo: setup system-deps kafka-jars ## the product: broker, worker, simulated traffic, live alerts (ARGS="--duration 600 ...")
+	$(BIN)/python -m streams.demo $(ARGS)
 
 demo-offline: setup ## simulate, replay and evaluate one hour offline
 	$(BIN)/likeguard simulate out/demo.jsonl.gz --labels out/demo.labels.json --seed 7 --duration 3600

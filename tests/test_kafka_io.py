@@ -436,6 +436,15 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def test_make_demo_passes_its_args_to_the_demo() -> None:
+    """``make demo ARGS="..."`` reaches ``python -m streams.demo`` (a dry run:
+    ``make -n`` prints the commands without running them)."""
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run(["make", "-n", "demo", "ARGS=--duration 5 --rate 7"], cwd=repo,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.splitlines()[-1].endswith("python -m streams.demo --duration 5 --rate 7")
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_demo_bounded_run_shows_campaign_alerts(kafka_bootstrap, tmp_path):

@@ -440,9 +440,13 @@ def test_make_demo_passes_its_args_to_the_demo() -> None:
     """``make demo ARGS="..."`` reaches ``python -m streams.demo`` (a dry run:
     ``make -n`` prints the commands without running them)."""
     repo = Path(__file__).resolve().parent.parent
-    out = subprocess.run(["make", "-n", "demo", "ARGS=--duration 5 --rate 7"], cwd=repo,
+    # not the settings of a make that runs this test (make test)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    out = subprocess.run(["make", "-n", "--no-print-directory", "demo",
+                          "ARGS=--duration 5 --rate 7"], cwd=repo, env=env,
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    assert out.splitlines()[-1].endswith("python -m streams.demo --duration 5 --rate 7")
+    runs = [line for line in out.splitlines() if "-m streams.demo" in line]
+    assert runs and runs[-1].endswith("python -m streams.demo --duration 5 --rate 7"), out
 
 
 @pytest.mark.kafka

@@ -63,7 +63,7 @@ from detectors.events import CoLike, Like, Payment
 from detectors.models import HalfSpaceDetector, default_models
 from detectors.models.ranker import VerdictRanker
 from detectors.rules import RULES
-from detectors.verdicts import Verdict, VerdictBook
+from detectors.verdicts import Verdict, VerdictBook, evidence_actors
 
 __all__ = ["Engine", "ALL_VIEWS", "route_keys"]
 
@@ -362,11 +362,9 @@ class Engine:
         alert = Alert.build(name, subj.entity_type, subj.entity_id, subj.window_start, now,
                             score, reasons, counts, subj.samples(),
                             rule_fired=rule_fired and not ranked_down)
-        ev = alert.evidence
         self.verdicts.note_raised(alert.alert_id, name, level, now,
                                   (subj.view, subj.entity_type), x,
-                                  tuple(tuple(ev.get(f"sample_{k}", ()))
-                                        for k in ("accounts", "devices", "ips")))
+                                  evidence_actors(alert.evidence))
         return alert
 
     # ------------------------------------------------------------------ state

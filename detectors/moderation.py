@@ -33,7 +33,7 @@ from detectors.config import EngineConfig
 from detectors.engine import Engine
 from detectors.evaluate import Labels, campaigns_of
 from detectors.replay import ReplaySummary, replay_file
-from detectors.verdicts import Verdict
+from detectors.verdicts import Verdict, evidence_actors
 
 __all__ = ["SimulatedModerator", "moderated_replay"]
 
@@ -67,13 +67,10 @@ class SimulatedModerator:
         if self._rng.random() < self.error_rate:
             right = not right
             self.wrong += 1
-        ev = alert.evidence
         return Verdict(alert.alert_id, alert.entity_type, alert.entity_id,
                        "confirmed" if right else "dismissed", "simulated-moderator",
-                       alert.window_end + self.delay, detector=alert.detector,
-                       accounts=tuple(ev.get("sample_accounts", ())),
-                       devices=tuple(ev.get("sample_devices", ())),
-                       ips=tuple(ev.get("sample_ips", ())))
+                       alert.window_end + self.delay, None, alert.detector,
+                       *evidence_actors(alert.evidence))
 
 
 def moderated_replay(path: str | Path, moderator: SimulatedModerator,

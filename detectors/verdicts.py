@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,33 @@ from detectors.models.ranker import VerdictRanker
 from detectors.parsing import BadRecord, _load, _opt_str, _req_str, _sub, _time
 from detectors.recording import open_text
 
-__all__ = ["Verdict", "VerdictBook", "parse_verdict", "verdict_from_object", "read_verdicts", "VERDICTS",
-           "ENTITY_TYPES", "DEFAULT_BAR"]
+__all__ = ["Verdict", "VerdictBook", "parse_verdict", "verdict_from_object", "read_verdicts",
+           "evidence_actors", "VERDICTS", "ENTITY_TYPES", "DEFAULT_BAR"]
 
 VERDICTS = ("confirmed", "dismissed")
 ENTITY_TYPES = ("merchant", "target", "user", "ip", "device")
 #: the level a dismissal holds back when the engine no longer knows the
 #: dismissed alert: a rule's warning (level 2) and below; critical breaks through
 DEFAULT_BAR = 2
+
+
+#: what an alert's evidence lists and a confirmation watches, in this order
+ACTOR_KINDS = ("accounts", "devices", "ips")
+Actors = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def evidence_actors(evidence: Mapping[str, Any]) -> Actors:
+    """An alert's ``evidence.sample_accounts``, ``sample_devices`` and
+    ``sample_ips`` (absent lists and non-string items left out).
+
+    >>> evidence_actors({"sample_accounts": ["o1", 7], "sample_ips": ["10.0.0.1"]})
+    (('o1',), (), ('10.0.0.1',))
+    """
+    def ids(kind: str) -> tuple[str, ...]:
+        got = evidence.get(f"sample_{kind}")
+        return tuple(x for x in got if isinstance(x, str)) if isinstance(got, list) else ()
+
+    return ids("accounts"), ids("devices"), ids("ips")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +121,9 @@ class Verdict:
             out["reason"] = self.reason
         if self.detector is not None:
             out["detector"] = self.detector
-        ev = {f"sample_{k}": list(v) for k, v in
-              (("accounts", self.accounts), ("devices", self.devices), ("ips", self.ips)) if v}
+        ev = {f"sample_{k}": list(v)
+              for k, v in zip(ACTOR_KINDS, (self.accounts, self.devices, self.ips), strict=True)
+              if v}
         if ev:
             out["evidence"] = ev
         return out
@@ -144,7 +165,7 @@ def verdict_from_object(obj: dict[str, Any]) -> Verdict:
     reason = _opt_str(obj, "reason")
     detector = _opt_str(obj, "detector")
     evidence = _sub(obj, "evidence", False)
-    lists = [_ids(evidence, f"sample_{k}") for k in ("accounts", "devices", "ips")]
+    lists = [_ids(evidence, f"sample_{k}") for k in ACTOR_KINDS]
     return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector, *lists)
 
 
@@ -182,6 +203,19 @@ def read_verdicts(path: str | Path) -> tuple[list[Verdict], Counter[str]]:
     return good, bad
 
 
+@dataclass(slots=True)
+class _Raised:
+    """An alert this engine raised, as a verdict naming it needs it."""
+
+    detector: str
+    level: int
+    at: float  #: event time raised
+    key: tuple[str, str]  #: (view, entity type): the ranker's model
+    features: dict[str, float]
+    actors: Actors
+    learned: str | None = None  #: the verdict the ranker learned from it
+
+
 class VerdictBook:
     """Verdicts waiting for their time, dismissals in force, and the alerts
     raised recently enough to be named by a verdict.
@@ -212,9 +246,7 @@ class VerdictBook:
         self.ranker = ranker if ranker is not None else VerdictRanker()
         self.pending: list[tuple[float, int, Verdict]] = []
         self._seq = 0
-        #: alert id -> [detector, level, event time raised, (view, entity type),
-        #: features, the verdict learned from it, (accounts, devices, ips)]
-        self.raised: dict[str, list[Any]] = {}
+        self.raised: dict[str, _Raised] = {}
         #: (detector or None, entity type, entity id) -> (until, level held back)
         self.quiet: dict[tuple[str | None, str, str], tuple[float, int]] = {}
         self.counts: Counter[str] = Counter()
@@ -240,12 +272,12 @@ class VerdictBook:
         known = self.raised.get(v.alert_id)
         if known is not None:
             self.counts["matched"] += 1
-            if known[5] != v.verdict:  # learned once per answer, however often it comes
-                known[5] = v.verdict
-                self.ranker.learn_one(known[3], known[4], v.verdict == "confirmed")
+            if known.learned != v.verdict:  # learned once per answer, however often it comes
+                known.learned = v.verdict
+                self.ranker.learn_one(known.key, known.features, v.verdict == "confirmed")
         if v.verdict == "confirmed":
-            self._watch(v, known[6] if known is not None else ((), (), ()))
-        detector = known[0] if known is not None else v.detector
+            self._watch(v, known.actors if known is not None else ((), (), ()))
+        detector = known.detector if known is not None else v.detector
         if detector is not None and self.detectors is not None \
                 and detector not in self.detectors:
             return
@@ -253,14 +285,14 @@ class VerdictBook:
         if v.verdict == "confirmed":
             self.quiet.pop(k, None)
             return
-        bar = known[1] if known is not None else DEFAULT_BAR
+        bar = known.level if known is not None else DEFAULT_BAR
         until = v.decided_at + self.dismiss_for
         old = self.quiet.get(k)
         if old is not None:
             until, bar = max(until, old[0]), max(bar, old[1])
         self.quiet[k] = (until, bar)
 
-    def _watch(self, v: Verdict, remembered: tuple[tuple[str, ...], ...]) -> None:
+    def _watch(self, v: Verdict, remembered: Actors) -> None:
         if v.entity_type == "target":
             # a target's evidence names its newest likers, honest ones among
             # them; a device's, an address's or a merchant's paid pairs name
@@ -277,11 +309,11 @@ class VerdictBook:
 
     def note_raised(self, alert_id: str, detector: str, level: int, now: float,
                     key: tuple[str, str] = ("", ""), x: dict[str, float] | None = None,
-                    actors: tuple[tuple[str, ...], ...] = ((), (), ())) -> None:
+                    actors: Actors = ((), (), ())) -> None:
         """Remember an alert this engine raised (its view and entity type,
         features and the accounts, devices and IPs of its evidence), for the
         verdicts that name it."""
-        self.raised[alert_id] = [detector, level, now, key, x or {}, None, actors]
+        self.raised[alert_id] = _Raised(detector, level, now, key, x or {}, actors)
 
     def holds(self, detector: str, entity_type: str, entity_id: str, level: int,
               now: float) -> bool:
@@ -300,7 +332,7 @@ class VerdictBook:
         for k in [k for k, (until, _) in self.quiet.items() if until <= now]:
             del self.quiet[k]
         horizon = now - self.dismiss_for
-        for a in [a for a, r in self.raised.items() if r[2] < horizon]:
+        for a in [a for a, r in self.raised.items() if r.at < horizon]:
             del self.raised[a]
 
     def __len__(self) -> int:

@@ -553,10 +553,7 @@ class Pipeline:
                     if ev is not None and stamp is not None:
                         check_record_time(ev, stamp / 1000.0, max_ahead, max_behind)
                 except BadRecord as exc:
-                    m.rejected(topic, exc.reason)
-                    await self.topics.deadletter.send(
-                        key=msg.key, value=dead_letter(value, topic, msg.partition, msg.offset,
-                                                       exc.reason, exc.detail))
+                    await self._dead_letter(msg, exc)
                     continue
                 if ev is None:
                     m.skipped(topic, "trade_state")
@@ -592,6 +589,13 @@ class Pipeline:
                 seen[tp] = ts
         await self.send_marks()
 
+    async def _dead_letter(self, msg: ConsumerRecord, exc: BadRecord) -> None:
+        """Count a bad input record and send it to the dead-letter topic with its reason."""
+        self.metrics.rejected(msg.topic, exc.reason)
+        await self.topics.deadletter.send(
+            key=msg.key, value=dead_letter(msg.value, msg.topic, msg.partition, msg.offset,
+                                           exc.reason, exc.detail))
+
     async def _verdict(self, msg: ConsumerRecord) -> None:
         """A moderator's verdict: dead-letter it if bad, else send it to every
         partition of every view topic (which engine raised the alert is not
@@ -600,10 +604,7 @@ class Pipeline:
         try:
             v = parse_verdict(msg.value)
         except BadRecord as exc:
-            self.metrics.rejected(msg.topic, exc.reason)
-            await self.topics.deadletter.send(
-                key=msg.key, value=dead_letter(msg.value, msg.topic, msg.partition, msg.offset,
-                                               exc.reason, exc.detail))
+            await self._dead_letter(msg, exc)
             return
         self.metrics.verdict(v.verdict)
         self.board.decide(v)

@@ -60,7 +60,13 @@ from faust.web.exceptions import NotFound, ValidationError, WebError
 
 from detectors.alerts import SEVERITIES
 from detectors.parsing import MAX_TEXT, BadRecord
-from detectors.verdicts import ENTITY_TYPES, VERDICTS, Verdict, verdict_from_object
+from detectors.verdicts import (
+    ENTITY_TYPES,
+    VERDICTS,
+    Verdict,
+    evidence_actors,
+    verdict_from_object,
+)
 from streams.settings import Settings
 
 __all__ = ["Board", "Console", "make_verdict", "parse_filters", "BOARD_SIZE", "PREFIX",
@@ -211,15 +217,9 @@ def make_verdict(board: Board, body: bytes, now: float) -> Verdict:
         raise NotFound("no such alert on this worker's board (it may have been dropped: the "
                        f"board keeps the last {board.capacity})")
     entity = alert["entity"]
-    evidence = alert.get("evidence") or {}
-
-    def ids(name: str) -> tuple[str, ...]:  # what a confirmation puts on the watchlist
-        got = evidence.get(name)
-        return tuple(x for x in got if isinstance(x, str)) if isinstance(got, list) else ()
-
+    # the accounts a confirmation puts on the watchlist, in every partition
     v = Verdict(alert_id, entity["type"], entity["id"], verdict, reviewer, now, reason,
-                alert.get("detector"), ids("sample_accounts"), ids("sample_devices"),
-                ids("sample_ips"))
+                alert.get("detector"), *evidence_actors(alert.get("evidence") or {}))
     try:  # as the engines will read it: one they would dead-letter is refused here
         return verdict_from_object(v.to_dict())
     except BadRecord as exc:

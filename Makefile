@@ -14,7 +14,7 @@ KAFKA   := deploy/kafka/kafka.sh
 # rustup installs cargo here; a login shell may not have it on PATH
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help all setup test test-unit test-core lint bench bench-moderation demo demo-offline clean system-deps kafka-jars rust
+.PHONY: help all setup test test-unit test-integration test-quality test-core lint bench bench-moderation demo demo-offline clean system-deps kafka-jars rust
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
@@ -68,8 +68,14 @@ test-core: rust ## the core's Rust unit tests
 test: setup system-deps kafka-jars lint test-core ## every test (starts a real broker and Prometheus)
 	$(BIN)/python -m pytest -q
 
-test-unit: setup ## the tests that need no broker
-	$(BIN)/python -m pytest -q -m "not kafka"
+test-unit: setup ## unit tests and doctests: no broker, no services
+	$(BIN)/python -m pytest -q tests/unit detectors
+
+test-integration: setup system-deps kafka-jars ## tests on the real broker, Prometheus, compose
+	$(BIN)/python -m pytest -q tests/integration
+
+test-quality: setup ## detection quality on our simulator and the independent generators
+	$(BIN)/python -m pytest -q tests/quality
 
 bench: setup kafka-jars ## the replay, worker and live-latency benchmarks (figures in out/)
 	$(BIN)/python tests/bench/bench_replay.py

@@ -35,7 +35,7 @@ non-``SUCCESS`` payment, other input types -- goes to the checked path
 field-by-field validator, the single source of truth for what is rejected
 and with which ``reason`` and ``detail``. The fast path accepts only inputs
 the checked path accepts, and returns an equal event for them
-(``tests/test_parsing.py`` checks this property).
+(``tests/unit/test_parsing.py`` checks this property).
 
 Examples
 --------

@@ -13,7 +13,7 @@ fields a :class:`Record` keeps; a line that schema does not take (a non-UTF-8
 key or payload, another type, an int beyond int64, a blank or broken line)
 goes through the general path of :func:`iter_lines` -- orjson, then the
 ``surrogateescape`` fallback -- and both give the same :class:`Record` for
-every line (``tests/test_recording.py`` checks this property).
+every line (``tests/unit/test_recording.py`` checks this property).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ that owns its own :class:`~prometheus_client.CollectorRegistry`, so tests (and
 an offline replay) can create as many independent instances as they like
 without clashing in the process-global default registry.
 
-Conventions (kept by ``tests/test_metrics.py``):
+Conventions (kept by ``tests/unit/test_metrics.py``):
 
 * every name starts with ``likeguard_``; times are in seconds, counters end
   in ``_total`` (prometheus-client adds the suffix);

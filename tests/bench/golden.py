@@ -7,11 +7,11 @@ commit's alerts are the same, alert by alert.
 The recordings are exactly those of the tests:
 
 * ``sim-7``, ``sim-8``, ``sim-9``: our simulator, ``SimConfig(seed=seed,
-  bad_rate=0.002, duplicate_rate=0.01)`` (``tests/test_quality.py``);
-* ``othergen-5``, ``othergen-6``, ``othergen2-4``, ``othergen2-5``,
-  ``othergen3-5``, ``othergen3-6``: the independent generators
+  bad_rate=0.002, duplicate_rate=0.01)`` (``tests/quality/test_quality.py``);
+* ``browsing-5``, ``browsing-6``, ``late_delivery-4``, ``late_delivery-5``,
+  ``livestream-5``, ``livestream-6``: the independent generators
   ``tests/<gen>/gen.py --seed S`` run as subprocesses with their default
-  options (``tests/test_quality_independent.py``).
+  options (``tests/quality/test_quality_independent.py``).
 
 Each is generated once and cached under ``.cache/golden/<name>/`` (``--cache
 DIR`` or ``$LIKEGUARD_GOLDEN_CACHE`` elsewhere, e.g. to share the cache of
@@ -63,9 +63,9 @@ from detectors.simulate import SimConfig, simulate
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 CACHE_ENV = "LIKEGUARD_GOLDEN_CACHE"
-SIM_SEEDS = (7, 8, 9)  #: tests/test_quality.py's TEST_SEEDS
-HELD_OUT = (("othergen", 5), ("othergen", 6), ("othergen2", 4), ("othergen2", 5),
-            ("othergen3", 5), ("othergen3", 6))  #: tests/test_quality_independent.py's HELD_OUT
+SIM_SEEDS = (7, 8, 9)  #: tests/quality/test_quality.py's TEST_SEEDS
+HELD_OUT = (("browsing", 5), ("browsing", 6), ("late_delivery", 4), ("late_delivery", 5),
+            ("livestream", 5), ("livestream", 6))  #: tests/quality/test_quality_independent.py's HELD_OUT
 SUFFIX = ".alerts.jsonl"
 
 

@@ -40,11 +40,11 @@ from tests.bench.benchkit import write_figures  # noqa: E402
 #: (name, generator or None for our simulator, seed, extra args)
 RECORDINGS: tuple[tuple[str, str | None, int, tuple[str, ...]], ...] = (
     ("simulator-7", None, 7, ()),
-    ("othergen-5", "othergen", 5, ()),
-    ("othergen2-4", "othergen2", 4, ()),
-    ("othergen3-5", "othergen3", 5, ()),
-    ("othergen4-3", "othergen4", 3, ("--hours", "2")),
-    ("othergen4-3-dense", "othergen4", 3, ("--rate", "400")),
+    ("browsing-5", "browsing", 5, ()),
+    ("late_delivery-4", "late_delivery", 4, ()),
+    ("livestream-5", "livestream", 5, ()),
+    ("disguised-3", "disguised", 3, ("--hours", "2")),
+    ("disguised-3-dense", "disguised", 3, ("--rate", "400")),
 )
 
 

@@ -2,7 +2,7 @@
 
 Run on demand: ``python tests/bench/quality.py --seeds 101 102 103``. Tuning
 uses seeds 101-199; the quality tests use other seeds (see
-``tests/test_quality.py``), so thresholds are never fitted to the test data.
+``tests/quality/test_quality.py``), so thresholds are never fitted to the test data.
 Writes the figures to ``out/quality.json``.
 """
 

@@ -32,7 +32,7 @@ from streams.cli import main as cli_main
 from streams.kafka_io import iter_recording, kcat_line, plan_live_start, security_kwargs
 from tests.kafka_broker import SaslSettings, unique_name
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 KCAT = shutil.which("kcat")
 BROKER_FIELD = re.compile(rb',"broker":-?\d+')
 
@@ -439,7 +439,7 @@ def _pid_alive(pid: int) -> bool:
 def test_make_demo_passes_its_args_to_the_demo() -> None:
     """``make demo ARGS="..."`` reaches ``python -m streams.demo`` (a dry run:
     ``make -n`` prints the commands without running them)."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     # not the settings of a make that runs this test (make test)
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(["make", "-n", "--no-print-directory", "demo",

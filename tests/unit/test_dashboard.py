@@ -4,7 +4,7 @@ The central check: every metric named in a panel's PromQL is exported by
 ``streams.metrics.Metrics`` (``up`` is Prometheus's own). Expressions are
 also parsed by ``promtool check rules`` (as recording rules), so a syntax
 error fails here rather than on a dashboard; promtool is required, as in
-tests/test_prometheus_config.py.
+tests/integration/test_prometheus_config.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import yaml
 
 from streams.metrics import Metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "likeguard.json"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"

@@ -19,7 +19,7 @@ import yaml
 
 from streams.metrics import Metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "deploy" / "prometheus"
 CONFIGS = [PROM_DIR / "prometheus.yml", PROM_DIR / "prometheus.local.yml"]
 RULES = PROM_DIR / "rules" / "likeguard.rules.yml"

@@ -4,7 +4,7 @@ and producer: progress marks of quiet input partitions and of user slots, the
 idle flush's upstream check, and acks of batches cut short.
 
 The broker-level behaviour (bundles through real view topics, restarts and
-rebalances on top of them) is covered by ``tests/test_worker.py``.
+rebalances on top of them) is covered by ``tests/integration/test_worker.py``.
 """
 
 from __future__ import annotations

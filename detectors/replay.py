@@ -61,6 +61,10 @@ class ReplaySummary:
     late_admitted: int = 0  #: behind the watermark, within ``allowed_lateness``: counted
     alerts: int = 0
     seconds: float = 0.0
+    verdicts: int = 0  #: moderators' verdicts applied (decided within the recording)
+    #: of those, verdicts naming an alert the engine did not raise or no longer
+    #: remembers; kept all the same (a dismissal holds its entity)
+    verdicts_unknown: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -71,7 +75,9 @@ class ReplaySummary:
         return (f"replay: {self.records} records, {self.events} events, {rej} rejected, "
                 f"{self.skipped} skipped, {self.duplicates} duplicates, {self.late} late, "
                 f"{self.late_admitted} admitted late, "
-                f"{self.alerts} alerts, {self.events_per_second:,.0f} events/s")
+                f"{self.alerts} alerts, {self.events_per_second:,.0f} events/s"
+                + (f", {self.verdicts} verdicts ({self.verdicts_unknown} for alerts not "
+                   "remembered)" if self.verdicts else ""))
 
 
 def iter_sourced(records: Iterable[Record], summary: ReplaySummary,
@@ -279,6 +285,9 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
     summary.late = engine.stats["late"]
     summary.late_admitted = engine.stats["late_admitted"]
     summary.alerts = engine.stats["alerts"]
+    book = engine.verdicts.counts
+    summary.verdicts = book["confirmed"] + book["dismissed"]
+    summary.verdicts_unknown = summary.verdicts - book["matched"]
     summary.seconds = time.perf_counter() - t0
     return summary
 

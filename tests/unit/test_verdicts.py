@@ -219,11 +219,17 @@ def test_replay_takes_a_verdicts_file(tmp_path: Path, capsys: pytest.CaptureFixt
     verdicts = tmp_path / "v.jsonl"
     v = {"alert_id": first["alert_id"], "entity": first["entity"], "verdict": "dismissed",
          "reviewer": "r1", "decided_at": first["window"]["end"]}
-    verdicts.write_text(orjson.dumps(v).decode() + "\n\n{not json\n")
+    # a verdict on an alert this run never raised (older than the engine's
+    # memory) is applied all the same, and counted apart
+    stranger = dict(v, alert_id="not-raised-here", entity={"type": "ip", "id": "192.0.2.9"})
+    verdicts.write_text(orjson.dumps(v).decode() + "\n" + orjson.dumps(stranger).decode()
+                        + "\n\n{not json\n")
     out = tmp_path / "after.jsonl"
     assert cli_main(["replay", str(rec), "--alerts-out", str(out),
                      "--verdicts", str(verdicts)]) == 0
-    assert "1 bad verdict lines skipped (not_json: 1)" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "1 bad verdict lines skipped (not_json: 1)" in printed.err
+    assert "2 verdicts (1 for alerts not remembered)" in printed.out
     after = [orjson.loads(line) for line in out.read_text().splitlines()]
 
     def same(a: dict) -> bool:

@@ -1228,6 +1228,9 @@ class Pipeline:
             return False  # lockstep is one stage further: give other workers' forwards time
         if self._ingesting or now - self.last_ingest < idle:
             return False  # input still flows into this worker
+        seen = self.inputs.in_sight_since()
+        if seen is None or now - seen < idle:
+            return False  # a broker outage is no quiet input: watch it once it is back
         if slot.view == "lockstep":
             if now - self.last_forward < idle:
                 return False

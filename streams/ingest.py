@@ -14,6 +14,12 @@ at most every ``commit_every`` seconds, before partitions are revoked and when
 the worker stops. A record ingested twice (after a crash) reaches the view
 topics twice, where the engines' dedupe drops the copy.
 
+Sight. While the broker is away (stopped, frozen, unreachable) the consumer
+gets no fetch responses, so nothing says whether the input is quiet or just
+out of sight: :meth:`InputConsumer.in_sight_since` tells the idle flush
+(:mod:`streams.agents`) since when every assigned partition has been answered
+without a gap, so an outage does not pass for the end of the input.
+
 See docs/worker.md for the worker's topology.
 """
 
@@ -25,15 +31,21 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
 from streams.app import aiokafka_security
 from streams.settings import Settings
 
-__all__ = ["InputConsumer", "ingest_group"]
+__all__ = ["InputConsumer", "ingest_group", "SIGHT_GAP"]
 
 log = logging.getLogger("likeguard.worker")
+
+#: seconds without a fetch response for an assigned input partition (answered
+#: every ``fetch_max_wait`` while its consumer is connected) after which the
+#: input counts as out of sight
+SIGHT_GAP = 3.0
 
 
 def ingest_group(settings: Settings) -> str:
@@ -88,6 +100,8 @@ class InputConsumer:
         self._done = asyncio.Event()
         #: partitions with records taken from the consumer but not yet ingested
         self.holding: set[TP] = set()
+        self._sight_from: float | None = None  # see in_sight_since
+        self._sight_checked = float("-inf")
 
     # ------------------------------------------------------------------ state
 
@@ -110,6 +124,32 @@ class InputConsumer:
             return self.consumer.last_poll_timestamp(TopicPartition(tp.topic, tp.partition))
         except AssertionError:  # not assigned (any more)
             return None
+
+    def in_sight_since(self) -> float | None:
+        """Monotonic time since which every assigned partition has been answered
+        by the broker without a gap (a fetch response, empty or not, within
+        :data:`SIGHT_GAP` seconds); ``None`` while one is not (no broker, no
+        assignment yet). Only since then can a quiet input be told from an
+        outage. With no partition assigned there is nothing to watch (in
+        sight). Checked by the consume loop each round and by the caller; a
+        time between two checks longer than the gap (both blocked on the
+        broker) counts as out of sight too."""
+        now = time.monotonic()
+        gap = max(SIGHT_GAP, 3 * self.settings.fetch_max_wait)
+        answered = self.consumer is not None  # no partitions assigned: nothing to watch
+        if answered:
+            now_ms = time.time() * 1000
+            for tp in self.assignment():
+                polled = self.last_poll(tp)
+                if polled is None or now_ms - polled > gap * 1000:
+                    answered = False
+                    break
+        if not answered:
+            self._sight_from = None
+        elif self._sight_from is None or now - self._sight_checked > gap:
+            self._sight_from = now
+        self._sight_checked = now
+        return self._sight_from
 
     async def position(self, tp: TP) -> int | None:
         if self.consumer is None:
@@ -139,6 +179,7 @@ class InputConsumer:
         log.info("ingest: consuming %s as group %s", ", ".join(topics), ingest_group(s))
         try:
             while not self._stopped:
+                self.in_sight_since()
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=s.batch_size)
                 if batch and not self._stopped:
                     batch = await self._fill(batch)
@@ -161,7 +202,16 @@ class InputConsumer:
                             self._uncommitted[TP(tp.topic, tp.partition)] = msgs[-1].offset + 1
                 if time.monotonic() - self._committed_at >= self.commit_every:
                     async with self._batch:
-                        await self._commit()
+                        try:
+                            await self._commit()
+                        except CommitFailedError as exc:
+                            # the group moved on without this member (its session
+                            # expired while the broker was away): the partitions'
+                            # next owner, this consumer after it rejoins or another,
+                            # ingests again from the last commit; the engines drop
+                            # the copies (at-least-once, as after a crash)
+                            log.warning("ingest: offsets not committed, the group "
+                                        "rebalanced: %s", type(exc).__name__)
         finally:
             consumer, self.consumer = self.consumer, None
             try:

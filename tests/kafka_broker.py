@@ -17,6 +17,12 @@ Fixtures
 ``kafka_topic_factory`` (function) -> ``make(prefix="t", partitions=6, configs=None) -> str``
     Creates a uniquely named topic, waits until every partition has a leader,
     returns its name; deletes the topics it made when the test ends.
+``kafka_private_broker`` (function) -> :class:`KafkaBroker`
+    A broker of the test's own (PLAINTEXT only) that the test may stop and
+    start again on the same ports and data (:meth:`KafkaBroker.stop`,
+    :meth:`KafkaBroker.start`) or freeze with SIGSTOP (:meth:`KafkaBroker.freeze`,
+    :meth:`KafkaBroker.thaw`); stopped when the test ends. Skips the test
+    with ``KAFKA_BOOTSTRAP_SERVERS`` set (an external broker is not ours to stop).
 
 Helpers (importable: ``from tests.kafka_broker import ...``)
     ``unique_name(prefix)``, ``create_topics(bootstrap, names, partitions=6, ...)``,
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +53,8 @@ KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
 # First start may fetch ~46 MB of jars with Maven; later starts take a few seconds.
 START_TIMEOUT_S = float(os.environ.get("LIKEGUARD_KAFKA_START_TIMEOUT", "900"))
-_KAFKA_FIXTURES = {"kafka_broker", "kafka_bootstrap", "kafka_sasl", "kafka_topic_factory"}
+_KAFKA_FIXTURES = {"kafka_broker", "kafka_bootstrap", "kafka_sasl", "kafka_topic_factory",
+                   "kafka_private_broker"}
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -77,10 +85,59 @@ class KafkaBroker:
     external: bool  # True: given by KAFKA_BOOTSTRAP_SERVERS, not started by us
     state_dir: Path | None = None
     sasl: SaslSettings | None = None
+    #: the environment kafka.sh started it with (state dir, ports); None: external
+    env: dict[str, str] | None = None
 
     @property
     def log_file(self) -> Path | None:
         return self.state_dir / "kafka.log" if self.state_dir else None
+
+    # Fault injection. Only on a broker a test started for itself
+    # (``kafka_private_broker``): the session broker is shared by every test.
+
+    def _own_env(self) -> dict[str, str]:
+        if self.external or self.env is None:
+            raise RuntimeError("not a broker this test session started")
+        return self.env
+
+    def pid(self) -> int | None:
+        """Pid of the broker's JVM (kafka.sh's pid file), None when it is not running."""
+        self._own_env()
+        assert self.state_dir is not None
+        try:
+            pid = int((self.state_dir / "kafka.pid").read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM, as ``kafka.sh stop``); its data stays."""
+        env = self._own_env()
+        self.thaw()  # a frozen JVM cannot act on SIGTERM
+        proc = _run_kafka_sh("stop", env, 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"kafka.sh stop failed: {proc.stderr}")
+
+    def start(self) -> None:
+        """Start the stopped broker again: same ports, same data (``KAFKA_KEEP_DATA=1``)."""
+        env = dict(self._own_env(), KAFKA_KEEP_DATA="1")
+        proc = _run_kafka_sh("start", env, START_TIMEOUT_S)
+        if proc.returncode != 0:
+            raise RuntimeError(f"kafka.sh start (restart) failed:\n{proc.stderr}\n{self.log_tail()}")
+        assert proc.stdout.strip().splitlines()[-1] == self.bootstrap, proc.stdout
+
+    def freeze(self) -> None:
+        """SIGSTOP the broker's JVM: its sockets stay open, nothing answers."""
+        pid = self.pid()
+        assert pid is not None, "the broker is not running"
+        os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT the broker's JVM (a no-op when it is not frozen or not running)."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_file or not self.log_file.exists():
@@ -257,7 +314,7 @@ def _run_kafka_sh(cmd: str, env: dict[str, str], timeout: float) -> subprocess.C
     )
 
 
-def _start_broker(state_dir: Path) -> KafkaBroker:
+def _start_broker(state_dir: Path, sasl_listener: bool = True) -> KafkaBroker:
     last_err = ""
     for _attempt in range(3):  # retry only when a picked port got taken meanwhile
         port, controller_port, sasl_port = _free_ports(3)
@@ -267,10 +324,14 @@ def _start_broker(state_dir: Path) -> KafkaBroker:
             KAFKA_HOST="127.0.0.1",
             KAFKA_PORT=str(port),
             KAFKA_CONTROLLER_PORT=str(controller_port),
-            KAFKA_SASL_PORT=str(sasl_port),
             KAFKA_WATCH_PID=str(os.getpid()),  # broker dies with this pytest process
             PYTHON=sys.executable,
         )
+        env.pop("KAFKA_KEEP_DATA", None)
+        if sasl_listener:
+            env["KAFKA_SASL_PORT"] = str(sasl_port)
+        else:
+            env.pop("KAFKA_SASL_PORT", None)
         try:
             proc = _run_kafka_sh("start", env, START_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
@@ -280,7 +341,8 @@ def _start_broker(state_dir: Path) -> KafkaBroker:
             bootstrap = proc.stdout.strip().splitlines()[-1]
             sasl_env = state_dir / "sasl.env"
             sasl = _sasl_from_env(_read_env_file(sasl_env)) if sasl_env.exists() else None
-            return KafkaBroker(bootstrap=bootstrap, external=False, state_dir=state_dir, sasl=sasl)
+            return KafkaBroker(bootstrap=bootstrap, external=False, state_dir=state_dir, sasl=sasl,
+                               env=env)
         last_err = proc.stderr
         if "already in use" not in last_err and "BindException" not in last_err:
             break
@@ -348,6 +410,21 @@ def kafka_topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         delete_topics(kafka_bootstrap, made)
     except Exception as exc:  # noqa: BLE001 - cleanup is best-effort
         print(f"could not delete test topics {made}: {exc!r}", file=sys.stderr)
+
+
+@pytest.fixture
+def kafka_private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of this test's own, to stop, restart and freeze (see the module docs)."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        pytest.skip("needs a broker it may stop; KAFKA_BOOTSTRAP_SERVERS names an external one")
+    broker = _start_broker(tmp_path_factory.mktemp("kafka-private"), sasl_listener=False)
+    try:
+        yield broker
+    finally:
+        try:
+            broker.stop()
+        except Exception as exc:  # noqa: BLE001 - best effort; the watchdog stops it too
+            print(f"could not stop the private broker: {exc!r}", file=sys.stderr)
 
 
 @pytest.hookimpl(tryfirst=True)

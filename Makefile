@@ -65,8 +65,16 @@ lint: setup ## ruff, mypy, cargo fmt --check, cargo clippy
 test-core: rust ## the core's Rust unit tests
 	cd $(CORE) && cargo test -q --no-default-features
 
+# The outage tests mostly wait for a stopped broker (minutes, little CPU), so
+# they run in a second pytest beside the rest; both must pass.
 test: setup system-deps kafka-jars lint test-core ## every test (starts a real broker and Prometheus)
-	$(BIN)/python -m pytest -q
+	@mkdir -p out; \
+	$(BIN)/python -m pytest -q -m outage --basetemp=out/pytest-outage > out/test-outage.log 2>&1 & \
+	outage=$$!; \
+	$(BIN)/python -m pytest -q -m "not outage"; rest=$$?; \
+	wait $$outage; out=$$?; \
+	echo "== the outage tests (run beside the rest):"; cat out/test-outage.log; \
+	test $$rest -eq 0 -a $$out -eq 0
 
 test-unit: setup ## unit tests and doctests: no broker, no services
 	$(BIN)/python -m pytest -q tests/unit detectors

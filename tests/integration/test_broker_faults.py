@@ -56,7 +56,7 @@ from tests.worker_harness import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.outage]
 
 # As in test_worker.py: a grace longer than the recording's event-time span,
 # so the order in which partitions arrive makes nothing late and the worker's

@@ -3,9 +3,12 @@
 Broker credentials come from the settings: ``SASL_PLAINTEXT`` / ``SASL_SSL``
 become :class:`faust.SASLCredentials` (mechanism ``PLAIN``,
 ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``), ``SSL`` becomes
-:class:`faust.SSLCredentials`; TLS uses a default-verifying
-:class:`ssl.SSLContext` with the configured CA file and optional client
-certificate.
+:class:`faust.SSLCredentials`; TLS uses the settings' default-verifying
+:class:`ssl.SSLContext` (:meth:`Settings.ssl_context`: the configured CA
+file and, for mutual TLS, the client certificate). The ingest's aiokafka
+consumer and the pre-flight's kafka-python admin get the same connection
+from the same settings (:meth:`Settings.aiokafka_kwargs`,
+:meth:`Settings.kafka_python_kwargs`).
 
 Choices that matter for correctness (see ``streams/agents.py``):
 
@@ -88,11 +91,9 @@ class LikeguardApp(faust.App):
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """A client TLS context verifying the broker with ``ssl_cafile`` (or system CAs)."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.ssl_cafile)
-    if settings.ssl_certfile:
-        ctx.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
-    return ctx
+    """A client TLS context verifying the broker with ``ssl_cafile`` (or system
+    CAs), with the client certificate when set (:meth:`Settings.ssl_context`)."""
+    return settings.ssl_context()
 
 
 def credentials(settings: Settings) -> CredentialsT | None:
@@ -103,22 +104,16 @@ def credentials(settings: Settings) -> CredentialsT | None:
     if proto == "SSL":
         return faust.SSLCredentials(ssl_context(settings))
     ctx = ssl_context(settings) if proto == "SASL_SSL" else None
-    return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
+    return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_secret(),
                                  ssl_context=ctx, mechanism=settings.sasl_mechanism)
 
 
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
     """The same connection security as :func:`credentials`, as aiokafka client
     arguments (for the ingest's own consumer, :mod:`streams.ingest`)."""
-    proto = settings.security_protocol
-    out: dict[str, Any] = {"security_protocol": proto}
-    if proto in ("SSL", "SASL_SSL"):
-        out["ssl_context"] = ssl_context(settings)
-    if proto.startswith("SASL"):
-        out.update(sasl_mechanism=settings.sasl_mechanism,
-                   sasl_plain_username=settings.sasl_username,
-                   sasl_plain_password=settings.sasl_password)
-    return out
+    kw = settings.aiokafka_kwargs()
+    del kw["bootstrap_servers"]  # the ingest passes them itself
+    return kw
 
 
 def web_settings(settings: Settings) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Offline commands (``simulate``, ``replay``, ``evaluate``, ``ablate``) use
 ``detectors/`` only and need no broker. Kafka commands (``worker``,
-``record``, ``replay --to-kafka``, ``simulate --to-kafka``) import the
+``acls``, ``record``, ``replay --to-kafka``, ``simulate --to-kafka``) import the
 streaming code lazily so the offline ones start fast.
 """
 
@@ -131,6 +131,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(args)
 
 
+def _cmd_acls(args: argparse.Namespace) -> int:
+    from streams.acls import run
+
+    return run(args)
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from streams.kafka_io import record
 
@@ -209,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_worker_arguments(p)
     p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("acls", help="print (or apply) the Kafka ACLs the worker needs",
+                       description="The Kafka ACLs a worker with these settings needs (least "
+                                   "privilege, literal names): printed as kafka-acls.sh commands, "
+                                   "or created with --apply. See docs/operations.md.")
+    from streams.acls import build_parser as acls_parser
+
+    acls_parser(p)
+    p.set_defaults(func=_cmd_acls)
 
     p = sub.add_parser("record", help="record Kafka topics to a kcat -J file",
                        description="Consume topics from the beginning and write kcat -J JSON Lines.")

@@ -1,16 +1,23 @@
 """Kafka-facing CLI commands: ``record``, ``replay --to-kafka``, ``simulate --to-kafka``.
 
-All three use kafka-python (not Faust) and share one connection policy:
+All three use kafka-python (not Faust) and the worker's connection policy:
+their connection is a validated :class:`~streams.settings.Settings` built
+from the environment's connection settings
+(:meth:`Settings.connection_from_env`; nothing else here reads the
+environment):
 
 * bootstrap servers: ``--bootstrap-servers``, else ``$KAFKA_BOOTSTRAP_SERVERS``,
   else ``127.0.0.1:9092``;
-* security, when set in the environment: ``LIKEGUARD_SECURITY_PROTOCOL``
+* security, as the worker reads it: ``LIKEGUARD_SECURITY_PROTOCOL``
   (``SASL_SSL`` ...), ``LIKEGUARD_SASL_MECHANISM`` (``SCRAM-SHA-256`` ...),
-  ``LIKEGUARD_SASL_USERNAME``, ``LIKEGUARD_SASL_PASSWORD``,
-  ``LIKEGUARD_SSL_CAFILE`` (and ``LIKEGUARD_SSL_CERTFILE`` /
-  ``LIKEGUARD_SSL_KEYFILE`` for a client certificate), as the worker reads them;
+  ``LIKEGUARD_SASL_USERNAME``, ``LIKEGUARD_SASL_PASSWORD`` (or
+  ``LIKEGUARD_SASL_PASSWORD_FILE``), ``LIKEGUARD_SSL_CAFILE`` (and
+  ``LIKEGUARD_SSL_CERTFILE`` / ``LIKEGUARD_SSL_KEYFILE`` /
+  ``LIKEGUARD_SSL_PASSWORD[_FILE]`` for a client certificate); a bad one
+  stops the command with exit status 2, naming it;
 * ``LIKEGUARD_KAFKA_CONNECT_TIMEOUT`` (seconds, default 10) bounds how long a
-  command waits for the first broker before it gives up with exit status 2.
+  command waits for the first broker before it gives up with exit status 2;
+* ``LIKEGUARD_KAFKA_DEBUG=1`` keeps kafka-python's own log lines.
 
 Recordings are kcat ``-J`` JSON Lines (see ``CONTRACT.md``). :func:`record`
 writes exactly what ``kcat -C -J`` prints, minus kcat's ``broker`` field:
@@ -34,22 +41,23 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import os
 import re
 import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from detectors.recording import Record, RecordingError, RecordingWriter, iter_lines, raw_bytes
+from streams.settings import Settings, SettingsError
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
+    "connection",
     "resolve_bootstrap",
     "security_kwargs",
     "client_kwargs",
@@ -71,73 +79,66 @@ _TSTYPES = {0: "create", 1: "logappend"}
 # --------------------------------------------------------------------------- connection
 
 
+def connection(bootstrap: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """The validated connection settings of a command: the environment's
+    (:meth:`Settings.connection_from_env`), with ``bootstrap`` (a
+    ``--bootstrap-servers`` value) when given.
+
+    Raises :class:`~streams.settings.SettingsError` naming a bad setting.
+
+    >>> connection("k1:9092,k2:9092", env={}).bootstrap_servers
+    'k1:9092,k2:9092'
+    """
+    return Settings.connection_from_env(env, bootstrap)
+
+
 def resolve_bootstrap(value: str | None = None) -> str:
-    """``value``, else ``$KAFKA_BOOTSTRAP_SERVERS``, else :data:`DEFAULT_BOOTSTRAP`.
+    """``value``, else ``$KAFKA_BOOTSTRAP_SERVERS``, else :data:`DEFAULT_BOOTSTRAP`
+    (validated as the worker validates it).
 
     >>> resolve_bootstrap("k1:9092,k2:9092")
     'k1:9092,k2:9092'
     """
-    if value and value.strip():
-        return value.strip()
-    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    return env or DEFAULT_BOOTSTRAP
+    return connection(value).bootstrap_servers
 
 
-def security_kwargs(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """kafka-python security settings from the ``LIKEGUARD_*`` environment variables.
+def security_kwargs(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """kafka-python security settings of the environment's connection settings
+    (:meth:`Settings.kafka_python_kwargs` without the servers).
 
-    >>> security_kwargs({"LIKEGUARD_SECURITY_PROTOCOL": "sasl_ssl",
+    >>> security_kwargs({"LIKEGUARD_SECURITY_PROTOCOL": "sasl_plaintext",
     ...                  "LIKEGUARD_SASL_MECHANISM": "SCRAM-SHA-256",
-    ...                  "LIKEGUARD_SASL_USERNAME": "u", "LIKEGUARD_SASL_PASSWORD": "p",
-    ...                  "LIKEGUARD_SSL_CAFILE": "/ca.pem"})  # doctest: +NORMALIZE_WHITESPACE
-    {'security_protocol': 'SASL_SSL', 'sasl_mechanism': 'SCRAM-SHA-256',
-     'sasl_plain_username': 'u', 'sasl_plain_password': 'p', 'ssl_cafile': '/ca.pem'}
+    ...                  "LIKEGUARD_SASL_USERNAME": "u", "LIKEGUARD_SASL_PASSWORD": "p"})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'security_protocol': 'SASL_PLAINTEXT', 'sasl_mechanism': 'SCRAM-SHA-256',
+     'sasl_plain_username': 'u', 'sasl_plain_password': 'p'}
     >>> security_kwargs({})
-    {}
+    {'security_protocol': 'PLAINTEXT'}
     """
-    e = os.environ if env is None else env
-    names = (
-        ("LIKEGUARD_SECURITY_PROTOCOL", "security_protocol", str.upper),
-        ("LIKEGUARD_SASL_MECHANISM", "sasl_mechanism", str.upper),
-        ("LIKEGUARD_SASL_USERNAME", "sasl_plain_username", str),
-        ("LIKEGUARD_SASL_PASSWORD", "sasl_plain_password", str),
-        ("LIKEGUARD_SSL_CAFILE", "ssl_cafile", str),
-        ("LIKEGUARD_SSL_CERTFILE", "ssl_certfile", str),
-        ("LIKEGUARD_SSL_KEYFILE", "ssl_keyfile", str),
-    )
-    out: dict[str, Any] = {}
-    for var, kw, conv in names:
-        v = e.get(var, "")
-        if v:
-            out[kw] = conv(v)
-    return out
-
-
-def _connect_timeout_ms() -> int:
-    try:
-        return max(500, int(float(os.environ.get("LIKEGUARD_KAFKA_CONNECT_TIMEOUT", "10")) * 1000))
-    except ValueError:
-        return 10_000
-
-
-def client_kwargs(bootstrap: str | None = None, client_id: str = "likeguard") -> dict[str, Any]:
-    """Common kafka-python client settings: servers, client id, security, timeouts."""
-    kw: dict[str, Any] = {
-        "bootstrap_servers": resolve_bootstrap(bootstrap).split(","),
-        "client_id": client_id,
-        "bootstrap_timeout_ms": _connect_timeout_ms(),
-    }
-    kw.update(security_kwargs())
+    kw = connection(None, env).kafka_python_kwargs()
+    del kw["bootstrap_servers"]
     return kw
 
 
-def _quiet_client_logs() -> None:
+def client_kwargs(bootstrap: str | None = None, client_id: str = "likeguard",
+                  settings: Settings | None = None) -> dict[str, Any]:
+    """Common kafka-python client settings: servers, client id, security,
+    the connect timeout; from ``settings`` or :func:`connection`."""
+    s = settings if settings is not None else connection(bootstrap)
+    kw = s.kafka_python_kwargs()
+    kw["bootstrap_servers"] = s.bootstrap_servers.split(",")
+    kw["client_id"] = client_id
+    kw["bootstrap_timeout_ms"] = max(500, round((s.kafka_connect_timeout or 10.0) * 1000))
+    return kw
+
+
+def _quiet_client_logs(settings: Settings | None) -> None:
     """Keep kafka-python's connection retries off the terminal of a CLI command.
 
     Only when logging is not configured (the CLI); the command reports
     failures itself. ``LIKEGUARD_KAFKA_DEBUG=1`` keeps them.
     """
-    if logging.getLogger().handlers or os.environ.get("LIKEGUARD_KAFKA_DEBUG"):
+    if logging.getLogger().handlers or (settings is not None and settings.kafka_debug):
         return
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
@@ -322,10 +323,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _graceful(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Run a command with :func:`sigterm_as_interrupt`; keep its name and docs."""
+    """Run a command with :func:`sigterm_as_interrupt`; keep its name and docs.
+
+    A bad connection setting stops the command first (exit status 2, one
+    line naming the setting)."""
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        _quiet_client_logs()
+        try:
+            settings = connection(getattr(args, "bootstrap_servers", None))
+        except SettingsError as exc:
+            _err(fn.__name__.removesuffix("_to_kafka"), str(exc))
+            return 2
+        _quiet_client_logs(settings)
         with sigterm_as_interrupt():
             return fn(args)
     return run

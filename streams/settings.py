@@ -11,6 +11,15 @@ The checkpoint key (``LIKEGUARD_CHECKPOINT_KEY`` or a file named by
 required, has no command-line flag (argv is visible to every user of the
 host) and is never logged.
 
+The Kafka passwords (``LIKEGUARD_SASL_PASSWORD`` and the client key's
+``LIKEGUARD_SSL_PASSWORD``) are read the same way: env only, or from a file
+(``..._FILE``); ``--sasl-password`` and ``--ssl-password`` are refused.
+Every Kafka client of likeguard (the worker's Faust app and aiokafka
+consumer, its pre-flight kafka-python admin, and the ``record`` / ``replay
+--to-kafka`` / ``simulate --to-kafka`` commands) is configured from one
+:class:`Settings` object: :meth:`Settings.kafka_python_kwargs`,
+:meth:`Settings.aiokafka_kwargs` and :meth:`Settings.ssl_context`.
+
 The review console (:mod:`streams.console`) is off unless ``console_port``
 is set; then it needs a bearer token, ``LIKEGUARD_CONSOLE_TOKEN`` (env only,
 as the checkpoint key) or a file named by ``LIKEGUARD_CONSOLE_TOKEN_FILE``,
@@ -43,6 +52,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -57,6 +67,7 @@ __all__ = [
     "SASL_MECHANISMS",
     "add_worker_arguments",
     "ENV_PREFIX",
+    "CONNECTION_SETTINGS",
 ]
 
 ENV_PREFIX = "LIKEGUARD_"
@@ -68,7 +79,12 @@ MIN_KEY_BYTES = 32
 #: shortest console token accepted, in bytes (``openssl rand -hex 16`` gives 32)
 MIN_TOKEN_BYTES = 16
 #: settings read from the environment only: secrets stay out of argv
-_ENV_ONLY = frozenset({"checkpoint_key", "console_token"})
+_ENV_ONLY = frozenset({"checkpoint_key", "console_token", "sasl_password", "ssl_password"})
+#: the settings of a Kafka connection (all a ``record`` or ``replay --to-kafka`` reads)
+CONNECTION_SETTINGS = ("bootstrap_servers", "security_protocol", "sasl_mechanism",
+                       "sasl_username", "sasl_password", "sasl_password_file", "ssl_cafile",
+                       "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_password_file",
+                       "kafka_connect_timeout", "kafka_debug")
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _HOSTPORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
@@ -112,10 +128,19 @@ class Settings:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
+    #: the SASL password (env only), or a file holding it
     sasl_password: str | None = field(default=None, repr=False)
+    sasl_password_file: str | None = None
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    #: the password of an encrypted ``ssl_keyfile`` (env only), or a file holding it
+    ssl_password: str | None = field(default=None, repr=False)
+    ssl_password_file: str | None = None
+    #: seconds to wait for the first broker (None: 8 for the worker, 10 for commands)
+    kafka_connect_timeout: float | None = None
+    #: keep kafka-python's own log lines (connection retries) in commands and pre-flight
+    kafka_debug: bool = False
     # --- topics
     payments_topic: str = "payments.success"
     likes_topic: str = "likes"
@@ -201,25 +226,64 @@ class Settings:
                             f"a secret of at least {MIN_TOKEN_BYTES} characters that the "
                             "console's users are given (e.g. the output of `openssl rand -hex 16`)")
 
-    def _secret(self, name: str, min_bytes: int, required: str, what: str) -> bytes:
-        """The secret ``name`` (env only) or the contents of the file named by
-        ``<name>_file``, stripped; one of the two, at least ``min_bytes`` long."""
+    def sasl_secret(self) -> str | None:
+        """The SASL password: ``sasl_password`` or the contents of
+        ``sasl_password_file`` without surrounding whitespace; ``None`` when
+        neither is set.
+
+        Raises
+        ------
+        SettingsError
+            Both are set, or the file cannot be read.
+        """
+        secret = self._read_secret("sasl_password")
+        return None if secret is None else secret[1].decode("utf-8", "surrogateescape")
+
+    def ssl_key_secret(self) -> str | None:
+        """The password of ``ssl_keyfile``, read as :meth:`sasl_secret` reads its own."""
+        secret = self._read_secret("ssl_password")
+        return None if secret is None else secret[1].decode("utf-8", "surrogateescape")
+
+    def secret_values(self) -> list[str]:
+        """Every secret of these settings that is set (the Kafka passwords, the
+        checkpoint key, the console token), for :func:`streams.worker.redact_secrets`."""
+        out = []
+        for name in sorted(_ENV_ONLY):
+            try:
+                found = self._read_secret(name)
+            except SettingsError:
+                continue
+            if found is not None and found[1]:
+                out.append(found[1].decode("utf-8", "surrogateescape"))
+        return out
+
+    def _read_secret(self, name: str) -> tuple[str, bytes] | None:
+        """``(label, secret)`` of the secret ``name`` (env only) or of the file
+        named by ``<name>_file`` (stripped), or ``None`` when neither is set."""
         file_name = f"{name}_file"
         value, path = getattr(self, name), getattr(self, file_name)
         if value is not None and path is not None:
             raise SettingsError(name, f"set either it or {file_name} ({_env_name(file_name)}), "
                                       "not both")
         if path is not None:
-            label = file_name
             try:
-                secret = Path(path).read_bytes().strip()
+                return file_name, Path(path).read_bytes().strip()
             except OSError as exc:
-                raise SettingsError(label, f"cannot read {path}: {exc.strerror or exc}") from None
-        elif value is not None:
-            label, secret = name, value.encode()
-        else:
+                raise SettingsError(file_name, f"cannot read {path}: {exc.strerror or exc}") \
+                    from None
+        if value is not None:
+            return name, value.encode()
+        return None
+
+    def _secret(self, name: str, min_bytes: int, required: str, what: str) -> bytes:
+        """The secret ``name`` (env only) or the contents of the file named by
+        ``<name>_file``, stripped; one of the two, at least ``min_bytes`` long."""
+        found = self._read_secret(name)
+        if found is None:
+            file_name = f"{name}_file"
             raise SettingsError(name, f"{required}: set it, or {file_name} "
                                       f"({_env_name(file_name)}), to {what}")
+        label, secret = found
         if len(secret) < min_bytes:
             noun = "key" if name == "checkpoint_key" else "token"
             raise SettingsError(label, f"the {noun} must have at least {min_bytes} bytes, "
@@ -233,6 +297,20 @@ class Settings:
         """Defaults overridden by ``KAFKA_BOOTSTRAP_SERVERS`` and ``LIKEGUARD_*``."""
         env = os.environ if env is None else env
         return cls().with_values(_values_from(env, lambda name: env.get(_env_name(name))))
+
+    @classmethod
+    def connection_from_env(cls, env: Mapping[str, str] | None = None,
+                            bootstrap_servers: str | None = None) -> Settings:
+        """Defaults overridden by the connection settings of the environment
+        (:data:`CONNECTION_SETTINGS` only: a command that only talks to Kafka
+        does not care about a worker setting), then by ``bootstrap_servers``
+        when given and not blank; validated with :meth:`validate_connection`."""
+        env = os.environ if env is None else env
+        values = _values_from(env, lambda name: env.get(_env_name(name)),
+                              names=CONNECTION_SETTINGS)
+        if bootstrap_servers is not None and bootstrap_servers.strip():
+            values["bootstrap_servers"] = bootstrap_servers.strip()
+        return cls().with_values(values).validate_connection()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | None,
@@ -264,6 +342,13 @@ class Settings:
 
     def validate(self) -> Settings:
         """Check every setting; raise :class:`SettingsError` naming the first bad one."""
+        self.validate_connection()
+        self.validate_topics()
+        return self._validate_worker()
+
+    def validate_connection(self) -> Settings:
+        """Check the Kafka connection settings (:data:`CONNECTION_SETTINGS`),
+        including that the TLS files load and the passwords can be read."""
         servers = [s.strip() for s in self.bootstrap_servers.split(",")]
         if not self.bootstrap_servers.strip() or not all(servers):
             raise SettingsError("bootstrap_servers", "must list host:port[,host:port...]")
@@ -275,6 +360,7 @@ class Settings:
             raise SettingsError("security_protocol",
                                 f"must be one of {', '.join(SECURITY_PROTOCOLS)}, "
                                 f"got {self.security_protocol!r}")
+        password = self.sasl_secret()
         if self.uses_sasl:
             if self.sasl_mechanism not in SASL_MECHANISMS:
                 raise SettingsError("sasl_mechanism",
@@ -282,8 +368,10 @@ class Settings:
                                     f"{self.security_protocol}, got {self.sasl_mechanism!r}")
             if not self.sasl_username:
                 raise SettingsError("sasl_username", f"is required with {self.security_protocol}")
-            if not self.sasl_password:
-                raise SettingsError("sasl_password", f"is required with {self.security_protocol}")
+            if not password:
+                raise SettingsError("sasl_password",
+                                    f"is required with {self.security_protocol}: set it, or "
+                                    "sasl_password_file (LIKEGUARD_SASL_PASSWORD_FILE)")
         elif self.sasl_mechanism is not None and self.sasl_mechanism not in SASL_MECHANISMS:
             raise SettingsError("sasl_mechanism",
                                 f"must be one of {', '.join(SASL_MECHANISMS)}, "
@@ -295,10 +383,22 @@ class Settings:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             missing = "ssl_keyfile" if self.ssl_keyfile is None else "ssl_certfile"
             raise SettingsError(missing, "ssl_certfile and ssl_keyfile go together")
+        key_password = self.ssl_key_secret()
+        if key_password is not None and self.ssl_keyfile is None:
+            raise SettingsError("ssl_password", "is the password of ssl_keyfile, which is not set")
         if (self.ssl_cafile or self.ssl_certfile) and not self.uses_ssl:
             raise SettingsError("security_protocol",
                                 f"TLS files are set but the protocol is {self.security_protocol}; "
                                 "use SSL or SASL_SSL")
+        if self.uses_ssl:
+            self.ssl_context()  # the CA, certificate and key load (and the password fits)
+        if self.kafka_connect_timeout is not None and not self.kafka_connect_timeout > 0:
+            raise SettingsError("kafka_connect_timeout",
+                                f"must be > 0, got {self.kafka_connect_timeout}")
+        return self
+
+    def validate_topics(self) -> Settings:
+        """Check the topic names and the app id (all :mod:`streams.acls` needs)."""
         topic_settings = ("payments_topic", "likes_topic", "alerts_topic", "deadletter_topic",
                           "verdicts_topic", "view_topic_prefix")
         for name in topic_settings:
@@ -312,6 +412,9 @@ class Settings:
             raise SettingsError("payments_topic", f"topic names must be distinct, got {names}")
         if not _TOPIC_RE.match(self.app_id):
             raise SettingsError("app_id", f"{self.app_id!r} must be letters, digits, '.', '_', '-'")
+        return self
+
+    def _validate_worker(self) -> Settings:
         if self.replication_factor < 1:
             raise SettingsError("replication_factor", f"must be >= 1, got {self.replication_factor}")
         if not self.data_dir:
@@ -360,16 +463,61 @@ class Settings:
     def uses_ssl(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """The client TLS context of every Kafka client: verifies the broker
+        (certificate and host name) with ``ssl_cafile`` or the system CAs, and
+        presents ``ssl_certfile`` / ``ssl_keyfile`` when set (mutual TLS),
+        decrypting the key with ``ssl_password``.
+
+        Raises
+        ------
+        SettingsError
+            A file does not load, or the key needs a password that is not set
+            or does not fit.
+        """
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ssl_cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError("ssl_cafile", f"cannot load {self.ssl_cafile}: {exc}") from None
+        if self.ssl_certfile:
+            password = self.ssl_key_secret()
+
+            def no_password() -> str:  # instead of OpenSSL prompting on the terminal
+                raise SettingsError("ssl_password", f"{self.ssl_keyfile} is encrypted: set "
+                                                    "ssl_password or ssl_password_file")
+            try:
+                ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile,
+                                    password=password if password is not None else no_password)
+            except (OSError, ssl.SSLError) as exc:
+                why = "wrong ssl_password? " if password is not None else ""
+                raise SettingsError("ssl_keyfile", f"cannot load {self.ssl_certfile} with "
+                                                   f"{self.ssl_keyfile}: {why}{exc}") from None
+        return ctx
+
     def kafka_python_kwargs(self) -> dict[str, Any]:
-        """Connection keyword arguments for kafka-python clients (admin checks)."""
+        """Connection keyword arguments for kafka-python clients: servers,
+        security protocol, SASL credentials, TLS context."""
         kw: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
                               "security_protocol": self.security_protocol}
         if self.uses_sasl:
             kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
-                      sasl_plain_password=self.sasl_password)
+                      sasl_plain_password=self.sasl_secret())
         if self.uses_ssl:
-            kw.update(ssl_cafile=self.ssl_cafile, ssl_certfile=self.ssl_certfile,
-                      ssl_keyfile=self.ssl_keyfile, ssl_check_hostname=True)
+            kw["ssl_context"] = self.ssl_context()
+        return kw
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """The same connection as :meth:`kafka_python_kwargs`, as aiokafka
+        client arguments (Faust's credentials are built from it as well:
+        :func:`streams.app.credentials`)."""
+        kw: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                              "security_protocol": self.security_protocol}
+        if self.uses_ssl:
+            kw["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            kw.update(sasl_mechanism=self.sasl_mechanism,
+                      sasl_plain_username=self.sasl_username,
+                      sasl_plain_password=self.sasl_secret())
         return kw
 
     def describe(self) -> dict[str, Any]:
@@ -379,7 +527,7 @@ class Settings:
             v = getattr(self, f.name)
             if f.name == "engine":
                 out.update({f"engine.{k}": x for k, x in v.to_dict().items()})
-            elif f.name in ("sasl_password", "checkpoint_key", "console_token"):
+            elif f.name in _ENV_ONLY:
                 out[f.name] = "***" if v else None
             else:
                 out[f.name] = v
@@ -390,10 +538,14 @@ class Settings:
 
 _INT = {"replication_factor", "metrics_port", "batch_size", "console_port"}
 _FLOAT = {"checkpoint_interval", "idle_flush", "progress_interval", "batch_within",
-          "fetch_max_wait", "session_timeout", "heartbeat_interval"}
-_OPTIONAL = {"sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile",
-             "ssl_keyfile", "checkpoint_key", "checkpoint_key_file", "console_token",
-             "console_token_file"}
+          "fetch_max_wait", "session_timeout", "heartbeat_interval", "kafka_connect_timeout"}
+_BOOL = {"kafka_debug"}
+_OPTIONAL = {"sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file",
+             "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_password_file",
+             "checkpoint_key", "checkpoint_key_file", "console_token", "console_token_file",
+             "kafka_connect_timeout"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
 _UPPER = {"security_protocol", "sasl_mechanism"}
 
 
@@ -414,6 +566,11 @@ def _convert(name: str, raw: Any) -> Any:
     text = raw.strip()
     if name in _OPTIONAL and text == "":
         return None
+    if name in _BOOL:
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise SettingsError(name, f"not a yes/no value (1, true, yes, on / 0, false, no, off): "
+                                  f"{raw!r}")
     if name in _UPPER:
         text = text.upper()
     if name == "log_level":
@@ -429,8 +586,10 @@ def _convert(name: str, raw: Any) -> Any:
     return text
 
 
-def _values_from(source: Mapping[str, Any], get: Any) -> dict[str, Any]:
-    names = [f.name for f in fields(Settings) if f.name != "engine"] + list(_ENGINE_FIELDS)
+def _values_from(source: Mapping[str, Any], get: Any,
+                 names: Any = None) -> dict[str, Any]:
+    if names is None:
+        names = [f.name for f in fields(Settings) if f.name != "engine"] + list(_ENGINE_FIELDS)
     out: dict[str, Any] = {}
     for name in names:
         raw = get(name)
@@ -447,8 +606,10 @@ class _EnvOnly(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
+        file_name = f"{self.dest}_file"
         parser.error(f"{option_string} is not accepted (argv is visible to every user of the "
-                     f"host): set {_env_name(self.dest)} in the environment instead")
+                     f"host): set {_env_name(self.dest)} in the environment instead, or "
+                     f"{_env_name(file_name)} ({_flag(file_name)}) to a file holding it")
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -464,7 +625,15 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "bootstrap_servers": "Kafka bootstrap servers host:port[,...]",
         "security_protocol": f"one of {', '.join(SECURITY_PROTOCOLS)}",
         "sasl_mechanism": f"one of {', '.join(SASL_MECHANISMS)}",
-        "sasl_password": "SASL password (prefer the env var)",
+        "sasl_password_file": "file holding the SASL password (or the env var "
+                              "LIKEGUARD_SASL_PASSWORD; required with SASL_*)",
+        "ssl_password_file": "file holding the password of an encrypted --ssl-keyfile (or the "
+                             "env var LIKEGUARD_SSL_PASSWORD)",
+        "ssl_certfile": "client certificate (PEM) for mutual TLS; goes with --ssl-keyfile",
+        "ssl_keyfile": "client certificate's private key (PEM)",
+        "kafka_connect_timeout": "seconds to wait for the first broker at start (default: 8 for "
+                                 "the worker, 10 for the Kafka commands)",
+        "kafka_debug": "1: keep kafka-python's own log lines (connection retries)",
         "metrics_port": "Prometheus port, 0 disables",
         "checkpoint_interval": "seconds between engine checkpoints of a busy partition (stretched "
                                "so checkpoints take at most a tenth of the worker's time)",

@@ -29,7 +29,7 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from streams.settings import Settings, SettingsError, add_worker_arguments
@@ -47,6 +47,7 @@ CONNECT_TIMEOUT = 8.0
 #: Kafka's error codes for a topic that does not exist, and one the client may not see
 _UNKNOWN_TOPIC = 3
 _TOPIC_AUTHORIZATION_FAILED = 29
+_TOPIC_ALREADY_EXISTS = 36
 
 
 class RepeatFilter(logging.Filter):
@@ -142,6 +143,48 @@ def _client_log(quiet: bool) -> Iterator[_ClientLog]:
         logger.propagate = propagate
 
 
+#: shorter secrets are not redacted: "***" for every "p" would garble the log
+#: more than it hid (and such a password is guessed anyway)
+_MIN_REDACTED = 6
+
+
+def redact_secrets(secrets: Iterable[str]) -> None:
+    """Replace each of ``secrets`` by ``***`` in every log record's message,
+    whichever library logs it: kafka-python's admin client, for one, logs its
+    whole configuration (SASL password included) at debug level.
+
+    >>> before = logging.getLogRecordFactory()
+    >>> redact_secrets(["hunter2-secret"])
+    >>> rec = logging.getLogger("x").makeRecord("x", logging.DEBUG, "", 0,
+    ...                                         "config %s", ({"password": "hunter2-secret"},), None)
+    >>> rec.getMessage()
+    "config {'password': '***'}"
+    >>> logging.setLogRecordFactory(before)
+    """
+    values: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= _MIN_REDACTED:
+            values.update((secret, repr(secret)[1:-1]))
+    if not values:
+        return
+    ordered = sorted(values, key=len, reverse=True)
+    base = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad record stays as it is, logging reports it
+            return record
+        if any(v in msg for v in ordered):
+            for v in ordered:
+                msg = msg.replace(v, "***")
+            record.msg, record.args = msg, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 def remove_repeat_filters() -> None:
     """Take every :class:`RepeatFilter` off the aiokafka loggers."""
     for name in KAFKA_CLIENT_LOGGERS:
@@ -176,7 +219,11 @@ def preflight(settings: Settings, connect_timeout: float = CONNECT_TIMEOUT,
       one partition; an existing topic with another count is an error;
     * missing internal and output (alerts, dead-letter, verdicts) topics are
       created with ``settings.partitions`` partitions (the verdicts topic is
-      the console's output and the ingest's input).
+      the console's output and the ingest's input);
+    * the principal may do on every topic what the worker does there
+      (:func:`streams.acls.worker_grants`, as the broker reports its
+      authorised operations): a worker that may not write its alerts or
+      checkpoints stops here, naming the topic and the operations.
 
     With ``quiet``, kafka-python's own log lines are held back meanwhile.
 
@@ -193,7 +240,7 @@ def _check_topics(settings: Settings, connect_timeout: float, timeout: float,
                   client_log: _ClientLog) -> None:
     """The checks of :func:`preflight`; ``client_log`` watches kafka-python's log."""
     from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from kafka.errors import KafkaError
 
     changelog_topic = settings.checkpoint_changelog
     internal = [settings.view_topic(v) for v in ("merchant", "ip", "device", "user", "lockstep")]
@@ -219,13 +266,16 @@ def _check_topics(settings: Settings, connect_timeout: float, timeout: float,
         if denied:
             raise PreflightError(
                 f"not authorised to describe input topic {', '.join(denied)} on "
-                f"{settings.bootstrap_servers} as {settings.sasl_username or 'this client'}")
+                f"{settings.bootstrap_servers} as {_principal(settings)}: {_ACL_HINT}")
         if absent:
             raise PreflightError(
                 "input topic" + ("s " if len(absent) > 1 else " ")
                 + ", ".join(f"{t} (LIKEGUARD_{inputs[t].upper()})" for t in absent)
                 + f" not found on {settings.bootstrap_servers}; the worker does not create "
                 "input topics: create them, or set the topic names")
+        denied = [t for t in internal + outputs if errors.get(t) == _TOPIC_AUTHORIZATION_FAILED]
+        if denied:
+            _refuse(settings, denied[0], {"DESCRIBE"})
         for name in internal:
             if name in counts and counts[name] != settings.partitions:
                 raise PreflightError(
@@ -235,26 +285,85 @@ def _check_topics(settings: Settings, connect_timeout: float, timeout: float,
                     f"or set partitions to {counts[name]})")
         missing = [t for t in internal + outputs if t not in counts]
         if missing:
-            spec: dict[str, Any] = {"num_partitions": settings.partitions,
-                                    "replication_factor": settings.replication_factor}
-            specs = {}
-            for name in missing:
-                s = dict(spec)
-                if name == changelog_topic:
-                    from streams.topics import CHECKPOINT_TOPIC_CONFIG
-
-                    s["configs"] = dict(CHECKPOINT_TOPIC_CONFIG)
-                specs[name] = s
-            try:
-                admin.create_topics(specs, timeout_ms=int(timeout * 1000), raise_errors=False,
-                                    wait_for_metadata=True)
-            except TopicAlreadyExistsError:  # a concurrent worker made them
-                pass
+            _create(admin, settings, missing, changelog_topic, timeout)
+            described = admin.describe_topics(internal + outputs + list(inputs))
+        _check_access(settings, described)
     except KafkaError as exc:
         raise PreflightError(f"topic check on {settings.bootstrap_servers} failed: "
                              f"{_brief(exc)}") from exc
     finally:
         admin.close()
+
+
+#: where a refused worker's message points
+_ACL_HINT = ("grant the worker's ACLs (likeguard acls, deploy/kafka/acls.sh; "
+             "docs/operations.md#access-control)")
+
+
+def _principal(settings: Settings) -> str:
+    """Who the worker is to the broker, as far as its settings tell."""
+    if settings.uses_sasl:
+        return f"User:{settings.sasl_username}"
+    if settings.ssl_certfile:
+        return f"the principal of {settings.ssl_certfile}"
+    return "this client"
+
+
+def _create(admin: Any, settings: Settings, missing: list[str], changelog_topic: str,
+            timeout: float) -> None:
+    """Create the worker's ``missing`` topics; a refusal other than "already
+    exists" (a concurrent worker made it) is a :class:`PreflightError`."""
+    spec: dict[str, Any] = {"num_partitions": settings.partitions,
+                            "replication_factor": settings.replication_factor}
+    specs = {}
+    for name in missing:
+        s = dict(spec)
+        if name == changelog_topic:
+            from streams.topics import CHECKPOINT_TOPIC_CONFIG
+
+            s["configs"] = dict(CHECKPOINT_TOPIC_CONFIG)
+        specs[name] = s
+    result = admin.create_topics(specs, timeout_ms=int(timeout * 1000), raise_errors=False)
+    refused = {t["name"]: t for t in result.get("topics", ())
+               if t.get("error_code", 0) not in (0, _TOPIC_ALREADY_EXISTS)}
+    if refused:
+        denied = [n for n, t in refused.items() if t["error_code"] == _TOPIC_AUTHORIZATION_FAILED]
+        if denied:
+            _refuse(settings, denied[0], {"CREATE"})
+        name, t = next(iter(refused.items()))
+        raise PreflightError(f"cannot create topic {name} on {settings.bootstrap_servers}: "
+                             f"error {t['error_code']} {t.get('error_message') or ''}".rstrip())
+    admin.wait_for_topics(missing, timeout_ms=int(timeout * 1000))
+
+
+def _check_access(settings: Settings, described: list[dict[str, Any]]) -> None:
+    """Every topic of :func:`streams.acls.worker_grants` allows the worker what
+    it needs, as the broker reports the principal's authorised operations
+    (KIP-430; a broker without an authoriser reports every operation)."""
+    from streams.acls import required_operations, worker_grants
+
+    allowed = {t["name"]: set(t["authorized_operations"]) for t in described
+               if t.get("error_code", 0) == 0 and t.get("authorized_operations") is not None}
+    for grant in worker_grants(settings):
+        if grant.resource != "topic" or grant.name not in allowed:
+            continue  # groups, and Faust's own leader topic, fail in the clients
+        lacking = required_operations(grant) - allowed[grant.name]
+        if lacking:
+            _refuse(settings, grant.name, lacking)
+
+
+def _refuse(settings: Settings, topic: str, lacking: set[str]) -> None:
+    """Raise the :class:`PreflightError` of a topic the principal may not use."""
+    from streams.acls import required_operations, worker_grants
+
+    grant = next((g for g in worker_grants(settings) if g.resource == "topic" and g.name == topic),
+                 None)
+    what = f" ({grant.setting}: {grant.why})" if grant is not None else ""
+    needs = (f"; the worker needs {', '.join(sorted(required_operations(grant)))} there"
+             if grant is not None else "")
+    raise PreflightError(
+        f"not authorised to {', '.join(sorted(lacking))} topic {topic}{what} on "
+        f"{settings.bootstrap_servers} as {_principal(settings)}{needs}: {_ACL_HINT}")
 
 
 def _brief(exc: BaseException) -> str:
@@ -293,10 +402,12 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    redact_secrets(settings.secret_values())
     quiet_repeats()
     # before anything else logs: a worker that cannot start says so in one line
     try:
-        preflight(settings, quiet=settings.log_level != "debug")
+        preflight(settings, connect_timeout=settings.kafka_connect_timeout or CONNECT_TIMEOUT,
+                  quiet=settings.log_level != "debug" and not settings.kafka_debug)
     except PreflightError as exc:
         print(f"likeguard worker: error: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,10 @@ Fixtures
     with ``KAFKA_BOOTSTRAP_SERVERS`` set (an external broker is not ours to stop).
 
 Helpers (importable: ``from tests.kafka_broker import ...``)
-    ``unique_name(prefix)``, ``create_topics(bootstrap, names, partitions=6, ...)``,
+    ``start_broker(state_dir, authorizer=False, mtls=False)`` / ``stop_broker(broker)``:
+    a broker of a test's own (e.g. with the StandardAuthorizer and a mutual-TLS
+    listener, which the session broker has not); ``unique_name(prefix)``,
+    ``create_topics(bootstrap, names, partitions=6, ...)``,
     ``delete_topics(bootstrap, names)``, ``consume_records(bootstrap, topic, count, ...)``.
 
 Tests that use any of these fixtures are marked ``kafka`` automatically, so
@@ -87,6 +90,8 @@ class KafkaBroker:
     sasl: SaslSettings | None = None
     #: the environment kafka.sh started it with (state dir, ports); None: external
     env: dict[str, str] | None = None
+    #: what kafka.sh wrote to sasl.env and ssl.env (users, passwords, certificate files)
+    client_env: dict[str, str] | None = None
 
     @property
     def log_file(self) -> Path | None:
@@ -314,10 +319,11 @@ def _run_kafka_sh(cmd: str, env: dict[str, str], timeout: float) -> subprocess.C
     )
 
 
-def _start_broker(state_dir: Path, sasl_listener: bool = True) -> KafkaBroker:
+def _start_broker(state_dir: Path, extra_env: dict[str, str] | None = None,
+                  mtls: bool = False, sasl_listener: bool = True) -> KafkaBroker:
     last_err = ""
     for _attempt in range(3):  # retry only when a picked port got taken meanwhile
-        port, controller_port, sasl_port = _free_ports(3)
+        port, controller_port, sasl_port, ssl_port = _free_ports(4)
         env = dict(os.environ)
         env.update(
             KAFKA_STATE_DIR=str(state_dir),
@@ -332,6 +338,9 @@ def _start_broker(state_dir: Path, sasl_listener: bool = True) -> KafkaBroker:
             env["KAFKA_SASL_PORT"] = str(sasl_port)
         else:
             env.pop("KAFKA_SASL_PORT", None)
+        if mtls:
+            env["KAFKA_SSL_PORT"] = str(ssl_port)
+        env.update(extra_env or {})
         try:
             proc = _run_kafka_sh("start", env, START_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
@@ -339,14 +348,35 @@ def _start_broker(state_dir: Path, sasl_listener: bool = True) -> KafkaBroker:
             pytest.fail(f"kafka.sh start timed out after {START_TIMEOUT_S}s: {exc.stderr}", pytrace=False)
         if proc.returncode == 0:
             bootstrap = proc.stdout.strip().splitlines()[-1]
-            sasl_env = state_dir / "sasl.env"
-            sasl = _sasl_from_env(_read_env_file(sasl_env)) if sasl_env.exists() else None
+            client_env: dict[str, str] = {}
+            for name in ("sasl.env", "ssl.env"):
+                if (state_dir / name).exists():
+                    client_env.update(_read_env_file(state_dir / name))
+            sasl = _sasl_from_env(client_env) if client_env else None
             return KafkaBroker(bootstrap=bootstrap, external=False, state_dir=state_dir, sasl=sasl,
-                               env=env)
+                               env=env, client_env=client_env)
         last_err = proc.stderr
         if "already in use" not in last_err and "BindException" not in last_err:
             break
     pytest.fail(f"could not start the Kafka broker (deploy/kafka/kafka.sh start):\n{last_err}", pytrace=False)
+
+
+def start_broker(state_dir: Path, authorizer: bool = False, mtls: bool = False,
+                 env: dict[str, str] | None = None) -> KafkaBroker:
+    """Start a broker of the caller's own in ``state_dir`` (free loopback ports,
+    a SASL_SSL listener; with ``authorizer`` the StandardAuthorizer and its
+    extra SCRAM users, with ``mtls`` an SSL listener requiring client
+    certificates; ``env``: more kafka.sh settings). Stop it with :func:`stop_broker`."""
+    return _start_broker(state_dir, {"KAFKA_AUTHORIZER": "1" if authorizer else "0", **(env or {})},
+                         mtls=mtls)
+
+
+def stop_broker(broker: KafkaBroker) -> None:
+    assert broker.state_dir is not None, "an external broker is not ours to stop"
+    env = dict(os.environ, KAFKA_STATE_DIR=str(broker.state_dir), PYTHON=sys.executable)
+    proc = _run_kafka_sh("stop", env, 120)
+    if proc.returncode != 0:
+        print(f"kafka.sh stop failed: {proc.stderr}", file=sys.stderr)
 
 
 def _check_reachable(bootstrap: str) -> None:

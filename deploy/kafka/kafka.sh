@@ -19,6 +19,19 @@
 #   KAFKA_SASL_PORT        if set: extra SASL_SSL listener (SCRAM-SHA-256) on this port;
 #                          client settings are written to $KAFKA_STATE_DIR/sasl.env
 #   KAFKA_SASL_USERNAME    [likeguard]   KAFKA_SASL_PASSWORD  [random, see sasl.env]
+#   KAFKA_SSL_PORT         if set: extra SSL listener with mutual TLS (ssl.client.auth=required);
+#                          a client certificate (CN=$KAFKA_SSL_CLIENT_CN, key encrypted with a
+#                          random password) and settings are written to $KAFKA_STATE_DIR/ssl.env
+#   KAFKA_SSL_CLIENT_CN    [$KAFKA_SASL_USERNAME or likeguard]: the certificate's principal
+#                          is User:<CN> (ssl.principal.mapping.rules), the SCRAM user's name
+#   KAFKA_AUTHORIZER=1     least privilege: the KRaft StandardAuthorizer with
+#                          allow.everyone.if.no.acl.found=false; super users are the
+#                          PLAINTEXT/controller listeners' User:ANONYMOUS (the loopback
+#                          set-up door: broker, tests, deploy/kafka/acls.sh) and the SCRAM
+#                          user $KAFKA_SASL_ADMIN_USERNAME [admin]; with KAFKA_SASL_PORT also a
+#                          SCRAM user $KAFKA_SASL_LIMITED_USERNAME [likeguard-limited] with no
+#                          ACLs of its own (passwords random, in sasl.env). Everyone else,
+#                          the worker included, needs ACLs: deploy/kafka/acls.sh
 #   KAFKA_HEAP_OPTS        [-Xms256m -Xmx768m]
 #   KAFKA_EXTRA_PROPERTIES extra server.properties lines, appended verbatim
 #   KAFKA_KEEP_DATA=1      reuse the formatted data dir instead of a fresh one
@@ -43,6 +56,8 @@ HOST="${KAFKA_HOST:-127.0.0.1}"
 PORT="${KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 SASL_PORT="${KAFKA_SASL_PORT:-}"
+SSL_PORT="${KAFKA_SSL_PORT:-}"
+AUTHORIZER="${KAFKA_AUTHORIZER:-0}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -191,12 +206,19 @@ log4j.logger.org.apache.kafka.clients=WARN
 EOF
 }
 
-make_tls() {  # throwaway CA + server cert (SAN 127.0.0.1/localhost/$HOST) in a PKCS12 keystore
-    local d="$STATE_DIR/tls"
-    if [[ -f "$d/server.p12" && -f "$d/ca.pem" && -f "$d/store.pass" && "$(cat "$d/host" 2>/dev/null)" == "$HOST" ]]; then
+random_secret() { head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+client_cn() { echo "${KAFKA_SSL_CLIENT_CN:-${KAFKA_SASL_USERNAME:-likeguard}}"; }
+
+# throwaway CA + server cert (SAN 127.0.0.1/localhost/$HOST) in a PKCS12 keystore, and a
+# client certificate (CN=$(client_cn)) for mutual TLS whose key is encrypted (client.pass)
+make_tls() {
+    local d="$STATE_DIR/tls" cn; cn="$(client_cn)"
+    if [[ -f "$d/server.p12" && -f "$d/ca.pem" && -f "$d/store.pass" && -f "$d/client.pem" \
+            && "$(cat "$d/host" 2>/dev/null)" == "$HOST" && "$(cat "$d/client.cn" 2>/dev/null)" == "$cn" ]]; then
         return 0
     fi
-    command -v openssl >/dev/null || die "openssl is needed for KAFKA_SASL_PORT"
+    command -v openssl >/dev/null || die "openssl is needed for KAFKA_SASL_PORT / KAFKA_SSL_PORT"
     rm -rf "$d"; mkdir -p "$d"; chmod 700 "$d"
     local san="IP:127.0.0.1,DNS:localhost"
     if [[ "$HOST" =~ ^[0-9.]+$ ]]; then [[ "$HOST" != 127.0.0.1 ]] && san="$san,IP:$HOST"
@@ -215,7 +237,17 @@ make_tls() {  # throwaway CA + server cert (SAN 127.0.0.1/localhost/$HOST) in a 
         openssl pkcs12 -export -name kafka -inkey server.key -in server.pem -certfile ca.pem \
             -passout "file:store.pass" -out server.p12
         echo "$HOST" >host
-    ) >/dev/null 2>&1 || die "could not create the TLS keystore in $d"
+        random_secret >client.pass
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout client.plain.key -out client.csr
+        printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' \
+            >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile client.ext -out client.pem
+        openssl pkcs8 -topk8 -v2 aes-256-cbc -in client.plain.key -passout "file:client.pass" \
+            -out client.key
+        rm -f client.plain.key
+        echo "$cn" >client.cn
+    ) >/dev/null 2>&1 || die "could not create the TLS keystore and client certificate in $d"
 }
 
 write_server_properties() {
@@ -224,6 +256,10 @@ write_server_properties() {
     if [[ -n "$SASL_PORT" ]]; then
         listeners="$listeners,SASL_SSL://$HOST:$SASL_PORT"
         advertised="$advertised,SASL_SSL://$HOST:$SASL_PORT"
+    fi
+    if [[ -n "$SSL_PORT" ]]; then
+        listeners="$listeners,SSL://$HOST:$SSL_PORT"
+        advertised="$advertised,SSL://$HOST:$SSL_PORT"
     fi
     cat >"$PROPS" <<EOF
 # Written by deploy/kafka/kafka.sh -- edits are overwritten on the next start.
@@ -234,7 +270,7 @@ listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
 log.dirs=$DATA_DIR
 num.partitions=6
 default.replication.factor=1
@@ -251,10 +287,31 @@ EOF
         cat >>"$PROPS" <<EOF
 sasl.enabled.mechanisms=SCRAM-SHA-256
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+    fi
+    if [[ -n "$SSL_PORT" ]]; then
+        # mutual TLS: a client must present a certificate signed by the CA; its
+        # principal is User:<CN>, the name of the SCRAM user with the same ACLs
+        cat >>"$PROPS" <<EOF
+listener.name.ssl.ssl.client.auth=required
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$STATE_DIR/tls/ca.pem
+ssl.principal.mapping.rules=RULE:^CN=([^,]+)\$/\$1/,DEFAULT
+EOF
+    fi
+    if [[ -n "$SASL_PORT" || -n "$SSL_PORT" ]]; then
+        cat >>"$PROPS" <<EOF
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$STATE_DIR/tls/server.p12
 ssl.keystore.password=$(cat "$STATE_DIR/tls/store.pass")
 ssl.key.password=$(cat "$STATE_DIR/tls/store.pass")
+EOF
+    fi
+    if [[ "$AUTHORIZER" == 1 ]]; then
+        cat >>"$PROPS" <<EOF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS;User:${KAFKA_SASL_ADMIN_USERNAME:-admin}
 EOF
     fi
     if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then
@@ -300,14 +357,15 @@ cmd_start() {
     rm -f "$PID_FILE"
     addr="$HOST:$PORT"
     local p
-    for p in "$PORT" "$CONTROLLER_PORT" ${SASL_PORT:+"$SASL_PORT"}; do
+    [[ "$AUTHORIZER" == 0 || "$AUTHORIZER" == 1 ]] || die "KAFKA_AUTHORIZER must be 0 or 1"
+    for p in "$PORT" "$CONTROLLER_PORT" ${SASL_PORT:+"$SASL_PORT"} ${SSL_PORT:+"$SSL_PORT"}; do
         if port_in_use "$HOST" "$p"; then die "port $HOST:$p is already in use by another process"; fi
     done
 
     cmd_fetch
     local cp="$LIBS_DIR/*"
     write_log4j
-    [[ -n "$SASL_PORT" ]] && make_tls
+    if [[ -n "$SASL_PORT" || -n "$SSL_PORT" ]]; then make_tls; fi
     write_server_properties
 
     local -a scram=()
@@ -315,7 +373,7 @@ cmd_start() {
         local user="${KAFKA_SASL_USERNAME:-likeguard}" pass="${KAFKA_SASL_PASSWORD:-}"
         [[ -n "$pass" ]] || pass="$(head -c12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         scram=(--add-scram "SCRAM-SHA-256=[name=$user,password=$pass]")
-        cat >"$STATE_DIR/sasl.env" <<EOF
+        ( umask 077; cat >"$STATE_DIR/sasl.env" <<EOF
 KAFKA_SASL_BOOTSTRAP_SERVERS=$HOST:$SASL_PORT
 KAFKA_SECURITY_PROTOCOL=SASL_SSL
 KAFKA_SASL_MECHANISM=SCRAM-SHA-256
@@ -323,7 +381,32 @@ KAFKA_SASL_USERNAME=$user
 KAFKA_SASL_PASSWORD=$pass
 KAFKA_SSL_CAFILE=$STATE_DIR/tls/ca.pem
 EOF
+        )
+        if [[ "$AUTHORIZER" == 1 ]]; then
+            local admin="${KAFKA_SASL_ADMIN_USERNAME:-admin}" admin_pass limited limited_pass
+            limited="${KAFKA_SASL_LIMITED_USERNAME:-likeguard-limited}"
+            admin_pass="$(random_secret)"; limited_pass="$(random_secret)"
+            scram+=(--add-scram "SCRAM-SHA-256=[name=$admin,password=$admin_pass]"
+                    --add-scram "SCRAM-SHA-256=[name=$limited,password=$limited_pass]")
+            cat >>"$STATE_DIR/sasl.env" <<EOF
+KAFKA_SASL_ADMIN_USERNAME=$admin
+KAFKA_SASL_ADMIN_PASSWORD=$admin_pass
+KAFKA_SASL_LIMITED_USERNAME=$limited
+KAFKA_SASL_LIMITED_PASSWORD=$limited_pass
+EOF
+        fi
         chmod 600 "$STATE_DIR/sasl.env"
+    fi
+    if [[ -n "$SSL_PORT" ]]; then
+        ( umask 077; cat >"$STATE_DIR/ssl.env" <<EOF
+KAFKA_SSL_BOOTSTRAP_SERVERS=$HOST:$SSL_PORT
+KAFKA_SSL_CAFILE=$STATE_DIR/tls/ca.pem
+KAFKA_SSL_CERTFILE=$STATE_DIR/tls/client.pem
+KAFKA_SSL_KEYFILE=$STATE_DIR/tls/client.key
+KAFKA_SSL_KEY_PASSWORD_FILE=$STATE_DIR/tls/client.pass
+KAFKA_SSL_PRINCIPAL=User:$(client_cn)
+EOF
+        )
     fi
 
     if [[ "${KAFKA_KEEP_DATA:-0}" == 1 && -f "$DATA_DIR/meta.properties" ]]; then
@@ -359,6 +442,8 @@ EOF
     fi
     log "ready on $addr (pid $pid, ${HEAP_OPTS}) $(secs_since "$started") after launch; log: $LOG_FILE"
     [[ -n "$SASL_PORT" ]] && log "SASL_SSL/SCRAM-SHA-256 on $HOST:$SASL_PORT; client settings in $STATE_DIR/sasl.env"
+    [[ -n "$SSL_PORT" ]] && log "SSL with client certificates on $HOST:$SSL_PORT; client settings in $STATE_DIR/ssl.env"
+    [[ "$AUTHORIZER" == 1 ]] && log "StandardAuthorizer on: clients other than the super users need ACLs (deploy/kafka/acls.sh)"
     echo "$addr"
 }
 

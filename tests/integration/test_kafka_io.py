@@ -142,13 +142,23 @@ def test_iter_recording_reads_kcat_raw_bytes(tmp_path):
     assert [r.payload for r in read_records(path)] == ["é\x0b"]
 
 
-def test_security_settings_from_env():
-    env = {"LIKEGUARD_SECURITY_PROTOCOL": "SASL_SSL", "LIKEGUARD_SASL_MECHANISM": "scram-sha-256",
-           "LIKEGUARD_SASL_USERNAME": "u", "LIKEGUARD_SASL_PASSWORD": "p",
-           "LIKEGUARD_SSL_CAFILE": "/tmp/ca.pem"}
+def test_security_settings_from_env(tmp_path, capsys, monkeypatch):
+    """The commands' connection is the worker's validated settings: the same
+    env vars, a password file as well, and a bad setting named (exit 2)."""
+    pw = tmp_path / "pw"
+    pw.write_text("p\n")
+    env = {"LIKEGUARD_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "LIKEGUARD_SASL_MECHANISM": "scram-sha-256",
+           "LIKEGUARD_SASL_USERNAME": "u", "LIKEGUARD_SASL_PASSWORD_FILE": str(pw),
+           "LIKEGUARD_GRACE": "not a worker's concern here"}
     kw = security_kwargs(env)
-    assert kw == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-256",
-                  "sasl_plain_username": "u", "sasl_plain_password": "p", "ssl_cafile": "/tmp/ca.pem"}
+    assert kw == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
+                  "sasl_plain_username": "u", "sasl_plain_password": "p"}
+    monkeypatch.setenv("LIKEGUARD_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("LIKEGUARD_SSL_CAFILE", str(tmp_path / "missing-ca.pem"))
+    assert cli_main(["record", "--topics", "likes", "--out", str(tmp_path / "o.jsonl"),
+                     "--bootstrap-servers", f"127.0.0.1:{_closed_port()}"]) == 2
+    err = capsys.readouterr().err
+    assert "likeguard record: error: ssl_cafile (LIKEGUARD_SSL_CAFILE" in err and "not found" in err
 
 
 def test_first_campaign_is_moved_close_to_now():

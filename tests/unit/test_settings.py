@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -90,25 +93,117 @@ def test_bad_settings_name_the_setting(env, setting, words):
     assert words in msg
 
 
+def _pki(d: Path) -> dict[str, Path]:
+    """A throwaway CA and a client certificate whose key is encrypted with the
+    password in ``key.pass`` (what mutual TLS with a protected key needs)."""
+    (d / "key.pass").write_text("client-key-password\n")
+    cmds = [
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
+        "-keyout ca.key -out ca.pem",
+        "openssl req -newkey rsa:2048 -nodes -subj /CN=likeguard -keyout plain.key -out c.csr",
+        "openssl x509 -req -in c.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+        "-out client.pem",
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -in plain.key -passout file:key.pass "
+        "-out client.key",
+    ]
+    for cmd in cmds:
+        subprocess.run(cmd.split(), cwd=d, check=True, capture_output=True)
+    return {n: d / f for n, f in (("ca", "ca.pem"), ("cert", "client.pem"),
+                                  ("key", "client.key"), ("pass", "key.pass"))}
+
+
 def test_tls_and_sasl_settings(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("not checked here")
+    pki = _pki(tmp_path)
     s = Settings.from_env({"LIKEGUARD_SECURITY_PROTOCOL": "SASL_SSL",
                            "LIKEGUARD_SASL_MECHANISM": "scram-sha-256",
                            "LIKEGUARD_SASL_USERNAME": "likeguard",
                            "LIKEGUARD_SASL_PASSWORD": "s3cret",
-                           "LIKEGUARD_SSL_CAFILE": str(ca), **KEY_ENV}).validate()
+                           "LIKEGUARD_SSL_CAFILE": str(pki["ca"]), **KEY_ENV}).validate()
     assert s.sasl_mechanism == "SCRAM-SHA-256"
     kw = s.kafka_python_kwargs()
     assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_plain_username"] == "likeguard"
-    assert kw["ssl_cafile"] == str(ca)
+    assert kw["sasl_plain_password"] == "s3cret"
+    assert isinstance(kw["ssl_context"], ssl.SSLContext) and kw["ssl_context"].check_hostname
+    aio = s.aiokafka_kwargs()
+    assert (aio["sasl_plain_password"], aio["security_protocol"]) == ("s3cret", "SASL_SSL")
+    assert isinstance(aio["ssl_context"], ssl.SSLContext)
     assert "s3cret" not in repr(s) and s.describe()["sasl_password"] == "***"
     with pytest.raises(SettingsError) as info:  # a client cert needs its key
-        s.with_values({"ssl_certfile": str(ca)}).validate()
+        s.with_values({"ssl_certfile": str(pki["cert"])}).validate()
     assert info.value.setting == "ssl_keyfile"
     with pytest.raises(SettingsError) as info:  # TLS files without a TLS protocol
-        Settings.from_env({"LIKEGUARD_SSL_CAFILE": str(ca), **KEY_ENV}).validate()
+        Settings.from_env({"LIKEGUARD_SSL_CAFILE": str(pki["ca"]), **KEY_ENV}).validate()
     assert info.value.setting == "security_protocol"
+    with pytest.raises(SettingsError) as info:  # a CA file that is no certificate
+        s.with_values({"ssl_cafile": str(pki["pass"])}).validate()
+    assert info.value.setting == "ssl_cafile" and "cannot load" in str(info.value)
+
+
+def test_mutual_tls_settings(tmp_path):
+    """A client certificate with an encrypted key: the key's password comes
+    from a file (or the env), never a prompt; a wrong or missing one is named."""
+    pki = _pki(tmp_path)
+    env = {"LIKEGUARD_SECURITY_PROTOCOL": "SSL", "LIKEGUARD_SSL_CAFILE": str(pki["ca"]),
+           "LIKEGUARD_SSL_CERTFILE": str(pki["cert"]), "LIKEGUARD_SSL_KEYFILE": str(pki["key"]),
+           **KEY_ENV}
+    s = Settings.from_env({**env, "LIKEGUARD_SSL_PASSWORD_FILE": str(pki["pass"])}).validate()
+    assert s.ssl_key_secret() == "client-key-password"
+    assert "ssl_context" in s.kafka_python_kwargs() and "ssl_context" in s.aiokafka_kwargs()
+    assert Settings.from_env({**env, "LIKEGUARD_SSL_PASSWORD": "client-key-password"}).validate()
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env).validate()
+    assert info.value.setting == "ssl_password" and "encrypted" in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**env, "LIKEGUARD_SSL_PASSWORD": "wrong"}).validate()
+    assert info.value.setting == "ssl_keyfile" and "wrong ssl_password" in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**env, "LIKEGUARD_SSL_PASSWORD": "x",
+                           "LIKEGUARD_SSL_PASSWORD_FILE": str(pki["pass"])}).validate()
+    assert info.value.setting == "ssl_password" and "not both" in str(info.value)
+
+
+def test_kafka_passwords_stay_out_of_argv(tmp_path, capsys):
+    """``--sasl-password`` and ``--ssl-password`` are refused without echoing
+    the value (and are no abbreviation of their ``-file`` flags); the SASL
+    password may come from a file."""
+    parser = add_worker_arguments(argparse.ArgumentParser())
+    help_text = parser.format_help()
+    assert "--sasl-password-file" in help_text and "--sasl-password " not in help_text
+    for argv in (["--sasl-password", "argv-secret-1"], ["--sasl-password=argv-secret-1"],
+                 ["--ssl-password", "argv-secret-1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        err = capsys.readouterr().err
+        assert "argv-secret-1" not in err and "in the environment instead" in err
+        assert "_PASSWORD_FILE" in err
+    pw = tmp_path / "sasl.pass"
+    pw.write_text("file-secret\n")
+    base = {"LIKEGUARD_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "LIKEGUARD_SASL_MECHANISM": "PLAIN",
+            "LIKEGUARD_SASL_USERNAME": "u", **KEY_ENV}
+    s = Settings.from_args(parser.parse_args(["--sasl-password-file", str(pw)]), base).validate()
+    assert s.sasl_secret() == "file-secret"
+    assert s.kafka_python_kwargs()["sasl_plain_password"] == "file-secret"
+    assert "file-secret" not in repr(s) and "file-secret" not in str(s.describe())
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**base, "LIKEGUARD_SASL_PASSWORD_FILE": str(tmp_path / "none")}
+                          ).validate()
+    assert info.value.setting == "sasl_password_file" and "cannot read" in str(info.value)
+
+
+def test_connection_settings_ignore_worker_settings():
+    """A Kafka command reads only the connection settings: a bad worker
+    setting does not stop it, a bad connection setting does."""
+    env = {"LIKEGUARD_GRACE": "soon", "KAFKA_BOOTSTRAP_SERVERS": "k1:9092",
+           "LIKEGUARD_KAFKA_CONNECT_TIMEOUT": "2.5", "LIKEGUARD_KAFKA_DEBUG": "yes"}
+    s = Settings.connection_from_env(env)
+    assert (s.bootstrap_servers, s.kafka_connect_timeout, s.kafka_debug) == ("k1:9092", 2.5, True)
+    assert Settings.connection_from_env(env, " k2:9092 ").bootstrap_servers == "k2:9092"
+    with pytest.raises(SettingsError) as info:
+        Settings.connection_from_env({**env, "LIKEGUARD_KAFKA_DEBUG": "maybe"})
+    assert info.value.setting == "kafka_debug"
+    with pytest.raises(SettingsError) as info:
+        Settings.connection_from_env({**env, "LIKEGUARD_KAFKA_CONNECT_TIMEOUT": "0"})
+    assert info.value.setting == "kafka_connect_timeout"
 
 
 def test_unknown_setting_is_rejected():

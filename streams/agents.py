@@ -165,6 +165,7 @@ from detectors.engine import ALL_VIEWS, Engine, route_keys
 from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
 from detectors.partitioning import kafka_partition
 from detectors.verdicts import Verdict, parse_verdict
+from streams import testhooks
 from streams.console import Board
 from streams.ingest import InputConsumer
 from streams.metrics import Metrics
@@ -1111,10 +1112,16 @@ class Pipeline:
         chunks = [blob[i:i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
         for i, chunk in enumerate(chunks):
             await self._put(p, f"{base}/{gen}/{i}".encode(), chunk)
+            if testhooks.ARMED:  # tests only: a kill between a checkpoint's parts
+                await testhooks.pause_at("checkpoint-part", self._flush_producer,
+                                         f"{base} gen {gen} chunk {i + 1} of {len(chunks)}")
         header = {"v": CHECKPOINT_VERSION, "gen": gen, "chunks": len(chunks),
                   "offset": offset, "flushed": flushed, "bytes": len(blob),
                   "crc": zlib.crc32(blob), "written_at": utc_now()}
         await self._put(p, slot.key, orjson.dumps(header))
+        if testhooks.ARMED:
+            await testhooks.pause_at("checkpoint-part", self._flush_producer,
+                                     f"{base} gen {gen} header, old chunks and acks not yet")
         for i in range(slot.chunks):
             await self._put(p, f"{base}/{slot.gen}/{i}".encode(), None)
         slot.gen, slot.chunks = gen, len(chunks)

@@ -341,6 +341,37 @@ def test_the_input_offsets_are_committed_only_after_a_flush(tmp_path):
     asyncio.run(go())
 
 
+def test_records_fetched_during_a_rebalance_are_not_ingested_or_committed(tmp_path):
+    """Between the revocation of its input partitions and the next assignment
+    the consumer's ``assignment()`` still names the revoked ones; a batch
+    fetched then must not be ingested for them (their offsets would be noted
+    after the revocation forgot theirs, and the next commit would raise
+    "partition not assigned" and stop the worker)."""
+    from aiokafka.structs import TopicPartition
+
+    from streams.ingest import InputConsumer, _Listener
+
+    settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
+                        checkpoint_key=CHECKPOINT_KEY).validate()
+    p0, p1 = (TopicPartition(settings.likes_topic, p) for p in (0, 1))
+
+    async def go() -> None:
+        async def nothing(*_a) -> None:
+            return None
+
+        ic = InputConsumer(settings, nothing, nothing, nothing)
+        ic.consumer = SimpleNamespace(commit=nothing, assignment=lambda: {p0, p1})
+        listener = _Listener(ic)
+        await listener.on_partitions_assigned([p0, p1])
+        assert ic.owned_batch({p0: ["a"], p1: ["b"]}) == {p0: ["a"], p1: ["b"]}
+        await listener.on_partitions_revoked([p0, p1])  # the old assignment still shows
+        assert ic.owned_batch({p0: ["a"], p1: ["b"]}) == {}
+        await listener.on_partitions_assigned([p0])
+        assert ic.owned_batch({p0: ["a"], p1: ["b"]}) == {p0: ["a"]}
+
+    asyncio.run(go())
+
+
 def _user_marks(tmp_path, flush: bool) -> tuple[float, list[float | None]]:
     """A user slot with likes every 10 s up to event time 1,090 (past the
     engine's start-up hold of ``max_skew``; grace 10 s): its engine's watermark

@@ -30,7 +30,8 @@ Around the flow: :mod:`detectors.config` (every setting),
 :mod:`detectors.recording` and :mod:`detectors.replay` (the offline driver),
 :mod:`detectors.simulate` (labelled traffic), :mod:`detectors.evaluate`,
 :mod:`detectors.ablation` and :mod:`detectors.moderation` (scoring alerts
-against labels) and :mod:`detectors.base` (the detector protocol).
+against labels), :mod:`detectors.base` (the detector protocol) and
+:mod:`detectors.checks` (what every detector must pass).
 """
 
 __version__ = "0.1.0"

@@ -101,6 +101,11 @@ class Rule:
             [[(c.feature, c.op == ">=", c.threshold, c.gate) for c in path]
              for path in self.paths], self.cap)
 
+    def __reduce__(self) -> tuple[type[Rule], tuple[()]]:
+        # a rule holds no state, so its class rebuilds it (the compiled paths
+        # do not pickle): a rule pickles as a model does (detectors.checks)
+        return type(self), ()
+
     def learn_one(self, x: dict[str, float]) -> None:
         """Rules do not learn."""
 

@@ -22,9 +22,10 @@ ends the input. Each returns the alerts raised. Inside:
    candidates become alerts.
 
 Steps 1-3 and the views' features run in the compiled core
-(:class:`detectors._core.Core`, Rust): events cross into it one by one or
-in batches, and the subjects due at each tick come back in one batch for
-the rules and River models here to score.
+(:class:`detectors._core.Core`, Rust; :mod:`detectors.ordering`,
+:mod:`detectors.views` and :mod:`detectors.features` describe them): events
+cross into it one by one or in batches, and the subjects due at each tick
+come back in one batch for the rules and River models here to score.
 
 An engine may host a subset of the views (the worker runs one view per
 repartitioned topic); the user view then hands its enriched likes to
@@ -62,12 +63,12 @@ from detectors.config import EngineConfig
 from detectors.events import CoLike, Like, Payment
 from detectors.models import HalfSpaceDetector, default_models
 from detectors.models.ranker import VerdictRanker
+from detectors.ordering import source_name
 from detectors.rules import RULES
 from detectors.verdicts import Verdict, VerdictBook, evidence_actors
+from detectors.views import ALL_VIEWS, route_keys
 
 __all__ = ["Engine", "ALL_VIEWS", "route_keys"]
-
-ALL_VIEWS = ("merchant", "ip", "device", "user", "lockstep")
 
 #: the highest level (severity + action) the verdict ranker may rank down: a
 #: rule's warning; critical evidence always reaches the moderators as it is
@@ -79,27 +80,6 @@ _RANKED_DETAIL = ("probability that moderators confirm an alert like this one, l
 _MAGIC = b"LGENGINE"
 #: bytes of a snapshot's signature (HMAC-SHA256), its last bytes
 _MAC_BYTES = hashlib.sha256().digest_size
-
-
-def route_keys(event: Payment | Like) -> dict[str, str]:
-    """The key of ``event`` in each view that takes it (for repartitioning).
-
-    >>> route_keys(Like("l1", "u1", "post:1", "m1", 0.0, ip="10.0.0.1"))
-    {'merchant': 'm1', 'ip': '10.0.0.1', 'user': 'u1'}
-    """
-    out = {"merchant": event.mchid}
-    if event.ip is not None:
-        out["ip"] = event.ip
-    if event.device is not None:
-        out["device"] = event.device
-    if type(event) is Like:
-        out["user"] = event.user
-    return out
-
-
-def _source_name(source: Hashable) -> str:
-    """The core's name of a source: strings as they are, anything else by repr."""
-    return source if isinstance(source, str) else repr(source)
 
 
 class Engine:
@@ -193,7 +173,7 @@ class Engine:
             return None
         name = self._sources.get(source)
         if name is None:
-            name = self._sources[source] = _source_name(source)
+            name = self._sources[source] = source_name(source)
         return name
 
     def process(self, event: Payment | Like | CoLike, source: Hashable = None) -> list[Alert]:

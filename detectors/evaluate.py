@@ -16,6 +16,11 @@ scoring)"):
   min]`` -- the same window rule as for campaigns. FPs on a benign event's
   entities *at any time* are reported separately
   (``false_alarms_any_time``). An alert that is a TP is never a false alarm.
+* A campaign that starts after the last alert's ``window.end`` (the end of
+  the alerts' time span) is **not started**: the alerts (a recording cut
+  short, a replay of its first hours) say nothing about it, so it is listed
+  as ``not_started``, not as missed, and left out of recall. With no alert
+  at all no campaign is "not started".
 * A campaign is **detected** when at least one TP alert names it; its
   **detection delay** is the earliest such alert's ``window.end`` minus the
   campaign's ``start`` (seconds, never negative since TPs start at ``start``).
@@ -23,8 +28,8 @@ scoring)"):
   precision and detects each of them.
 
 Metrics: ``precision = TP / alerts`` (1.0 when there are no alerts: no alert
-was wrong), ``recall = detected campaigns / campaigns`` (1.0 when there are
-no campaigns), ``F1`` is their harmonic mean (0.0 when both are 0).
+was wrong), ``recall = detected campaigns / started campaigns`` (1.0 when
+there are none), ``F1`` is their harmonic mean (0.0 when both are 0).
 
 Alerts repeating an earlier ``alert_id`` (at-least-once re-deliveries; the
 contract makes ids deterministic) are dropped before scoring and counted in
@@ -446,12 +451,13 @@ class Evaluation:
     Attributes
     ----------
     precision, recall, f1 : float
-        ``tp / alerts`` (1.0 with no alerts), ``len(detected) / campaigns``
-        (1.0 with no campaigns), and their harmonic mean.
+        ``tp / alerts`` (1.0 with no alerts), ``len(detected) / (campaigns -
+        not_started)`` (1.0 with no such campaign), and their harmonic mean.
     tp, fp, alerts : int
         True-positive, false-positive and total alerts after deduplication.
-    detected, missed : list of str
-        Campaign ids, in labels order.
+    detected, missed, not_started : list of str
+        Campaign ids, in labels order; ``not_started``: campaigns starting
+        after the last alert's ``window.end``, neither detected nor missed.
     delays : dict
         Campaign id -> detection delay in seconds (detected campaigns only).
     median_delay, max_delay : float or None
@@ -471,8 +477,8 @@ class Evaluation:
         Name -> ``{"alerts", "tp", "fp", "precision", "detected"}`` where
         ``detected`` lists the campaign ids that group's TPs name.
     per_kind : dict
-        Campaign kind -> ``{"campaigns", "detected", "missed", "recall",
-        "median_delay"}``.
+        Campaign kind -> ``{"campaigns", "detected", "missed", "not_started",
+        "recall", "median_delay"}``.
     duplicates, invalid : int
         Alerts dropped as repeated ``alert_id``; alerts without a parsable
         ``window.end`` (scored as FP).
@@ -486,6 +492,7 @@ class Evaluation:
     alerts: int = 0
     detected: list[str] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)
     median_delay: float | None = None
     max_delay: float | None = None
@@ -515,6 +522,7 @@ class Evaluation:
             "alerts": self.alerts,
             "detected": list(self.detected),
             "missed": list(self.missed),
+            "not_started": list(self.not_started),
             "delays": srt(self.delays),
             "median_delay": self.median_delay,
             "max_delay": self.max_delay,
@@ -574,10 +582,15 @@ def evaluate(labels: Labels, alerts: Iterable[Mapping[str, Any]]) -> Evaluation:
             if cur is None or (s.end or 0.0, s.alert_id) < (cur.end or 0.0, cur.alert_id):
                 first[cid] = s
     ev.tp_alerts = counts
+    # the end of the alerts' time span: a campaign starting later is not judged
+    last_end = max((s.end for s in scored if s.end is not None), default=None)
     for c in labels.campaigns:
         hit = first.get(c.id)
         if hit is None or hit.end is None:
-            ev.missed.append(c.id)
+            if last_end is not None and c.start > last_end:
+                ev.not_started.append(c.id)
+            else:
+                ev.missed.append(c.id)
             continue
         ev.detected.append(c.id)
         ev.delays[c.id] = hit.end - c.start
@@ -588,7 +601,7 @@ def evaluate(labels: Labels, alerts: Iterable[Mapping[str, Any]]) -> Evaluation:
         ev.max_delay = max(values)
 
     ev.precision = _ratio(ev.tp, ev.alerts)
-    ev.recall = _ratio(len(ev.detected), len(labels.campaigns))
+    ev.recall = _ratio(len(ev.detected), len(labels.campaigns) - len(ev.not_started))
     ev.f1 = _f1(ev.precision, ev.recall)
 
     ev.false_alarms = {b.id: 0 for b in labels.benign}
@@ -610,11 +623,13 @@ def evaluate(labels: Labels, alerts: Iterable[Mapping[str, Any]]) -> Evaluation:
         camps = kinds[kind]
         det = [c.id for c in camps if c.id in ev.delays]
         ds = [ev.delays[cid] for cid in det]
+        waiting = [c.id for c in camps if c.id in ev.not_started]
         ev.per_kind[kind] = {
             "campaigns": len(camps),
             "detected": len(det),
-            "missed": [c.id for c in camps if c.id not in ev.delays],
-            "recall": _ratio(len(det), len(camps)),
+            "missed": [c.id for c in camps if c.id not in ev.delays and c.id not in waiting],
+            "not_started": waiting,
+            "recall": _ratio(len(det), len(camps) - len(waiting)),
             "median_delay": float(statistics.median(ds)) if ds else None,
         }
     return ev
@@ -639,6 +654,25 @@ def _fmt_delay(seconds: float | None) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def _detected_word(ev: Evaluation, cid: str, yes: str, no: str) -> str:
+    """A campaign's state in the reports: detected, not started, or missed."""
+    if cid in ev.delays:
+        return yes
+    return "not started" if cid in ev.not_started else no
+
+
+def _campaign_count(ev: Evaluation, labels: Labels) -> str:
+    """``1/2 detected`` plus how many had not started, when any.
+
+    >>> ev = Evaluation(detected=["c1"], not_started=["c3"])
+    >>> _campaign_count(ev, Labels(campaigns=[None, None, None]))  # type: ignore[list-item]
+    '1/2 detected, 1 not started'
+    """
+    started = len(labels.campaigns) - len(ev.not_started)
+    text = f"{len(ev.detected)}/{started} detected"
+    return text + (f", {len(ev.not_started)} not started" if ev.not_started else "")
+
+
 def _text_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
@@ -660,14 +694,14 @@ def format_table(ev: Evaluation, labels: Labels) -> str:
         [
             c.id,
             c.kind,
-            "yes" if c.id in ev.delays else "NO",
+            _detected_word(ev, c.id, "yes", "NO"),
             _fmt_delay(ev.delays.get(c.id)),
             str(ev.tp_alerts.get(c.id, 0)),
             ev.first_alert.get(c.id, "-"),
         ]
         for c in labels.campaigns
     ]
-    out.append(f"Campaigns ({len(ev.detected)}/{len(labels.campaigns)} detected)")
+    out.append(f"Campaigns ({_campaign_count(ev, labels)})")
     out.append(_text_table(["campaign", "kind", "detected", "delay", "tp alerts", "first alert"],
                            rows))
     if labels.benign:
@@ -696,7 +730,8 @@ def format_table(ev: Evaluation, labels: Labels) -> str:
                                rows))
     if ev.per_kind:
         rows = [
-            [kind, f"{k['detected']}/{k['campaigns']}", f"{k['recall']:.3f}",
+            [kind, f"{k['detected']}/{k['campaigns'] - len(k['not_started'])}",
+             f"{k['recall']:.3f}",
              _fmt_delay(k["median_delay"])]
             for kind, k in ev.per_kind.items()
         ]
@@ -707,6 +742,9 @@ def format_table(ev: Evaluation, labels: Labels) -> str:
         notes.append(f"{ev.duplicates} duplicate alert_id(s) ignored")
     if ev.invalid:
         notes.append(f"{ev.invalid} alert(s) without a valid window.end (scored FP)")
+    if ev.not_started:
+        notes.append(f"{len(ev.not_started)} campaign(s) start after the last alert: not "
+                     "started, left out of recall (missed if the alerts cover their time)")
     if notes:
         out.append("")
         out.append("note: " + "; ".join(notes))
@@ -785,6 +823,74 @@ def _tick_label(ts: float, step: float, span: float) -> str:
     return s[11:19] if step < 60 else s[11:16]
 
 
+#: the plots' text is set in a monospace font of this size, and one of its
+#: characters is at most this wide, so a label's width is known when drawn
+_FONT_SIZE = 10
+_CHAR_W = 0.62 * _FONT_SIZE
+#: height of a lane of labelled spans under the overview plot
+_LANE_H = 14
+#: the overview's drawing width; it is scaled to the page's width
+OVERVIEW_WIDTH = 1200
+
+
+def _text_width(text: str) -> float:
+    """Width of ``text`` in the plots' monospace font (an upper bound)."""
+    return len(text) * _CHAR_W
+
+
+def _ticks(lo: float, hi: float, pw: float) -> tuple[float, list[float]]:
+    """The tick step and times on ``[lo, hi]`` drawn ``pw`` wide: the finest
+    step (at most 8 ticks) whose labels, centred on their ticks, are 12 units
+    apart or more."""
+    span = hi - lo
+    step = _TICK_STEPS[-1]
+    for st in _TICK_STEPS:
+        room = st / span * pw
+        if span / st <= 8 and room >= _text_width(_tick_label(lo, st, span)) + 12:
+            step = st
+            break
+    t = math.ceil(lo / step) * step
+    out = []
+    while t <= hi:
+        out.append(float(t))
+        t += step
+    return step, out
+
+
+def label_x(x0: float, label: str, right: float) -> float:
+    """Where a span's label starts: just after the span's start ``x0``, or
+    further left so that it ends by ``right``."""
+    return max(0.0, min(x0 + 2, right - _text_width(label)))
+
+
+def span_lanes(items: list[tuple[float, float, str]], xs: Any, right: float,
+               gap: float = 8.0) -> list[int]:
+    """A lane per ``(start, end, label)``, so that in a lane no two spans, nor
+    their labels (:func:`label_x`), overlap: each goes to the first lane whose
+    last item ends ``gap`` before it starts.
+
+    >>> span_lanes([(0, 10, "a"), (5, 20, "b"), (30, 40, "c")], lambda t: t * 10, 1000)
+    [0, 1, 0]
+    """
+    order = sorted(range(len(items)), key=lambda i: (items[i][0], items[i][1], items[i][2]))
+    ends: list[float] = []
+    lanes = [0] * len(items)
+    for i in order:
+        start, end, label = items[i]
+        tx = label_x(xs(start), label, right)
+        x0 = min(xs(start), tx)
+        x1 = max(xs(end), tx + _text_width(label))
+        for lane, last in enumerate(ends):
+            if last + gap <= x0:
+                ends[lane] = x1
+                lanes[i] = lane
+                break
+        else:
+            lanes[i] = len(ends)
+            ends.append(x1)
+    return lanes
+
+
 def _svg_timeline(
     points: list[_Scored],
     lo: float,
@@ -792,14 +898,23 @@ def _svg_timeline(
     spans: list[tuple[float, float, str, str]],
     highlight: Mapping[str, bool] | None = None,
     label: str = "",
+    *,
+    width: int = 920,
+    lanes: bool = False,
 ) -> str:
     """One timeline plot: x = window.end in [lo, hi], y = score 0..1.
 
     ``spans`` are (start, end, fill colour, title); each is shaded, with its
     10-minute grace period shaded lighter. ``highlight`` maps alert ids that
     name the plotted event's entities (drawn opaque with an outline).
+
+    With ``lanes`` (the overview), the spans are also drawn as labelled bars
+    in lanes under the plot (:func:`span_lanes`: no two labels overlap, each
+    links to its section), and the SVG takes the page's width
+    (``width="100%"``; ``width`` is then the drawing's own width, its
+    ``viewBox``).
     """
-    width, height = 920, 260
+    height = 260
     ml, mr, mt, mb = 46, 12, 14, 34
     pw, ph = width - ml - mr, height - mt - mb
     if hi <= lo:
@@ -812,43 +927,66 @@ def _svg_timeline(
     def ys(v: float) -> float:
         return mt + (1.0 - min(max(v, 0.0), 1.0)) * ph
 
+    bars: list[tuple[float, float, str, str]] = []
+    lane_of: list[int] = []
+    if lanes:
+        bars = [(max(a, lo), min(b, hi), fill, title) for a, b, fill, title in spans]
+        lane_of = span_lanes([(a, b, title) for a, b, _, title in bars], xs, width - 2)
+        height += (max(lane_of, default=-1) + 1) * _LANE_H + (6 if bars else 0)
+    size = ('width="100%" style="max-width:100%;height:auto" '
+            'preserveAspectRatio="xMinYMin meet"' if lanes
+            else f'width="{width}" height="{height}"')
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" {size} viewBox="0 0 {width} {height}" '
+        f'font-family="ui-monospace,Menlo,Consolas,monospace" font-size="{_FONT_SIZE}" '
+        f'role="img" aria-label="{_e(label)}">',
         f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="#fff" stroke="#999"/>',
     ]
+    # many spans over one another: shade each lighter, the lanes name them
+    opacity = 0.25 if len(spans) <= 8 else max(0.03, 2.0 / len(spans))
     for start, end, fill, title in spans:
         a, b = max(start, lo), min(end, hi)
         if b >= a:
             parts.append(
                 f'<rect x="{xs(a):.1f}" y="{mt}" width="{max(xs(b) - xs(a), 1.0):.1f}" '
-                f'height="{ph}" fill="{fill}" fill-opacity="0.25"><title>{_e(title)}</title></rect>'
+                f'height="{ph}" fill="{fill}" fill-opacity="{opacity}"><title>{_e(title)}'
+                f'</title></rect>'
             )
         ga, gb = max(end, lo), min(end + GRACE_SECONDS, hi)
         if gb > ga:
             parts.append(
                 f'<rect x="{xs(ga):.1f}" y="{mt}" width="{xs(gb) - xs(ga):.1f}" height="{ph}" '
-                f'fill="{fill}" fill-opacity="0.10"><title>{_e(title)} +10 min grace</title></rect>'
+                f'fill="{fill}" fill-opacity="{opacity * 0.4:.2f}"><title>{_e(title)} +10 min '
+                f'grace</title></rect>'
             )
     for v in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = ys(v)
         parts.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
                      f'stroke="#ddd" stroke-width="0.6"/>')
-        parts.append(f'<text x="{ml - 6}" y="{y + 3.5:.1f}" font-size="10" '
+        parts.append(f'<text x="{ml - 6}" y="{y + 3.5:.1f}" '
                      f'text-anchor="end">{v:.2f}</text>')
-    step = next((s for s in _TICK_STEPS if span / s <= 8), _TICK_STEPS[-1])
-    t = math.ceil(lo / step) * step
-    while t <= hi:
+    step, ticks = _ticks(lo, hi, pw)
+    for t in ticks:
         x = xs(t)
         parts.append(f'<line x1="{x:.1f}" y1="{mt + ph}" x2="{x:.1f}" y2="{mt + ph + 4}" '
                      f'stroke="#666"/>')
-        parts.append(f'<text x="{x:.1f}" y="{mt + ph + 16}" font-size="10" '
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{mt + ph + 16}" '
                      f'text-anchor="middle">{_e(_tick_label(t, step, span))}</text>')
-        t += step
-    parts.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 3}" font-size="10" '
+    parts.append(f'<text x="{ml + pw / 2:.1f}" y="{mt + ph + mb - 3}" '
                  f'text-anchor="middle">window.end (UTC)</text>')
-    parts.append(f'<text x="11" y="{mt + ph / 2:.1f}" font-size="10" text-anchor="middle" '
+    parts.append(f'<text x="11" y="{mt + ph / 2:.1f}" text-anchor="middle" '
                  f'transform="rotate(-90 11 {mt + ph / 2:.1f})">score</text>')
+    top = mt + ph + mb + 6
+    for (a, b, fill, title), lane in zip(bars, lane_of, strict=True):
+        y = top + lane * _LANE_H
+        anchor = "campaign" if fill == _CAMPAIGN_FILL else "benign"
+        parts.append(
+            f'<a href="#{anchor}-{_e(title)}"><rect x="{xs(a):.1f}" y="{y}" '
+            f'width="{max(xs(b) - xs(a), 2.0):.1f}" height="3" fill="{fill}"/>'
+            f'<text class="lane" x="{label_x(xs(a), title, width - 2):.1f}" y="{y + 12}" '
+            f'fill="#333">{_e(title)}'
+            f'</text><title>{_e(title)}</title></a>'
+        )
 
     inside = [p for p in points if p.end is not None and lo <= p.end <= hi]
     inside.sort(key=lambda p: (p.end, p.alert_id))
@@ -874,7 +1012,7 @@ def _svg_timeline(
                    f"{'TP ' + ','.join(p.campaigns) if p.tp else 'FP'}")
             parts.append(_marker(p.severity, xs(end), y, color, extra, tip))
     shown = len(keep) + len(rest)
-    parts.append(f'<text x="{ml + pw - 4}" y="{mt + 12}" font-size="10" text-anchor="end" '
+    parts.append(f'<text x="{ml + pw - 4}" y="{mt + 12}" text-anchor="end" '
                  f'fill="#555">{shown} of {len(inside)} alerts shown</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -961,7 +1099,8 @@ def write_report(
     summary = [
         ["precision", f"{ev.precision:.3f}", f"{ev.tp} TP / {ev.alerts} alerts"],
         ["campaign recall", f"{ev.recall:.3f}",
-         f"{len(ev.detected)} / {len(labels.campaigns)} campaigns detected"],
+         f"{_e(_campaign_count(ev, labels))} (a campaign starting after the last alert "
+         "is not started, not missed)"],
         ["F1", f"{ev.f1:.3f}", "harmonic mean of precision and campaign recall"],
         ["median detection delay", _e(_fmt_delay(ev.median_delay)), "over detected campaigns"],
         ["max detection delay", _e(_fmt_delay(ev.max_delay)), ""],
@@ -979,13 +1118,13 @@ def write_report(
 
     crows = []
     for c in labels.campaigns:
-        hit = c.id in ev.delays
         crows.append([
             f'<a href="#campaign-{_e(c.id)}">{_e(c.id)}</a>',
             _e(c.kind),
             _e(format_time(c.start)),
             _e(format_time(c.end)),
-            '<span class="hit">yes</span>' if hit else '<span class="miss">no</span>',
+            _detected_word(ev, c.id, '<span class="hit">yes</span>',
+                           '<span class="miss">no</span>'),
             _e(_fmt_delay(ev.delays.get(c.id))),
             str(ev.tp_alerts.get(c.id, 0)),
             _e(ev.first_alert.get(c.id, "-")),
@@ -1013,11 +1152,12 @@ def write_report(
                                      "campaigns detected"], rows, {1, 2, 3, 4}))
     if ev.per_kind:
         rows = [[_e(k), str(v["campaigns"]), str(v["detected"]), f"{v['recall']:.3f}",
-                 _e(_fmt_delay(v["median_delay"])), _e(", ".join(v["missed"]) or "-")]
+                 _e(_fmt_delay(v["median_delay"])), _e(", ".join(v["missed"]) or "-"),
+                 _e(", ".join(v["not_started"]) or "-")]
                 for k, v in ev.per_kind.items()]
         body.append("<h2>Per campaign kind</h2>")
         body.append(_html_table(["kind", "campaigns", "detected", "recall", "median delay",
-                                 "missed"], rows, {1, 2, 3}))
+                                 "missed", "not started"], rows, {1, 2, 3}))
 
     body.append("<h2>Timelines</h2>")
     body.append(_LEGEND)
@@ -1029,14 +1169,16 @@ def write_report(
     if times:
         lo, hi = min(times), max(times)
         pad = max((hi - lo) * 0.02, 60.0)
-        svg = _svg_timeline(scored, lo - pad, hi + pad, spans, None, label="all alerts")
+        svg = _svg_timeline(scored, lo - pad, hi + pad, spans, None, label="all alerts",
+                            width=OVERVIEW_WIDTH, lanes=True)
         body.append(f"<figure>{svg}<figcaption>Every alert; all campaign and benign spans "
-                    f"shaded.</figcaption></figure>")
+                    f"shaded, and named in the lanes below the plot (a name links to its "
+                    f"timeline).</figcaption></figure>")
     else:
         body.append("<p>No alerts and no labels.</p>")
     for c in labels.campaigns:
         status = (f"detected after {_fmt_delay(ev.delays[c.id])}" if c.id in ev.delays
-                  else "missed")
+                  else _detected_word(ev, c.id, "", "missed"))
         body.append(f"<h3>Campaign {_e(c.id)} ({_e(c.kind)}) — {_e(status)}</h3>")
         body.append(_event_section(c, scored, _CAMPAIGN_FILL,
                                    f"Campaign {_e(c.id)}: {ev.tp_alerts.get(c.id, 0)} TP alerts.",

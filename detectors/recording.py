@@ -113,11 +113,27 @@ def read_line(path: Path, line: bytes, lineno: int,
     if not line.strip():
         return None
     try:
-        return convert(lineno, _loads(line))
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        obj = _loads(line)
+    except ValueError as exc:  # orjson's and json's decode errors
+        raise RecordingError(f"{path}:{lineno}: not a kcat -J record (not JSON)") from exc
+    if not isinstance(obj, dict):
+        raise RecordingError(f"{path}:{lineno}: not a kcat -J record (a JSON "
+                             f"{_JSON_TYPES.get(type(obj), type(obj).__name__)}, not an object)")
+    try:
+        return convert(lineno, obj)
+    except KeyError as exc:
+        raise RecordingError(f"{path}:{lineno}: not a kcat -J record (no {exc.args[0]!r} "
+                             f"field; kcat -J writes topic, partition, offset, ts, key and "
+                             f"payload)") from exc
+    except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise RecordingError(
-            f"{path}:{lineno}: not a kcat -J record ({exc.__class__.__name__})"
+            f"{path}:{lineno}: not a kcat -J record ({exc.__class__.__name__}: {exc})"
         ) from exc
+
+
+#: JSON's names of the types a line decodes to
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
 
 
 def iter_lines(path: str | Path, convert: Callable[[int, dict[str, Any]], T],

@@ -248,7 +248,7 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
     kinds = topics or TOPIC_KINDS
     with long_lived_heap(), tempfile.TemporaryDirectory(prefix="likeguard-replay-") as tmp:
         source = Replay(str(p), tmp, list(kinds.items()), engine.cfg.max_ahead,
-                        engine.cfg.max_behind, MAX_SPLIT_SOURCES, functools.partial(read_line, p),
+                        engine.cfg.max_behind, MAX_SPLIT_SOURCES, functools.partial(_replay_line, p),
                         parse_value, BadRecord)
         bar = Progress(None, progress, "split")
         try:
@@ -290,6 +290,20 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
     summary.verdicts_unknown = summary.verdicts - book["matched"]
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _replay_line(path: Path, line: bytes, lineno: int) -> Record | None:
+    """:func:`~detectors.recording.read_line` for the core's reader, which
+    needs a string ``topic`` and an integer ``partition``: a line without
+    them is refused naming the field (:class:`RecordingError`)."""
+    rec = read_line(path, line, lineno)
+    if rec is not None:
+        for name, value, kind, want in (("topic", rec.topic, str, "a string"),
+                                        ("partition", rec.partition, int, "an integer")):
+            if not isinstance(value, kind):
+                raise RecordingError(f"{path}:{lineno}: not a kcat -J record ({name!r} is "
+                                     f"{orjson.dumps(value).decode()[:40]}, not {want})")
+    return rec
 
 
 def _count(source: Replay, summary: ReplaySummary) -> None:

@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="record Kafka topics to a kcat -J file",
                        description="Consume topics from the beginning and write kcat -J JSON Lines.")
-    p.add_argument("--topics", nargs="+", default=["payments.success", "likes"])
+    p.add_argument("--topics", nargs="+", default=["payments.success", "likes"], metavar="TOPIC",
+                   help="topics to record (default: payments.success likes)")
     p.add_argument("--out", type=Path, required=True, help="output file (.jsonl or .jsonl.gz)")
     p.add_argument("--bootstrap-servers", default=None, help="Kafka bootstrap servers")
     p.add_argument("--idle-timeout", type=float, default=5.0,

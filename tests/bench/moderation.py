@@ -67,7 +67,7 @@ def _figures(labels: Any, alerts: list[dict[str, Any]]) -> dict[str, Any]:
         out[name] = {"alerts": len(chosen), "precision": round(ev.precision, 3),
                      "false_alarms": ev.false_alarms_total,
                      "campaigns_found": len(ev.detected),
-                     "campaigns": len(ev.detected) + len(ev.missed),
+                     "campaigns": len(ev.detected) + len(ev.missed) + len(ev.not_started),
                      "median_delay": ev.median_delay}
     return out
 

@@ -188,13 +188,15 @@ def test_independent_traffic_is_what_it_says(run: Run) -> None:
 
 def test_every_campaign_found_and_no_benign_event_flagged(run: Run) -> None:
     ev = run.ev
-    missed = [(c.id, c.kind) for c in run.labels.campaigns if c.id in ev.missed]
+    missed = [(c.id, c.kind) for c in run.labels.campaigns
+              if c.id in ev.missed or c.id in ev.not_started]
     # the blind spot (docs/quality.md, "A third generator: late_delivery") and the
     # kinds not found yet may be missed, nothing else; then F1 cannot reach
     # 0.95 and precision is asserted instead
     known_misses = {c.id for c in run.labels.campaigns
                     if c.kind in KNOWN_MISSES.get(run.gen, set()) and c.id not in run.token_fee}
-    assert set(ev.missed) <= run.blind | known_misses, f"missed: {missed}"
+    # a campaign after the last alert is "not started" in the report; here, missed
+    assert set(ev.missed) | set(ev.not_started) <= run.blind | known_misses, f"missed: {missed}"
     known = KNOWN_LOOKALIKES.get(run.gen, {})
     looks = {b.id: b for b in run.labels.benign if b.kind in known}
     unexpected = {bid: n for bid, n in ev.false_alarms.items() if n and bid not in looks}
@@ -210,7 +212,7 @@ def test_every_campaign_found_and_no_benign_event_flagged(run: Run) -> None:
     least = MIN_PRECISION.get((run.gen, run.args))
     if least is not None:
         assert precision >= least, ev.to_dict()
-    elif ev.missed:
+    elif ev.missed or ev.not_started:
         assert precision >= 0.95, ev.to_dict()
     else:
         recall = ev.recall

@@ -1,77 +1,63 @@
-"""One shared check of every detector: protocol, determinism, range, missing features."""
+"""Every detector the engine runs passes :mod:`detectors.checks`; rule and model specifics."""
 
 from __future__ import annotations
 
-import math
-import random
+import pickle
 
 import pytest
 
-from detectors.base import Detector, Reason
+from detectors import checks
+from detectors.base import Detector
 from detectors.config import EngineConfig
 from detectors.models import MODEL_FEATURES, default_models
 from detectors.rules import RULES
+from detectors.rules.lockstep import Lockstep
+
+DETECTORS = checks.registered_detectors()
 
 
-def _all_detectors() -> list[Detector]:
-    cfg = EngineConfig(warmup=50)
-    return [r() for r in RULES] + default_models(cfg)
+@pytest.mark.parametrize("det, check", [
+    pytest.param(det, check, id=f"{det.name}-{check.__name__}")
+    for det in DETECTORS for check in checks.yield_checks(det)
+])
+def test_detector_check(det: Detector, check: checks.Check) -> None:
+    check(checks.clone_detector(det))
 
 
-def _features(det: Detector) -> list[str]:
-    if det.kind == "model":
-        return list(det.features)  # type: ignore[attr-defined]
-    return sorted({c.feature for path in det.paths for c in path})  # type: ignore[attr-defined]
+def test_registry_is_what_the_engine_runs() -> None:
+    from detectors.engine import Engine
+
+    eng = Engine(EngineConfig(warmup=50))
+    running = {r.name for rs in eng.rules.values() for r in rs}
+    running |= {m.name for m in eng.model_protos.values()}
+    names = [d.name for d in DETECTORS]
+    assert sorted(names) == sorted(running)
+    assert len(set(names)) == len(names), "two detectors share a name"
 
 
-def _sample(rng: random.Random, names: list[str]) -> dict[str, float]:
-    return {n: rng.choice([0.0, rng.random(), rng.random() * 3, float(rng.randint(0, 300))])
-            for n in names}
+def test_checks_catch_a_broken_detector() -> None:
+    class Unordered(Lockstep):
+        """Reads its features by position, so their order matters."""
+
+        def score_one(self, x: dict[str, float]) -> float:
+            return min(1.0, abs(next(iter(x.values()), 0.0)) / 1000)
+
+    with pytest.raises(AssertionError, match="lockstep: sample .* in one key order"):
+        checks.check_feature_order(Unordered())
+
+    class Undocumented(Lockstep):
+        pass
+
+    Undocumented.__doc__ = None
+    with pytest.raises(AssertionError, match="has no docstring"):
+        checks.check_docstring(Undocumented())
 
 
-DETECTORS = _all_detectors()
-
-
-@pytest.mark.parametrize("det", DETECTORS, ids=lambda d: d.name)
-def test_protocol(det: Detector) -> None:
-    assert isinstance(det, Detector)
-    assert det.kind in ("rule", "model")
-    assert det.entity_type in ("merchant", "target", "user", "ip", "device")
-
-
-@pytest.mark.parametrize("det", DETECTORS, ids=lambda d: d.name)
-def test_scores_in_range_and_deterministic(det: Detector) -> None:
-    twin = det.clone() if det.kind == "model" else type(det)()  # type: ignore[attr-defined]
-    rng = random.Random(11)
-    names = _features(det)
-    for _ in range(300):
-        x = _sample(rng, names)
-        a, b = det.score_one(x), twin.score_one(dict(x))
-        assert 0.0 <= a <= 1.0 and not math.isnan(a)
-        assert a == b
-        det.learn_one(x)
-        twin.learn_one(dict(x))
-    assert det.threshold() == twin.threshold()
-
-
-@pytest.mark.parametrize("det", DETECTORS, ids=lambda d: d.name)
-def test_missing_features_are_no_evidence(det: Detector) -> None:
-    s = det.score_one({})
-    assert 0.0 <= s <= 1.0
-    if det.kind == "rule":
-        assert s == 0.0  # nothing known: no alert
-    partial = {n: float("nan") for n in _features(det)}
-    assert 0.0 <= det.score_one(partial) <= 1.0
-
-
-@pytest.mark.parametrize("det", DETECTORS, ids=lambda d: d.name)
-def test_explain_gives_contract_reasons(det: Detector) -> None:
-    x = {n: 5.0 for n in _features(det)}
-    reasons = det.explain(x)
-    assert reasons and all(isinstance(r, Reason) and r.code and r.detail for r in reasons)
-    for r in reasons:
-        d = r.to_dict()
-        assert set(d) == {"code", "detail", "value", "threshold"}
+def test_rules_pickle_as_their_class() -> None:
+    rule = Lockstep()
+    copy = pickle.loads(pickle.dumps(rule))
+    x = {"top_shared": 10, "top_share": 0.9, "specificity": 0.5}
+    assert type(copy) is Lockstep and copy.score_one(x) == rule.score_one(x) > 0.5
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)

@@ -81,13 +81,34 @@ def test_true_positive_and_delay(labels):
                            alert("a2", "merchant", "1900000042", 120)])
     assert (ev.tp, ev.fp, ev.alerts) == (2, 0, 2)
     assert ev.detected == ["c1"]
-    assert ev.missed == ["c2", "c3"]
+    assert ev.missed == [] and ev.not_started == ["c2", "c3"]  # after the last alert
     assert ev.delays == {"c1": 120.0}  # earliest TP, not first in file
     assert ev.first_alert == {"c1": "a2"}
     assert ev.tp_alerts["c1"] == 2
     assert ev.precision == 1.0
-    assert ev.recall == pytest.approx(1 / 3)
-    assert ev.f1 == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
+    assert ev.recall == 1.0 and ev.f1 == 1.0
+
+
+def test_campaigns_after_the_last_alert_have_not_started(labels):
+    # the alerts run to c2's end + 5 min: c2 (14:00) is missed, c3 (17:33) had not started
+    ev = evaluate(labels, [alert("a1", "target", "video:9", 240),
+                           alert("x", "user", "nobody", 9300)])
+    assert ev.detected == ["c1"] and ev.missed == ["c2"] and ev.not_started == ["c3"]
+    assert ev.recall == pytest.approx(1 / 2)  # of the started campaigns
+    assert ev.per_kind["bot_farm"] == {
+        "campaigns": 1, "detected": 0, "missed": [], "not_started": ["c3"], "recall": 1.0,
+        "median_delay": None,
+    }
+    assert ev.per_kind["paid_task_likes"]["missed"] == ["c2"]
+    assert orjson.loads(orjson.dumps(ev.to_dict()))["not_started"] == ["c3"]
+    text = format_table(ev, labels)
+    assert "Campaigns (1/2 detected, 1 not started)" in text
+    assert re.search(r"c2\s+paid_task_likes\s+NO", text)
+    assert re.search(r"c3\s+bot_farm\s+not started", text)
+    assert "1 campaign(s) start after the last alert" in text
+    assert re.search(r"bot_farm\s+0/0\s+1.000", text)
+    # an alert at or after a campaign's start makes it started
+    assert evaluate(labels, [alert("y", "user", "nobody", 20000)]).missed == ["c1", "c2", "c3"]
 
 
 def test_grace_boundary_exact_is_tp_just_after_is_fp(labels):
@@ -153,8 +174,10 @@ def test_missed_campaigns_and_zero_alerts(labels):
     assert ev.missed == ["c1", "c2", "c3"]
     assert ev.median_delay is None and ev.max_delay is None
     assert ev.per_kind["bot_farm"] == {
-        "campaigns": 1, "detected": 0, "missed": ["c3"], "recall": 0.0, "median_delay": None,
+        "campaigns": 1, "detected": 0, "missed": ["c3"], "not_started": [], "recall": 0.0,
+        "median_delay": None,
     }
+    assert ev.not_started == []  # no alert, no time span: every campaign is missed
 
 
 def test_median_max_delay_per_kind_and_detector(labels):
@@ -196,9 +219,13 @@ def test_format_table(labels):
     ev = evaluate(labels, [alert("a1", "target", "video:9", 245)])
     text = format_table(ev, labels)
     assert re.search(r"c1\s+paid_task_likes\s+yes\s+4m05s\s+1\s+a1", text)
-    assert re.search(r"c2\s+paid_task_likes\s+NO", text)
+    assert re.search(r"c2\s+paid_task_likes\s+not started", text)
     assert "b1" in text and "coupon_campaign" in text
-    assert text.splitlines()[-1].startswith("precision 1.000  recall 0.333  F1 0.500")
+    assert text.splitlines()[-1].startswith("precision 1.000  recall 1.000  F1 1.000")
+    ev = evaluate(labels, [alert("a1", "target", "video:9", 245), alert("z", "user", "z", 30000)])
+    text = format_table(ev, labels)
+    assert re.search(r"c2\s+paid_task_likes\s+NO", text)
+    assert text.splitlines()[-1].startswith("precision 0.500  recall 0.333  F1 0.400")
 
 
 @pytest.mark.parametrize(
@@ -333,5 +360,55 @@ def test_compare_table(labels):
     lines = compare_table(rows).splitlines()
     assert lines[0].startswith("| configuration | precision | recall | F1 |")
     assert [ln.split("|")[1].strip() for ln in lines[2:]] == ["rules only", "models only", "both"]
-    assert lines[2] == "| rules only | 1.000 | 0.333 | 0.500 | 1m00s | 0 | 1 |"
+    # c2 and c3 start after its one alert: not started, out of recall
+    assert lines[2] == "| rules only | 1.000 | 1.000 | 1.000 | 1m00s | 0 | 1 |"
     assert lines[3] == "| models only | 0.000 | 0.000 | 0.000 | - | 1 | 1 |"
+
+
+def test_overview_plot_of_many_campaigns_is_readable(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from detectors.evaluate import OVERVIEW_WIDTH, _text_width
+
+    camps = [{"id": f"campaign-with-a-long-name-{i:02d}", "kind": "paid_task_likes",
+              "start": at(i * 300), "end": at(i * 300 + 1800), "targets": [f"t{i}"]}
+             for i in range(60)]
+    lab = parse_labels({"campaigns": camps, "benign": [
+        {"id": "b-viral", "start": at(600), "end": at(4000), "targets": ["v"]}]})
+    alerts = [alert(f"a{i}", "target", f"t{i}", i * 300 + 120) for i in range(0, 60, 3)]
+    out = tmp_path / "many.html"
+    write_report(out, evaluate(lab, alerts), lab, alerts)
+    doc = out.read_text(encoding="utf-8")
+    svg_text = re.search(r'<svg[^>]*aria-label="all alerts".*?</svg>', doc, re.S).group(0)
+    ns = "{http://www.w3.org/2000/svg}"
+    svg = ET.fromstring(svg_text)
+    # it takes the page's width, scaled from its own drawing width
+    assert svg.get("width") == "100%" and "height" not in svg.attrib
+    _, _, vw, vh = map(float, svg.get("viewBox").split())
+    assert vw == OVERVIEW_WIDTH
+    # text widths are known: one monospace font, one size
+    assert "monospace" in svg.get("font-family") and not svg_text.count("font-size=") - 1
+    # every span is named once, in a lane under the plot, linking to its timeline
+    lanes = {}
+    for a in svg.iter(f"{ns}a"):
+        rect, text = a.find(f"{ns}rect"), a.find(f"{ns}text")
+        x0, w, y = float(rect.get("x")), float(rect.get("width")), float(text.get("y"))
+        tx = float(text.get("x"))
+        assert 0 <= tx and tx + _text_width(text.text) <= vw and y <= vh  # inside the drawing
+        assert a.get("href") in (f"#campaign-{text.text}", f"#benign-{text.text}")
+        lanes.setdefault(y, []).append((min(x0, tx), max(x0 + w, tx + _text_width(text.text)),
+                                        text.text))
+    named = sorted(n for items in lanes.values() for _, _, n in items)
+    assert named == sorted([c["id"] for c in camps] + ["b-viral"])
+    for items in lanes.values():  # in a lane, no two bars or labels overlap
+        items.sort()
+        for (_, end, a), (start, _, b) in zip(items, items[1:], strict=False):
+            assert end < start, (a, b)
+    # tick labels, centred on their ticks, do not overlap either
+    ticks = sorted((float(t.get("x")), t.text) for t in svg.iter(f"{ns}text")
+                   if t.get("class") == "tick")
+    assert len(ticks) >= 3
+    for (x1, t1), (x2, t2) in zip(ticks, ticks[1:], strict=False):
+        assert x2 - x1 > (_text_width(t1) + _text_width(t2)) / 2, (t1, t2)
+    # the per-campaign timelines keep their fixed size
+    assert 'aria-label="timeline of campaign-with-a-long-name-00"' in doc

@@ -62,6 +62,9 @@ __all__ = ["main", "build_parser", "format_alert_row", "render_table", "COLUMNS"
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
+#: the checkout the demo runs from, if any: it brings the local broker's
+#: launcher; an installed package needs ``KAFKA_BOOTSTRAP_SERVERS`` instead
+CHECKOUT: Path | None = REPO if KAFKA_SH.is_file() else None
 
 #: (title, width) of the table columns; the last one takes the remaining width.
 COLUMNS: tuple[tuple[str, int], ...] = (
@@ -209,7 +212,7 @@ class Child:
         with open(self.log_path, "wb") as log:
             # Own process group: the terminal's Ctrl-C reaches only the demo, which
             # then stops the children in order (simulator, worker, broker).
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT, process_group=0,
                                          preexec_fn=_die_with_parent_fn())
         return self
@@ -343,6 +346,9 @@ class Demo:
             self.bootstrap = resolve_bootstrap(external)
             self.say(f"using the Kafka cluster at {self.bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
             return
+        if CHECKOUT is None:
+            raise DemoError("no local Kafka broker outside a likeguard checkout (its launcher is "
+                            "deploy/kafka/kafka.sh): set KAFKA_BOOTSTRAP_SERVERS to a cluster")
         env = dict(os.environ, PYTHON=sys.executable)
         status = self._kafka_sh("status", env)
         if status.returncode == 0:
@@ -441,7 +447,8 @@ class Demo:
         env = dict(os.environ)
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        if CHECKOUT is not None:  # the children import this checkout's code, installed or not
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
         env.update(self.namespace)
         return env
 
@@ -694,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--console-port", type=int, default=9109,
                    help="worker's review console port; a free one when taken, 0: off "
                         "(default 9109)")
-    p.add_argument("--out", type=Path, default=REPO / "out" / "demo-live",
+    p.add_argument("--out", type=Path, default=Path("out") / "demo-live",
                    help="directory for logs, the live recording, labels and alerts "
                         "(default out/demo-live)")
     g = p.add_argument_group("simulated traffic")

@@ -624,8 +624,10 @@ def test_two_workers_share_the_partitions(kafka_bootstrap, worker_factory, recor
     topics.create(kafka_bootstrap)
     # The input pauses mid-stream while the second worker starts. An idle flush is
     # final (later events behind the flushed watermark would be late, as they would
-    # offline after the end of the file), so the flush waits longer than that pause.
-    slow_flush = {"LIKEGUARD_IDLE_FLUSH": "30"}
+    # offline after the end of the file), so the flush waits longer than that pause
+    # can last: the waits below allow it up to a minute, and a loaded machine has
+    # taken over 30 s to start and rebalance.
+    slow_flush = {"LIKEGUARD_IDLE_FLUSH": "75"}
     first = _start(worker_factory, topics, **slow_flush)
     records, parts = recording_records(path, topics)
     half = len(records) // 2
@@ -637,7 +639,8 @@ def test_two_workers_share_the_partitions(kafka_bootstrap, worker_factory, recor
              lambda: first.tail(), alive=first.alive)  # the first worker rebalanced too
     produce(kafka_bootstrap, records[half:], parts[half:])
     reader = TopicReader(kafka_bootstrap, topics.alerts)
-    got = reader.wait_for_alerts(model, second, timeout=180, settle=SETTLE)
+    # the last alerts come with the idle flush (lockstep's after twice its wait)
+    got = reader.wait_for_alerts(model, second, timeout=330, settle=SETTLE)
     reader.close()
     assert alert_diff(got, model) == ""
     assert first.alive() and second.alive()

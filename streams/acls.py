@@ -47,7 +47,7 @@ from typing import Any
 
 from streams.settings import Settings, SettingsError, add_worker_arguments
 
-__all__ = ["Grant", "worker_grants", "required_operations", "kafka_acls_commands",
+__all__ = ["Grant", "acl_objects", "worker_grants", "required_operations", "kafka_acls_commands",
            "apply_grants", "main", "leader_topic"]
 
 #: Kafka's names of the operations used here (kafka-acls.sh spells them Read, ...)
@@ -151,7 +151,9 @@ def kafka_acls_commands(grants: Iterable[Grant], principal: str,
     return out
 
 
-def _acl_objects(grants: Iterable[Grant], principal: str) -> list[Any]:
+def acl_objects(grants: Iterable[Grant], principal: str) -> list[Any]:
+    """kafka-python ``ACL`` objects of ``grants`` for ``principal`` (to create, or
+    as filters to delete)."""
     from kafka.admin import (
         ACL,
         ACLOperation,
@@ -180,7 +182,7 @@ def apply_grants(admin_settings: Settings, principal: str, grants: Iterable[Gran
     """
     from kafka import KafkaAdminClient
 
-    acls = _acl_objects(grants, principal)
+    acls = acl_objects(grants, principal)
     admin = KafkaAdminClient(client_id="likeguard-acls", **admin_settings.kafka_python_kwargs())
     try:
         result = admin.create_acls(acls)

@@ -148,7 +148,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Awaitable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -167,6 +167,7 @@ from detectors.partitioning import kafka_partition
 from detectors.verdicts import Verdict, parse_verdict
 from streams import testhooks
 from streams.console import Board
+from streams.delivery import DeliveryFailed, Outbox
 from streams.ingest import InputConsumer
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -262,7 +263,7 @@ class Bundles:
     Parameters
     ----------
     send
-        ``producer.send(topic, key, value, partition, timestamp, headers)``.
+        ``send(topic, key, value, partition, headers)``: :meth:`streams.delivery.Outbox.send`.
     """
 
     __slots__ = ("_send", "_groups", "_sizes", "_full", "records")
@@ -305,8 +306,7 @@ class Bundles:
             return
         del self._sizes[dest]
         topic, partition, source = dest
-        await self._send(topic, None, encode_bundle(group), partition, None,
-                         [(SOURCE_HEADER, source)])
+        await self._send(topic, None, encode_bundle(group), partition, [(SOURCE_HEADER, source)])
         self.records += 1
 
 
@@ -416,6 +416,7 @@ class Pipeline:
         self._key = settings.checkpoint_secret()
         self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
         self.view_of_topic = {name: v for v, name in self.view_names.items()}
+        self._changelog = settings.checkpoint_changelog
         self._gauges_at = 0.0
         #: monotonic time of the last input record ingested / likes forwarded
         self.last_ingest = time.monotonic()
@@ -423,8 +424,10 @@ class Pipeline:
         self._ingesting = 0  #: ingest batches in progress
         #: the worker is stopping: every slot has had its last checkpoint
         self._stopping = False
+        #: every record the worker produces, kept until delivered (see streams.delivery)
+        self.out = Outbox(self._send, settings.deadletter_topic, metrics.rejected)
         #: the input topics' consumer (not Faust's: see streams.ingest)
-        self.inputs = InputConsumer(settings, self.ingest_batch, self._flush_producer,
+        self.inputs = InputConsumer(settings, self.ingest_batch, self.out.confirm,
                                     self._inputs_revoked)
         #: latest event time ingested per input partition (sent as progress marks)
         self._input_ts: dict[TP, float] = {}
@@ -458,9 +461,21 @@ class Pipeline:
             await self.inputs.run()
         except asyncio.CancelledError:
             raise
+        except DeliveryFailed as exc:
+            await self._refused(exc)
         except Exception as exc:
             log.error("ingest stopped: %r", exc)
             await self.app.crash(exc)
+
+    async def _refused(self, exc: DeliveryFailed) -> None:
+        """The broker refused a record for good: stop, committing nothing after it."""
+        log.error("stopping: %s; nothing behind it is committed, a restart processes it "
+                  "again (docs/reliability.md#producer-failures)", exc)
+        await self.app.crash(exc)
+
+    def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+              timestamp: float | None, headers: Any) -> Awaitable[Any]:
+        return self.app.producer.send(topic, key, value, partition, timestamp, headers)
 
     async def _flush_producer(self) -> None:
         await self.app.producer.flush()
@@ -482,10 +497,13 @@ class Pipeline:
             async for events in stream.take_events(self.settings.batch_size,
                                                    within=self.settings.batch_within):
                 async with self._lock(view):
-                    if self._stopping:  # checkpointed for the last time already
+                    if self._stopping or self.out.failed:  # checkpointed for the last time
                         hold_acks(events)  # left for a restart
                         continue
-                    await self.view_batch(view, stream, events)
+                    try:
+                        await self.view_batch(view, stream, events)
+                    except DeliveryFailed as exc:
+                        await self._refused(exc)
         return view_agent
 
     def _lock(self, view: str) -> asyncio.Lock:
@@ -516,7 +534,7 @@ class Pipeline:
         m = self.metrics
         payments_name = self.settings.payments_topic
         view_names = self.view_names
-        send = self.app.producer.send  # the hot path: skip Faust's channel layer
+        send = self.out.send  # the hot path: skip Faust's channel layer
         n = self.n
         max_ahead, max_behind = self.cfg.max_ahead, self.cfg.max_behind
         consumed: dict[str, int] = {}
@@ -593,9 +611,9 @@ class Pipeline:
     async def _dead_letter(self, msg: ConsumerRecord, exc: BadRecord) -> None:
         """Count a bad input record and send it to the dead-letter topic with its reason."""
         self.metrics.rejected(msg.topic, exc.reason)
-        await self.topics.deadletter.send(
-            key=msg.key, value=dead_letter(msg.value, msg.topic, msg.partition, msg.offset,
-                                           exc.reason, exc.detail))
+        letter = dead_letter(msg.value, msg.topic, msg.partition, msg.offset, exc.reason,
+                             exc.detail)
+        await self.out.send(self.settings.deadletter_topic, msg.key, letter.dumps())
 
     async def _verdict(self, msg: ConsumerRecord) -> None:
         """A moderator's verdict: dead-letter it if bad, else send it to every
@@ -610,24 +628,24 @@ class Pipeline:
         self.metrics.verdict(v.verdict)
         self.board.decide(v)
         data = encode_verdict(v)
-        send = self.app.producer.send
+        send = self.out.send
         for name in self.view_names.values():
             for p in range(self.n):
-                await send(name, None, data, p, None, None)
+                await send(name, None, data, p)
 
     # ------------------------------------------------------------------ progress marks
 
     async def _mark(self, source: str, ts: float | None, views: Iterable[str], stage: str,
                     newest: float | None = None, behind: bool | None = None) -> None:
         """Send a progress mark of ``source`` at ``ts`` to every partition of ``views``."""
-        send = self.app.producer.send
+        send = self.out.send
         data = encode_mark(ts, newest, behind)
         header = [(SOURCE_HEADER, source.encode())]
         n = 0
         for view in views:
             name = self.view_names[view]
             for p in range(self.n):
-                await send(name, None, data, p, None, header)
+                await send(name, None, data, p, header)
                 n += 1
         self._marked[source] = (ts, time.monotonic(), behind)
         self.metrics.marks(stage, n)
@@ -953,9 +971,10 @@ class Pipeline:
         now = time.time()
         emitted = utc_now(now)
         m = self.metrics
+        alerts_topic = self.settings.alerts_topic
         for a in alerts:
             d = a.to_dict(emitted)
-            await self.topics.alerts.send(key=a.key.encode(), value=orjson.dumps(d))
+            await self.out.send_alert(alerts_topic, a.key.encode(), orjson.dumps(d))
             self.board.add(d)
             m.alert(d)
             m.observe_latency(a.window_end, now)
@@ -963,7 +982,7 @@ class Pipeline:
         if forwards:
             self.last_forward = time.monotonic()
             m.forwarded(len(forwards))
-        bundles = Bundles(self.app.producer.send)
+        bundles = Bundles(self.out.send)
         src = f"{slot.view}/{slot.partition}".encode()
         for view, key, co in forwards:
             if bundles.add(self.view_names[view], kafka_partition(key, self.n), src,
@@ -1081,7 +1100,7 @@ class Pipeline:
             table.data.pop(key, None)
         else:
             table.data[key] = value
-        await table.changelog_topic.send(key=key, value=value, partition=partition)
+        await self.out.send(self._changelog, key, value, partition)
 
     def checkpoint_every(self) -> float:
         """Seconds between checkpoints of a busy slot: ``checkpoint_interval``,
@@ -1099,7 +1118,12 @@ class Pipeline:
                    sum(self._checkpoint_cost.values()) / CHECKPOINT_SHARE)
 
     async def checkpoint(self, slot: Slot) -> None:
-        """Write the slot's checkpoint, then release the acks it covers."""
+        """Write the slot's checkpoint, then release the acks it covers.
+
+        What the slot sent (alerts, forwarded likes) is delivered before the
+        header that makes the checkpoint count, and the header before the acks.
+        """
+        await self.out.confirm()
         t0 = time.perf_counter()
         offset, flushed = slot.next_offset, slot.flushed
         snap = slot.engine.snapshot(key=self._key, context=checkpoint_context(
@@ -1124,6 +1148,7 @@ class Pipeline:
                                      f"{base} gen {gen} header, old chunks and acks not yet")
         for i in range(slot.chunks):
             await self._put(p, f"{base}/{slot.gen}/{i}".encode(), None)
+        await self.out.confirm()
         slot.gen, slot.chunks = gen, len(chunks)
         slot.ckpt_offset = offset
         slot.dirty = False
@@ -1144,6 +1169,9 @@ class Pipeline:
             return
         try:
             await self.tick()
+        except DeliveryFailed as exc:
+            if not self.app.should_stop:
+                await self._refused(exc)
         except ProducerSendError:
             if not self.app.should_stop:
                 raise

@@ -9,7 +9,8 @@ worker's ingest task reads with ``getmany``; the view topics, the checkpoint
 table and the rebalancing of view partitions stay Faust's.
 
 Delivery. The ingest is stateless and at-least-once: a batch's offsets are
-committed only after the bundles made from it are out (the producer flushed),
+committed only after the bundles made from it are delivered
+(:meth:`streams.delivery.Outbox.confirm`; a refused record stops the worker),
 at most every ``commit_every`` seconds, before partitions are revoked and when
 the worker stops. A record ingested twice (after a crash) reaches the view
 topics twice, where the engines' dedupe drops the copy.
@@ -77,7 +78,8 @@ class InputConsumer:
         ``await ingest(records)`` for each batch: every record of it must be
         sent on (or dead-lettered) when it returns.
     flush
-        ``await flush()``: everything sent so far is delivered (the producer's).
+        ``await flush()``: everything sent so far is delivered; raises if the
+        broker refused any of it (then nothing is committed).
     on_revoked
         ``await on_revoked(tps)`` after the offsets of revoked partitions are
         committed (the caller forgets their progress marks).

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from detectors.config import EngineConfig
-from streams.acls import apply_grants, worker_grants
+from streams.acls import Grant, acl_objects, apply_grants, worker_grants
 from streams.settings import Settings
 from streams.topics import CHECKPOINT_TOPIC_CONFIG
 from tests.kafka_broker import KafkaBroker, create_topics, start_broker, stop_broker
@@ -37,6 +37,7 @@ from tests.worker_harness import (
     free_port,
     offline_alerts,
     produce,
+    read_to_end,
     terminate_all,
 )
 
@@ -194,6 +195,52 @@ def test_a_principal_without_write_access_is_refused(secure_broker, workers, tmp
     assert (f"not authorised to WRITE topic {s.checkpoint_changelog} " in log
             and f"as User:{user}" in log and "docs/operations.md#access-control" in log), log
     assert "Traceback" not in log, log
+
+
+def test_a_write_refused_mid_run_stops_the_worker(secure_broker, workers, tmp_path):
+    """Write on the alerts topic revoked from a running worker: its first alert
+    is refused (``TOPIC_AUTHORIZATION_FAILED``), and it stops with exit 1 and
+    one line naming the topic, without a checkpoint or commit behind the alert
+    (``streams/delivery.py``). With the ACL back, the restarted worker sends
+    every alert of the offline replay: none was lost."""
+    from kafka import KafkaAdminClient
+
+    topics = WorkerTopics.unique("lg-acl-revoke")
+    create_topics(secure_broker.bootstrap, [topics.payments, topics.likes])
+    _apply_shipped_acls(secure_broker, "User:likeguard", topics)
+    env = _sasl_env(secure_broker, "likeguard", _secret_file(
+        tmp_path / "sasl.pass", _env(secure_broker, "KAFKA_SASL_PASSWORD")))
+    worker = _worker(workers, topics, tmp_path / "w", env).start()
+    worker.wait_ready()
+    write = acl_objects([Grant("topic", topics.alerts, ("WRITE",), "")], "User:likeguard")
+    admin = KafkaAdminClient(client_id="likeguard-tests", **Settings.connection_from_env(
+        {}, secure_broker.bootstrap).kafka_python_kwargs())
+    try:
+        deleted = admin.delete_acls(write)
+        assert [len(matches) for _filter, matches, error in deleted] == [1], deleted
+        records = campaign_records(topics)
+        produce(secure_broker.bootstrap, records)
+        assert worker.proc is not None
+        assert worker.proc.wait(120) == 1, worker.tail()
+        lines = [x for x in worker.log_text().splitlines() if "stopping: a record for" in x]
+        assert len(lines) == 1, worker.tail()
+        assert f"a record for {topics.alerts} was not delivered: " \
+               "TopicAuthorizationFailedError" in lines[0], lines
+        assert "docs/reliability.md#producer-failures" in lines[0]
+        assert not read_to_end(secure_broker.bootstrap, topics.alerts)
+        assert admin.create_acls(write)["failed"] == []
+    finally:
+        admin.close()
+    worker.start()
+    worker.wait_ready()
+    expected = offline_alerts(records, topics, EngineConfig(grace=GRACE))
+    reader = TopicReader(secure_broker.bootstrap, topics.alerts)
+    try:
+        got = reader.wait_for_alerts(expected, worker, timeout=90)
+    finally:
+        reader.close()
+    assert alert_diff(got, expected) == ""
+    assert worker.stop() == 0
 
 
 def test_worker_over_mutual_tls(secure_broker, workers, tmp_path):

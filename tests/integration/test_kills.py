@@ -118,9 +118,13 @@ def _check_alerts(reader: TopicReader, model: list[dict[str, Any]],
     assert diff == "", f"{diff}\n{worker.tail()}\n{diff}"
     want = {a["alert_id"]: {**a, "emitted_at": None} for a in model}
     copies = [orjson.loads(r.value) for r in reader.records]
-    differing = [a["alert_id"] for a in copies if {**a, "emitted_at": None} != want[a["alert_id"]]]
-    assert differing == [], "alerts differing from the model's apart from emitted_at"
-    assert {k: v for k, v in late.items() if sum(v.values())} == {}, "events behind a watermark"
+    differing = [{k: (v, want[a["alert_id"]].get(k)) for k, v in a.items()
+                  if k != "emitted_at" and v != want[a["alert_id"]].get(k)} | {"id": a["alert_id"]}
+                 for a in copies if {**a, "emitted_at": None} != want[a["alert_id"]]]
+    behind = {k: v for k, v in late.items() if sum(v.values())}
+    assert differing == [], f"alerts differing from the model's apart from emitted_at " \
+        f"(got, want); events behind a watermark: {behind}"
+    assert behind == {}, "events behind a watermark"
 
 
 def _event_time(topics: WorkerTopics, topic: str, _key: bytes | None, value: bytes | None

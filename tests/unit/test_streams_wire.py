@@ -46,8 +46,8 @@ def _run_bundles(adds: list[tuple[str, int, bytes, bytes]]) -> list[tuple]:
     """Feed ``adds`` through :class:`Bundles` as the ingest does; return the sends."""
     sent: list[tuple] = []
 
-    async def send(topic, key, value, partition, timestamp, headers):  # producer.send's signature
-        sent.append((topic, key, value, partition, timestamp, headers))
+    async def send(topic, key, value, partition, headers):  # Outbox.send's signature
+        sent.append((topic, key, value, partition, headers))
 
     async def go() -> int:
         b = Bundles(send)
@@ -73,7 +73,7 @@ def test_bundles_group_by_destination_and_keep_each_source_in_order():
     # one record per (topic, partition, source): 3 partitions x 2 sources + the payment
     assert len(sent) == 7
     seen = []
-    for topic, key, value, partition, _ts, headers in sent:
+    for topic, key, value, partition, headers in sent:
         assert key is None
         (name, src), = headers
         assert name == SOURCE_HEADER

@@ -1146,8 +1146,14 @@ class Pipeline:
         if testhooks.ARMED:
             await testhooks.pause_at("checkpoint-part", self._flush_producer,
                                      f"{base} gen {gen} header, old chunks and acks not yet")
-        for i in range(slot.chunks):
-            await self._put(p, f"{base}/{slot.gen}/{i}".encode(), None)
+        # the previous generation's chunks, and any a kill left behind (chunks
+        # written without their header, or a header written and the old chunks not
+        # yet deleted): every chunk of this slot but the new generation's
+        mine = f"{base}/".encode()
+        keep = {f"{base}/{gen}/{i}".encode() for i in range(len(chunks))}
+        for key in [k for k in self.topics.checkpoints.data
+                    if k.startswith(mine) and k not in keep]:
+            await self._put(p, key, None)
         await self.out.confirm()
         slot.gen, slot.chunks = gen, len(chunks)
         slot.ckpt_offset = offset

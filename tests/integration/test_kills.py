@@ -35,6 +35,7 @@ from detectors.config import EngineConfig
 from detectors.engine import ALL_VIEWS
 from detectors.parsing import parse_like, parse_payment
 from detectors.simulate import SimConfig, simulate
+from streams.settings import Settings
 from tests.worker_harness import (
     TopicReader,
     WorkerProcess,
@@ -42,6 +43,7 @@ from tests.worker_harness import (
     alert_diff,
     partitioned_replay,
     produce,
+    read_to_end,
     recording_records,
     wait_for,
 )
@@ -231,6 +233,24 @@ def _ten_kills(kafka_bootstrap, worker_factory, recording, rng: random.Random) -
     _check_alerts(reader, model, late, worker)
     assert sum(PAUSED in worker.log_text(i) for i in range(1, KILLS + 1)) == kinds.count("checkpoint")
     assert "restored" in worker.log_text()
+    assert worker.stop() == 0, worker.tail()
+    # kills between a checkpoint's writes leave no chunk behind for good
+    assert _stray_chunks(kafka_bootstrap, topics) == []
+
+
+def _stray_chunks(bootstrap: str, topics: WorkerTopics) -> list[str]:
+    """Checkpoint chunks on the changelog (its latest value per key) that no
+    slot's header names."""
+    latest = {r.key.decode(): r.value for r in
+              read_to_end(bootstrap, Settings.from_env(topics.env()).checkpoint_changelog)}
+    live = {k: v for k, v in latest.items() if v is not None}
+    named = set()
+    for key, value in live.items():
+        if key.count("/") == 1:  # a header, keyed <view>/<partition>
+            h = orjson.loads(value)
+            named |= {f"{key}/{h['gen']}/{i}" for i in range(h["chunks"])}
+    assert named, "no checkpoint header on the changelog"
+    return sorted(k for k in live if k.count("/") == 3 and k not in named)
 
 
 def test_one_of_two_workers_killed(kafka_bootstrap, worker_factory, recording):

@@ -220,10 +220,11 @@ def preflight(settings: Settings, connect_timeout: float = CONNECT_TIMEOUT,
     * missing internal and output (alerts, dead-letter, verdicts) topics are
       created with ``settings.partitions`` partitions (the verdicts topic is
       the console's output and the ingest's input);
-    * the principal may do on every topic what the worker does there
-      (:func:`streams.acls.worker_grants`, as the broker reports its
-      authorised operations): a worker that may not write its alerts or
-      checkpoints stops here, naming the topic and the operations.
+    * the principal may do on every topic and consumer group what the
+      worker does there (:func:`streams.acls.worker_grants`, as the broker
+      reports its authorised operations): a worker that may not write its
+      alerts or checkpoints, or read as its groups, stops here, naming the
+      topic or group and the operations.
 
     With ``quiet``, kafka-python's own log lines are held back meanwhile.
 
@@ -288,6 +289,7 @@ def _check_topics(settings: Settings, connect_timeout: float, timeout: float,
             _create(admin, settings, missing, changelog_topic, timeout)
             described = admin.describe_topics(internal + outputs + list(inputs))
         _check_access(settings, described)
+        _check_groups(admin, settings)
     except KafkaError as exc:
         raise PreflightError(f"topic check on {settings.bootstrap_servers} failed: "
                              f"{_brief(exc)}") from exc
@@ -352,17 +354,54 @@ def _check_access(settings: Settings, described: list[dict[str, Any]]) -> None:
             _refuse(settings, grant.name, lacking)
 
 
-def _refuse(settings: Settings, topic: str, lacking: set[str]) -> None:
-    """Raise the :class:`PreflightError` of a topic the principal may not use."""
+#: seconds to wait for a group coordinator (a new cluster's offsets topic) in preflight
+_COORDINATOR_WAIT = 10.0
+
+
+def _check_groups(admin: Any, settings: Settings) -> None:
+    """The worker's consumer groups allow it what it needs (READ): without it
+    Faust's and the ingest's consumers would fail to join, after the start."""
+    from kafka.errors import GroupAuthorizationFailedError, KafkaError
+
     from streams.acls import required_operations, worker_grants
 
-    grant = next((g for g in worker_grants(settings) if g.resource == "topic" and g.name == topic),
+    for grant in worker_grants(settings):
+        if grant.resource != "group":
+            continue
+        deadline = time.monotonic() + _COORDINATOR_WAIT
+        while True:
+            try:
+                group = admin.describe_groups([grant.name]).get(grant.name, {})
+                break
+            except GroupAuthorizationFailedError:  # finding its coordinator was refused
+                group = {"error": "GroupAuthorizationFailedError"}
+                break
+            except KafkaError as exc:
+                # a new cluster creates its offsets topic on the first request
+                if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                    log.info("consumer group %s not checked: %s", grant.name, _brief(exc))
+                    group = {}
+                    break
+                time.sleep(0.5)
+        needs = required_operations(grant)
+        if "GroupAuthorizationFailed" in (group.get("error") or ""):
+            _refuse(settings, grant.name, needs, "group")
+        allowed = group.get("authorized_operations")
+        if allowed is not None and needs - set(allowed):
+            _refuse(settings, grant.name, needs - set(allowed), "group")
+
+
+def _refuse(settings: Settings, name: str, lacking: set[str], resource: str = "topic") -> None:
+    """Raise the :class:`PreflightError` of a topic (or group) the principal may not use."""
+    from streams.acls import required_operations, worker_grants
+
+    grant = next((g for g in worker_grants(settings) if g.resource == resource and g.name == name),
                  None)
     what = f" ({grant.setting}: {grant.why})" if grant is not None else ""
     needs = (f"; the worker needs {', '.join(sorted(required_operations(grant)))} there"
              if grant is not None else "")
     raise PreflightError(
-        f"not authorised to {', '.join(sorted(lacking))} topic {topic}{what} on "
+        f"not authorised to {', '.join(sorted(lacking))} {resource} {name}{what} on "
         f"{settings.bootstrap_servers} as {_principal(settings)}{needs}: {_ACL_HINT}")
 
 

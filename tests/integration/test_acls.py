@@ -197,6 +197,29 @@ def test_a_principal_without_write_access_is_refused(secure_broker, workers, tmp
     assert "Traceback" not in log, log
 
 
+def test_a_principal_without_its_group_is_refused(secure_broker, workers, tmp_path):
+    """``User:likeguard-limited`` with every ACL of the worker but READ on the
+    ingest's consumer group: the worker stops at start (exit 2), naming the
+    group, instead of failing to join it once running."""
+    topics = WorkerTopics.unique("lg-acl-group")
+    s = Settings.from_env(topics.env())
+    create_topics(secure_broker.bootstrap, [topics.payments, topics.likes])
+    group = f"{s.app_id}-ingest"
+    grants = [g for g in worker_grants(s) if not (g.resource == "group" and g.name == group)]
+    assert len(grants) == len(worker_grants(s)) - 1
+    user = _env(secure_broker, "KAFKA_SASL_LIMITED_USERNAME")
+    assert apply_grants(Settings.connection_from_env({}, secure_broker.bootstrap),
+                        f"User:{user}", grants) > 0
+    env = _sasl_env(secure_broker, user, _secret_file(
+        tmp_path / "limited.pass", _env(secure_broker, "KAFKA_SASL_LIMITED_PASSWORD")))
+    worker = _worker(workers, topics, tmp_path / "w", env).start()
+    assert worker.proc is not None
+    assert worker.proc.wait(60) == 2, worker.tail()
+    log = worker.log_text()
+    assert f"not authorised to DESCRIBE, READ group {group} " in log, log
+    assert f"as User:{user}" in log and "Traceback" not in log, log
+
+
 def test_a_write_refused_mid_run_stops_the_worker(secure_broker, workers, tmp_path):
     """Write on the alerts topic revoked from a running worker: its first alert
     is refused (``TOPIC_AUTHORIZATION_FAILED``), and it stops with exit 1 and

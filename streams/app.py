@@ -10,7 +10,7 @@ consumer and the pre-flight's kafka-python admin get the same connection
 from the same settings (:meth:`Settings.aiokafka_kwargs`,
 :meth:`Settings.kafka_python_kwargs`).
 
-Choices that matter for correctness (see ``streams/agents.py``):
+Choices that matter for correctness (see ``docs/worker.md``):
 
 * ``store="memory://"``: the checkpoint table lives in memory and is rebuilt
   from its compacted changelog topic when partitions are assigned;
@@ -160,7 +160,7 @@ def create_app(settings: Settings) -> faust.App:
         # a few ms of linger gather the view bundles (and marks) of one ingest
         # batch into one produce request instead of one request each
         producer_linger=0.005,
-        # checkpoint chunks are at most agents.CHUNK_BYTES; leave headroom
+        # checkpoint chunks are at most checkpoints.CHUNK_BYTES; leave headroom
         producer_max_request_size=1_000_000,
         table_standby_replicas=0,
     )

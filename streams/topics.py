@@ -24,7 +24,7 @@ in one partition of the merchant view topic (the payment->like join is
 co-partitioned). The user view's enriched likes (:class:`CoLike`) go to the
 lockstep view topic, partitioned by target. Events bound for one partition
 from one source travel together in a bundle (one record per ingest batch;
-see :class:`streams.agents.Bundles`); single-event records, as older
+see :class:`streams.bundles.Bundles`); single-event records, as older
 versions wrote them, still decode. All view topics have exactly
 ``EngineConfig.partitions`` partitions.
 

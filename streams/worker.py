@@ -12,7 +12,7 @@ that do not fit), 1 when the worker crashed. A start that fails prints one
 line, ``likeguard worker: error: ...``, and nothing else.
 
 A hard kill loses nothing either: offsets are committed only behind durable
-checkpoints (see :mod:`streams.agents`), so a restarted worker restores each
+checkpoints (see :mod:`streams.checkpoints`), so a restarted worker restores each
 partition's engine and re-processes the records after its checkpoint.
 
 While the broker cannot be reached the worker waits and carries on when it is

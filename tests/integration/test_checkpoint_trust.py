@@ -24,7 +24,7 @@ from detectors import _core
 from detectors.config import EngineConfig
 from detectors.engine import Engine
 from detectors.partitioning import kafka_partition
-from streams.agents import CHECKPOINT_VERSION, checkpoint_context
+from streams.checkpoints import CHECKPOINT_VERSION, checkpoint_context
 from streams.topics import CHECKPOINT_TOPIC_CONFIG
 from tests.kafka_broker import create_topics
 from tests.worker_harness import (

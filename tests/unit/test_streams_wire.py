@@ -20,8 +20,10 @@ from faust.types.tuples import Message
 
 from detectors.engine import Engine
 from detectors.events import Like, Payment
-from streams.agents import Bundles, Pipeline, Slot
+from streams.agents import Pipeline
 from streams.app import LikeguardApp, create_app
+from streams.bundles import Bundles
+from streams.checkpoints import Slot
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import (
@@ -215,8 +217,9 @@ def _pipeline(tmp_path, assigned: Callable[[Settings], set[TP]], sent: list[tupl
     async def stop() -> None:
         return None
 
-    pipe.inputs = SimpleNamespace(assignment=lambda: set(tps), highwater=lambda tp: 5,
-                                  position=position, holding=set(), stop=stop)
+    pipe.inputs = pipe.marks.inputs = SimpleNamespace(  # type: ignore[assignment]
+        assignment=lambda: set(tps), highwater=lambda tp: 5, position=position, holding=set(),
+        stop=stop)
     return pipe
 
 
@@ -233,8 +236,8 @@ def _quiet_input_marks(tmp_path, quiet: float) -> dict[str, list[float | None]]:
         then = time.monotonic() - quiet
         pipe.last_ingest = then
         for tp, ts in ((likes, 1000.0), (pays, 800.0)):
-            pipe._input_ts[tp], pipe._ingest_at[tp], pipe._ingested[tp] = ts, then, 5
-            pipe._marked[f"{tp.topic}/0"] = (ts, then, False)
+            pipe.marks.input_ts[tp], pipe.marks.ingest_at[tp], pipe.marks.ingested[tp] = ts, then, 5
+            pipe.marks.marked[f"{tp.topic}/0"] = (ts, then, False)
         await pipe.send_marks(idle=True)
 
     asyncio.run(go())
@@ -387,7 +390,7 @@ def _user_marks(tmp_path, flush: bool) -> tuple[float, list[float | None]]:
         if flush:
             slot.engine.flush()
             slot.flushed = True
-        await pipe._mark_user(slot)
+        await pipe.marks.mark_user(slot)
         return slot.engine.watermark
 
     wm = asyncio.run(go())
@@ -422,12 +425,12 @@ def test_input_counts_as_drained_only_once_every_fetched_record_is_ingested(tmp_
         likes = TP(pipe.settings.likes_topic, 0)
         seen = []
         pipe.inputs.holding = {likes}
-        pipe._ingested[likes] = 5
+        pipe.marks.ingested[likes] = 5
         seen.append(await pipe._inputs_drained())  # a batch being ingested
         pipe.inputs.holding = set()
-        pipe._ingested[likes] = 3
+        pipe.marks.ingested[likes] = 3
         seen.append(await pipe._inputs_drained())  # two records not ingested yet
-        pipe._ingested[likes] = 5
+        pipe.marks.ingested[likes] = 5
         seen.append(await pipe._inputs_drained())
         return seen
 
@@ -510,15 +513,13 @@ def test_checkpoints_are_signed_and_bound_to_their_slot(tmp_path, caplog):
     header, or read with another key, it is unusable: one error line, and
     the partition starts empty with a slot whose first checkpoint replaces
     (tombstones) the unusable one's chunks."""
-    import dataclasses
-
     import orjson
 
     async def go() -> None:
         pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("device"), p) for p in (0, 1)},
                          [])
         data: dict[bytes, bytes] = {}
-        pipe.topics = dataclasses.replace(pipe.topics, checkpoints=SimpleNamespace(data=data))
+        pipe.ckpt.table = SimpleNamespace(data=data)
 
         async def put(partition: int, key: bytes, value: bytes | None) -> None:
             if value is None:
@@ -526,7 +527,7 @@ def test_checkpoints_are_signed_and_bound_to_their_slot(tmp_path, caplog):
             else:
                 data[key] = value
 
-        pipe._put = put
+        pipe.ckpt.put = put  # type: ignore[method-assign]  # the table without a broker
         slot = pipe._slot("device", 0)
         for i in range(20):
             slot.engine.process(Like(f"l{i}", f"u{i}", "post:1", "m1", 1000.0 + i, device="d1"))
@@ -560,9 +561,9 @@ def test_checkpoints_are_signed_and_bound_to_their_slot(tmp_path, caplog):
         unusable("device", 0)
         data[b"device/0"] = orjson.dumps(header)
         # another key (a worker of another deployment, or a key rotated without care)
-        key, pipe._key = pipe._key, b"another-deployment-key-0123456789abcdef"
+        key, pipe.ckpt._key = pipe.ckpt._key, b"another-deployment-key-0123456789abcdef"
         unusable("device", 0)
-        pipe._key = key
+        pipe.ckpt._key = key
         assert pipe._restore("device", 0).next_offset == 42  # untouched by the attempts
         # a checkpoint of the previous storage format (zlib, header version 1)
         import zlib
@@ -653,7 +654,7 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
     declares nothing; neither are the partition delivering the burst nor one
     never marked with a time (nothing of it was ever waited for)."""
     from detectors.parsing import parse_like
-    from streams.agents import _source
+    from streams.marks import input_source as _source
     from tests.helpers import format_time, like_json
 
     t0 = parse_like(like_json()).ts
@@ -687,10 +688,11 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
         pays = tps["pays"] = TP(pipe.settings.payments_topic, 0)
         empty = tps["empty"] = TP(pipe.settings.payments_topic, 1)
         long_ago = time.monotonic() - 10
-        pipe._marked[_source(empty)] = (None, long_ago, False)  # released, never had a record
+        pipe.marks.marked[_source(empty)] = (None, long_ago, False)  # released, never had a record
         for tp in (likes, pays):
-            pipe._input_ts[tp], pipe._ingest_at[tp], pipe._ingested[tp] = t0, time.monotonic(), 5
-            pipe._marked[_source(tp)] = (t0, long_ago, False)
+            m = pipe.marks
+            m.input_ts[tp], m.ingest_at[tp], m.ingested[tp] = t0, time.monotonic(), 5
+            pipe.marks.marked[_source(tp)] = (t0, long_ago, False)
         skew = pipe.cfg.max_skew
         await pipe.ingest_batch([record(5, t0 + skew / 2 - 5)])  # close enough: nothing
         assert marks_of() == []
@@ -702,7 +704,7 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
         assert not any(b for i, b in marks_of("likes") if i >= start)
         assert marks_of("empty") == []
         # a second later, no fetch of payments/0 since: still behind
-        pipe._marked[_source(pays)] = (t0, time.monotonic() - 2, True)
+        pipe.marks.marked[_source(pays)] = (t0, time.monotonic() - 2, True)
         await pipe.send_marks(idle=True)
         assert all(b for _, b in marks_of())
         # fetched since, nothing found: released

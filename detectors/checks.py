@@ -95,7 +95,7 @@ def registered_detectors(config: EngineConfig | None = None) -> list[Detector]:
 def clone_detector(det: Detector) -> Detector:
     """A fresh, unfitted copy of ``det``: ``det.clone()``, or ``type(det)()``."""
     clone = getattr(det, "clone", None)
-    return clone() if callable(clone) else type(det)()  # type: ignore[no-any-return]
+    return clone() if callable(clone) else type(det)()
 
 
 def feature_names(det: Detector) -> list[str]:

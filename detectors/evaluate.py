@@ -240,7 +240,7 @@ def parse_labels(obj: Any) -> Labels:
             if span.id in seen:
                 raise LabelsError(f"{key}[{i}]: duplicate id {span.id!r}")
             seen.add(span.id)
-            dest.append(span)  # type: ignore[arg-type]
+            dest.append(span)  # type: ignore[arg-type]  # cls made it: a Campaign or a BenignEvent
     return out
 
 
@@ -665,7 +665,7 @@ def _campaign_count(ev: Evaluation, labels: Labels) -> str:
     """``1/2 detected`` plus how many had not started, when any.
 
     >>> ev = Evaluation(detected=["c1"], not_started=["c3"])
-    >>> _campaign_count(ev, Labels(campaigns=[None, None, None]))  # type: ignore[list-item]
+    >>> _campaign_count(ev, Labels(campaigns=[None, None, None]))
     '1/2 detected, 1 not started'
     """
     started = len(labels.campaigns) - len(ev.not_started)

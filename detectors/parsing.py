@@ -56,7 +56,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, overload
 
 import msgspec
 import orjson
@@ -163,6 +163,12 @@ def _too_long(label: str, v: str) -> str:
 _TIME_ERRORS = (ValueError, OverflowError, OSError)
 
 
+@overload
+def _time(obj: dict[str, Any], name: str, required: Literal[True],
+          parse: Callable[[str], float] = ...) -> float: ...
+@overload
+def _time(obj: dict[str, Any], name: str, required: bool,
+          parse: Callable[[str], float] = ...) -> float | None: ...
 def _time(obj: dict[str, Any], name: str, required: bool,
           parse: Callable[[str], float] = parse_time) -> float | None:
     v = obj.get(name)
@@ -260,7 +266,7 @@ def _parse_payment_checked(value: bytes | str | None) -> Payment | None:
         mchid=mchid,
         openid=openid,
         amount=total,
-        ts=ts,  # type: ignore[arg-type]
+        ts=ts,
         currency=currency,
         out_trade_no=_opt_str(obj, "out_trade_no"),
         appid=_opt_str(obj, "appid"),
@@ -303,7 +309,7 @@ def _parse_like_checked(value: bytes | str | None) -> Like:
         user=user,
         target=target,
         mchid=mchid,
-        ts=ts,  # type: ignore[arg-type]
+        ts=ts,
         action=action,
         ip=_ip(obj, "client_ip"),
         device=_opt_str(obj, "device_id"),
@@ -405,7 +411,7 @@ def parse_payment(value: bytes | str | None) -> Payment | None:
     if type(value) is not str and not _fast_input(value):
         return _parse_payment_checked(value)
     try:
-        w = _decode_payment(value)  # type: ignore[arg-type]
+        w = _decode_payment(value)  # type: ignore[arg-type]  # _fast_input: bytes
     except FAST_DECODE_ERRORS:
         return _parse_payment_checked(value)
     txid, mchid, openid = w.transaction_id, w.mchid, w.payer.openid
@@ -438,7 +444,7 @@ def parse_like(value: bytes | str | None) -> Like:
     if type(value) is not str and not _fast_input(value):
         return _parse_like_checked(value)
     try:
-        w = _decode_like(value)  # type: ignore[arg-type]
+        w = _decode_like(value)  # type: ignore[arg-type]  # _fast_input: bytes
     except FAST_DECODE_ERRORS:
         return _parse_like_checked(value)
     like_id, user, target, mchid = w.like_id, w.user_openid, w.target_id, w.owner_mchid

@@ -56,7 +56,7 @@ def open_text(path: str | Path, mode: str = "rt") -> IO[str]:
     """Open a text file, transparently gzip when the name ends in ``.gz``."""
     p = Path(path)
     if p.suffix == ".gz":
-        return gzip.open(p, mode, encoding="utf-8")  # type: ignore[return-value]
+        return cast(IO[str], gzip.open(p, mode, encoding="utf-8"))  # text mode: a TextIOWrapper
     return open(p, mode, encoding="utf-8")
 
 
@@ -106,7 +106,8 @@ def check_recording(path: str | Path) -> Path:
 
 
 def read_line(path: Path, line: bytes, lineno: int,
-              convert: Callable[[int, dict[str, Any]], T] = _record) -> T | None:  # type: ignore[assignment]
+              convert: Callable[[int, dict[str, Any]], T] = _record,  # type: ignore[assignment]
+              ) -> T | None:  # mypy cannot bind T to a generic default (python/mypy#3737)
     """The general path for one line of ``path``: ``None`` for a blank line,
     else ``convert(lineno, obj)``; :class:`RecordingError` naming the line
     when it is not a kcat JSON object."""
@@ -211,7 +212,7 @@ def _fast_record(line: bytes, lineno: int, decode: Callable[[bytes], _KcatLine] 
         return None
     off = w.offset
     # what Record(...) does, without its Python-level __new__
-    return new(Record, (w.topic, w.partition, lineno - 1 if off is unset else off,  # type: ignore[no-any-return]
+    return new(Record, (w.topic, w.partition, lineno - 1 if off is unset else off,
                         w.ts, w.key, w.payload))
 
 

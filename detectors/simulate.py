@@ -1348,7 +1348,7 @@ class _ReproducibleWriter(RecordingWriter):
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
         self.path = p
         self._raw = raw
-        self._fh = io.TextIOWrapper(gz, encoding="utf-8")  # type: ignore[assignment]
+        self._fh = io.TextIOWrapper(gz, encoding="utf-8")
         self._offsets: dict[tuple[str, int], int] = {}
         self.count = 0
 

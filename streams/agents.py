@@ -150,8 +150,8 @@ class Pipeline:
             app.agent(self.topics.views[view], name=f"view-{view}")(self._make_view_agent(view))
         app.timer(interval=1.0, name="likeguard-tick")(self._timer)
         # Faust's stubs want a ``signal`` keyword these receivers take in ``**_``
-        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # see above
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]  # see above
         log.info("pipeline: %d partitions per view topic, views %s, engine %s",
                  self.n, ", ".join(s.view_topic(v) for v in ALL_VIEWS), self.cfg.to_dict())
 

@@ -54,7 +54,7 @@ def ingest_group(settings: Settings) -> str:
     return f"{settings.app_id}-ingest"
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(ConsumerRebalanceListener):
     def __init__(self, owner: InputConsumer) -> None:
         self.owner = owner
 

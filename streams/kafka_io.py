@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import logging
 import re
 import signal
@@ -50,7 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from detectors.recording import Record, RecordingError, RecordingWriter, iter_lines, raw_bytes
 from streams.settings import Settings, SettingsError
@@ -221,7 +222,7 @@ class KcatRecordingWriter(RecordingWriter):
         super().__init__(path)
         # Raw (non-UTF-8) bytes are carried through the text layer as lone
         # surrogates and come out unchanged.
-        self._fh.reconfigure(errors="surrogateescape")  # type: ignore[attr-defined]
+        cast(io.TextIOWrapper, self._fh).reconfigure(errors="surrogateescape")
 
     def write_consumed(self, topic: str, partition: int, offset: int, ts: int | None,
                        key: bytes | None, value: bytes | None, tstype: str = "create",

@@ -195,18 +195,17 @@ class ViewEventError(ValueError):
 
 def encode_event(ev: Payment | Like | CoLike) -> bytes:
     """Serialise an event for a view topic (compact JSON array, first item its kind)."""
-    t = type(ev)
-    if t is Like:
-        return orjson.dumps(["l", ev.like_id, ev.user, ev.target, ev.mchid, ev.ts,  # type: ignore[union-attr]
-                             ev.action, ev.ip, ev.device, ev.user_created])  # type: ignore[union-attr]
-    if t is Payment:
-        return orjson.dumps(["p", ev.transaction_id, ev.mchid, ev.openid, ev.amount,  # type: ignore[union-attr]
-                             ev.ts, ev.currency, ev.out_trade_no, ev.appid,  # type: ignore[union-attr]
-                             ev.ip, ev.device])  # type: ignore[union-attr]
-    if t is CoLike:
-        return orjson.dumps(["c", ev.like_id, ev.user, ev.target, ev.ts,  # type: ignore[union-attr]
-                             [list(p) for p in ev.prev]])  # type: ignore[union-attr]
-    raise TypeError(f"cannot encode {t.__name__}")
+    if isinstance(ev, Like):
+        return orjson.dumps(["l", ev.like_id, ev.user, ev.target, ev.mchid, ev.ts,
+                             ev.action, ev.ip, ev.device, ev.user_created])
+    if isinstance(ev, Payment):
+        return orjson.dumps(["p", ev.transaction_id, ev.mchid, ev.openid, ev.amount,
+                             ev.ts, ev.currency, ev.out_trade_no, ev.appid,
+                             ev.ip, ev.device])
+    if isinstance(ev, CoLike):
+        return orjson.dumps(["c", ev.like_id, ev.user, ev.target, ev.ts,
+                             [list(p) for p in ev.prev]])
+    raise TypeError(f"cannot encode {type(ev).__name__}")
 
 
 def encode_verdict(v: Verdict) -> bytes:
@@ -279,7 +278,7 @@ def decode_record(data: bytes | str | None) -> list[Payment | Like | CoLike | Ma
     streams.topics.ViewEventError: unknown view event kind 'x'
     """
     try:
-        a: Any = orjson.loads(data)  # type: ignore[arg-type]
+        a: Any = orjson.loads(data)  # type: ignore[arg-type]  # None raises, as garbage does
         if a[0] == "b":
             return [_from_array(x) for x in a[1:]]
         return [_from_array(a)]

@@ -41,11 +41,21 @@ class Reason(NamedTuple):
 class Detector(Protocol):
     """What the engine needs from a detector."""
 
-    name: str
-    version: str
-    view: str
-    entity_type: str
-    kind: str  # "rule" or "model"
+    # read-only: a rule declares them on its class, a model per instance
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def view(self) -> str: ...
+
+    @property
+    def entity_type(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...  # "rule" or "model"
 
     def learn_one(self, x: dict[str, float]) -> None: ...
 

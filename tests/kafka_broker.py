@@ -48,6 +48,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,7 +191,8 @@ def create_topics(
     admin = _admin(bootstrap)
     try:
         if _kafka_python_major() >= 3:
-            spec = {"num_partitions": partitions, "replication_factor": replication_factor}
+            spec: dict[str, Any] = {"num_partitions": partitions,
+                                    "replication_factor": replication_factor}
             if configs:
                 spec["configs"] = dict(configs)
             admin.create_topics({n: dict(spec) for n in names}, timeout_ms=int(timeout * 1000))
@@ -345,7 +347,8 @@ def _start_broker(state_dir: Path, extra_env: dict[str, str] | None = None,
             proc = _run_kafka_sh("start", env, START_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
             _run_kafka_sh("stop", env, 120)
-            pytest.fail(f"kafka.sh start timed out after {START_TIMEOUT_S}s: {exc.stderr}", pytrace=False)
+            pytest.fail(f"kafka.sh start timed out after {START_TIMEOUT_S}s: {exc.stderr!s}",
+                        pytrace=False)
         if proc.returncode == 0:
             bootstrap = proc.stdout.strip().splitlines()[-1]
             client_env: dict[str, str] = {}

@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                     "--topic-map", f"likes={topics.likes}"]
             alerts: list[tuple[float, dict]] = []  # (record ts in s, alert)
             samples: list[dict[str, float]] = []
-            cpu0 = cpu_seconds(worker.proc.pid)  # type: ignore[union-attr]
+            assert worker.proc is not None  # started above
+            pid = worker.proc.pid
+            cpu0 = cpu_seconds(pid)
             with open(sim_log, "wb") as log:
                 sim = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
                 t_start = time.time()
@@ -128,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                     if time.monotonic() - last_sample > 5:
                         last_sample = time.monotonic()
                         m = scrape([worker])
-                        m["rss_mib"] = rss_mib(worker.proc.pid)  # type: ignore[union-attr]
+                        m["rss_mib"] = rss_mib(pid)
                         samples.append(m)
                     if not worker.alive():
                         raise SystemExit(f"the worker died:\n{worker.tail()}")
-            cpu1 = cpu_seconds(worker.proc.pid)  # type: ignore[union-attr]
+            cpu1 = cpu_seconds(pid)
             if sim.returncode != 0:
                 raise SystemExit(f"the simulator failed:\n{sim_log.read_text()[-3000:]}")
         finally:

@@ -42,8 +42,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
+from typing import cast
 
 from benchkit import ROOT, cached_recording, rss_mib, write_figures
 
@@ -193,7 +194,7 @@ def offline_replay(path: Path) -> tuple[int, float]:
 
 def scrape(workers: list[WorkerProcess]) -> dict[str, float]:
     """Totals over the workers of the series the benchmark follows."""
-    tot: Counter[str] = Counter()
+    tot: dict[str, float] = defaultdict(float)
     lag_views: dict[str, int] = {}
     for w in workers:
         for (name, labels), v in w.metrics().items():
@@ -233,7 +234,10 @@ def run_workers(bootstrap: str, path: Path, n_workers: int, workdir: Path
         w.start()
     try:
         for w in workers:  # the exporter is up before the worker consumes anything
-            wait_for(lambda w=w: "metrics on http" in w.log_text(), 120, w.tail, alive=w.alive)
+            def serving(w: WorkerProcess = w) -> bool:
+                return "metrics on http" in w.log_text()
+
+            wait_for(serving, 120, w.tail, alive=w.alive)
         samples: list[tuple[float, dict[str, float], float]] = []
         t_first = cpu_first = None
         deadline = time.monotonic() + 1800
@@ -304,13 +308,12 @@ def main(argv: list[str] | None = None) -> int:
             cpu1 = broker.cpu_seconds()
             if cpu0 is not None and cpu1 is not None:
                 run["broker_cpu_seconds_whole_run"] = round(cpu1 - cpu0, 1)
+            rate = cast(float, run["worker_events_per_s"])  # run_workers' figures are numbers
             run["worker_over_bare_consumer"] = round(
-                run["worker_events_per_s"] / run["bare_consumer_events_per_s"], 4)  # type: ignore[operator]
-            run["worker_over_replay"] = round(run["worker_events_per_s"] / replay_rate, 3)  # type: ignore[operator]
-            run["worker_over_faust_take"] = round(
-                run["worker_events_per_s"] / run["faust_take_events_per_s"], 3)  # type: ignore[operator]
-            run["worker_over_quix_count"] = round(
-                run["worker_events_per_s"] / run["quix_count_events_per_s"], 3)  # type: ignore[operator]
+                rate / cast(float, run["bare_consumer_events_per_s"]), 4)
+            run["worker_over_replay"] = round(rate / replay_rate, 3)
+            run["worker_over_faust_take"] = round(rate / cast(float, run["faust_take_events_per_s"]), 3)
+            run["worker_over_quix_count"] = round(rate / cast(float, run["quix_count_events_per_s"]), 3)
             runs.append(run)
             print(f"{n} worker(s): {run['worker_events_per_s']:>8,} events/s "
                   f"({run['worker_seconds']} s for {run['valid_events']:,} events; "

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from typing import Any
 
 import faust
 import orjson
@@ -36,7 +37,7 @@ def main(bootstrap: str, payments: str, likes: str, n: int, out: str) -> None:
                        datadir=tempfile.mkdtemp(prefix="faust-take-"),
                        consumer_auto_offset_reset="earliest")
     app.fetch_max_wait_ms = 100  # as the worker sets it (streams/app.py)
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}
     inputs = app.topic(payments, likes, **raw)
     state = {"got": 0, "t0": 0.0, "c0": 0.0}

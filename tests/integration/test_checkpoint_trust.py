@@ -61,7 +61,7 @@ class _Payload:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
         return open, (self.path, "w")
 
 

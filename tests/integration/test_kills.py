@@ -212,8 +212,11 @@ def _ten_kills(kafka_bootstrap, worker_factory, recording, rng: random.Random) -
         else:
             a, b = pieces[k]
             want = rng.uniform(0.1, 1.0) * (b - a)
-            wait_for(lambda w=want: _consumed(worker, topics) >= w, 60, worker.tail,
-                     alive=worker.alive)
+
+            def enough(w: float = want) -> bool:
+                return _consumed(worker, topics) >= w
+
+            wait_for(enough, 60, worker.tail, alive=worker.alive)
             time.sleep(rng.uniform(0.0, 1.5))  # the kill's random moment
             _kill(worker, late, f"{kind}, {_consumed(worker, topics):.0f} consumed")
     # the last start: the rest of the recording, and the idle flush of the tail

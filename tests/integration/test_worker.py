@@ -21,6 +21,7 @@ from detectors.events import parse_time
 from detectors.parsing import parse_like, parse_payment
 from detectors.replay import replay
 from detectors.simulate import SimConfig, simulate
+from detectors.verdicts import Verdict
 from streams.topics import MAX_DEAD_LETTER_ORIGINAL, Mark, decode_record
 from tests.worker_harness import (
     T0,
@@ -472,7 +473,7 @@ def _assert_commits_covered(bootstrap: str, topics: WorkerTopics) -> int:
     assert len(behind) >= 6, committed  # the worker did commit view offsets
     assert all(ckpt is not None and off <= ckpt for off, ckpt in behind.values()), behind
     reached = {ev.id for r in read_to_end(bootstrap, f"{topics.view_prefix}.merchant")
-               for ev in decode_record(r.value) if not isinstance(ev, Mark)}
+               for ev in decode_record(r.value) if not isinstance(ev, Mark | Verdict)}
     below = 0
     for topic in (topics.payments, topics.likes):
         parse = parse_payment if topic == topics.payments else parse_like

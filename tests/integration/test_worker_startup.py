@@ -40,7 +40,7 @@ def _run_worker(bootstrap: str, workdir: Path, **env: str) -> subprocess.Complet
                               env=full, capture_output=True, text=True, timeout=KILL_AFTER)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"the worker was still running after {KILL_AFTER:g} s; stderr:\n"
-                             f"{exc.stderr}") from None
+                             f"{exc.stderr!s}") from None
 
 
 def _one_error_line(run: subprocess.CompletedProcess[str]) -> str:

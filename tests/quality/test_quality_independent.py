@@ -55,8 +55,8 @@ from detectors.replay import replay
 
 HERE = Path(__file__).parent
 #: two hours of disguised at its organic rate; one hour at ten times it
-_OG4 = ("--hours", "2")
-_OG4_DENSE = ("--rate", "400")
+_OG4: tuple[str, ...] = ("--hours", "2")
+_OG4_DENSE: tuple[str, ...] = ("--rate", "400")
 #: (generator directory, held-out seed, generator arguments); each directory
 #: has ``gen.py`` and its own contract check ``check.py``
 HELD_OUT: tuple[tuple[str, int, tuple[str, ...]], ...] = (

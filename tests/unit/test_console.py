@@ -8,10 +8,11 @@ import argparse
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from faust.web.exceptions import NotFound, ValidationError
 
 from detectors.verdicts import parse_verdict
@@ -259,7 +260,8 @@ def _serve(tmp_path: Path, test: Callable[..., Any]) -> None:
 
     async def main() -> None:
         app.web.init_server()
-        async with TestClient(TestServer(app.web.web_app)) as client:
+        web = cast(AiohttpWeb, app.web)  # the app's web driver is aiohttp's
+        async with TestClient(TestServer(web.web_app)) as client:
             await test(client, board, producer)
 
     asyncio.run(main())

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from detectors import checks
-from detectors.base import Detector
+from detectors.base import Detector, Rule
 from detectors.config import EngineConfig
 from detectors.models import MODEL_FEATURES, default_models
 from detectors.rules import RULES
@@ -61,7 +61,7 @@ def test_rules_pickle_as_their_class() -> None:
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
-def test_rule_fires_exactly_at_its_thresholds(rule: type) -> None:
+def test_rule_fires_exactly_at_its_thresholds(rule: type[Rule]) -> None:
     for path in rule.paths:
         x = {c.feature: c.threshold for c in path}
         assert rule().score_one(x) == pytest.approx(0.5)

@@ -18,7 +18,7 @@ import pytest
 
 from detectors.config import EngineConfig
 from detectors.engine import ALL_VIEWS, Engine, route_keys
-from detectors.events import Like, format_time
+from detectors.events import Like, Payment, format_time
 from detectors.recording import read_records
 from detectors.replay import ReplaySummary, iter_events, replay, replay_file, replay_records
 from detectors.simulate import SimConfig, simulate
@@ -146,7 +146,7 @@ class _Payload:
     """What a forger would put in the pickle: loading it calls a function of
     their choosing (here one that only records the call)."""
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[object, tuple[str]]:
         return _ran, ("pickle payload ran",)
 
 
@@ -261,7 +261,7 @@ def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
                                "rank_below", "rank_after", "watch_for")]
 
     class Older:  # pickles as the older version's EngineConfig did
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self) -> tuple[object, ...]:
             return object.__new__, (EngineConfig,), older
 
     restored = pickle.loads(pickle.dumps(Older()))
@@ -329,7 +329,7 @@ def test_late_events_within_allowed_lateness_still_count() -> None:
     """Likes flushed minutes late from phones' offline queues, and the payments
     of a paid task delivered from a notification backlog after the likes they
     paid for: taken out of order, they make the same alerts as when on time."""
-    on_time = []
+    on_time: list[Payment | Like] = []
     for i in range(12):
         t = T0 + 30 * i
         on_time += [payment(i, f"w{i}", "m9", t, amount=1),
@@ -337,7 +337,7 @@ def test_late_events_within_allowed_lateness_still_count() -> None:
     filler = [like(100 + k, f"o{k}", f"post:{k}", f"m{k}", T0 + 5 * k) for k in range(150)]
 
     on = Engine(EngineConfig(mode="rules"))
-    expected = [a for ev in sorted(on_time + filler, key=lambda e: e.ts) for a in on.process(ev)]
+    expected = [a for ev in sorted([*on_time, *filler], key=lambda e: e.ts) for a in on.process(ev)]
     expected += on.flush()
     assert any(a.entity_id == "m9" for a in expected)
     # the campaign's payments and half its likes arrive five minutes after the rest
@@ -346,7 +346,7 @@ def test_late_events_within_allowed_lateness_still_count() -> None:
     def delivered(cfg: EngineConfig):
         eng = Engine(cfg)
         alerts = []
-        stream = sorted(on_time + filler, key=lambda e: e.ts + (300 if id(e) in delayed else 0))
+        stream = sorted([*on_time, *filler], key=lambda e: e.ts + (300 if id(e) in delayed else 0))
         for ev in stream:
             alerts += eng.process(ev)
         return eng, alerts + eng.flush()
@@ -698,7 +698,7 @@ def _run_rules(events: list) -> set[tuple[str, str, str]]:
 def test_token_payers_who_rarely_like_are_customers_not_workers(game_shop: bool) -> None:
     """Two 1-CNY payers like within seconds, minutes apart: a task, unless the
     shop sells 1-CNY top-ups all day and its other top-up buyers like nothing."""
-    events = []
+    events: list[Payment | Like] = []
     if game_shop:
         for i in range(12):  # the hour before: top-ups, no like
             events.append(payment(100 + i, f"g{i}", "m1", T0 - 3600 + i * 290, amount=100))
@@ -713,7 +713,7 @@ def test_token_payers_who_rarely_like_are_customers_not_workers(game_shop: bool)
 def test_a_payment_kiosk_is_no_farm(liked: bool) -> None:
     """Twenty customers pay on a shop's kiosk (one device, one IP): nothing; had
     those twenty accounts liked a post from it, it would be a device farm."""
-    events = []
+    events: list[Payment | Like] = []
     for i in range(20):
         ts = T0 + i * 20
         events.append(payment(i, f"c{i}", "m1", ts, amount=1800, ip="5.5.5.5", device="kiosk"))
@@ -729,7 +729,7 @@ def test_a_payment_kiosk_is_no_farm(liked: bool) -> None:
 def test_staff_liking_their_employers_post_is_no_ip_farm(office: bool) -> None:
     """Thirty accounts behind one IP like one post within minutes: a farm, unless
     they are an office whose staff go on liking all sorts of other things."""
-    events = []
+    events: list[Payment | Like] = []
     for i in range(30):
         ts = T0 + i * 6
         events.append(like(i, f"s{i}", "post:news", "m9", ts, ip="6.6.6.6", device=f"d{i}"))
@@ -745,7 +745,7 @@ def test_staff_liking_their_employers_post_is_no_ip_farm(office: bool) -> None:
 def test_customers_liking_from_the_shop_wifi_are_no_farm(customers: bool) -> None:
     """Twelve accounts like a shop page from one IP: a farm's target, unless
     each paid the shop a real amount minutes before."""
-    events = []
+    events: list[Payment | Like] = []
     for i in range(12):
         ts = T0 + i * 25
         if customers:
@@ -759,7 +759,7 @@ def test_customers_liking_from_the_shop_wifi_are_no_farm(customers: bool) -> Non
 def test_accounts_taking_turns_on_a_device_for_one_merchant_alert(drip: bool) -> None:
     """Five accounts, one every five minutes, on one phone: a drip when they all
     like one merchant's posts, a family tablet when each likes its own things."""
-    events = []
+    events: list[Payment | Like] = []
     for i in range(5):
         mchid = "m1" if drip else f"m{i + 2}"
         events.append(like(i, f"a{i}", f"post:{i % 2}", mchid, T0 + i * 300, ip="8.8.0.1",

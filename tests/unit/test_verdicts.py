@@ -325,11 +325,11 @@ def test_verdicts_teach_the_ranker_to_rank_look_alikes_down() -> None:
     got = run(_burst("10.0.9.1", t, 30) + _burst("10.1.9.1", t + 300, 6)) + eng.flush()
     assert eng.verdicts.ranker.seen[("ip", "ip")] == [4, 4]
     new = {a.entity_id: a for a in got if a.entity_type == "ip"}
-    office, farm = new["10.0.9.1"], new["10.1.9.1"]
-    assert (office.severity, office.action) == ("info", "review")
-    assert office.reasons[-1].code == "verdicts_dismiss_similar"
-    assert office.evidence["confirm_probability"] < 0.2
-    assert farm.severity == "warning" and farm.evidence["confirm_probability"] >= 0.2
+    office_alert, farm_alert = new["10.0.9.1"], new["10.1.9.1"]
+    assert (office_alert.severity, office_alert.action) == ("info", "review")
+    assert office_alert.reasons[-1].code == "verdicts_dismiss_similar"
+    assert office_alert.evidence["confirm_probability"] < 0.2
+    assert farm_alert.severity == "warning" and farm_alert.evidence["confirm_probability"] >= 0.2
 
 
 # ---------------------------------------------------------------------- the watchlist

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from detectors._core import Core
 from detectors.config import EngineConfig
-from detectors.events import Like
+from detectors.events import Like, Payment
 from tests.helpers import T0, like, payment
 
 CFG = EngineConfig(min_support=1, min_pairs=1, min_likes=1, min_ip_events=1)
@@ -47,7 +47,7 @@ def test_join_matches_payment_before_like_only_within_window() -> None:
 
 
 def test_like_then_pay_is_its_own_feature() -> None:
-    events = []
+    events: list[Payment | Like] = []
     for i in range(5):  # coupon campaign: like first, pay a real amount minutes later
         events += [like(i, f"u{i}", "post:1", "m1", T0 + i),
                    payment(i, f"u{i}", "m1", T0 + 120 + i, amount=3900)]

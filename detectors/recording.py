@@ -31,7 +31,8 @@ import orjson
 from detectors.parsing import FAST_DECODE_ERRORS, Int64
 
 __all__ = [
-    "Record", "read_records", "iter_lines", "raw_bytes", "RecordingWriter", "RecordingError",
+    "Headers", "Record", "read_records", "iter_lines", "raw_bytes", "RecordingWriter",
+    "RecordingError",
     "open_text", "check_recording", "read_line",
 ]
 
@@ -40,16 +41,22 @@ class RecordingError(Exception):
     """A recording file is missing, unreadable or not kcat -J JSON Lines."""
 
 
+#: a record's headers: (name, value) pairs, a value ``None`` when null
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
 class Record(NamedTuple):
-    """One Kafka record as kcat -J prints it. ``payload`` is the value: a string,
-    or bytes when the recorded value was not UTF-8."""
+    """One Kafka record as kcat -J prints it. ``key`` and ``payload`` (the
+    value) are strings, or bytes when the recorded bytes were not UTF-8;
+    ``headers`` are ``None`` when the line has none."""
 
     topic: str
     partition: int
     offset: int
     ts: int | None
-    key: str | None
+    key: str | bytes | None
     payload: str | bytes | None
+    headers: Headers | None = None
 
 
 def open_text(path: str | Path, mode: str = "rt") -> IO[str]:
@@ -86,12 +93,21 @@ def _loads(line: bytes) -> dict:
 T = TypeVar("T")
 
 
+def _headers(flat: list[Any] | None) -> Headers | None:
+    """kcat's flat ``["name", "value", ...]`` list as pairs, values as bytes."""
+    if not flat:
+        return None
+    pairs = []
+    for i in range(0, len(flat) - 1, 2):
+        value = flat[i + 1]  # raw bytes came in as surrogate escapes: back to bytes
+        pairs.append((str(flat[i]), None if value is None
+                      else str(value).encode("utf-8", "surrogateescape")))
+    return tuple(pairs)
+
+
 def _record(lineno: int, obj: dict[str, Any]) -> Record:
-    key = obj.get("key")
-    if isinstance(key, bytes):
-        key = key.decode("utf-8", "replace")
     return Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
-                  obj.get("ts"), key, obj.get("payload"))
+                  obj.get("ts"), obj.get("key"), obj.get("payload"), _headers(obj.get("headers")))
 
 
 def check_recording(path: str | Path) -> Path:
@@ -185,6 +201,7 @@ class _KcatLine(msgspec.Struct, gc=False):
     ts: Int64 | None = None
     key: str | None = None
     payload: str | None = None
+    headers: list[str | None] | None = None
 
 
 _decode_line = msgspec.json.Decoder(_KcatLine).decode
@@ -213,7 +230,7 @@ def _fast_record(line: bytes, lineno: int, decode: Callable[[bytes], _KcatLine] 
     off = w.offset
     # what Record(...) does, without its Python-level __new__
     return new(Record, (w.topic, w.partition, lineno - 1 if off is unset else off,
-                        w.ts, w.key, w.payload))
+                        w.ts, w.key, w.payload, None if w.headers is None else _headers(w.headers)))
 
 
 def read_records(path: str | Path) -> Iterator[Record]:

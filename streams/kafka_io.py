@@ -26,10 +26,9 @@ a key or value that is not UTF-8 is written as its **raw bytes** inside the
 JSON string (only ``"``, ``\\`` and control characters are escaped, the
 latter as ``\\b \\t \\n \\f \\r`` or ``\\u00XX``), so such a line is not valid
 UTF-8; a null value is ``"payload":null`` and an empty one ``""``.
-:func:`iter_recording` reads those lines back (raw bytes come back as
-``bytes``), so a record -> replay round trip is lossless for binary values
-too. The shared :func:`detectors.recording.read_records` uses orjson and
-rejects such lines; :func:`iter_recording` is a superset of it.
+:func:`detectors.recording.read_records`, the one recording reader, reads
+those lines back (raw bytes come back as ``bytes``, headers with each
+record), so a record -> replay round trip is lossless for binary values too.
 
 Exit status: 0 done, 1 some records could not be delivered, 2 bad input or
 no broker, 130 interrupted (Ctrl-C; what was done so far is kept and
@@ -53,7 +52,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from detectors.recording import Record, RecordingError, RecordingWriter, iter_lines, raw_bytes
+from detectors.recording import Headers, RecordingError, RecordingWriter, read_records
 from streams.settings import Settings, SettingsError
 
 __all__ = [
@@ -64,7 +63,6 @@ __all__ = [
     "client_kwargs",
     "kcat_line",
     "KcatRecordingWriter",
-    "iter_recording",
     "parse_topic_map",
     "plan_live_start",
     "sigterm_as_interrupt",
@@ -235,41 +233,7 @@ class KcatRecordingWriter(RecordingWriter):
         self.count += 1
 
 
-def iter_recording(path: str | Path,
-                   headers_out: list[list[tuple[str, bytes | None]] | None] | None = None
-                   ) -> Iterator[Record]:
-    """Yield the records of a kcat ``-J`` recording, like ``read_records``, and more.
-
-    Accepts everything :func:`detectors.recording.read_records` does; a key
-    that is not UTF-8 comes back as ``bytes`` too. When ``headers_out`` is a
-    list, it is cleared and receives the headers of the record just yielded
-    (or ``None``) before each yield.
-
-    Raises :class:`~detectors.recording.RecordingError` naming the file (and
-    line) when the file is missing, unreadable or not kcat JSON Lines.
-    """
-
-    def convert(lineno: int, obj: dict[str, Any]) -> Record:
-        rec = Record(obj["topic"], obj.get("partition", 0), obj.get("offset", lineno - 1),
-                     obj.get("ts"), obj.get("key"), obj.get("payload"))
-        if headers_out is not None:
-            headers_out.clear()
-            hl = obj.get("headers")
-            if hl:
-                hb: list[Any] = [raw_bytes(h) for h in hl]
-                headers_out.append([
-                    (str(hb[i]), hb[i + 1].encode("utf-8") if isinstance(hb[i + 1], str)
-                     else hb[i + 1])
-                    for i in range(0, len(hb) - 1, 2)
-                ])
-            else:
-                headers_out.append(None)
-        return rec
-
-    return iter_lines(path, convert)
-
-
-def _send_headers(headers: list[tuple[str, bytes | None]] | None,
+def _send_headers(headers: Headers | None,
                   ) -> list[tuple[str, bytes | None]] | None:
     """Headers as kafka-python sends them: a null header value becomes empty bytes."""
     if not headers:
@@ -599,9 +563,8 @@ def replay_to_kafka(args: argparse.Namespace) -> int:
     failed_msg: str | None = None
     ts0: int | None = None
     skipped = 0
-    headers_box: list = []
     try:
-        for rec in iter_recording(path, headers_box):
+        for rec in read_records(path):
             topic = topic_map.get(rec.topic, rec.topic)
             key = _to_bytes(rec.key)
             value = _to_bytes(rec.payload)
@@ -616,7 +579,7 @@ def replay_to_kafka(args: argparse.Namespace) -> int:
             sender.send(topic, key, value, partition=partition,
                         timestamp_ms=rec.ts if keep_ts and isinstance(rec.ts, int) and rec.ts >= 0
                         else None,
-                        headers=_send_headers(headers_box[0] if headers_box else None))
+                        headers=_send_headers(rec.headers))
             progress.tick(sender.sent)
     except RecordingError as exc:
         failed_msg = str(exc)

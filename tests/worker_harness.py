@@ -231,7 +231,8 @@ def recording_records(path: Path, topics: WorkerTopics,
     parts: list[int] = []
     for r in read_records(path):
         payload = r.payload.encode() if isinstance(r.payload, str) else r.payload
-        out.append((names[r.topic], r.key.encode() if r.key else None, payload))
+        key = r.key.encode() if isinstance(r.key, str) else r.key
+        out.append((names[r.topic], key or None, payload))
         parts.append(r.partition % 6)
     return out, parts
 

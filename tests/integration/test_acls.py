@@ -112,11 +112,17 @@ def _alerts_as_offline(broker: KafkaBroker, topics: WorkerTopics, worker: Worker
     the offline replay's alerts."""
     records = campaign_records(topics)
     produce(broker.bootstrap, records)
+    _expect_offline_alerts(broker, topics, worker, records)
+
+
+def _expect_offline_alerts(broker: KafkaBroker, topics: WorkerTopics, worker: WorkerProcess,
+                           records: list[tuple[str, bytes | None, bytes]]) -> None:
+    """Read back exactly the offline replay's alerts of ``records``."""
     expected = offline_alerts(records, topics, EngineConfig(grace=GRACE))
     assert expected
     reader = TopicReader(broker.bootstrap, topics.alerts)
     try:
-        got = reader.wait_for_alerts(expected, worker, timeout=60)
+        got = reader.wait_for_alerts(expected, worker, timeout=90)
     finally:
         reader.close()
     assert alert_diff(got, expected) == ""
@@ -256,13 +262,7 @@ def test_a_write_refused_mid_run_stops_the_worker(secure_broker, workers, tmp_pa
         admin.close()
     worker.start()
     worker.wait_ready()
-    expected = offline_alerts(records, topics, EngineConfig(grace=GRACE))
-    reader = TopicReader(secure_broker.bootstrap, topics.alerts)
-    try:
-        got = reader.wait_for_alerts(expected, worker, timeout=90)
-    finally:
-        reader.close()
-    assert alert_diff(got, expected) == ""
+    _expect_offline_alerts(secure_broker, topics, worker, records)
     assert worker.stop() == 0
 
 

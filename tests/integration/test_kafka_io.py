@@ -29,7 +29,7 @@ from detectors.events import parse_time
 from detectors.recording import read_records
 from detectors.simulate import SimConfig, Simulation, simulate
 from streams.cli import main as cli_main
-from streams.kafka_io import iter_recording, kcat_line, plan_live_start, security_kwargs
+from streams.kafka_io import kcat_line, plan_live_start, security_kwargs
 from tests.kafka_broker import SaslSettings, unique_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,20 +126,25 @@ def test_bad_topic_map_exits_2(tmp_path, capsys):
     assert "FROM=TO" in capsys.readouterr().err
 
 
-def test_iter_recording_reads_kcat_raw_bytes(tmp_path):
-    """Lines with raw non-UTF-8 bytes (as kcat writes them) come back as bytes."""
+def test_read_records_reads_kcat_raw_bytes_and_headers(tmp_path):
+    """Lines with raw non-UTF-8 bytes (as kcat writes them) come back as bytes,
+    and every record carries its headers, whichever path (fast or general)
+    read its line."""
     value = bytes(range(256))
     path = tmp_path / "bin.jsonl"
+    headers = [("lg-src", b"likes/0"), ("bin", b"\xff\x00"), ("nil", None)]
     path.write_bytes(kcat_line("t", 1, 5, 7, b"k\xff", value) + b"\n"
                      + kcat_line("t", 0, 6, 8, None, "é\x0b".encode()) + b"\n"
-                     + kcat_line("t", 0, 7, None, b"", None) + b"\n")
-    recs = list(iter_recording(path))
+                     + kcat_line("t", 0, 7, None, b"", None) + b"\n"
+                     + kcat_line("t", 0, 8, 9, b"k", b"v", headers=headers) + b"\n"
+                     + kcat_line("t", 0, 9, 9, b"k", b"v", headers=headers[:1]) + b"\n")
+    recs = list(read_records(path))
     assert recs[0].key == b"k\xff" and recs[0].payload == value and recs[0].partition == 1
     assert recs[1].key is None and recs[1].payload == "é\x0b" and recs[1].ts == 8
     assert recs[2].key == "" and recs[2].payload is None and recs[2].ts is None
-    # the UTF-8 lines are plain JSON the shared reader accepts as well
-    path.write_bytes(kcat_line("t", 0, 6, 8, None, "é\x0b".encode()) + b"\n")
-    assert [r.payload for r in read_records(path)] == ["é\x0b"]
+    assert [r.headers for r in recs[:3]] == [None, None, None]
+    assert recs[3].headers == tuple(headers) and recs[3].payload == "v"
+    assert recs[4].headers == (("lg-src", b"likes/0"),)
 
 
 def test_security_settings_from_env(tmp_path, capsys, monkeypatch):

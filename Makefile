@@ -77,7 +77,7 @@ test: setup system-deps kafka-jars lint test-core ## every test (starts a real b
 	test $$rest -eq 0 -a $$out -eq 0
 
 test-unit: setup ## unit tests and doctests: no broker, no services
-	$(BIN)/python -m pytest -q tests/unit detectors
+	$(BIN)/python -m pytest -q tests/unit detectors streams
 
 test-integration: setup system-deps kafka-jars ## tests on the real broker, Prometheus, compose
 	$(BIN)/python -m pytest -q tests/integration

@@ -39,6 +39,8 @@ __all__ = ["DeliveryFailed", "Outbox", "alert_stub"]
 #: ``send(topic, key, value, partition, timestamp, headers)`` -> awaitable future
 Send = Callable[..., Awaitable[Any]]
 _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
+#: pending sends past which the delivered ones are dropped without a commit point
+PRUNE_AT = 4096
 #: the alert fields a dead-lettered stub keeps
 _STUB_FIELDS = ("alert_id", "entity", "window", "score", "severity", "action", "detector",
                 "emitted_at")
@@ -99,6 +101,7 @@ class Outbox:
         self._pending: list[tuple[Any, str, tuple[bytes, bytes] | None]] = []
         #: the first refusal: sticky, so no later commit point passes it
         self.failed: DeliveryFailed | None = None
+        self._prune_at = PRUNE_AT
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -116,6 +119,16 @@ class Outbox:
                 raise self._fail(topic, exc) from exc
             raise
         self._pending.append((fut, topic, None))
+        if len(self._pending) >= self._prune_at:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Drop the futures already delivered, so a worker whose commit points
+        are far apart (a quiet input, slots with nothing to checkpoint) holds
+        only what is still in flight or refused."""
+        self._pending = [p for p in self._pending
+                         if not p[0].done() or p[0].cancelled() or p[0].exception() is not None]
+        self._prune_at = max(PRUNE_AT, 2 * len(self._pending))
 
     async def send_alert(self, topic: str, key: bytes, value: bytes) -> None:
         """Send an alert; one too large for its topic is dead-lettered by :meth:`confirm`."""

@@ -133,3 +133,35 @@ def test_a_refusal_at_send_time_stops_too() -> None:
             await out.confirm()
 
     asyncio.run(go())
+
+
+def test_delivered_sends_do_not_pile_up_between_commit_points() -> None:
+    """Marks sent for hours with nothing to commit keep only what is in flight."""
+    from streams.delivery import PRUNE_AT
+
+    async def go() -> None:
+        out, _ = _outbox(Producer())
+        for i in range(5 * PRUNE_AT):
+            await out.send("views", None, b"m%d" % i, i % 6)
+        assert len(out) < PRUNE_AT
+        await out.confirm()
+        assert len(out) == 0 and out.failed is None
+
+    asyncio.run(go())
+
+
+def test_a_refused_send_is_kept_until_confirmed() -> None:
+    async def go() -> None:
+        from streams.delivery import PRUNE_AT
+
+        def refuse(topic: str, value: bytes) -> Exception | None:
+            return TopicAuthorizationFailedError() if value == b"m0" else None
+
+        out, _ = _outbox(Producer(refuse=refuse))
+        for i in range(2 * PRUNE_AT):
+            await out.send("views", None, b"m%d" % i, 0)
+        assert 1 <= len(out) < PRUNE_AT
+        with pytest.raises(DeliveryFailed):
+            await out.confirm()
+
+    asyncio.run(go())

@@ -1,7 +1,7 @@
-"""The worker's pipeline: the ingest, the view agents, the timer and rebalancing.
+"""The worker's pipeline: its wiring, the view agents, the timer and rebalancing.
 
-:class:`Pipeline` wires a Faust app: the ingest task (:mod:`streams.ingest`
-reads the input topics in batches; each batch is validated, dead-lettered or
+:class:`Pipeline` wires a Faust app: the ingest task (:mod:`streams.ingest`:
+the input topics read in batches, each validated, dead-lettered or
 repartitioned as :mod:`bundles <streams.bundles>` to the view topics, with
 :mod:`progress marks <streams.marks>`), one thin agent per view topic
 (decode a batch, run it through the partition's engine, send its alerts and
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -26,28 +27,24 @@ from aiokafka.structs import ConsumerRecord
 from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, StreamT
 
-from detectors import _core
 from detectors.alerts import Alert
-from detectors.engine import ALL_VIEWS, route_keys
-from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
+from detectors.engine import ALL_VIEWS
 from detectors.partitioning import kafka_partition
-from detectors.verdicts import Verdict, parse_verdict
+from detectors.verdicts import Verdict
 from streams.bundles import Bundles
 from streams.checkpoints import Checkpoints, Slot, utc_now
 from streams.console import Board
 from streams.delivery import DeliveryFailed, Outbox
-from streams.ingest import InputConsumer
-from streams.marks import Marks, input_source
+from streams.ingest import Ingest, InputConsumer
+from streams.marks import Marks
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import (
     Mark,
     Topics,
     ViewEventError,
-    dead_letter,
     decode_record,
     encode_event,
-    encode_verdict,
     event_source,
     make_topics,
 )
@@ -55,9 +52,6 @@ from streams.topics import (
 __all__ = ["Pipeline", "hold_acks", "manual_acks"]
 
 log = logging.getLogger("likeguard.worker")
-
-#: The views whose partitions ``detectors._core.route`` gives, in its order.
-ROUTED_VIEWS = _core.ROUTED_VIEWS
 
 
 def manual_acks(stream: StreamT) -> None:
@@ -113,20 +107,20 @@ class Pipeline:
         self.topics: Topics = make_topics(app, settings)
         self.n = settings.partitions
         self.input_topics = frozenset((settings.payments_topic, settings.likes_topic))
-        #: what the ingest consumer reads: the input topics and the verdicts
-        self.ingest_topics = self.input_topics | {settings.verdicts_topic}
         self.slots: dict[tuple[str, int], Slot] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.streams: dict[str, StreamT] = {}
         self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
         self.view_of_topic = {name: v for v, name in self.view_names.items()}
         self._gauges_at = 0.0
-        #: monotonic time of the last input record ingested / likes forwarded
-        self.last_ingest = time.monotonic()
+        #: monotonic time the engines last forwarded likes
         self.last_forward = time.monotonic()
-        self._ingesting = 0  #: ingest batches in progress
         #: the worker is stopping: every slot has had its last checkpoint
         self._stopping = False
+        #: the record the broker refused, which stops the worker (exit 1)
+        self.refused: DeliveryFailed | None = None
+        #: stops the worker as SIGTERM does (the tests of the pipeline replace it)
+        self._stop_worker: Callable[[], None] = lambda: signal.raise_signal(signal.SIGTERM)
         #: every record the worker produces, kept until delivered (see streams.delivery)
         self.out = Outbox(self._send, settings.deadletter_topic, metrics.rejected)
         #: the slots' checkpoints (signed with the key read once: one key per run)
@@ -134,11 +128,14 @@ class Pipeline:
                                 settings.checkpoint_secret(), self.cfg, self.n, self.out,
                                 self._flush_producer)
         #: the input topics' consumer (not Faust's: see streams.ingest)
-        self.inputs = InputConsumer(settings, self.ingest_batch, self.out.confirm,
+        self.inputs = InputConsumer(settings, self._ingest_batch, self.out.confirm,
                                     self._inputs_revoked)
         #: the progress marks, and how far the input has been ingested
         self.marks = Marks(settings, self.cfg, self.view_names, self.inputs, self.out, metrics,
                            self._view_highwater)
+        #: the ingest stage: validate, dead-letter, repartition
+        self.ingest = Ingest(settings, self.view_names, self.inputs, self.out, self.marks,
+                             metrics, self.board)
         self._register()
 
     # ------------------------------------------------------------------ wiring
@@ -167,10 +164,22 @@ class Pipeline:
             await self.app.crash(exc)
 
     async def _refused(self, exc: DeliveryFailed) -> None:
-        """The broker refused a record for good: stop, committing nothing after it."""
+        """The broker refused a record for good: stop (exit 1), committing nothing after it.
+
+        The worker stops as on SIGTERM, without the final checkpoints, rather
+        than through ``app.crash``: a crash marks every Faust service crashed
+        at once, and the view consumer's thread could end before the consumer's
+        last commit, which then waited for it forever (the worker never exited).
+        """
+        if self.refused is not None:
+            return
+        self.refused = exc
         log.error("stopping: %s; nothing behind it is committed, a restart processes it "
                   "again (docs/reliability.md#producer-failures)", exc)
-        await self.app.crash(exc)
+        self._stop_worker()
+
+    async def _ingest_batch(self, records: list[ConsumerRecord]) -> None:
+        await self.ingest.batch(records)
 
     def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
               timestamp: float | None, headers: Any) -> Awaitable[Any]:
@@ -182,8 +191,8 @@ class Pipeline:
     async def send_marks(self, idle: bool = False) -> None:
         """The progress marks due (:meth:`Marks.send`); ``idle`` from the timer."""
         idle_flush = self.settings.idle_flush
-        ended = (idle_flush > 0 and not self._ingesting
-                 and time.monotonic() - self.last_ingest >= idle_flush)
+        ended = (idle_flush > 0 and not self.ingest.busy
+                 and time.monotonic() - self.ingest.last >= idle_flush)
         await self.marks.send(idle, ended)
 
     def _view_highwater(self, tp: TP) -> Any:
@@ -216,121 +225,6 @@ class Pipeline:
         if lock is None:
             lock = self.locks[view] = asyncio.Lock()
         return lock
-
-    # ------------------------------------------------------------------ ingest
-
-    async def ingest_batch(self, records: list[ConsumerRecord]) -> None:
-        """Parse input records; dead-letter the bad, repartition the good.
-
-        The input consumer commits a batch's offsets only once this returned
-        and the producer delivered what it sent (:mod:`streams.ingest`): a
-        batch cut short (an error, or the worker stopping in the middle of
-        it) is ingested again after a restart (the view engines drop the
-        copies).
-        """
-        self._ingesting += 1
-        try:
-            await self._ingest(records)
-        finally:
-            self._ingesting -= 1
-            self.last_ingest = time.monotonic()
-
-    async def _ingest(self, records: list[ConsumerRecord]) -> None:
-        m = self.metrics
-        payments_name = self.settings.payments_topic
-        view_names = self.view_names
-        send = self.out.send  # the hot path: skip Faust's channel layer
-        n = self.n
-        max_ahead, max_behind = self.cfg.max_ahead, self.cfg.max_behind
-        consumed: dict[str, int] = {}
-        last: dict[TP, int] = {}
-        newest: dict[TP, float] = {}
-        sources: dict[TP, bytes] = {}  # the source header value, per input partition
-        bundles = Bundles(send)
-        marks = self.marks
-        await marks.hold_new_inputs()
-        tps: dict[tuple[str, int], TP] = {}
-        top = float("-inf")  # the newest event time of this batch so far
-        routed = tuple(view_names[v] for v in ROUTED_VIEWS)
-        verdicts_name = self.settings.verdicts_topic
-        for msg in records:
-            topic = msg.topic
-            consumed[topic] = consumed.get(topic, 0) + 1
-            tp = tps.get((topic, msg.partition))
-            if tp is None:
-                tp = tps[(topic, msg.partition)] = TP(topic, msg.partition)
-            last[tp] = msg.offset
-            value = msg.value
-            if topic == verdicts_name:
-                await self._verdict(msg)
-                continue
-            stamp = msg.timestamp if msg.timestamp is not None and msg.timestamp >= 0 else None
-            is_payment = topic == payments_name
-            # the core's fast path; what it declines, the validator decides
-            fast = (_core.route(is_payment, value, stamp, max_ahead, max_behind, n)
-                    if type(value) is bytes else None)
-            if fast is not None:
-                ts, data, *parts = fast
-                dests = [(routed[i], p) for i, p in enumerate(parts) if p >= 0]
-            else:
-                try:
-                    ev = parse_payment(value) if is_payment else parse_like(value)
-                    if ev is not None and stamp is not None:
-                        check_record_time(ev, stamp / 1000.0, max_ahead, max_behind)
-                except BadRecord as exc:
-                    await self._dead_letter(msg, exc)
-                    continue
-                if ev is None:
-                    m.skipped(topic, "trade_state")
-                    continue
-                ts, data = ev.ts, encode_event(ev)
-                dests = [(view_names[view], kafka_partition(key, n))
-                         for view, key in route_keys(ev).items()]
-            if ts > newest.get(tp, float("-inf")):
-                newest[tp] = ts
-                if ts > top:
-                    top = ts
-            src = sources.get(tp)
-            if src is None:
-                src = sources[tp] = input_source(tp).encode()
-            full = False
-            for name, p in dests:
-                full = bundles.add(name, p, src, data) or full
-            if full:
-                await marks.hold_passed(top, last)
-                await bundles.send_full()
-        await marks.hold_passed(top, last)
-        await bundles.send_all()
-        for topic, count in consumed.items():
-            m.consumed(topic, count)
-        self._set_lag(last)
-        marks.note_ingested(last, newest)
-        await marks.send()
-
-    async def _dead_letter(self, msg: ConsumerRecord, exc: BadRecord) -> None:
-        """Count a bad input record and send it to the dead-letter topic with its reason."""
-        self.metrics.rejected(msg.topic, exc.reason)
-        letter = dead_letter(msg.value, msg.topic, msg.partition, msg.offset, exc.reason,
-                             exc.detail)
-        await self.out.send(self.settings.deadletter_topic, msg.key, letter.dumps())
-
-    async def _verdict(self, msg: ConsumerRecord) -> None:
-        """A moderator's verdict: dead-letter it if bad, else send it to every
-        partition of every view topic (which engine raised the alert is not
-        known here; each engine keeps only the detectors it hosts), and note
-        it on the console's board."""
-        try:
-            v = parse_verdict(msg.value)
-        except BadRecord as exc:
-            await self._dead_letter(msg, exc)
-            return
-        self.metrics.verdict(v.verdict)
-        self.board.decide(v)
-        data = encode_verdict(v)
-        send = self.out.send
-        for name in self.view_names.values():
-            for p in range(self.n):
-                await send(name, None, data, p)
 
     # ------------------------------------------------------------------ views
 
@@ -373,7 +267,7 @@ class Pipeline:
             processed += await self._process(slot, evs)
         self.metrics.observe_batch(processed, time.perf_counter() - t0)
         self.metrics.view_processed(view, processed)
-        self._set_lag(last)
+        self.metrics.set_lags(last, self.app.consumer.highwater)
 
     async def _process(self, slot: Slot, evs: list[EventT]) -> int:
         eng = slot.engine
@@ -489,18 +383,6 @@ class Pipeline:
                 m.verdict_effect(slot.view, effect, count - seen.get(k, 0))
                 seen[k] = count
 
-    def _set_lag(self, last: dict[TP, int]) -> None:
-        """Records behind ``last[tp]`` in each partition: an input partition's
-        from the ingest's consumer, a view partition's from Faust's."""
-        for tp, offset in last.items():
-            consumer = self.inputs if tp.topic in self.ingest_topics else self.app.consumer
-            try:
-                hw = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001 - lag is best effort
-                continue
-            if hw is not None:
-                self.metrics.set_lag(tp.topic, tp.partition, hw - offset - 1)
-
     # ------------------------------------------------------------------ slots
 
     def _slot(self, view: str, p: int) -> Slot:
@@ -596,7 +478,7 @@ class Pipeline:
                     slot.dirty = True
                     log.info("idle flush %s/%d: %d alerts (quiet %.1f s, input %.1f s; "
                              "at offset %d)", view, p, len(alerts), now - slot.last_input,
-                             now - self.last_ingest, slot.next_offset)
+                             now - self.ingest.last, slot.next_offset)
                     await self._emit(slot, alerts)
                     self._count(slot)
                     await self.checkpoint(slot)
@@ -636,7 +518,7 @@ class Pipeline:
             return False
         if now - slot.last_input < (2 * idle if slot.view == "lockstep" else idle):
             return False  # lockstep is one stage further: give other workers' forwards time
-        if self._ingesting or now - self.last_ingest < idle:
+        if self.ingest.busy or now - self.ingest.last < idle:
             return False  # input still flows into this worker
         seen = self.inputs.in_sight_since()
         if seen is None or now - seen < idle:
@@ -687,10 +569,13 @@ class Pipeline:
         """
         self._stopping = True
         # the input's offsets are committed for what went out; nothing more comes in
-        await self.inputs.stop()
+        await self.inputs.stop(commit=self.refused is None)
         crash = getattr(self.app, "_crash_reason", None)  # Faust keeps no public flag
         if crash is not None:  # not a graceful stop: resume from the last checkpoints
             log.warning("stopping after a crash (%r): no final checkpoints", crash)
+            return
+        if self.refused is not None:  # what the last checkpoints cover was delivered
+            log.warning("stopping after a refused record: no final checkpoints")
             return
         assigned = set(self.app.consumer.assignment())
         done = []

@@ -1,4 +1,5 @@
-"""The input topics' consumer: records in batches, without a Faust event each.
+"""The ingest: the input topics' consumer, and the stage that validates and
+repartitions each batch of their records.
 
 Faust hands every record of a subscribed topic through a consumer callback,
 a stream queue, an event and an ack (about 85 CPU ms per 1,000 records,
@@ -6,7 +7,11 @@ measured in docs/performance.md): more than the whole engine costs. The input
 topics therefore do not go through Faust at all. :class:`InputConsumer` is an
 aiokafka consumer in its own consumer group (``<app_id>-ingest``) that the
 worker's ingest task reads with ``getmany``; the view topics, the checkpoint
-table and the rebalancing of view partitions stay Faust's.
+table and the rebalancing of view partitions stay Faust's. :class:`Ingest`
+takes each batch: the core's fast path routes a valid record straight to
+its view partitions, the validator names what is wrong with the rest (a
+dead letter with its reason), and the events go out in bundles, one Kafka
+record per view partition and input partition, behind the progress marks.
 
 Delivery. The ingest is stateless and at-least-once: a batch's offsets are
 committed only after the bundles made from it are delivered
@@ -36,10 +41,24 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
+from detectors import _core
+from detectors.engine import route_keys
+from detectors.parsing import BadRecord, check_record_time, parse_like, parse_payment
+from detectors.partitioning import kafka_partition
+from detectors.verdicts import parse_verdict
 from streams.app import aiokafka_security
+from streams.bundles import Bundles
+from streams.console import Board
+from streams.delivery import Outbox
+from streams.marks import Marks, input_source
+from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.topics import dead_letter, encode_event, encode_verdict
 
-__all__ = ["InputConsumer", "ingest_group", "SIGHT_GAP"]
+__all__ = ["Ingest", "InputConsumer", "ingest_group", "SIGHT_GAP"]
+
+#: The views whose partitions ``detectors._core.route`` gives, in its order.
+ROUTED_VIEWS = _core.ROUTED_VIEWS
 
 log = logging.getLogger("likeguard.worker")
 
@@ -259,14 +278,16 @@ class InputConsumer:
                 n += len(msgs)
         return batch
 
-    async def stop(self) -> None:
-        """Finish the batch in progress, commit what was sent, stop consuming."""
+    async def stop(self, commit: bool = True) -> None:
+        """Finish the batch in progress, commit what was sent (unless ``commit``
+        is false: a record was refused), stop consuming."""
         async with self._batch:
             self._stopped = True
             if self.consumer is None:
                 return
             try:
-                await self._commit()
+                if commit:
+                    await self._commit()
             except Exception as exc:  # noqa: BLE001 - ingested again after a restart
                 log.warning("could not commit the ingest's offsets on stop: %r", exc)
         try:
@@ -298,3 +319,155 @@ class InputConsumer:
                 self.owned.discard(TopicPartition(tp.topic, tp.partition))
             await self._on_revoked(tps)
 
+
+class Ingest:
+    """The ingest stage: each batch of input records validated, then
+    dead-lettered with its reason or repartitioned to the view topics as
+    :mod:`bundles <streams.bundles>` behind its :mod:`progress marks
+    <streams.marks>`; verdicts go to every view partition.
+
+    Parameters
+    ----------
+    settings
+        Validated settings (topics, partitions, the engine's time bounds).
+    view_names
+        The view topics' names, by view.
+    inputs
+        The consumer the batches come from (its high-water marks give the lag).
+    out
+        Where every record goes (:class:`streams.delivery.Outbox`).
+    marks
+        The progress marks of the input partitions.
+    metrics
+        Where counters go.
+    board
+        The review console's board (it notes each verdict).
+    """
+
+    def __init__(self, settings: Settings, view_names: dict[str, str], inputs: InputConsumer,
+                 out: Outbox, marks: Marks, metrics: Metrics, board: Board) -> None:
+        self.settings = settings
+        self.cfg = settings.engine
+        self.view_names = view_names
+        self.n = settings.partitions
+        self.inputs = inputs
+        self.out = out
+        self.marks = marks
+        self.metrics = metrics
+        self.board = board
+        #: batches in progress, and the monotonic time the last one ended
+        self.busy = 0
+        self.last = time.monotonic()
+
+    async def batch(self, records: list[ConsumerRecord]) -> None:
+        """Parse input records; dead-letter the bad, repartition the good.
+
+        The input consumer commits a batch's offsets only once this returned
+        and the producer delivered what it sent (:class:`InputConsumer`): a
+        batch cut short (an error, or the worker stopping in the middle of
+        it) is ingested again after a restart (the view engines drop the
+        copies).
+        """
+        self.busy += 1
+        try:
+            await self._batch(records)
+        finally:
+            self.busy -= 1
+            self.last = time.monotonic()
+
+    async def _batch(self, records: list[ConsumerRecord]) -> None:
+        m = self.metrics
+        payments_name = self.settings.payments_topic
+        view_names = self.view_names
+        send = self.out.send  # the hot path: skip Faust's channel layer
+        n = self.n
+        max_ahead, max_behind = self.cfg.max_ahead, self.cfg.max_behind
+        consumed: dict[str, int] = {}
+        last: dict[TP, int] = {}
+        newest: dict[TP, float] = {}
+        sources: dict[TP, bytes] = {}  # the source header value, per input partition
+        bundles = Bundles(send)
+        marks = self.marks
+        await marks.hold_new_inputs()
+        tps: dict[tuple[str, int], TP] = {}
+        top = float("-inf")  # the newest event time of this batch so far
+        routed = tuple(view_names[v] for v in ROUTED_VIEWS)
+        verdicts_name = self.settings.verdicts_topic
+        for msg in records:
+            topic = msg.topic
+            consumed[topic] = consumed.get(topic, 0) + 1
+            tp = tps.get((topic, msg.partition))
+            if tp is None:
+                tp = tps[(topic, msg.partition)] = TP(topic, msg.partition)
+            last[tp] = msg.offset
+            value = msg.value
+            if topic == verdicts_name:
+                await self._verdict(msg)
+                continue
+            stamp = msg.timestamp if msg.timestamp is not None and msg.timestamp >= 0 else None
+            is_payment = topic == payments_name
+            # the core's fast path; what it declines, the validator decides
+            fast = (_core.route(is_payment, value, stamp, max_ahead, max_behind, n)
+                    if type(value) is bytes else None)
+            if fast is not None:
+                ts, data, *parts = fast
+                dests = [(routed[i], p) for i, p in enumerate(parts) if p >= 0]
+            else:
+                try:
+                    ev = parse_payment(value) if is_payment else parse_like(value)
+                    if ev is not None and stamp is not None:
+                        check_record_time(ev, stamp / 1000.0, max_ahead, max_behind)
+                except BadRecord as exc:
+                    await self._dead_letter(msg, exc)
+                    continue
+                if ev is None:
+                    m.skipped(topic, "trade_state")
+                    continue
+                ts, data = ev.ts, encode_event(ev)
+                dests = [(view_names[view], kafka_partition(key, n))
+                         for view, key in route_keys(ev).items()]
+            if ts > newest.get(tp, float("-inf")):
+                newest[tp] = ts
+                if ts > top:
+                    top = ts
+            src = sources.get(tp)
+            if src is None:
+                src = sources[tp] = input_source(tp).encode()
+            full = False
+            for name, p in dests:
+                full = bundles.add(name, p, src, data) or full
+            if full:
+                await marks.hold_passed(top, last)
+                await bundles.send_full()
+        await marks.hold_passed(top, last)
+        await bundles.send_all()
+        for topic, count in consumed.items():
+            m.consumed(topic, count)
+        self.metrics.set_lags(last, self.inputs.highwater)
+        marks.note_ingested(last, newest)
+        await marks.send()
+
+    async def _dead_letter(self, msg: ConsumerRecord, exc: BadRecord) -> None:
+        """Count a bad input record and send it to the dead-letter topic with its reason."""
+        self.metrics.rejected(msg.topic, exc.reason)
+        letter = dead_letter(msg.value, msg.topic, msg.partition, msg.offset, exc.reason,
+                             exc.detail)
+        await self.out.send(self.settings.deadletter_topic, msg.key, letter.dumps())
+
+    async def _verdict(self, msg: ConsumerRecord) -> None:
+        """A moderator's verdict: dead-letter it if bad, else send it to every
+        partition of every view topic (which engine raised the alert is not
+        known here; each engine keeps only the detectors it hosts), and note
+        it on the console's board."""
+        try:
+            v = parse_verdict(msg.value)
+        except BadRecord as exc:
+            await self._dead_letter(msg, exc)
+            return
+        self.metrics.verdict(v.verdict)
+        self.board.decide(v)
+        data = encode_verdict(v)
+        send = self.out.send
+        for name in self.view_names.values():
+            for p in range(self.n):
+                await send(name, None, data, p)

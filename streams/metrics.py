@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -399,6 +399,18 @@ class Metrics:
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         """Set the consumer lag (messages, clamped at 0) of one assigned partition."""
         self.consumer_lag.labels(topic=topic, partition=str(int(partition))).set(max(0, lag))
+
+    def set_lags(self, last: Mapping[Any, int], highwater: Callable[[Any], int | None]) -> None:
+        """The lag behind ``last[tp]`` (the offset just processed) of each
+        partition, from ``highwater(tp)`` of the consumer that reads it (best
+        effort: a partition whose high-water mark is unknown is skipped)."""
+        for tp, offset in last.items():
+            try:
+                hw = highwater(tp)
+            except Exception:  # noqa: BLE001 - lag is best effort
+                continue
+            if hw is not None:
+                self.set_lag(tp.topic, tp.partition, hw - offset - 1)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Drop the lag series of a partition that was revoked from this worker."""

@@ -8,7 +8,8 @@ and runs the Faust worker until SIGINT or SIGTERM, which stop it cleanly
 (agents stop, acked offsets are committed, the producer is flushed). Exit
 codes: 0 after a clean stop, 2 when it cannot start (bad settings, a cluster
 it cannot reach within :data:`CONNECT_TIMEOUT`, missing input topics, topics
-that do not fit), 1 when the worker crashed. A start that fails prints one
+that do not fit), 1 when the worker crashed or the broker refused a record
+for good (:mod:`streams.delivery`). A start that fails prints one
 line, ``likeguard worker: error: ...``, and nothing else.
 
 A hard kill loses nothing either: offsets are committed only behind durable
@@ -470,7 +471,7 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
     metrics = Metrics(input_topics=(settings.payments_topic, settings.likes_topic))
     app = create_app(settings)
     board = Board() if settings.console_port else None
-    Pipeline(app, settings, metrics, board)  # registers its agents and timer on the app
+    pipeline = Pipeline(app, settings, metrics, board)  # registers its agents and timer
     if board is not None:
         Console(app, settings, board)
         log.info("review console on http://%s:%d%s/", _url_host(settings.console_addr),
@@ -496,6 +497,8 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
         metrics.stop()
     if app._crash_reason is not None:  # noqa: SLF001 - Faust keeps no public flag
         log.error("worker crashed: %r", app._crash_reason)
+        return code or 1
+    if pipeline.refused is not None:  # stopped as on SIGTERM, after its one line
         return code or 1
     return code
 

@@ -165,6 +165,18 @@ class WorkerProcess:
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the worker to exit on its own; at the deadline, kill it and
+        fail with its log's tail (what it was doing instead)."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            tail = self.tail(120)
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"worker still running after {timeout:g} s:\n{tail}") from None
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Signal the worker and wait for it to exit; return its exit code."""
         assert self.proc is not None

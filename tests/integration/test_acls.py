@@ -197,8 +197,7 @@ def test_a_principal_without_write_access_is_refused(secure_broker, workers, tmp
     finally:
         producer.close(5)
     worker = _worker(workers, topics, tmp_path / "w", env).start()
-    assert worker.proc is not None
-    assert worker.proc.wait(60) == 2, worker.tail()
+    assert worker.wait_exit(60) == 2, worker.tail()
     log = worker.log_text()
     assert (f"not authorised to WRITE topic {s.checkpoint_changelog} " in log
             and f"as User:{user}" in log and "docs/operations.md#access-control" in log), log
@@ -221,8 +220,7 @@ def test_a_principal_without_its_group_is_refused(secure_broker, workers, tmp_pa
     env = _sasl_env(secure_broker, user, _secret_file(
         tmp_path / "limited.pass", _env(secure_broker, "KAFKA_SASL_LIMITED_PASSWORD")))
     worker = _worker(workers, topics, tmp_path / "w", env).start()
-    assert worker.proc is not None
-    assert worker.proc.wait(60) == 2, worker.tail()
+    assert worker.wait_exit(60) == 2, worker.tail()
     log = worker.log_text()
     assert f"not authorised to DESCRIBE, READ group {group} " in log, log
     assert f"as User:{user}" in log and "Traceback" not in log, log
@@ -232,7 +230,9 @@ def test_a_write_refused_mid_run_stops_the_worker(secure_broker, workers, tmp_pa
     """Write on the alerts topic revoked from a running worker: its first alert
     is refused (``TOPIC_AUTHORIZATION_FAILED``), and it stops with exit 1 and
     one line naming the topic, with no alert on the topic and no checkpoint
-    written after the refusal (``streams/delivery.py``)."""
+    written after the refusal (``streams/delivery.py``). With the ACL back,
+    the restarted worker sends every alert of the offline replay: none was
+    lost."""
     from kafka import KafkaAdminClient
 
     topics = WorkerTopics.unique("lg-acl-revoke")
@@ -250,8 +250,7 @@ def test_a_write_refused_mid_run_stops_the_worker(secure_broker, workers, tmp_pa
         assert [len(matches) for _filter, matches, error in deleted] == [1], deleted
         records = campaign_records(topics)
         produce(secure_broker.bootstrap, records)
-        assert worker.proc is not None
-        assert worker.proc.wait(120) == 1, worker.tail()
+        assert worker.wait_exit(120) == 1, worker.tail()
         lines = [x for x in worker.log_text().splitlines() if "stopping: a record for" in x]
         assert len(lines) == 1, worker.tail()
         assert f"a record for {topics.alerts} was not delivered: " \
@@ -269,8 +268,14 @@ def test_a_write_refused_mid_run_stops_the_worker(secure_broker, workers, tmp_pa
                    if r.value is not None and r.key.count(b"/") == 1}
         assert not any(headers.get(slot, {}).get("flushed") for slot in with_alerts), \
             (with_alerts, headers)
+        assert admin.create_acls(write)["failed"] == []
     finally:
         admin.close()
+    # with the ACL back, the restart processes the input behind the refusal again
+    worker.start()
+    worker.wait_ready()
+    _expect_offline_alerts(secure_broker, topics, worker, records)
+    assert worker.stop() == 0
 
 
 def test_worker_over_mutual_tls(secure_broker, workers, tmp_path):
@@ -297,8 +302,7 @@ def test_worker_over_mutual_tls(secure_broker, workers, tmp_path):
         KafkaAdminClient(bootstrap_timeout_ms=3000, request_timeout_ms=3000,
                          **bare.kafka_python_kwargs()).close()
     no_cert = _worker(workers, topics, tmp_path / "nocert", tls).start()
-    assert no_cert.proc is not None
-    assert no_cert.proc.wait(60) == 2, no_cert.tail()
+    assert no_cert.wait_exit(60) == 2, no_cert.tail()
     assert "likeguard worker: error: cannot connect to Kafka" in no_cert.log_text()
     assert "certificate" in no_cert.log_text().lower(), no_cert.log_text()
     # with the client certificate

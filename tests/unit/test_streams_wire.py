@@ -26,6 +26,7 @@ from streams.agents import Pipeline
 from streams.app import LikeguardApp, create_app
 from streams.bundles import Bundles
 from streams.checkpoints import Slot
+from streams.delivery import DeliveryFailed
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import (
@@ -217,10 +218,11 @@ def _pipeline(tmp_path, assigned: Callable[[Settings], set[TP]], sent: list[tupl
         consumer=SimpleNamespace(assignment=lambda: set(tps), highwater=lambda tp: 5,
                                  position=position),
         consumer_generation_id=1, producer=SimpleNamespace(send=send))
-    async def stop() -> None:
-        return None
+    async def stop(commit: bool = True) -> None:
+        pipe.input_commits.append(commit)
 
-    pipe.inputs = pipe.marks.inputs = SimpleNamespace(
+    pipe.input_commits = []  # the ingest's commit on stop: done or skipped
+    pipe.inputs = pipe.marks.inputs = pipe.ingest.inputs = SimpleNamespace(
         assignment=lambda: set(tps), highwater=lambda tp: 5, position=position, holding=set(),
         stop=stop)
     return pipe
@@ -237,7 +239,7 @@ def _quiet_input_marks(tmp_path, quiet: float) -> dict[str, list[float | None]]:
         settings = pipe.settings
         likes, pays = TP(settings.likes_topic, 0), TP(settings.payments_topic, 0)
         then = time.monotonic() - quiet
-        pipe.last_ingest = then
+        pipe.ingest.last = then
         for tp, ts in ((likes, 1000.0), (pays, 800.0)):
             pipe.marks.input_ts[tp], pipe.marks.ingest_at[tp], pipe.marks.ingested[tp] = ts, then, 5
             pipe.marks.marked[f"{tp.topic}/0"] = (ts, then, False)
@@ -442,12 +444,21 @@ def test_input_counts_as_drained_only_once_every_fetched_record_is_ingested(tmp_
 
 
 def test_a_crashing_worker_writes_no_final_checkpoint(tmp_path):
-    """A stop after a crash is not graceful: the slots' state may be half
-    way through a batch, so no final checkpoint is written (the partitions
-    resume from their last periodic ones), and nothing more is processed."""
-    async def go(crash: Exception | None) -> tuple[bool, list[str]]:
+    """A stop after a crash or a refused record is not graceful: the slots'
+    state may be half way through a batch (or cover records the broker
+    refused), so no final checkpoint is written (the partitions resume from
+    their last periodic ones), and nothing more is processed; after a
+    refusal the ingest commits nothing either."""
+    async def go(crash: Exception | None, refused: bool = False
+                 ) -> tuple[bool, list[str], list[bool], int]:
         pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 0)}, [])
         pipe.app._crash_reason = crash
+        stops: list[None] = []
+        pipe._stop_worker = lambda: stops.append(None)
+        if refused:
+            failed = DeliveryFailed("alerts", RuntimeError("not authorised"))
+            await pipe._refused(failed)
+            await pipe._refused(failed)  # the timer, a view agent: one stop
         slot = pipe.slots[("merchant", 0)] = Slot("merchant", 0,
                                                   Engine(pipe.cfg, views=["merchant"]))
         slot.held = _events(pipe.settings.view_topic("merchant"), 0, [b"[]"])
@@ -458,10 +469,12 @@ def test_a_crashing_worker_writes_no_final_checkpoint(tmp_path):
 
         pipe.checkpoint = checkpoint
         await pipe._on_shutdown()
-        return pipe._stopping, written
+        return pipe._stopping, written, pipe.input_commits, len(stops)
 
-    assert asyncio.run(go(RuntimeError("boom"))) == (True, [])
-    assert asyncio.run(go(None)) == (True, ["merchant/0"])  # graceful: the last checkpoint
+    assert asyncio.run(go(RuntimeError("boom"))) == (True, [], [True], 0)
+    assert asyncio.run(go(None, refused=True)) == (True, [], [False], 1)
+    # graceful: the last checkpoint
+    assert asyncio.run(go(None)) == (True, ["merchant/0"], [True], 0)
 
 
 def test_a_view_record_taken_by_the_core_equals_its_events_one_by_one():
@@ -600,8 +613,10 @@ def test_lag_comes_from_the_consumer_of_each_topic(tmp_path):
     """An input partition's lag is the ingest consumer's, a view partition's
     is Faust's consumer's (each knows only its own partitions' high-water
     marks)."""
+    from tests.helpers import like_json
+
     async def go() -> Pipeline:
-        pipe = _pipeline(tmp_path, lambda s: set(), [])
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 2)}, [])
         view = pipe.settings.view_topic("merchant")
 
         def faust_hw(tp: TP) -> int:
@@ -614,7 +629,11 @@ def test_lag_comes_from_the_consumer_of_each_topic(tmp_path):
 
         pipe.app.consumer.highwater = faust_hw
         pipe.inputs.highwater = ingest_hw
-        pipe._set_lag({TP(view, 2): 4, TP(pipe.settings.likes_topic, 1): 40})
+        await pipe.view_batch("merchant", SimpleNamespace(), _events(view, 2, [
+            encode_event(_like(i)) for i in range(5)]))
+        await pipe.ingest.batch([SimpleNamespace(
+            topic=pipe.settings.likes_topic, partition=1, offset=offset, key=None,
+            value=like_json(like_id=f"l{offset}"), timestamp=None) for offset in range(35, 41)])
         return pipe
 
     pipe = asyncio.run(go())
@@ -699,10 +718,10 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
             m.input_ts[tp], m.ingest_at[tp], m.ingested[tp] = t0, time.monotonic(), 5
             pipe.marks.marked[_source(tp)] = (t0, long_ago, False)
         skew = pipe.cfg.max_skew
-        await pipe.ingest_batch([record(5, t0 + skew / 2 - 5)])  # close enough: nothing
+        await pipe.ingest.batch([record(5, t0 + skew / 2 - 5)])  # close enough: nothing
         assert marks_of() == []
         start = len(sent)
-        await pipe.ingest_batch([record(6, t0 + skew), record(7, t0 + 2 * skew)])
+        await pipe.ingest.batch([record(6, t0 + skew), record(7, t0 + 2 * skew)])
         marks = marks_of()
         assert {b for _, b in marks} == {True} and len(marks) == 4 * pipe.n  # four views
         assert max(i for i, _ in marks) < first_event(start)  # before the burst's events

@@ -14,7 +14,7 @@ KAFKA   := deploy/kafka/kafka.sh
 # rustup installs cargo here; a login shell may not have it on PATH
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help all setup test test-unit test-integration test-quality test-core lint bench bench-moderation soak demo demo-offline clean system-deps kafka-jars rust
+.PHONY: help all setup test test-unit test-integration test-quality test-core lint bench bench-memory bench-moderation soak demo demo-offline clean system-deps kafka-jars rust
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
@@ -92,6 +92,9 @@ bench: setup kafka-jars ## the replay, worker and live-latency benchmarks (figur
 
 bench-moderation: setup ## alerts with and without a simulated moderator (out/bench_moderation.json)
 	$(BIN)/python tests/bench/moderation.py
+
+bench-memory: setup ## one engine through a burst and its expiry: RSS against the pre-burst baseline (out/memory_return.json)
+	$(BIN)/python tests/bench/memory_return.py $(ARGS)
 
 soak: setup kafka-jars ## the worker 30 min at a steady rate with a burst: RSS, state, lag (out/soak.*; ARGS="--minutes 5 ...")
 	$(BIN)/python tests/bench/soak.py $(ARGS)

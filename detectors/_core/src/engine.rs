@@ -10,6 +10,7 @@ use crate::event::{CoLike, Event, Kind, Tag};
 use crate::num::floordiv;
 use crate::order::{Deduper, Reorderer};
 use crate::subject::Subject;
+use crate::sym::Sym;
 use crate::views::address::{Address, AddressView};
 use crate::views::lockstep::LockstepView;
 use crate::views::merchant::MerchantView;
@@ -387,6 +388,8 @@ impl Core {
         if let Some(v) = self.lockstep.as_mut() {
             n += v.sweep(cfg, now);
         }
+        Sym::collect(); // the swept keys' strings, unless another engine holds them
+        crate::release_memory();
         n
     }
 

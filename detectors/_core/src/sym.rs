@@ -13,7 +13,7 @@
 //! its size follows the ids alive in the windows.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
@@ -28,6 +28,27 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// 32-byte random state every `AHashMap` carries, which the views, with a
 /// handful of maps per target and per address, hold by the hundred thousand.
 pub type SymMap<K, V> = HashMap<K, V, BuildHasherDefault<AHasher>>;
+
+/// Tables below this many slots are never shrunk (not worth a reallocation).
+const TRIM_MIN: usize = 64;
+
+/// Give back the table a map grew for a burst of keys that have expired:
+/// `remove` and `retain` never shrink it, so one burst of a million devices
+/// would hold its table for good. Shrinks to twice the live entries once
+/// three quarters of the table are empty (the gap keeps a steady map from
+/// shrinking and growing back at every sweep).
+pub fn trim<K: Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>) {
+    if map.capacity() > TRIM_MIN && map.capacity() > 4 * map.len() {
+        map.shrink_to(2 * map.len());
+    }
+}
+
+/// [`trim`] for a window's queue: a busy key's burst leaves its buffer large.
+pub fn trim_deque<T>(q: &mut VecDeque<T>) {
+    if q.capacity() > TRIM_MIN && q.capacity() > 4 * q.len() {
+        q.shrink_to(2 * q.len());
+    }
+}
 
 /// An interned, immutable, cheaply cloned string.
 #[derive(Clone)]
@@ -66,6 +87,18 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
+impl Pool {
+    fn sweep(&mut self) {
+        // an entry only the pool holds has no other copy to be equal to
+        self.set.retain(|e| Arc::strong_count(&e.0 .0) > 1);
+        let live = self.set.len();
+        if self.set.capacity() > 4 * live {
+            self.set.shrink_to(2 * live);
+        }
+        self.sweep_at = (2 * self.set.len()).max(MIN_SWEEP);
+    }
+}
+
 impl Sym {
     /// The pooled copy of `s` (added to the pool when new).
     pub fn new(s: &str) -> Sym {
@@ -78,9 +111,7 @@ impl Sym {
             return found.0.clone();
         }
         if pool.set.len() >= pool.sweep_at {
-            // an entry only the pool holds has no other copy to be equal to
-            pool.set.retain(|e| Arc::strong_count(&e.0 .0) > 1);
-            pool.sweep_at = (2 * pool.set.len()).max(MIN_SWEEP);
+            pool.sweep();
         }
         let sym = Sym(Arc::from(s));
         pool.set.insert(Entry(sym.clone()));
@@ -95,6 +126,19 @@ impl Sym {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Drop the strings nothing but the pool holds any more. The pool also
+    /// sweeps itself when it has doubled, but after a burst of new ids it
+    /// may never double again: the views call this after their own sweeps,
+    /// so the burst's strings go with the windows that held them.
+    pub fn collect() {
+        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = guard.as_mut() {
+            if pool.set.len() >= MIN_SWEEP {
+                pool.sweep();
+            }
+        }
     }
 
     /// Strings in the pool (live or awaiting its next sweep).
@@ -234,6 +278,44 @@ mod tests {
         assert!(Sym::pooled() <= 2 * MIN_SWEEP + 1);
         let again = Sym::new("kept-across-sweeps");
         assert!(Arc::ptr_eq(&kept.0, &again.0));
+    }
+
+    #[test]
+    fn collect_drops_a_bursts_strings_the_pool_alone_holds() {
+        let kept = Sym::new("kept-across-collect");
+        let burst: Vec<Sym> = (0..MIN_SWEEP)
+            .map(|i| Sym::new(&format!("burst-{i}")))
+            .collect();
+        assert!(Sym::existing("burst-7").is_some());
+        drop(burst); // the burst's window expired: only the pool holds them
+        Sym::collect();
+        assert!(Sym::existing("burst-7").is_none());
+        assert!(Sym::existing("kept-across-collect").is_some());
+        drop(kept);
+    }
+
+    #[test]
+    fn trim_gives_back_a_bursts_table_and_keeps_a_steady_one() {
+        let mut map: SymMap<u32, u32> = SymMap::default();
+        map.extend((0..100_000).map(|i| (i, i)));
+        map.retain(|k, _| *k < 1_000); // the burst expired
+        assert!(map.capacity() > 50_000, "retain keeps the table");
+        trim(&mut map);
+        assert!(map.capacity() < 4 * 1_000, "{} slots", map.capacity());
+        assert_eq!(map.len(), 1_000);
+        let mut steady: SymMap<u32, u32> = (0..1_000).map(|i| (i, i)).collect();
+        let slots = steady.capacity();
+        trim(&mut steady); // a map its keys fill: left alone
+        assert_eq!(steady.capacity(), slots);
+
+        let mut q: VecDeque<u32> = (0..10_000).collect();
+        q.drain(..9_990);
+        trim_deque(&mut q);
+        assert!(q.capacity() <= TRIM_MIN.max(20), "{} slots", q.capacity());
+        assert_eq!(
+            q.iter().copied().collect::<Vec<_>>(),
+            (9_990..10_000).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{bump, uncount, Keys};
 use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::subject::{ratio, take_distinct, take_samples, Count, Subject, ACTORS};
-use crate::sym::{Sym, SymMap};
+use crate::sym::{trim, trim_deque, Sym, SymMap};
 
 /// Which address a view keys by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +155,11 @@ impl AddressView {
         let dead = self.keys.sweep(now, self.horizon(cfg), cfg.reeval);
         for k in &dead {
             self.state.remove(k);
+        }
+        trim(&mut self.state);
+        for st in self.state.values_mut() {
+            trim_deque(&mut st.items);
+            trim(&mut st.users);
         }
         dead.len()
     }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::event::CoLike;
 use crate::murmur::kafka_partition;
 use crate::subject::{ratio, take_distinct, take_samples, Count, Subject, ACTORS};
-use crate::sym::{Sym, SymMap};
+use crate::sym::{trim, trim_deque, Sym, SymMap};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Ring {
@@ -89,6 +89,18 @@ impl LockstepView {
         let dead = self.keys.sweep(now, cfg.window, cfg.reeval);
         for k in &dead {
             self.state.remove(k);
+        }
+        trim(&mut self.state);
+        for ring in self.state.values_mut() {
+            trim_deque(&mut ring.items);
+            trim(&mut ring.users);
+            trim(&mut ring.shared);
+        }
+        for freq in self.prev_freq.values_mut() {
+            trim(freq);
+        }
+        for dq in self.recent.values_mut() {
+            trim_deque(dq);
         }
         dead.len()
     }

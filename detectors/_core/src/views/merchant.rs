@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::event::{Like, Payment};
 use crate::num::{fmean, median, pstdev};
 use crate::subject::{ratio, take_distinct, take_samples, Count, Subject, ACTORS};
-use crate::sym::{Sym, SymMap};
+use crate::sym::{trim, trim_deque, Sym, SymMap};
 
 const FRESH: u8 = 1;
 const BUYER: u8 = 2;
@@ -141,12 +141,32 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// The tables a burst of likers left behind (see [`trim`]).
+    fn trim(&mut self) {
+        trim(&mut self.users);
+        trim(&mut self.devices);
+        trim(&mut self.dev_users);
+        trim(&mut self.ips);
+        trim(&mut self.addr_users);
+        trim(&mut self.buyers);
+        trim(&mut self.watched);
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Target {
     likes: VecDeque<TargetLike>,
     tally: Tally,
     baseline: f64,
     last_eval: f64,
+}
+
+impl Target {
+    fn trim(&mut self) {
+        trim_deque(&mut self.likes);
+        self.tally.trim();
+    }
 }
 
 /// A prompt payment -> like pair (`ts` is the like's time).
@@ -228,6 +248,19 @@ impl Merchant {
         self.liked.retain(|_, l| l.0 > jw);
         self.targets
             .retain(|_, t| t.likes.back().is_some_and(|l| l.ts > w));
+        trim(&mut self.pays);
+        trim(&mut self.liked);
+        trim(&mut self.targets);
+        trim(&mut self.pair_targets);
+        trim_deque(&mut self.pairs);
+        trim_deque(&mut self.likes_w);
+        trim_deque(&mut self.pays_w);
+        trim_deque(&mut self.coupons);
+        trim_deque(&mut self.token_pays);
+        trim_deque(&mut self.rev);
+        for t in self.targets.values_mut() {
+            t.trim();
+        }
     }
 }
 
@@ -509,6 +542,10 @@ impl MerchantView {
         for map in &mut self.watch {
             map.retain(|_, until| *until > now);
         }
+        trim(&mut self.state);
+        trim(&mut self.evaluated_targets);
+        trim(&mut self.dirty_targets);
+        trim(&mut self.conv);
         dead.len()
     }
 

@@ -16,7 +16,7 @@ use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sym::{Sym, SymMap};
+use crate::sym::{trim, Sym, SymMap};
 
 /// Weight that makes a key due at the next tick whatever its size.
 pub const FORCE: i64 = 1 << 30;
@@ -61,6 +61,9 @@ impl Keys {
         let dirty = &self.dirty;
         self.evaluated
             .retain(|k, t| *t > ecut || dirty.contains_key(k));
+        trim(&mut self.last_seen);
+        trim(&mut self.evaluated);
+        trim(&mut self.dirty);
         dead
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Keys;
 use crate::config::Config;
 use crate::event::{CoLike, Like};
-use crate::sym::{Sym, SymMap};
+use crate::sym::{trim, Sym, SymMap};
 
 /// A user's latest like per target, oldest first (at most `lockstep_history`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,6 +82,7 @@ impl UserView {
         for k in &dead {
             self.state.remove(k);
         }
+        trim(&mut self.state);
         dead.len()
     }
 }

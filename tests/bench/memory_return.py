@@ -1,0 +1,123 @@
+"""Does memory return after a burst's windows expire? One engine, in process.
+
+Steady traffic (ever-new accounts, each on its own device, three behind an
+address, 20% of the likes on one hot target, a fifth of the events payments)
+runs for ``--warm`` hours of event time; then a burst of ``--burst`` likes,
+each from a new account on a new device and address, to ordinary targets;
+then the steady traffic goes on for ``--after`` hours, past the longest
+window (3 h) and a sweep. The resident set is sampled before the burst (the
+baseline, measured in this run), at the burst's end and at the end, with the
+window items; the ratios are to the baseline. It is the soak's question
+(``make soak``) without the broker and the hours of wall clock.
+
+Run: ``python tests/bench/memory_return.py [--burst 1000000]``; figures go to
+``out/memory_return.json``. Exits 1 when the end is more than ``--allowed``
+times the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchkit import ROOT, rss_mib, write_figures
+
+from detectors.config import EngineConfig
+from detectors.engine import Engine
+from detectors.events import Like, Payment
+
+T0 = 1_795_000_000.0
+#: steady events per second of event time, and accounts arriving per second
+RATE = 40
+BATCH = 10_000
+
+
+def steady(start: float, hours: float, first: int):
+    """The steady traffic from ``start``: ``(events, next account number)`` per batch."""
+    n = int(hours * 3600 * RATE)
+    batch: list[Like | Payment] = []
+    for i in range(n):
+        ts = start + i / RATE
+        acct = first + i // 4  # a new account every 4 events, active for a while
+        user, dev, ip = f"s{acct}", f"sd{acct}", f"10.1.{(acct // 3) >> 8 & 255}.{acct // 3 & 255}"
+        if i % 5 == 4:
+            batch.append(Payment(f"t{i}", f"m{acct % 200}", user, 990 + acct % 50000, ts,
+                                 ip=ip, device=dev))
+        else:
+            target = "post:hot" if i % 5 == 0 else f"post:{acct % 5000}"
+            batch.append(Like(f"l{first}-{i}", user, target, f"m{acct % 200}", ts, ip=ip,
+                              device=dev, user_created=ts - 86400 * 200))
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def burst(start: float, n: int, minutes: float):
+    step = minutes * 60 / n
+    for lo in range(0, n, BATCH):
+        yield [Like(f"b{i}", f"bu{i}", f"post:{i % 5000}", f"m{i % 200}", start + i * step,
+                    ip=f"10.2.{i >> 8 & 255}.{i & 255}", device=f"bd{i}",
+                    user_created=start - 86400 * 30)
+               for i in range(lo, min(n, lo + BATCH))]
+
+
+def run(engine: Engine, batches) -> int:
+    n = 0
+    for b in batches:
+        engine.process_many(b, [None] * len(b))
+        n += len(b)
+    return n
+
+
+def items(engine: Engine) -> int:
+    return sum(v[1] for v in engine.metrics()["state"].values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--burst", type=int, default=1_000_000, help="likes in the burst")
+    ap.add_argument("--burst-minutes", type=float, default=10.0)
+    ap.add_argument("--warm", type=float, default=3.5,
+                    help="hours of steady traffic before the burst (the windows fill)")
+    ap.add_argument("--after", type=float, default=3.5,
+                    help="hours of steady traffic after it (its windows expire)")
+    ap.add_argument("--allowed", type=float, default=1.25, help="end / baseline allowed")
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "memory_return.json")
+    args = ap.parse_args(argv)
+
+    engine = Engine(EngineConfig())
+    t_start = time.perf_counter()
+    start_rss = rss_mib()
+    events = run(engine, steady(T0, args.warm, 0))
+    t = T0 + args.warm * 3600
+    base = {"rss_mib": rss_mib(), "items": items(engine)}
+    events += run(engine, burst(t, args.burst, args.burst_minutes))
+    peak = {"rss_mib": rss_mib(), "items": items(engine)}
+    first = int(args.warm * 3600 * RATE) // 4 + 1
+    events += run(engine, steady(t, args.after, first))
+    engine.flush()
+    end = {"rss_mib": rss_mib(), "items": items(engine)}
+    fig = {
+        "events": events, "burst": args.burst, "warm_hours": args.warm,
+        "after_hours": args.after, "seconds": round(time.perf_counter() - t_start, 1),
+        "rss_at_start_mib": round(start_rss, 1),
+        "baseline": base, "peak": peak, "end": end,
+        "peak_ratio": round(peak["rss_mib"] / base["rss_mib"], 2),
+        "end_ratio": round(end["rss_mib"] / base["rss_mib"], 2),
+        "allowed": args.allowed,
+    }
+    for name in ("baseline", "peak", "end"):
+        f = fig[name]
+        print(f"{name:>8}: {f['rss_mib']:8.0f} MiB  {f['items']:>10,} window items")
+    print(f"peak / baseline {fig['peak_ratio']}x, end / baseline {fig['end_ratio']}x "
+          f"(allowed {args.allowed}x); {events:,} events in {fig['seconds']} s")
+    write_figures(fig, args.out)
+    return 0 if fig["end_ratio"] <= args.allowed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -150,14 +150,19 @@
     return tr;
   }
 
+  let shown = null;  // the alerts last rendered, as JSON
   function render(data) {
     const tbody = document.querySelector("#alerts tbody");
-    const typed = new Map();  // reasons being written survive a refresh
-    for (const tr of tbody.rows) {
-      const input = tr.querySelector("input.reason");
-      if (input && input.value) typed.set(tr.dataset.alertId, input.value);
+    const rows = JSON.stringify(data.alerts);
+    if (rows !== shown) {  // a refresh that brings nothing new leaves the rows alone
+      shown = rows;
+      const typed = new Map();  // reasons being written survive a refresh
+      for (const tr of tbody.rows) {
+        const input = tr.querySelector("input.reason");
+        if (input && input.value) typed.set(tr.dataset.alertId, input.value);
+      }
+      tbody.replaceChildren(...data.alerts.map((item) => rowFor(item, typed.get(item.alert.alert_id))));
     }
-    tbody.replaceChildren(...data.alerts.map((item) => rowFor(item, typed.get(item.alert.alert_id))));
     $("empty").hidden = data.alerts.length > 0;
     status(data.alerts.length + " alerts shown, " + data.on_board + " on this worker's board (keeps " +
       data.capacity + "); refreshed " + new Date().toLocaleTimeString());

@@ -16,9 +16,9 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -49,6 +49,7 @@ FAST = {"LIKEGUARD_GRACE": str(GRACE), "LIKEGUARD_IDLE_FLUSH": "2",
 #: a device id that is markup (and script) if a page ever parses it
 EVIL = 'd-<script>window.pwned=1</script><img src=x onerror="window.pwned=2"><b>farm</b>'
 _CONSOLE_LINE = re.compile(r"review console on (http://\S+/console/)")
+T = TypeVar("T")
 
 
 def _evil_farm(topics: WorkerTopics) -> list[tuple[str, bytes | None, bytes]]:
@@ -92,8 +93,28 @@ def _get(url: str, token: str | None = None, data: bytes | None = None) -> tuple
 def _rows(driver: Any) -> dict[str, Any]:
     from selenium.webdriver.common.by import By
 
-    return {tr.get_attribute("data-alert-id"): tr
-            for tr in driver.find_elements(By.CSS_SELECTOR, "#alerts tbody tr")}
+    return _fresh(lambda: {tr.get_attribute("data-alert-id"): tr
+                           for tr in driver.find_elements(By.CSS_SELECTOR, "#alerts tbody tr")})
+
+
+def _row_ids(driver: Any) -> set[str]:
+    """The alert ids of the rows shown, read in one step (the page may render anew
+    between two WebDriver calls: after a filter change, or a refresh bringing news)."""
+    return set(driver.execute_script(
+        "return Array.from(document.querySelectorAll('#alerts tbody tr'), r => r.dataset.alertId)"))
+
+
+def _fresh(read: Callable[[], T], tries: int = 5) -> T:
+    """``read()`` again when the rows it used were replaced under it by a render."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in range(tries):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_factory, browser):
@@ -135,7 +156,7 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
     browser.get(url)
     login = browser.find_element(By.ID, "login")
     wait_for(login.is_displayed, 20, lambda: browser.page_source[:2000])
-    assert _rows(browser) == {}
+    assert _row_ids(browser) == set()
     field = browser.find_element(By.ID, "token-input")
     field.send_keys("wrong-token-0123456789")
     login.find_element(By.TAG_NAME, "button").click()
@@ -143,14 +164,14 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
              20, lambda: browser.find_element(By.ID, "status").text)
     field.send_keys(TOKEN)
     login.find_element(By.TAG_NAME, "button").click()
-    wait_for(lambda: set(_rows(browser)) == set(got), 30,
-             lambda: f"rows {sorted(_rows(browser))} != alerts {sorted(got)}")
+    wait_for(lambda: _row_ids(browser) == set(got), 30,
+             lambda: f"rows {sorted(_row_ids(browser))} != alerts {sorted(got)}")
     assert not login.is_displayed()
 
     # every row shows the alert: severity, action, detector, entity, window, reasons, evidence
-    rows = _rows(browser)
     for aid, a in got.items():
-        cells = [td.text for td in rows[aid].find_elements(By.TAG_NAME, "td")]
+        cells = _fresh(lambda aid=aid: [td.text for td in
+                                        _rows(browser)[aid].find_elements(By.TAG_NAME, "td")])
         assert cells[1:5] == [a["severity"], a["action"], a["detector"],
                               f"{a['entity']['type']}:{a['entity']['id']}"], cells
         assert a["window"]["start"] in cells[5] and a["window"]["end"] in cells[5]
@@ -161,27 +182,42 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
         assert f"{len(a['evidence']['sample_ids'])} sample ids" in cells[7]
 
     # the markup in the device id is text: no element made of it, no script run
-    row = rows[evil[0]["alert_id"]]
-    assert row.find_element(By.CSS_SELECTOR, "td.entity").text == f"device:{EVIL}"
+    assert _fresh(lambda: _rows(browser)[evil[0]["alert_id"]].find_element(
+        By.CSS_SELECTOR, "td.entity").text) == f"device:{EVIL}"
     assert browser.find_elements(By.CSS_SELECTOR, "#alerts script, #alerts img, #alerts b") == []
     assert browser.execute_script("return window.pwned") is None
+
+    # a refresh that brings nothing new leaves the rows alone (a row the
+    # moderator is on is not replaced under the pointer)
+    kept = _rows(browser)[evil[0]["alert_id"]]
+    shown = browser.find_element(By.ID, "status").text
+    assert "refreshed" in shown
+    wait_for(lambda: browser.find_element(By.ID, "status").text != shown, 20,
+             lambda: f"no refresh after {shown!r}")
+    assert kept.is_displayed()  # raises if the row was rendered anew
 
     # filters: severity, then entity type
     Select(browser.find_element(By.ID, "severity")).select_by_value("critical")
     critical = {a["alert_id"] for a in got.values() if a["severity"] == "critical"}
     assert critical and critical != set(got)
-    wait_for(lambda: set(_rows(browser)) == critical, 20, lambda: sorted(_rows(browser)))
+    wait_for(lambda: _row_ids(browser) == critical, 20, lambda: sorted(_row_ids(browser)))
     Select(browser.find_element(By.ID, "severity")).select_by_value("")
     Select(browser.find_element(By.ID, "entity-type")).select_by_value("device")
     devices = {a["alert_id"] for a in got.values() if a["entity"]["type"] == "device"}
-    wait_for(lambda: set(_rows(browser)) == devices, 20, lambda: sorted(_rows(browser)))
+    wait_for(lambda: _row_ids(browser) == devices, 20, lambda: sorted(_row_ids(browser)))
 
     # dismiss the markup device's first alert, with a reviewer and a reason
     target = evil[0]
     browser.find_element(By.ID, "reviewer").send_keys("mod-1")
-    row = _rows(browser)[target["alert_id"]]
-    row.find_element(By.CSS_SELECTOR, "input.reason").send_keys("a <i>phone shop</i>")
-    row.find_element(By.CSS_SELECTOR, "button.dismiss").click()
+
+    def type_reason() -> None:  # cleared first: a row rendered anew keeps what was typed
+        field = _rows(browser)[target["alert_id"]].find_element(By.CSS_SELECTOR, "input.reason")
+        field.clear()
+        field.send_keys("a <i>phone shop</i>")
+
+    _fresh(type_reason)
+    _fresh(lambda: _rows(browser)[target["alert_id"]].find_element(
+        By.CSS_SELECTOR, "button.dismiss").click())
 
     verdicts = TopicReader(kafka_bootstrap, topics.verdicts)
     wait_for(lambda: verdicts.poll(), 30, lambda: "no verdict on the verdicts topic",
@@ -206,7 +242,8 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
         r = _rows(browser).get(target["alert_id"])
         return r is not None and "dismissed" in (r.get_attribute("class") or "") \
             and "dismissed by mod-1" in r.text
-    wait_for(decided, 20, lambda: _rows(browser)[target["alert_id"]].text)
+    wait_for(lambda: _fresh(decided), 20, lambda: _fresh(lambda: _rows(browser)[
+        target["alert_id"]].text))
     assert browser.find_elements(By.CSS_SELECTOR, "#alerts i") == []
     wait_for(lambda: worker.metric("likeguard_verdicts_total", verdict="dismissed") == 1, 30,
              worker.tail, alive=worker.alive)
@@ -215,6 +252,6 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
     browser.execute_script("sessionStorage.clear()")
     browser.get("about:blank")
     browser.get(f"{url}#token={TOKEN}")
-    wait_for(lambda: set(_rows(browser)) == set(got), 30, lambda: sorted(_rows(browser)))
+    wait_for(lambda: _row_ids(browser) == set(got), 30, lambda: sorted(_row_ids(browser)))
     assert "token" not in browser.current_url
     assert not browser.find_element(By.ID, "login").is_displayed()

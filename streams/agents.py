@@ -29,6 +29,7 @@ from faust.types import TP, EventT, StreamT
 
 from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS
+from detectors.events import format_time
 from detectors.partitioning import kafka_partition
 from detectors.verdicts import Verdict
 from streams.bundles import Bundles
@@ -79,6 +80,8 @@ def hold_acks(events: Iterable[EventT]) -> None:
 
 #: engine stats exported as per-view counters (a :class:`Metrics` method each)
 _EXPORTED_STATS = ("late", "late_admitted")
+#: seconds between a slot's log lines about late events
+LATE_LOG_EVERY = 10.0
 
 
 class Pipeline:
@@ -108,7 +111,10 @@ class Pipeline:
         self.n = settings.partitions
         self.input_topics = frozenset((settings.payments_topic, settings.likes_topic))
         self.slots: dict[tuple[str, int], Slot] = {}
+        #: view partition -> the consumer generation in which it was revoked
+        self.revoked: dict[TP, int] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        self._late_logged: dict[tuple[str, int], float] = {}  #: see _log_late
         self.streams: dict[str, StreamT] = {}
         self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
         self.view_of_topic = {name: v for v, name in self.view_names.items()}
@@ -250,11 +256,15 @@ class Pipeline:
         # batch cut short (the worker stopping in the middle of it) leaves the
         # records it did not reach unacked, so they come again
         hold_acks(events)
+        revoked = self.revoked
         for event in events:
             msg = event.message
-            if msg.generation_id != generation or msg.tp not in assigned:
-                # Left over from before a rebalance: never ack it (it is delivered
-                # again to whoever owns the partition now).
+            if msg.generation_id != generation or msg.tp not in assigned or \
+                    revoked.get(msg.tp) == generation:
+                # Left over from before a rebalance, or of a partition being
+                # revoked (still in the assignment until the next one arrives;
+                # a slot made for it now would outlive the revocation): never
+                # ack it, it comes again to whoever owns the partition next.
                 continue
             by_part.setdefault(msg.partition, []).append(event)
         if view == "user":
@@ -263,7 +273,7 @@ class Pipeline:
         last: dict[TP, int] = {}
         for p, evs in by_part.items():
             last[evs[0].message.tp] = evs[-1].message.offset
-            slot = self._slot(view, p)
+            slot = self._slot(view, p, evs[0].message.offset)
             processed += await self._process(slot, evs)
         self.metrics.observe_batch(processed, time.perf_counter() - t0)
         self.metrics.view_processed(view, processed)
@@ -281,10 +291,13 @@ class Pipeline:
             if off < slot.ckpt_offset:
                 msg.decref()  # in the restored checkpoint already; acked normally
                 continue
+            if off > slot.next_offset and slot.positioned and await self._gap(slot, msg.tp, off):
+                continue  # out of order: left unacked, read again in its place
             slot.held.append(event)  # released by the checkpoint that covers it
             if off < slot.next_offset:
                 continue  # in memory already (redelivered), not yet checkpointed
             slot.next_offset = off + 1
+            slot.positioned = True
             src = event_source(msg.headers)
             # the core decodes and takes the record whole (no Python object
             # per event); what it refuses, Python's decoder explains
@@ -335,6 +348,39 @@ class Pipeline:
             await self.checkpoint(slot)
         return n
 
+    async def _gap(self, slot: Slot, tp: TP, offset: int) -> bool:
+        """Whether to skip record ``offset``, past the slot's next offset.
+
+        View offsets are contiguous, so the records in between have not come
+        yet. After a rebalance Faust may hand over records fetched before it
+        sought back to the committed offsets, tagged with the new generation
+        (it reads the generation once the fetch returns). Taken, they would
+        move the slot past records that then come again below its next offset
+        and count as seen: lost. So they are skipped (left unacked) and the
+        consumer reads again from the slot's next offset. Only records the
+        broker no longer has (deleted by retention) are passed over, with an
+        error: waiting for them would stall the partition for good.
+        """
+        if slot.seeking == slot.next_offset:
+            return True  # sought back already: the rest of the early fetch
+        consumer = self.app.consumer
+        try:
+            earliest = (await consumer.earliest_offsets(tp)).get(tp)
+        except Exception:  # noqa: BLE001 - unknown: assume the records are still there
+            earliest = None
+        name = f"{slot.view}/{slot.partition}"
+        if earliest is not None and earliest > slot.next_offset:
+            log.error("%s: records %d..%d were deleted before they were processed; "
+                      "continuing at %d", name, slot.next_offset, earliest - 1, offset)
+            self.metrics.skipped(tp.topic, "deleted", earliest - slot.next_offset)
+            return False
+        log.warning("%s: offset %d came before %d (fetched before a rebalance): skipped, "
+                    "reading again from %d", name, offset, slot.next_offset, slot.next_offset)
+        self.metrics.skipped(tp.topic, "out_of_order")
+        slot.seeking = slot.next_offset
+        await consumer.seek(tp, slot.next_offset)
+        return True
+
     async def _emit(self, slot: Slot, alerts: Iterable[Alert]) -> None:
         """Send alerts and the engine's forwarded likes."""
         now = time.time()
@@ -370,6 +416,7 @@ class Pipeline:
             if n != seen.get(stat, 0):
                 getattr(m, stat)(slot.view, n - seen.get(stat, 0))
                 seen[stat] = n
+                self._log_late(slot)
         for direction, count in eng.joins.items():
             k = "join:" + direction
             if count != seen.get(k, 0):
@@ -383,12 +430,32 @@ class Pipeline:
                 m.verdict_effect(slot.view, effect, count - seen.get(k, 0))
                 seen[k] = count
 
+    def _log_late(self, slot: Slot) -> None:
+        """One line, at most every :data:`LATE_LOG_EVERY` seconds per slot, when
+        events came behind its watermark: the metric says how many, the line
+        says where and how far the watermark had got."""
+        now = time.monotonic()
+        key = (slot.view, slot.partition)
+        if now - self._late_logged.get(key, float("-inf")) < LATE_LOG_EVERY:
+            return
+        self._late_logged[key] = now
+        stats, wm = slot.engine.stats, slot.engine.watermark
+        log.warning("%s/%d: events behind the watermark (%s): %d dropped as late, %d taken "
+                    "out of order so far (at view offset %d)", slot.view, slot.partition,
+                    format_time(wm) if wm != float("-inf") else "none", stats["late"],
+                    stats["late_admitted"], slot.next_offset)
+
     # ------------------------------------------------------------------ slots
 
-    def _slot(self, view: str, p: int) -> Slot:
+    def _slot(self, view: str, p: int, offset: int) -> Slot:
+        """The slot of view partition ``p``, restored or started at ``offset``
+        (the first record this worker got of it) when it is new here."""
         slot = self.slots.get((view, p))
         if slot is None:
-            slot = self._restore(view, p) or self.ckpt.new_slot(view, p)
+            slot = self._restore(view, p)
+            if slot is None:
+                slot = self.ckpt.new_slot(view, p)
+                log.info("%s/%d has no checkpoint: starts empty at offset %d", view, p, offset)
             self.slots[(view, p)] = slot
         return slot
 
@@ -598,7 +665,9 @@ class Pipeline:
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         """Checkpoint and drop the slots of revoked view partitions."""
         dropped = []
+        generation = self.app.consumer_generation_id
         for tp in revoked:
+            self.revoked[tp] = generation
             # Faust's group holds only view partitions: the input partitions'
             # progress is forgotten by _inputs_revoked (the ingest's consumer)
             self.metrics.forget_partition(tp.topic, tp.partition)

@@ -114,6 +114,10 @@ class Slot:
     engine: Engine
     next_offset: int = 0  #: next offset of the view partition to process
     ckpt_offset: int = 0  #: next offset recorded by the last durable checkpoint
+    #: whether ``next_offset`` is known (restored, or a record taken): a record
+    #: past it means the ones in between have not come yet
+    positioned: bool = False
+    seeking: int | None = None  #: the offset the consumer was last sent back to
     gen: int = 0  #: checkpoint generation
     chunks: int = 0  #: chunks of the current generation
     flushed: bool = False  #: flushed for idle input since its last event
@@ -218,7 +222,8 @@ class Checkpoints:
             log.warning("checkpoint %s/%d was made with other engine settings; keeping the "
                         "checkpoint's (%s)", view, p, engine.cfg.to_dict())
         slot = Slot(view, p, engine, next_offset=h["offset"], ckpt_offset=h["offset"],
-                    gen=h["gen"], chunks=h["chunks"], flushed=h.get("flushed", False))
+                    positioned=True, gen=h["gen"], chunks=h["chunks"],
+                    flushed=h.get("flushed", False))
         log.info("restored %s/%d from checkpoint gen %d (%d bytes) at offset %d",
                  view, p, h["gen"], len(blob), h["offset"])
         return slot

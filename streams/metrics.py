@@ -311,9 +311,9 @@ class Metrics:
         """Count one dead-lettered record of ``topic`` with a bounded reason code."""
         self.events_rejected.labels(topic=topic, reason=reason).inc()
 
-    def skipped(self, topic: str, reason: str) -> None:
-        """Count one valid record of ``topic`` that was ignored on purpose."""
-        self.events_skipped.labels(topic=topic, reason=reason).inc()
+    def skipped(self, topic: str, reason: str, n: int = 1) -> None:
+        """Count ``n`` valid records of ``topic`` that were ignored on purpose."""
+        self.events_skipped.labels(topic=topic, reason=reason).inc(n)
 
     def duplicate(self, topic: str, n: int = 1) -> None:
         """Count ``n`` duplicate deliveries of ``topic`` that were dropped."""

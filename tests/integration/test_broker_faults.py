@@ -5,9 +5,10 @@ broker is shared and must never stop), produces the first half of a
 recording, starts the worker and waits until it has ingested that half and
 checkpointed, then, with producing paused, stops the broker (SIGTERM, data
 kept, restarted on the same ports) or freezes it (SIGSTOP, then SIGCONT) for
-the fault's duration. Once the broker is back the second half is produced
-and the worker must reach the end by itself: every input partition's
-committed offset at its end and the worker's lag gauges at 0. Asserted:
+the fault's duration, or freezes the worker itself past its session
+timeout. Once the fault is over the second half is produced and the worker
+must reach the end by itself: every input partition's committed offset at
+its end and the worker's lag gauges at 0. Asserted:
 
 * the worker process stays up throughout (no restart, no crash);
 * its alert ids are the offline replay's of the same recording (and the
@@ -26,7 +27,9 @@ condition against a deadline.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -143,6 +146,10 @@ FAULTS = [
     pytest.param("stop", 30.0, id="stop-30s"),
     pytest.param("stop", 300.0, id="stop-300s"),
     pytest.param("freeze", 60.0, id="sigstop-60s"),
+    # not the broker: the worker itself stalls past its session (a GC pause, a
+    # VM migrated), both its groups drop it, and it rejoins with records of
+    # the old generation still in its fetches
+    pytest.param("worker-freeze", 20.0, id="worker-sigstop-20s"),
 ]
 
 
@@ -179,10 +186,17 @@ def test_worker_rides_out_a_broker_fault(kafka_private_broker: KafkaBroker, tmp_
             broker.stop()
             _hold(seconds, worker)
             broker.start()
-        else:
+        elif fault == "freeze":
             broker.freeze()
             _hold(seconds, worker)
             broker.thaw()
+        else:
+            assert worker.proc is not None
+            os.kill(worker.proc.pid, signal.SIGSTOP)
+            try:
+                _hold(seconds, worker)
+            finally:
+                os.kill(worker.proc.pid, signal.SIGCONT)
         t_back = time.monotonic()
         outage = t_back - t_fault
         assert worker.alive(), worker.tail()

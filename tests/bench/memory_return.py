@@ -7,8 +7,10 @@ each from a new account on a new device and address, to ordinary targets;
 then the steady traffic goes on for ``--after`` hours, past the longest
 window (3 h) and a sweep. The resident set is sampled before the burst (the
 baseline, measured in this run), at the burst's end and at the end, with the
-window items; the ratios are to the baseline. It is the soak's question
-(``make soak``) without the broker and the hours of wall clock.
+window items; the ratios are to the baseline. With ``--bursts N`` the burst
+and the traffic after it come N times, to tell memory held once (the
+allocator's pages) from memory that grows with every burst. It is the soak's
+question (``make soak``) without the broker and the hours of wall clock.
 
 Run: ``python tests/bench/memory_return.py [--burst 1000000]``; figures go to
 ``out/memory_return.json``. Exits 1 when the end is more than ``--allowed``
@@ -56,11 +58,11 @@ def steady(start: float, hours: float, first: int):
         yield batch
 
 
-def burst(start: float, n: int, minutes: float):
+def burst(start: float, n: int, minutes: float, k: int = 0):
     step = minutes * 60 / n
     for lo in range(0, n, BATCH):
-        yield [Like(f"b{i}", f"bu{i}", f"post:{i % 5000}", f"m{i % 200}", start + i * step,
-                    ip=f"10.2.{i >> 8 & 255}.{i & 255}", device=f"bd{i}",
+        yield [Like(f"b{k}-{i}", f"bu{k}-{i}", f"post:{i % 5000}", f"m{i % 200}", start + i * step,
+                    ip=f"10.2.{i >> 8 & 255}.{i & 255}", device=f"bd{k}-{i}",
                     user_created=start - 86400 * 30)
                for i in range(lo, min(n, lo + BATCH))]
 
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="hours of steady traffic before the burst (the windows fill)")
     ap.add_argument("--after", type=float, default=3.5,
                     help="hours of steady traffic after it (its windows expire)")
+    ap.add_argument("--bursts", type=int, default=1,
+                    help="bursts, each followed by --after hours of steady traffic")
     ap.add_argument("--allowed", type=float, default=1.25, help="end / baseline allowed")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "memory_return.json")
     args = ap.parse_args(argv)
@@ -95,17 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     events = run(engine, steady(T0, args.warm, 0))
     t = T0 + args.warm * 3600
     base = {"rss_mib": rss_mib(), "items": items(engine)}
-    events += run(engine, burst(t, args.burst, args.burst_minutes))
-    peak = {"rss_mib": rss_mib(), "items": items(engine)}
     first = int(args.warm * 3600 * RATE) // 4 + 1
-    events += run(engine, steady(t, args.after, first))
+    ends = []
+    for k in range(args.bursts):
+        events += run(engine, burst(t, args.burst, args.burst_minutes, k))
+        peak = {"rss_mib": rss_mib(), "items": items(engine)}
+        events += run(engine, steady(t, args.after, first))
+        t += args.after * 3600
+        first += int(args.after * 3600 * RATE) // 4 + 1
+        ends.append({"rss_mib": rss_mib(), "items": items(engine)})
     engine.flush()
     end = {"rss_mib": rss_mib(), "items": items(engine)}
     fig = {
         "events": events, "burst": args.burst, "warm_hours": args.warm,
         "after_hours": args.after, "seconds": round(time.perf_counter() - t_start, 1),
         "rss_at_start_mib": round(start_rss, 1),
-        "baseline": base, "peak": peak, "end": end,
+        "baseline": base, "peak": peak, "end": end, "after_each_burst": ends,
         "peak_ratio": round(peak["rss_mib"] / base["rss_mib"], 2),
         "end_ratio": round(end["rss_mib"] / base["rss_mib"], 2),
         "allowed": args.allowed,
@@ -113,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("baseline", "peak", "end"):
         f = fig[name]
         print(f"{name:>8}: {f['rss_mib']:8.0f} MiB  {f['items']:>10,} window items")
+    if args.bursts > 1:
+        print("after each burst: " + ", ".join(
+            f"{e['rss_mib'] / base['rss_mib']:.2f}x" for e in ends))
     print(f"peak / baseline {fig['peak_ratio']}x, end / baseline {fig['end_ratio']}x "
           f"(allowed {args.allowed}x); {events:,} events in {fig['seconds']} s")
     write_figures(fig, args.out)

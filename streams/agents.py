@@ -365,7 +365,7 @@ class Pipeline:
             return True  # sought back already: the rest of the early fetch
         consumer = self.app.consumer
         try:
-            earliest = (await consumer.earliest_offsets(tp)).get(tp)
+            earliest = (await asyncio.wait_for(consumer.earliest_offsets(tp), 10.0)).get(tp)
         except Exception:  # noqa: BLE001 - unknown: assume the records are still there
             earliest = None
         name = f"{slot.view}/{slot.partition}"

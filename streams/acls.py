@@ -21,8 +21,9 @@ topic ``<app_id>-checkpoints-      Read, Write, Create     engine checkpoints (w
 changelog``                                                read back on recovery)
 topic ``<app_id>-__assignor-       Read, Create            Faust's leader election topic
 __leader``
-topics ``alerts_topic``,           Write, Create           the worker's output
-``deadletter_topic``
+topics ``alerts_topic``,           Write, Create (+ Read   the worker's output; the
+``deadletter_topic``               on the alerts with the  console reads the alerts
+                                   console)                back
 groups ``<app_id>``,               Read                    the view topics' and the
 ``<app_id>-ingest``                                        input topics' consumer groups
 =================================  ======================  ===========================
@@ -93,7 +94,10 @@ def worker_grants(settings: Settings) -> list[Grant]:
         Grant("topic", s.checkpoint_changelog, ("READ", "WRITE", "CREATE"),
               "engine checkpoints (written, read back on recovery)", "app_id"),
         Grant("topic", leader_topic(s), ("READ", "CREATE"), "Faust's leader election", "app_id"),
-        Grant("topic", s.alerts_topic, ("WRITE", "CREATE"), "output: alerts", "alerts_topic"),
+        Grant("topic", s.alerts_topic, ("READ", "WRITE", "CREATE") if s.console_port
+              else ("WRITE", "CREATE"),
+              "output: alerts" + ("; the review console reads them back" if s.console_port
+                                  else ""), "alerts_topic"),
         Grant("topic", s.deadletter_topic, ("WRITE", "CREATE"), "output: rejected records",
               "deadletter_topic"),
         Grant("group", s.app_id, ("READ",), "consumer group of the view topics", "app_id"),

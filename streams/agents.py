@@ -34,7 +34,6 @@ from detectors.partitioning import kafka_partition
 from detectors.verdicts import Verdict
 from streams.bundles import Bundles
 from streams.checkpoints import Checkpoints, Slot, utc_now
-from streams.console import Board
 from streams.delivery import DeliveryFailed, Outbox
 from streams.ingest import Ingest, InputConsumer
 from streams.marks import Marks
@@ -95,17 +94,12 @@ class Pipeline:
         Validated settings.
     metrics
         Where counters go (a private :class:`~streams.metrics.Metrics`).
-    board
-        Where the review console sees the alerts sent and the verdicts read
-        (:mod:`streams.console`; default: one that keeps nothing).
     """
 
-    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics,
-                 board: Board | None = None) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.board = board if board is not None else Board(capacity=0)
         self.cfg = settings.engine
         self.topics: Topics = make_topics(app, settings)
         self.n = settings.partitions
@@ -141,7 +135,7 @@ class Pipeline:
                            self._view_highwater)
         #: the ingest stage: validate, dead-letter, repartition
         self.ingest = Ingest(settings, self.view_names, self.inputs, self.out, self.marks,
-                             metrics, self.board)
+                             metrics)
         self._register()
 
     # ------------------------------------------------------------------ wiring
@@ -390,7 +384,6 @@ class Pipeline:
         for a in alerts:
             d = a.to_dict(emitted)
             await self.out.send_alert(alerts_topic, a.key.encode(), orjson.dumps(d))
-            self.board.add(d)
             m.alert(d)
             m.observe_latency(a.window_end, now)
         forwards = slot.engine.take_forwards()

@@ -1,10 +1,11 @@
-"""The review console: a page of the alerts this worker raised, where a
-moderator confirms or dismisses them.
+"""The review console: a page of the cluster's alerts, where a moderator
+confirms or dismisses them.
 
 Served by the worker's own Faust web server (:mod:`faust.web` views, on
 ``console_addr:console_port``) when ``console_port`` is set. The worker keeps
-a bounded :class:`Board` of the alerts it sent, newest first, with the
-verdict on each once one is known; a verdict given on the page becomes a
+a bounded :class:`Board` of the latest alerts, newest first, with the
+verdict on each once one is known, filled by :class:`BoardFeed` from the
+alerts and verdicts topics; a verdict given on the page becomes a
 :class:`~detectors.verdicts.Verdict` produced to ``verdicts_topic``, which
 the engines read as any other moderator's (docs/console.md).
 
@@ -43,6 +44,7 @@ Examples
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import logging
@@ -65,11 +67,12 @@ from detectors.verdicts import (
     VERDICTS,
     Verdict,
     evidence_actors,
+    parse_verdict,
     verdict_from_object,
 )
 from streams.settings import Settings
 
-__all__ = ["Board", "Console", "make_verdict", "parse_filters", "BOARD_SIZE", "PREFIX",
+__all__ = ["Board", "BoardFeed", "Console", "make_verdict", "parse_filters", "BOARD_SIZE", "PREFIX",
            "SECURITY_HEADERS"]
 
 log = logging.getLogger("likeguard.console")
@@ -161,6 +164,128 @@ class Board:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+# --------------------------------------------------------------------------- the feed
+
+
+def _is_alert(obj: Any) -> bool:
+    """Whether ``obj`` has what the board reads of an alert (id, entity, severity)."""
+    return (isinstance(obj, dict) and isinstance(obj.get("alert_id"), str)
+            and isinstance(obj.get("entity"), dict) and isinstance(obj.get("severity"), str)
+            and isinstance(obj["entity"].get("type"), str))
+
+
+class BoardFeed:
+    """Fills a :class:`Board` from the alerts and verdicts topics, so every
+    worker's console shows the cluster's alerts, not only its own partitions'.
+
+    A consumer without a group (nothing committed, nothing rebalanced: each
+    worker reads every partition) starts at the last ``board.capacity``
+    records of each partition and follows the topics. A verdict read before
+    its alert waits for it (at most ``board.capacity`` of them); a record that
+    is not an alert or a valid verdict is passed over (the ingest
+    dead-letters bad verdicts). Runs until cancelled; a broker away is waited
+    for by the consumer.
+
+    Parameters
+    ----------
+    settings
+        Validated settings (brokers, security, the two topics).
+    board
+        The console's board.
+
+    Examples
+    --------
+    >>> board = Board(capacity=10)
+    >>> feed = BoardFeed.__new__(BoardFeed)
+    >>> feed.board, feed.pending = board, OrderedDict()
+    >>> feed.alerts_topic, feed.verdicts_topic = "alerts", "verdicts"
+    >>> feed.take("verdicts", b'{"alert_id": "a1", "entity": {"type": "ip", "id": "10.0.0.1"},'
+    ...           b' "verdict": "dismissed", "reviewer": "r", "decided_at": "2026-12-01T00:00:00Z"}')
+    >>> feed.take("alerts", b'{"alert_id": "a1", "entity": {"type": "ip", "id": "10.0.0.1"},'
+    ...           b' "severity": "warning", "detector": "ip_farm@1"}')
+    >>> feed.take("alerts", b"not an alert")
+    >>> [(r["alert"]["alert_id"], r["verdict"]["verdict"]) for r in board.rows()]
+    [('a1', 'dismissed')]
+    """
+
+    def __init__(self, settings: Settings, board: Board) -> None:
+        self.settings = settings
+        self.board = board
+        self.alerts_topic = settings.alerts_topic
+        self.verdicts_topic = settings.verdicts_topic
+        #: verdicts whose alert is not on the board yet, by alert id
+        self.pending: OrderedDict[str, Verdict] = OrderedDict()
+
+    def take(self, topic: str, value: bytes | None) -> None:
+        """One record of either topic onto the board."""
+        if topic == self.alerts_topic:
+            try:
+                alert = orjson.loads(value or b"")
+            except orjson.JSONDecodeError:
+                alert = None
+            if not _is_alert(alert):
+                log.debug("console: passed over a record of %s that is not an alert", topic)
+                return
+            self.board.add(alert)
+            v = self.pending.pop(alert["alert_id"], None)
+            if v is not None:
+                self.board.decide(v)
+            return
+        try:
+            v = parse_verdict(value)
+        except BadRecord:
+            return  # the ingest dead-letters it
+        if not self.board.decide(v):
+            self.pending.pop(v.alert_id, None)
+            self.pending[v.alert_id] = v
+            while len(self.pending) > self.board.capacity:
+                self.pending.popitem(last=False)
+
+    async def run(self) -> None:
+        """Read both topics from their last ``capacity`` records on, until
+        cancelled; a failure (a broker away at start) is logged and the feed
+        starts again 5 s later: the console must never stop the worker."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - see above
+                log.warning("console: reading the alerts failed (%r); again in 5 s", exc)
+                await asyncio.sleep(5.0)
+
+    async def _follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        from streams.app import aiokafka_security
+
+        s = self.settings
+        consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers,
+                                    client_id=f"{s.app_id}-console", group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    **aiokafka_security(s))
+        # without a group the consumer takes every partition of both topics itself,
+        # once start() has their metadata (and any partition added later)
+        consumer.subscribe([self.alerts_topic, self.verdicts_topic])
+        await consumer.start()
+        try:
+            tps = list(consumer.assignment())
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, max(starts[tp], ends[tp] - self.board.capacity))
+            log.info("console: reading the last %d records of %d partitions of %s and %s",
+                     self.board.capacity, len(tps), self.alerts_topic, self.verdicts_topic)
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000)
+                # alerts first: a verdict fetched beside its alert finds it
+                for tp in sorted(batch, key=lambda tp: tp.topic != self.alerts_topic):
+                    for record in batch[tp]:
+                        self.take(tp.topic, record.value)
+        finally:
+            await consumer.stop()
 
 
 # --------------------------------------------------------------------------- requests

@@ -48,7 +48,6 @@ from detectors.partitioning import kafka_partition
 from detectors.verdicts import parse_verdict
 from streams.app import aiokafka_security
 from streams.bundles import Bundles
-from streams.console import Board
 from streams.delivery import Outbox
 from streams.marks import Marks, input_source
 from streams.metrics import Metrics
@@ -340,12 +339,10 @@ class Ingest:
         The progress marks of the input partitions.
     metrics
         Where counters go.
-    board
-        The review console's board (it notes each verdict).
     """
 
     def __init__(self, settings: Settings, view_names: dict[str, str], inputs: InputConsumer,
-                 out: Outbox, marks: Marks, metrics: Metrics, board: Board) -> None:
+                 out: Outbox, marks: Marks, metrics: Metrics) -> None:
         self.settings = settings
         self.cfg = settings.engine
         self.view_names = view_names
@@ -354,7 +351,6 @@ class Ingest:
         self.out = out
         self.marks = marks
         self.metrics = metrics
-        self.board = board
         #: batches in progress, and the monotonic time the last one ended
         self.busy = 0
         self.last = time.monotonic()
@@ -457,15 +453,13 @@ class Ingest:
     async def _verdict(self, msg: ConsumerRecord) -> None:
         """A moderator's verdict: dead-letter it if bad, else send it to every
         partition of every view topic (which engine raised the alert is not
-        known here; each engine keeps only the detectors it hosts), and note
-        it on the console's board."""
+        known here; each engine keeps only the detectors it hosts)."""
         try:
             v = parse_verdict(msg.value)
         except BadRecord as exc:
             await self._dead_letter(msg, exc)
             return
         self.metrics.verdict(v.verdict)
-        self.board.decide(v)
         data = encode_verdict(v)
         send = self.out.send
         for name in self.view_names.values():

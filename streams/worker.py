@@ -458,7 +458,7 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
     from streams.agents import Pipeline
     from streams.app import create_app
     from streams.console import PREFIX as CONSOLE_PREFIX
-    from streams.console import Board, Console
+    from streams.console import Board, BoardFeed, Console
     from streams.metrics import Metrics
 
     if settings.console_port:
@@ -471,9 +471,10 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
     metrics = Metrics(input_topics=(settings.payments_topic, settings.likes_topic))
     app = create_app(settings)
     board = Board() if settings.console_port else None
-    pipeline = Pipeline(app, settings, metrics, board)  # registers its agents and timer
+    pipeline = Pipeline(app, settings, metrics)  # registers its agents and timer
     if board is not None:
         Console(app, settings, board)
+        app.task(BoardFeed(settings, board).run)
         log.info("review console on http://%s:%d%s/", _url_host(settings.console_addr),
                  settings.console_port, CONSOLE_PREFIX)
     if settings.metrics_port:

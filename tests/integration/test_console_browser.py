@@ -255,3 +255,50 @@ def test_a_moderator_dismisses_an_alert_in_the_browser(kafka_bootstrap, worker_f
     wait_for(lambda: _row_ids(browser) == set(got), 30, lambda: sorted(_row_ids(browser)))
     assert "token" not in browser.current_url
     assert not browser.find_element(By.ID, "login").is_displayed()
+
+
+def _foreign_alert(i: int) -> dict[str, Any]:
+    """An alert as another worker would have sent it (the contract's object)."""
+    return {"alert_id": f"other-worker-{i}", "entity": {"type": "ip", "id": f"10.9.0.{i}"},
+            "window": {"start": "2026-11-24T00:00:00Z", "end": "2026-11-24T00:05:00Z"},
+            "score": 0.8, "severity": "warning", "action": "review",
+            "reasons": [{"code": "ip_farm", "detail": "accounts on the IP", "value": 12.0,
+                         "threshold": 10}],
+            "evidence": {"accounts": 12, "sample_ids": []}, "detector": "ip_farm@1",
+            "emitted_at": "2026-11-24T00:05:01.000Z"}
+
+
+def test_the_console_shows_every_workers_alerts(kafka_bootstrap, worker_factory):
+    """The board is read back from the alerts and verdicts topics, so a
+    worker's console lists alerts it did not send (another worker's, one sent
+    before it started) with the verdicts given elsewhere; a verdict read
+    before its alert waits for it."""
+    from detectors.verdicts import Verdict
+
+    topics = WorkerTopics.unique("lg-console-feed")
+    topics.create(kafka_bootstrap)
+    before, after = _foreign_alert(1), _foreign_alert(2)
+    verdict = Verdict(after["alert_id"], "ip", after["entity"]["id"], "dismissed", "elsewhere",
+                      T0, detector="ip_farm@1")
+    produce(kafka_bootstrap, [(topics.alerts, b"ip:10.9.0.1", orjson.dumps(before)),
+                              (topics.alerts, None, b"not an alert")])
+    port = free_port()
+    worker = worker_factory(topics, {**FAST, "LIKEGUARD_CONSOLE_PORT": str(port),
+                                     "LIKEGUARD_CONSOLE_TOKEN": TOKEN}).start()
+    worker.wait_ready()
+    url = f"http://127.0.0.1:{port}/console/alerts"
+    # the verdict first, on the verdicts topic, then its alert
+    produce(kafka_bootstrap, [(topics.verdicts, verdict.key.encode(), verdict.to_json())])
+    produce(kafka_bootstrap, [(topics.alerts, b"ip:10.9.0.2", orjson.dumps(after))])
+
+    def board() -> dict[str, Any]:
+        status, body = _get(url, TOKEN)
+        assert status == 200, body
+        return {r["alert"]["alert_id"]: r for r in body["alerts"]}
+
+    wait_for(lambda: len(board()) == 2 and board()[after["alert_id"]]["verdict"] is not None,
+             30, lambda: f"board {board()}\n{worker.tail()}", alive=worker.alive)
+    rows = board()
+    assert rows[before["alert_id"]] == {"alert": before, "verdict": None}
+    assert rows[after["alert_id"]]["alert"] == after
+    assert rows[after["alert_id"]]["verdict"]["reviewer"] == "elsewhere"

@@ -10,7 +10,7 @@ The recordings are exactly those of the tests:
   bad_rate=0.002, duplicate_rate=0.01)`` (``tests/quality/test_quality.py``);
 * ``browsing-5``, ``browsing-6``, ``late_delivery-4``, ``late_delivery-5``,
   ``livestream-5``, ``livestream-6``: the independent generators
-  ``tests/<gen>/gen.py --seed S`` run as subprocesses with their default
+  ``tests/quality/<gen>/gen.py --seed S`` run as subprocesses with their default
   options (``tests/quality/test_quality_independent.py``).
 
 Each is generated once and cached under ``.cache/golden/<name>/`` (``--cache
@@ -61,7 +61,7 @@ from detectors.replay import replay
 from detectors.simulate import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
+GENERATORS = ROOT / "tests" / "quality"
 CACHE_ENV = "LIKEGUARD_GOLDEN_CACHE"
 SIM_SEEDS = (7, 8, 9)  #: tests/quality/test_quality.py's TEST_SEEDS
 HELD_OUT = (("browsing", 5), ("browsing", 6), ("late_delivery", 4), ("late_delivery", 5),
@@ -113,7 +113,7 @@ def ensure_recording(rec: Recording, cache: Path) -> Path:
         if rec.gen == "sim":
             simulate(SimConfig(seed=rec.seed, bad_rate=0.002, duplicate_rate=0.01), out, lab)
         else:
-            subprocess.run([sys.executable, str(TESTS / rec.gen / "gen.py"), "--seed", str(rec.seed),
+            subprocess.run([sys.executable, str(GENERATORS / rec.gen / "gen.py"), "--seed", str(rec.seed),
                             "--out", str(out), "--labels", str(lab)], check=True, capture_output=True)
         # moved into place only when complete, so an interrupted run is not reused
         if final.exists():

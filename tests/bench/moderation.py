@@ -37,6 +37,8 @@ from detectors.moderation import SimulatedModerator, moderated_replay  # noqa: E
 from detectors.simulate import SimConfig, simulate  # noqa: E402
 from tests.bench.benchkit import write_figures  # noqa: E402
 
+#: where the independent generators live (``<name>/gen.py``)
+GENERATORS = REPO / "tests" / "quality"
 #: (name, generator or None for our simulator, seed, extra args)
 RECORDINGS: tuple[tuple[str, str | None, int, tuple[str, ...]], ...] = (
     ("simulator-7", None, 7, ()),
@@ -53,7 +55,7 @@ def _record(gen: str | None, seed: int, args: tuple[str, ...], d: Path) -> tuple
     if gen is None:
         simulate(SimConfig(seed=seed, duration=7200), rec, lab)
     else:
-        subprocess.run([sys.executable, str(REPO / "tests" / gen / "gen.py"), "--seed",
+        subprocess.run([sys.executable, str(GENERATORS / gen / "gen.py"), "--seed",
                         str(seed), "--out", str(rec), "--labels", str(lab), *args],
                        check=True, capture_output=True)
     return rec, lab

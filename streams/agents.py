@@ -119,6 +119,8 @@ class Pipeline:
         self._stopping = False
         #: the record the broker refused, which stops the worker (exit 1)
         self.refused: DeliveryFailed | None = None
+        #: what stopped the ingest unexpectedly, which stops the worker (exit 1)
+        self.failed: BaseException | None = None
         #: stops the worker as SIGTERM does (the tests of the pipeline replace it)
         self._stop_worker: Callable[[], None] = lambda: signal.raise_signal(signal.SIGTERM)
         #: every record the worker produces, kept until delivered (see streams.delivery)
@@ -160,8 +162,12 @@ class Pipeline:
         except DeliveryFailed as exc:
             await self._refused(exc)
         except Exception as exc:
-            log.error("ingest stopped: %r", exc)
-            await self.app.crash(exc)
+            # stopped as on SIGTERM (see _refused for why not app.crash): the
+            # views are whole, so their final checkpoints are written, and the
+            # ingest committed only batches it had delivered
+            self.failed = exc
+            log.error("ingest stopped: %r; stopping the worker (exit 1)", exc)
+            self._stop_worker()
 
     async def _refused(self, exc: DeliveryFailed) -> None:
         """The broker refused a record for good: stop (exit 1), committing nothing after it.

@@ -499,8 +499,8 @@ def run_worker(args: argparse.Namespace | None = None) -> int:
     if app._crash_reason is not None:  # noqa: SLF001 - Faust keeps no public flag
         log.error("worker crashed: %r", app._crash_reason)
         return code or 1
-    if pipeline.refused is not None:  # stopped as on SIGTERM, after its one line
-        return code or 1
+    if pipeline.refused is not None or pipeline.failed is not None:
+        return code or 1  # stopped as on SIGTERM, after its one line
     return code
 
 

@@ -583,6 +583,36 @@ def test_a_crashing_worker_writes_no_final_checkpoint(tmp_path):
     assert asyncio.run(go(None)) == (True, ["merchant/0"], [True], 0)
 
 
+def test_an_ingest_that_fails_stops_the_worker_as_sigterm_does(tmp_path):
+    """An unexpected error in the ingest stops the worker once, as SIGTERM
+    does (``app.crash`` could leave it hanging on its way out), and the
+    stop is graceful: the views' final checkpoints are written."""
+    async def go() -> tuple[int, BaseException | None, list[str]]:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 0)}, [])
+        stops: list[None] = []
+        pipe._stop_worker = lambda: stops.append(None)
+
+        async def run() -> None:
+            raise RuntimeError("bug in the ingest")
+
+        pipe.inputs.run = run
+        await pipe._run_inputs()
+        slot = pipe.slots[("merchant", 0)] = Slot("merchant", 0,
+                                                  Engine(pipe.cfg, views=["merchant"]))
+        slot.dirty = True
+        written: list[str] = []
+
+        async def checkpoint(s: Slot) -> None:
+            written.append(s.key.decode())
+
+        pipe.checkpoint = checkpoint
+        await pipe._on_shutdown()
+        return len(stops), pipe.failed, written
+
+    stops, failed, written = asyncio.run(go())
+    assert stops == 1 and isinstance(failed, RuntimeError) and written == ["merchant/0"]
+
+
 def test_a_view_record_taken_by_the_core_equals_its_events_one_by_one():
     """``Engine.process_record`` (decoded in the core) gives what decoding the
     record in Python and feeding its events and marks one by one gives: the

@@ -78,6 +78,7 @@ def worker_grants(settings: Settings) -> list[Grant]:
     """What a worker with these settings must be allowed (see the module docs)."""
     s = settings
     verdict_ops = ("READ", "WRITE", "CREATE") if s.console_port else ("READ", "CREATE")
+    alert_ops = ("READ", "WRITE", "CREATE") if s.console_port else ("WRITE", "CREATE")
     grants = [
         Grant("topic", s.payments_topic, ("READ",), "input (the ingest consumes it)",
               "payments_topic"),
@@ -94,10 +95,9 @@ def worker_grants(settings: Settings) -> list[Grant]:
         Grant("topic", s.checkpoint_changelog, ("READ", "WRITE", "CREATE"),
               "engine checkpoints (written, read back on recovery)", "app_id"),
         Grant("topic", leader_topic(s), ("READ", "CREATE"), "Faust's leader election", "app_id"),
-        Grant("topic", s.alerts_topic, ("READ", "WRITE", "CREATE") if s.console_port
-              else ("WRITE", "CREATE"),
-              "output: alerts" + ("; the review console reads them back" if s.console_port
-                                  else ""), "alerts_topic"),
+        Grant("topic", s.alerts_topic, alert_ops, "output: alerts"
+              + ("; the review console reads them back" if s.console_port else ""),
+              "alerts_topic"),
         Grant("topic", s.deadletter_topic, ("WRITE", "CREATE"), "output: rejected records",
               "deadletter_topic"),
         Grant("group", s.app_id, ("READ",), "consumer group of the view topics", "app_id"),

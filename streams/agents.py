@@ -108,7 +108,6 @@ class Pipeline:
         #: view partition -> the consumer generation in which it was revoked
         self.revoked: dict[TP, int] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        self._late_logged: dict[tuple[str, int], float] = {}  #: see _log_late
         self.streams: dict[str, StreamT] = {}
         self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
         self.view_of_topic = {name: v for v, name in self.view_names.items()}
@@ -410,12 +409,15 @@ class Pipeline:
         """Export counter increments of a slot's engine since the last call."""
         eng, seen, m = slot.engine, slot.seen, self.metrics
         stats = eng.stats
+        late = False
         for stat in _EXPORTED_STATS:
             n = stats[stat]
             if n != seen.get(stat, 0):
                 getattr(m, stat)(slot.view, n - seen.get(stat, 0))
                 seen[stat] = n
-                self._log_late(slot)
+                late = True
+        if late:
+            self._log_late(slot)
         for direction, count in eng.joins.items():
             k = "join:" + direction
             if count != seen.get(k, 0):
@@ -434,10 +436,9 @@ class Pipeline:
         events came behind its watermark: the metric says how many, the line
         says where and how far the watermark had got."""
         now = time.monotonic()
-        key = (slot.view, slot.partition)
-        if now - self._late_logged.get(key, float("-inf")) < LATE_LOG_EVERY:
+        if now - slot.late_logged_at < LATE_LOG_EVERY:
             return
-        self._late_logged[key] = now
+        slot.late_logged_at = now
         stats, wm = slot.engine.stats, slot.engine.watermark
         log.warning("%s/%d: events behind the watermark (%s): %d dropped as late, %d taken "
                     "out of order so far (at view offset %d)", slot.view, slot.partition,

@@ -198,14 +198,12 @@ class BoardFeed:
     Examples
     --------
     >>> board = Board(capacity=10)
-    >>> feed = BoardFeed.__new__(BoardFeed)
-    >>> feed.board, feed.pending = board, OrderedDict()
-    >>> feed.alerts_topic, feed.verdicts_topic = "alerts", "verdicts"
-    >>> feed.take("verdicts", b'{"alert_id": "a1", "entity": {"type": "ip", "id": "10.0.0.1"},'
+    >>> feed = BoardFeed(Settings(), board)  # takes records without a broker
+    >>> feed.take("likeguard.verdicts", b'{"alert_id": "a1", "entity": {"type": "ip", "id": "10.0.0.1"},'
     ...           b' "verdict": "dismissed", "reviewer": "r", "decided_at": "2026-12-01T00:00:00Z"}')
-    >>> feed.take("alerts", b'{"alert_id": "a1", "entity": {"type": "ip", "id": "10.0.0.1"},'
+    >>> feed.take("likeguard.alerts", b'{"alert_id": "a1", "entity": {"type": "ip", "id": "10.0.0.1"},'
     ...           b' "severity": "warning", "detector": "ip_farm@1"}')
-    >>> feed.take("alerts", b"not an alert")
+    >>> feed.take("likeguard.alerts", b"not an alert")
     >>> [(r["alert"]["alert_id"], r["verdict"]["verdict"]) for r in board.rows()]
     [('a1', 'dismissed')]
     """

@@ -84,8 +84,11 @@ class Core:
     def flush(self) -> bool: ...
     def take_ticks(self) -> list[tuple[float, list[Subject], bool]]:
         """The queued ticks as ``(now, subjects, swept)``, oldest first."""
-    def take_forwards(self) -> list[tuple[str, str, str, float, list[tuple[str, float]]]]:
-        """Enriched likes for a lockstep view hosted elsewhere."""
+    def take_forwards(
+        self,
+    ) -> list[tuple[str, str, str, float, list[tuple[str, float, str | None]], str | None]]:
+        """Enriched likes for a lockstep view hosted elsewhere:
+        ``(like_id, user, target, ts, prev, mchid)``."""
     def add(self, event: Payment | Like | CoLike) -> None:
         """Put an event straight into the views (tests of the views)."""
     def evaluate(self, now: float) -> list[Subject]:

@@ -43,7 +43,7 @@ class EngineConfig:
     burst: float = 120.0  #: short span for "many accounts at once" features
     join_window: float = 600.0  #: payment -> like (and like -> payment) join span
     paid_delay: float = 120.0  #: a like at most this long after paying is "prompt"
-    token_amount: int = 100  #: amounts up to this many fen are token payments
+    token_amount: int = 200  #: amounts up to this many fen (2 CNY) are token payments
     fresh_age: float = 7 * 86400.0  #: an account younger than this is fresh
     #: how far back a user's other likes count (a ring may rest between jobs)
     lockstep_window: float = 3600.0

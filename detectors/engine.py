@@ -245,8 +245,8 @@ class Engine:
 
     def take_forwards(self) -> list[tuple[str, str, CoLike]]:
         """Enriched likes for views hosted elsewhere: ``(view, key, colike)``."""
-        return [("lockstep", target, CoLike(like_id, user, target, ts, tuple(prev)))
-                for like_id, user, target, ts, prev in self.core.take_forwards()]
+        return [("lockstep", target, CoLike(like_id, user, target, ts, tuple(prev), mchid))
+                for like_id, user, target, ts, prev, mchid in self.core.take_forwards()]
 
     # ------------------------------------------------------------------ scoring
 

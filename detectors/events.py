@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -102,14 +103,16 @@ class Like:
 @dataclass(slots=True)
 class CoLike:
     """A like enriched by the user view with the user's other recent likes:
-    ``prev`` holds ``(earlier target, its time)``, oldest first. The user view
-    hands it to the lockstep view, keyed by target."""
+    ``prev`` holds ``(earlier target, its time, its merchant)``, oldest first
+    (the merchant ``None`` when unknown); ``mchid`` is the liked target's
+    merchant. The user view hands it to the lockstep view, keyed by target."""
 
     like_id: str
     user: str
     target: str
     ts: float
-    prev: tuple[tuple[str, float], ...]
+    prev: tuple[tuple[str, float, str | None], ...]
+    mchid: str | None = None
 
     kind = "colike"
     tag = "c"
@@ -125,12 +128,18 @@ class CoLike:
             "target": self.target,
             "ts": self.ts,
             "prev": [list(p) for p in self.prev],
+            "mchid": self.mchid,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CoLike:
         return cls(d["like_id"], d["user"], d["target"], float(d["ts"]),
-                   tuple((str(t), float(s)) for t, s in d["prev"]))
+                   tuple(prev_item(p) for p in d["prev"]), d.get("mchid"))
+
+
+def prev_item(p: Sequence[Any]) -> tuple[str, float, str | None]:
+    """One ``prev`` item; ``[target, time]`` (an older writer's) has no merchant."""
+    return str(p[0]), float(p[1]), None if len(p) < 3 or p[2] is None else str(p[2])
 
 
 Event = Payment | Like

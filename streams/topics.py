@@ -57,7 +57,7 @@ import faust
 import orjson
 
 from detectors.engine import ALL_VIEWS
-from detectors.events import CoLike, Like, Payment
+from detectors.events import CoLike, Like, Payment, prev_item
 from detectors.parsing import BadRecord
 from detectors.verdicts import Verdict, verdict_from_object
 from streams.settings import Settings
@@ -204,7 +204,7 @@ def encode_event(ev: Payment | Like | CoLike) -> bytes:
                              ev.ip, ev.device])
     if isinstance(ev, CoLike):
         return orjson.dumps(["c", ev.like_id, ev.user, ev.target, ev.ts,
-                             [list(p) for p in ev.prev]])
+                             [list(p) for p in ev.prev], ev.mchid])
     raise TypeError(f"cannot encode {type(ev).__name__}")
 
 
@@ -221,8 +221,8 @@ def _from_array(a: Any) -> Payment | Like | CoLike | Mark | Verdict:
     if k == "p":
         return Payment(a[1], a[2], a[3], int(a[4]), float(a[5]), a[6], a[7], a[8], a[9], a[10])
     if k == "c":
-        return CoLike(a[1], a[2], a[3], float(a[4]),
-                      tuple((str(t), float(s)) for t, s in a[5]))
+        return CoLike(a[1], a[2], a[3], float(a[4]), tuple(prev_item(p) for p in a[5]),
+                      a[6] if len(a) > 6 else None)
     if k == "m":
         return Mark(None if a[1] is None else float(a[1]),
                     float(a[2]) if len(a) > 2 and a[2] is not None else None,

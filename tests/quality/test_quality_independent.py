@@ -75,6 +75,12 @@ FAST_KINDS = {
     "livestream": {"paid_task_likes", "ip_farm"},
     "disguised": {"paid_task_token", "fresh_account_flood", "device_farm"},
 }
+#: per generator, kinds asserted found within five minutes (issue 19's worst
+#: case): rings and exchange groups found from their first round, proxy farms
+#: whose devices carry a new account every few minutes
+WITHIN_FIVE_MINUTES = {
+    "disguised": {"coordinated_ring", "camouflaged_ring", "like_exchange", "proxy_farm"},
+}
 #: per generator, campaign kinds likeguard does not find yet (docs/quality.md,
 #: "A fifth generator: disguised"): paid tasks paying real-looking amounts
 #: (a livestream's tippers look the same by amount, delay and conversion),
@@ -87,18 +93,18 @@ KNOWN_MISSES = {
 #: per generator, the least precision (alerts on known look-alikes left out)
 #: where it is below the 0.95 asserted elsewhere: disguised at ten times its
 #: organic rate, whose busy targets and addresses draw alerts on organic
-#: traffic (measured 0.77-0.89; issue 19's density target)
+#: traffic (measured 0.77-0.91; issue 19's density target)
 MIN_PRECISION = {("disguised", _OG4_DENSE): 0.7}
 #: per generator, benign kinds whose false alarms are a known limitation
 #: (module docstring), with the entity types they may name
 KNOWN_LOOKALIKES = {
     "livestream": {"live_gifting": {"merchant", "target"}, "office_nat": {"target"}},
     # offices and classes liking one post from one address, families sharing
-    # phones, a fan club's burst, a one-yuan deal's first minutes, and in
-    # dense traffic a viral post (see docs/quality.md)
+    # phones, a fan club's burst, and in dense traffic a viral post (see
+    # docs/quality.md)
     "disguised": {"office_staff": {"target", "ip"}, "class_likes_teacher": {"target", "ip"},
                   "family_shared_device": {"device"}, "fan_club_burst": {"target"},
-                  "one_yuan_deal": {"merchant", "target"}, "viral_post": {"target"}},
+                  "viral_post": {"target"}},
 }
 
 
@@ -220,9 +226,12 @@ def test_every_campaign_found_and_no_benign_event_flagged(run: Run) -> None:
     assert ev.tp + ev.fp == ev.alerts
 
 
-def test_fast_patterns_found_within_two_minutes(run: Run) -> None:
+def test_fast_patterns_within_two_minutes_and_rings_within_five(run: Run) -> None:
     fast = [c for c in run.labels.campaigns
             if c.kind in FAST_KINDS[run.gen] and c.id not in run.blind]
     assert fast
     for c in fast:
         assert run.ev.delays[c.id] <= 120.0, (c.id, c.kind, run.ev.delays[c.id])
+    for c in run.labels.campaigns:
+        if c.kind in WITHIN_FIVE_MINUTES.get(run.gen, ()):
+            assert run.ev.delays[c.id] <= 300.0, (c.id, c.kind, run.ev.delays[c.id])

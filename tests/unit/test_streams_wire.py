@@ -20,7 +20,7 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 from detectors.engine import Engine
-from detectors.events import Like, Payment
+from detectors.events import CoLike, Like, Payment
 from detectors.verdicts import Verdict
 from streams.agents import Pipeline
 from streams.app import LikeguardApp, create_app
@@ -118,6 +118,14 @@ def test_records_decode_single_events_and_marks_as_before():
     [mark] = decode_record(encode_mark(7.0, 9.0))
     assert (mark.ts, mark.newest) == (7.0, 9.0)
     assert decode_record(encode_bundle([encode_mark(1.0), encode_event(like)]))[1] == like
+
+
+def test_enriched_likes_carry_merchants_and_older_records_still_decode():
+    co = CoLike("l2", "u2", "post:2", 5.0, (("post:1", 4.0, "m1"), ("post:0", 3.0, None)), "m2")
+    assert decode_record(encode_event(co)) == [co]
+    # written before the merchants were added: none known
+    [old] = decode_record(b'["c","l3","u3","post:3",6.0,[["post:1",4.5]]]')
+    assert (old.prev, old.mchid) == ((("post:1", 4.5, None),), None)
 
 
 @pytest.mark.parametrize("value", [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from detectors._core import Core
 from detectors.config import EngineConfig
 from detectors.events import Like, Payment
@@ -183,21 +185,36 @@ def test_token_conversion_counts_token_payers_who_liked_promptly() -> None:
         game.add(like(i, f"g{i}", "live:1", "m1", T0 + i * 60 + 10))
     x = _subjects(game, T0 + 600)[("merchant", "m1")].features
     assert x["token_users"] == 2 and x["token_conversion"] == 0.2
-    # a task: every worker pays 1 fen and likes at once; the last payer's like
-    # may still come (paid less than paid_delay ago): not counted against it
+    # a task: every worker pays 1 fen and likes 15 s later; the last payer's
+    # like may still come (paid 10 s ago): it barely counts against the task
     task = Core(CFG, ["merchant"])
     for i in range(4):
         task.add(payment(i, f"w{i}", "m2", T0 + i * 60, amount=1))
         if i < 3:
             task.add(like(i, f"w{i}", "post:1", "m2", T0 + i * 60 + 15))
-    s = _subjects(task, T0 + 200)
-    assert s[("merchant", "m2")].features["token_conversion"] == 1.0
-    assert s[("target", "post:1")].features["token_conversion"] == 1.0
+    s = _subjects(task, T0 + 190)
+    wait = 10 / CFG.paid_delay
+    assert s[("merchant", "m2")].features["token_conversion"] == pytest.approx(3 / (3 + wait))
+    assert s[("target", "post:1")].features["token_conversion"] == pytest.approx(3 / (3 + wait))
     later = T0 + 180 + CFG.paid_delay + 1
     _touch(task, "m2", later)
     x = _subjects(task, later)[("merchant", "m2")].features
     assert x["token_conversion"] == 0.75  # the fourth never liked
 
+
+
+def test_token_conversion_at_a_busy_deals_start_counts_the_payers_still_waiting() -> None:
+    # thirty 1-CNY buyers in 90 s, three of them liking 20-30 s after paying:
+    # the other buyers count as not having liked by how long they have waited,
+    # though none has been waiting paid_delay yet
+    deal = Core(CFG, ["merchant"])
+    for i in range(30):
+        deal.add(payment(i, f"d{i}", "m3", T0 + i * 3, amount=100))
+    for i in (0, 1, 2):
+        deal.add(like(i, f"d{i}", "post:9", "m3", T0 + i * 3 + 20 + 5 * i))
+    x = _subjects(deal, T0 + 90)[("merchant", "m3")].features
+    assert x["token_users"] == 3
+    assert x["token_conversion"] < 0.5  # not a task's (the gate is 0.8)
 
 def test_target_likers_who_just_bought_are_customers() -> None:
     v = Core(CFG, ["merchant"])

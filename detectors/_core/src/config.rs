@@ -44,7 +44,7 @@ impl Default for Config {
             burst: 120.0,
             join_window: 600.0,
             paid_delay: 120.0,
-            token_amount: 100,
+            token_amount: 200,
             fresh_age: 7.0 * 86400.0,
             lockstep_window: 3600.0,
             lockstep_span: 480.0,

@@ -31,15 +31,20 @@ pub struct Like {
     pub user_created: Option<f64>,
 }
 
-/// A like enriched by the user view with the user's other recent likes
-/// (earlier target, its time), oldest first.
+/// An earlier like of the same user: (target, its time, the target's
+/// merchant when the record carried it).
+pub type Prev = (Sym, f64, Option<Sym>);
+
+/// A like enriched by the user view with the user's other recent likes,
+/// oldest first; `mchid` is the liked target's merchant, when known.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CoLike {
     pub like_id: Sym,
     pub user: Sym,
     pub target: Sym,
+    pub mchid: Option<Sym>,
     pub ts: f64,
-    pub prev: Vec<(Sym, f64)>,
+    pub prev: Vec<Prev>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -304,6 +304,7 @@ mod tests {
             like_id: id.into(),
             user: "u".into(),
             target: "t".into(),
+            mchid: None,
             ts,
             prev: vec![],
         })

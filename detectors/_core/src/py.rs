@@ -12,7 +12,7 @@ use pyo3::types::PyInt;
 
 use crate::config::Config;
 use crate::engine::{Core as Inner, ALL_VIEWS};
-use crate::event::{CoLike, Event, Like, Payment};
+use crate::event::{CoLike, Event, Like, Payment, Prev};
 use crate::ingest::{self, Decided, Kind, Line, Lines, Merge, Payload, Rec};
 use crate::murmur;
 use crate::rules::{strongest, Cond, RuleSet};
@@ -45,13 +45,33 @@ impl<'py> IntoPyObject<'py> for &Sym {
     }
 }
 
-/// An enriched like as Python sees it: (like id, user, target, time, earlier likes).
-type CoLikeTuple = (Sym, Sym, Sym, f64, Vec<(Sym, f64)>);
+/// An enriched like as Python sees it: (like id, user, target, time, earlier
+/// likes, the target's merchant).
+type CoLikeTuple = (Sym, Sym, Sym, f64, Vec<Prev>, Option<Sym>);
+
+/// `CoLike.prev` from Python: `(target, time)` or `(target, time, merchant)` items.
+fn prev_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Prev>> {
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        let item = item?;
+        let mchid: Option<Sym> = if item.len()? > 2 {
+            item.get_item(2)?.extract()?
+        } else {
+            None
+        };
+        out.push((
+            item.get_item(0)?.extract()?,
+            item.get_item(1)?.extract()?,
+            mchid,
+        ));
+    }
+    Ok(out)
+}
 
 /// Magic and layout version of [`Core::snapshot`]'s bytes.
 const MAGIC: &[u8; 8] = b"LGCORE\x00\x01";
 /// The layout of the serialized state; bump when a view's state changes shape.
-pub const STATE_FORMAT: u32 = 2;
+pub const STATE_FORMAT: u32 = 3;
 
 fn config_from(obj: &Bound<'_, PyAny>) -> PyResult<Config> {
     let f = |name: &str| -> PyResult<f64> { obj.getattr(name)?.extract::<f64>() };
@@ -133,8 +153,9 @@ fn event_from(py: Python<'_>, cls: &Classes, ev: &Bound<'_, PyAny>) -> PyResult<
             like_id: ev.getattr(intern!(py, "like_id"))?.extract()?,
             user: ev.getattr(intern!(py, "user"))?.extract()?,
             target: ev.getattr(intern!(py, "target"))?.extract()?,
+            mchid: ev.getattr(intern!(py, "mchid"))?.extract()?,
             ts: ev.getattr(intern!(py, "ts"))?.extract()?,
-            prev: ev.getattr(intern!(py, "prev"))?.extract()?,
+            prev: prev_from(&ev.getattr(intern!(py, "prev"))?)?,
         }))
     } else {
         Err(PyTypeError::new_err(format!("not an event: {}", t.name()?)))
@@ -453,11 +474,11 @@ impl Core {
     }
 
     /// Enriched likes for a lockstep view hosted elsewhere:
-    /// ``(like_id, user, target, ts, prev)``.
+    /// ``(like_id, user, target, ts, prev, mchid)``.
     fn take_forwards(&mut self) -> Vec<CoLikeTuple> {
         std::mem::take(&mut self.inner.forwards)
             .into_iter()
-            .map(|c| (c.like_id, c.user, c.target, c.ts, c.prev))
+            .map(|c| (c.like_id, c.user, c.target, c.ts, c.prev, c.mchid))
             .collect()
     }
 

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::event::{CoLike, Event, Like, Payment};
+use crate::event::{CoLike, Event, Like, Payment, Prev};
 use crate::sym::Sym;
 
 /// One item of a view record.
@@ -71,12 +71,35 @@ impl<'de> Deserialize<'de> for Kind {
 }
 
 /// An enriched like's earlier likes: `[target, time]` pairs.
-struct Prev(Vec<(Sym, f64)>);
+struct PrevList(Vec<Prev>);
 
-impl<'de> Deserialize<'de> for Prev {
+/// `[target, time, merchant]`, or `[target, time]` from an older writer
+/// (merchant unknown: empty).
+struct PrevItem(Prev);
+
+impl<'de> Deserialize<'de> for PrevItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let pairs = Vec::<(Id, f64)>::deserialize(d)?;
-        Ok(Prev(pairs.into_iter().map(|(t, s)| (t.0, s)).collect()))
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PrevItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("[target, time, merchant?]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PrevItem, A::Error> {
+                let (target, ts) = (id(&mut seq)?, next(&mut seq)?);
+                let mchid = seq.next_element::<Option<Id>>()?.flatten();
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(PrevItem((target, ts, mchid.map(|m| m.0))))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for PrevList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Vec::<PrevItem>::deserialize(d)?;
+        Ok(PrevList(items.into_iter().map(|p| p.0).collect()))
     }
 }
 
@@ -124,13 +147,20 @@ fn item_rest<'de, A: SeqAccess<'de>>(kind: u8, seq: &mut A) -> Result<Item, A::E
                 device: opt_id(seq)?,
             }))
         }
-        b'c' => Item::Event(Event::CoLike(CoLike {
-            like_id: id(seq)?,
-            user: id(seq)?,
-            target: id(seq)?,
-            ts: next(seq)?,
-            prev: next::<Prev, _>(seq)?.0,
-        })),
+        b'c' => {
+            let (like_id, user, target) = (id(seq)?, id(seq)?, id(seq)?);
+            let (ts, prev) = (next(seq)?, next::<PrevList, _>(seq)?.0);
+            // the merchant came later: absent from an older writer's records
+            let mchid = seq.next_element::<Option<Id>>()?.flatten();
+            Item::Event(Event::CoLike(CoLike {
+                like_id,
+                user,
+                target,
+                mchid: mchid.map(|m| m.0),
+                ts,
+                prev,
+            }))
+        }
         b'm' => {
             let ts = next(seq)?;
             let newest = seq.next_element::<Option<f64>>()?.flatten();
@@ -235,6 +265,28 @@ mod tests {
             decode(br#"["m",null]"#).unwrap()[0],
             Item::Mark(None, None, None)
         ));
+    }
+
+    #[test]
+    fn enriched_likes_carry_merchants_and_read_older_records() {
+        let rec =
+            br#"["b",["c","l2","u2","post:2",5.0,[["post:1",4.0,"m1"],["post:0",3.0,null]],"m2"],
+            ["c","l3","u3","post:3",6.0,[["post:1",4.5]]]]"#;
+        let items = decode(rec).unwrap();
+        let Item::Event(Event::CoLike(c)) = &items[0] else {
+            panic!()
+        };
+        assert_eq!(c.mchid.as_deref(), Some("m2"));
+        assert_eq!(c.prev[0].2.as_deref(), Some("m1"));
+        assert_eq!(c.prev[1].2, None);
+        // an older writer's record: no merchants anywhere
+        let Item::Event(Event::CoLike(old)) = &items[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (old.mchid.clone(), old.prev[0].1, old.prev[0].2.clone()),
+            (None, 4.5, None)
+        );
     }
 
     #[test]

@@ -7,12 +7,12 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::{bump, uncount, Keys};
 use crate::config::Config;
-use crate::event::CoLike;
+use crate::event::{CoLike, Prev};
 use crate::murmur::kafka_partition;
 use crate::subject::{ratio, take_distinct, take_samples, Count, Subject, ACTORS};
 use crate::sym::{trim, trim_deque, Sym, SymMap};
@@ -23,7 +23,21 @@ struct Ring {
     users: SymMap<Sym, i64>,
     /// earlier target -> likes in the window that follow it
     shared: SymMap<Sym, i64>,
+    /// the target's merchant, once a like of it carried one
+    mchid: Option<Sym>,
 }
+
+/// A ring's round: the earlier likes a target's block is looked for in.
+const BLOCK_SPAN: f64 = 600.0;
+/// An earlier target is part of a target's *block* when at least this many
+/// of its likes follow it within `BLOCK_SPAN`,
+const BLOCK_MIN_SHARED: i64 = 4;
+/// and at least this share of the target's likers,
+const BLOCK_MIN_SHARE: f64 = 0.1;
+/// and when it is at least this many times more common in the histories of
+/// this target's likers than in those of all likes in the shard: a popular
+/// post is in the history of many likers of everything.
+const BLOCK_MIN_LIFT: f64 = 10.0;
 
 /// Likers of a target and what they liked just before.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,13 +85,16 @@ impl LockstepView {
         let st = self.state.get_mut(target).expect("inserted");
         st.items.push_back(Arc::clone(&ev));
         bump(&mut st.users, &ev.user);
+        if ev.mchid.is_some() {
+            st.mchid.clone_from(&ev.mchid);
+        }
         let sh = kafka_partition(target, cfg.partitions);
         let freq = self.prev_freq.entry(sh).or_default();
         self.recent
             .entry(sh)
             .or_default()
             .push_back(Arc::clone(&ev));
-        for (t, _) in &ev.prev {
+        for (t, _, _) in &ev.prev {
             bump(&mut st.shared, t);
             bump(freq, t);
         }
@@ -109,7 +126,7 @@ impl LockstepView {
     fn together(cfg: &Config, items: &VecDeque<Arc<CoLike>>, target: &Sym) -> usize {
         let mut times: AHashMap<&Sym, f64> = AHashMap::new();
         for c in items {
-            for (t, s) in &c.prev {
+            for (t, s, _) in &c.prev {
                 if t == target {
                     times.insert(&c.user, *s);
                 }
@@ -127,13 +144,70 @@ impl LockstepView {
         best
     }
 
+    /// A ring moving through a round of posts in its own order shares no
+    /// single earlier target, but its likers' histories fall on the same few
+    /// posts, liked within the round: (likers of this target who liked one
+    /// of those block targets less than `BLOCK_SPAN` before, the merchants of
+    /// those targets other than this target's).
+    fn block(st: &Ring, freq: &SymMap<Sym, i64>, shard_likes: usize) -> (usize, usize) {
+        fn recent(c: &CoLike) -> impl Iterator<Item = &Prev> {
+            c.prev.iter().filter(move |p| c.ts - p.1 <= BLOCK_SPAN)
+        }
+        let likes = st.items.len().max(1) as f64;
+        let base = shard_likes.max(1) as f64;
+        let floor = BLOCK_MIN_SHARED.max((st.users.len() as f64 * BLOCK_MIN_SHARE).ceil() as i64);
+        let qualifies = |t: &Sym, n: i64| {
+            let f = freq.get(t).copied().unwrap_or(1).max(1) as f64;
+            n >= floor && (n as f64 / likes) / (f / base) >= BLOCK_MIN_LIFT
+        };
+        // counted over the whole window, `shared` bounds the counts within a
+        // round: most targets have no candidate and cost one pass over it
+        let mut shared: AHashMap<&Sym, i64> = st
+            .shared
+            .iter()
+            .filter(|(t, &n)| qualifies(t, n))
+            .map(|(t, _)| (t, 0))
+            .collect();
+        if shared.is_empty() {
+            return (0, 0);
+        }
+        for c in &st.items {
+            for (t, _, _) in recent(c) {
+                if let Some(n) = shared.get_mut(t) {
+                    *n += 1;
+                }
+            }
+        }
+        let hot: AHashSet<&Sym> = shared
+            .into_iter()
+            .filter(|(t, n)| qualifies(t, *n))
+            .map(|(t, _)| t)
+            .collect();
+        if hot.is_empty() {
+            return (0, 0);
+        }
+        let mut users: AHashSet<&Sym> = AHashSet::new();
+        let mut mchs: AHashSet<&Sym> = AHashSet::new();
+        for c in &st.items {
+            for (t, _, m) in recent(c) {
+                if hot.contains(t) {
+                    users.insert(&c.user);
+                    if let Some(m) = m.as_ref().filter(|m| Some(*m) != st.mchid.as_ref()) {
+                        mchs.insert(m);
+                    }
+                }
+            }
+        }
+        (users.len(), mchs.len())
+    }
+
     pub fn evaluate(&mut self, cfg: &Config, now: f64, out: &mut Vec<Subject>) {
         let cut = now - cfg.window;
         for (sh, dq) in self.recent.iter_mut() {
             let freq = self.prev_freq.get_mut(sh).expect("shard");
             while dq.front().is_some_and(|c| c.ts <= cut) {
                 let c = dq.pop_front().expect("front");
-                for (t, _) in &c.prev {
+                for (t, _, _) in &c.prev {
                     uncount(freq, t);
                 }
             }
@@ -150,7 +224,7 @@ impl LockstepView {
             while st.items.front().is_some_and(|c| c.ts <= cut) {
                 let c = st.items.pop_front().expect("front");
                 uncount(&mut st.users, &c.user);
-                for (t, _) in &c.prev {
+                for (t, _, _) in &c.prev {
                     uncount(&mut st.shared, t);
                 }
             }
@@ -187,6 +261,11 @@ impl LockstepView {
             let top = ranked.first().map_or(0, |r| r.0);
             let specificity = ranked.first().map_or(0.0, |r| r.1);
             let second = ranked.get(1).map_or(0, |r| r.0);
+            let shard_likes = self
+                .recent
+                .get(&kafka_partition(&key, cfg.partitions))
+                .map_or(0, VecDeque::len);
+            let (block, block_mchs) = Self::block(st, freq, shard_likes);
             let nuf = nu as f64;
             let dq = &st.items;
             let first = dq.front().map_or(now, |c| c.ts);
@@ -198,10 +277,15 @@ impl LockstepView {
                 ("second_share", ratio(second as f64, nuf)),
                 ("specificity", specificity.min(1.0)),
                 ("span", last - first),
+                ("block_likers", block as f64),
+                ("block_share", ratio(block as f64, nuf)),
+                ("block_merchants", block_mchs as f64),
             ];
             let counts = vec![
                 ("likers", Count::Int(nu as i64)),
                 ("shared_likers", Count::Int(top as i64)),
+                ("block_likers", Count::Int(block as i64)),
+                ("block_merchants", Count::Int(block_mchs as i64)),
                 (
                     "shared_targets",
                     Count::List(ranked.iter().map(|r| r.2.clone()).collect()),
@@ -228,5 +312,115 @@ impl LockstepView {
 impl Default for LockstepView {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn co(user: &str, target: &str, mchid: &str, ts: f64, prev: &[(&str, f64, &str)]) -> CoLike {
+        CoLike {
+            like_id: format!("{user}>{target}").as_str().into(),
+            user: user.into(),
+            target: target.into(),
+            mchid: Some(mchid.into()),
+            ts,
+            prev: prev
+                .iter()
+                .map(|(t, s, m)| ((*t).into(), *s, Some((*m).into())))
+                .collect(),
+        }
+    }
+
+    /// Twelve accounts like four posts, each in its own order, then `t:1`
+    /// (merchant `mt`), among 300 unrelated likes; the posts' merchants are
+    /// `post_mchids`. Returns `t:1`'s features.
+    fn group_then_target(post_mchids: [&str; 4]) -> Vec<(&'static str, f64)> {
+        let cfg = Config {
+            partitions: 1,
+            ..Config::default()
+        };
+        let mut view = LockstepView::new();
+        for i in 0..300 {
+            let prev = [(&*format!("pop:{}", i % 7), 900.0, "mp")];
+            view.add(
+                &cfg,
+                co(
+                    &format!("b{i}"),
+                    &format!("x:{}", i % 50),
+                    "mx",
+                    1000.0 + i as f64,
+                    &prev,
+                ),
+            );
+        }
+        let posts = ["a:1", "b:1", "c:1", "d:1"];
+        for u in 0..12 {
+            let user = format!("u{u}");
+            let mut prev: Vec<(&str, f64, &str)> = Vec::new();
+            for k in 0..4 {
+                let p = (u + k) % 4;
+                let ts = 1000.0 + 30.0 * k as f64 + u as f64;
+                view.add(&cfg, co(&user, posts[p], post_mchids[p], ts, &prev));
+                prev.push((posts[p], ts, post_mchids[p]));
+            }
+            view.add(&cfg, co(&user, "t:1", "mt", 1150.0 + u as f64, &prev));
+        }
+        features_of_t1(&mut view, &cfg, 1200.0)
+    }
+
+    fn features_of_t1(view: &mut LockstepView, cfg: &Config, now: f64) -> Vec<(&'static str, f64)> {
+        let mut out = Vec::new();
+        view.evaluate(cfg, now, &mut out);
+        let subj = out.into_iter().find(|s| &*s.entity_id == "t:1");
+        subj.expect("t:1 evaluated").features
+    }
+
+    fn get(x: &[(&str, f64)], name: &str) -> f64 {
+        x.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+            .expect(name)
+    }
+
+    #[test]
+    fn a_ring_across_merchants_is_a_block_with_no_shared_earlier_target() {
+        let x = group_then_target(["m1", "m2", "m3", "m4"]);
+        assert_eq!(get(&x, "block_likers"), 12.0);
+        assert_eq!(get(&x, "block_share"), 1.0);
+        assert_eq!(get(&x, "block_merchants"), 4.0);
+    }
+
+    #[test]
+    fn one_merchants_posts_make_a_block_of_no_other_merchant() {
+        let x = group_then_target(["mt"; 4]);
+        assert_eq!(get(&x, "block_likers"), 12.0);
+        assert_eq!(get(&x, "block_merchants"), 0.0);
+    }
+
+    #[test]
+    fn a_popular_post_in_every_history_is_no_block() {
+        // every like follows one of three popular posts, and the
+        // likers of `t:1` follow them no more often than any other like
+        let cfg = Config {
+            partitions: 1,
+            ..Config::default()
+        };
+        let mut view = LockstepView::new();
+        for i in 0..300 {
+            let prev = [(&*format!("pop:{}", i % 3), 900.0 + i as f64, "mp")];
+            let target = if i % 10 == 0 {
+                "t:1".to_string()
+            } else {
+                format!("x:{}", i % 50)
+            };
+            view.add(
+                &cfg,
+                co(&format!("b{i}"), &target, "mx", 1000.0 + i as f64, &prev),
+            );
+        }
+        let x = features_of_t1(&mut view, &cfg, 1300.0);
+        assert_eq!(get(&x, "block_likers"), 0.0);
     }
 }

@@ -723,15 +723,21 @@ impl MerchantView {
         let conv = if liked.is_empty() {
             0.0
         } else {
-            let settled = now - cfg.paid_delay;
-            let mut payers: AHashSet<&str> = st
-                .token_pays
-                .iter()
-                .filter(|p| p.0 <= settled)
-                .map(|p| p.1.as_str())
-                .collect();
-            payers.extend(liked.iter().copied());
-            liked.len() as f64 / payers.len() as f64
+            // A payer who has not liked yet counts as a non-converter by how
+            // far its payment is into `paid_delay` (fully once it has passed):
+            // at a busy deal's start, the few prompt likers are otherwise
+            // measured against none of the many payers still inside it.
+            let mut waiting: AHashMap<&str, f64> = AHashMap::new();
+            for (ts, user) in &st.token_pays {
+                if liked.contains(user.as_str()) {
+                    continue;
+                }
+                let w = ((now - ts) / cfg.paid_delay).clamp(0.0, 1.0);
+                let e = waiting.entry(user.as_str()).or_insert(0.0);
+                *e = e.max(w);
+            }
+            let n = liked.len() as f64;
+            n / (n + waiting.values().sum::<f64>())
         };
         self.conv.insert(key.clone(), conv);
         conv

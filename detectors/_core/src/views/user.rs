@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use super::Keys;
 use crate::config::Config;
-use crate::event::{CoLike, Like};
+use crate::event::{CoLike, Like, Prev};
 use crate::sym::{trim, Sym, SymMap};
 
 /// A user's latest like per target, oldest first (at most `lockstep_history`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserView {
     keys: Keys,
-    state: SymMap<Sym, Vec<(Sym, f64)>>,
+    state: SymMap<Sym, Vec<Prev>>,
 }
 
 impl UserView {
@@ -45,25 +45,26 @@ impl UserView {
         let ts = ev.ts;
         let prev = match self.state.get_mut(&ev.user) {
             None => {
-                self.state
-                    .insert(ev.user.clone(), vec![(ev.target.clone(), ts)]);
+                self.state.insert(
+                    ev.user.clone(),
+                    vec![(ev.target.clone(), ts, Some(ev.mchid.clone()))],
+                );
                 Vec::new()
             }
             Some(hist) => {
                 let cut = ts - cfg.lockstep_window;
-                let evict = match hist.iter().position(|(t, _)| *t == ev.target) {
+                let evict = match hist.iter().position(|(t, _, _)| *t == ev.target) {
                     Some(i) => {
                         hist.remove(i);
                         false
                     }
                     None => hist.len() >= cfg.lockstep_history,
                 };
-                let prev: Vec<(Sym, f64)> =
-                    hist.iter().filter(|(_, s)| *s > cut).cloned().collect();
+                let prev: Vec<Prev> = hist.iter().filter(|(_, s, _)| *s > cut).cloned().collect();
                 if evict && !hist.is_empty() {
                     hist.remove(0);
                 }
-                hist.push((ev.target.clone(), ts));
+                hist.push((ev.target.clone(), ts, Some(ev.mchid.clone())));
                 prev
             }
         };
@@ -72,6 +73,7 @@ impl UserView {
             like_id: ev.like_id.clone(),
             user: ev.user.clone(),
             target: ev.target.clone(),
+            mchid: Some(ev.mchid.clone()),
             ts,
             prev,
         })

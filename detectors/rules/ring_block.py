@@ -1,0 +1,44 @@
+"""Ring blocks: a group liking a round of posts across merchants, each in its own order.
+
+A coordinated ring (or a like-exchange group) gets a round of new posts from
+several merchants and its accounts move through them within minutes, each
+in its own order, so no single earlier target is shared by most of a post's
+likers (what :class:`~detectors.rules.lockstep.Lockstep` looks for). Their
+histories still fall on the same few posts: the *block* of a target is the
+earlier targets that at least a tenth of its likers (and four) liked before
+it, and that lead specifically here rather than everywhere (a popular post
+is in the history of the likers of everything). Honest groups share a block
+of one merchant's posts: a shop's browsers, a fan club, an office liking
+its employer's posts. A ring's block spans the posts of several merchants.
+
+Examples
+--------
+>>> round_one = {"block_likers": 14, "block_share": 0.7, "block_merchants": 4}
+>>> [r.code for r in RingBlock().explain(round_one)]
+['block_likers', 'block_share', 'block_merchants']
+>>> RingBlock().score_one(round_one) >= 0.5
+True
+>>> office = {"block_likers": 40, "block_share": 0.8, "block_merchants": 0}
+>>> RingBlock().score_one(office) < 0.5
+True
+"""
+
+from __future__ import annotations
+
+from detectors.base import Cond, Rule
+
+
+class RingBlock(Rule):
+    """Most of a target's likers liked the same few posts of other merchants before it."""
+
+    name = "ring_block"
+    version = "1"
+    view = "lockstep"
+    entity_type = "target"
+    paths = ((
+        Cond("block_likers", ">=", 10, "block_likers",
+             "likers of the target who liked one of its block's posts before"),
+        Cond("block_share", ">=", 0.5, "block_share", "share of the target's likers in the block"),
+        Cond("block_merchants", ">=", 3, "block_merchants",
+             "merchants of the block's posts, other than the target's"),
+    ),)

@@ -7,7 +7,10 @@ device count towards a farm: a shop's payment kiosk takes the money of
 hundreds of customers on one device and likes nothing. A slow drip rotates
 its accounts through a few phones, one every few minutes: five accounts on
 one device within ``device_window`` all liking one merchant's content are
-a farm, while a family's accounts like each their own things.
+a farm, while a family's accounts like each their own things. A farm
+behind residential proxies gives each account its own address: four
+accounts liking one merchant from one device, each from another IP, are a
+farm, while a family's accounts share their home line.
 
 Examples
 --------
@@ -19,6 +22,11 @@ True
 >>> [r.code for r in DeviceFarm().explain(drip)], DeviceFarm().score_one(drip)
 (['accounts_per_device_merchant', 'merchant_concentration'], 0.5)
 >>> DeviceFarm().score_one({**drip, "top_merchant_share": 0.4}) < 0.5  # a family tablet
+True
+>>> proxies = {"like_users": 4, "top_merchant_share": 1.0, "others": 4, "users_per_other": 1.0}
+>>> DeviceFarm().score_one(proxies) >= 0.5
+True
+>>> DeviceFarm().score_one({**proxies, "others": 1, "users_per_other": 4.0}) < 0.5  # home line
 True
 >>> DeviceFarm().score_one({"users": 2, "recent_users": 2, "top_target_share": 1.0}) < 0.5
 True
@@ -48,6 +56,15 @@ class DeviceFarm(Rule):
                  "distinct accounts on the device within the burst span"),
             Cond("top_target_share", ">=", 0.5, "target_concentration",
                  "share of the device's liking accounts on its top target"),
+        ),
+        (  # a proxy farm: each account behind its own address, the devices shared
+            Cond("like_users", ">=", 4, "accounts_per_device_merchant",
+                 "distinct accounts liking from the device"),
+            Cond("top_merchant_share", ">=", 0.8, "merchant_concentration",
+                 "share of the device's liking accounts on its top merchant's content"),
+            Cond("others", ">=", 3, "device_ips", "distinct IPs of the device's liking accounts"),
+            Cond("users_per_other", "<=", 1.25, "accounts_per_ip",
+                 "accounts per IP among the device's liking accounts"),
         ),
         (  # a slow drip: one account at a time, every few minutes, for one merchant
             Cond("like_users", ">=", 5, "accounts_per_device_merchant",

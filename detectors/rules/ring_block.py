@@ -5,9 +5,9 @@ several merchants and its accounts move through them within minutes, each
 in its own order, so no single earlier target is shared by most of a post's
 likers (what :class:`~detectors.rules.lockstep.Lockstep` looks for). Their
 histories still fall on the same few posts: the *block* of a target is the
-earlier targets that at least a tenth of its likers (and four) liked before
-it, and that lead specifically here rather than everywhere (a popular post
-is in the history of the likers of everything). Honest groups share a block
+earlier targets that at least a tenth of its likers (and four) liked in the
+ten minutes before, and that lead specifically here rather than everywhere
+(a popular post is in the history of the likers of everything). Honest groups share a block
 of one merchant's posts: a shop's browsers, a fan club, an office liking
 its employer's posts. A ring's block spans the posts of several merchants.
 

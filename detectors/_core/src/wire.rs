@@ -74,7 +74,7 @@ impl<'de> Deserialize<'de> for Kind {
 struct PrevList(Vec<Prev>);
 
 /// `[target, time, merchant]`, or `[target, time]` from an older writer
-/// (merchant unknown: empty).
+/// (merchant unknown: `None`).
 struct PrevItem(Prev);
 
 impl<'de> Deserialize<'de> for PrevItem {
@@ -87,9 +87,9 @@ impl<'de> Deserialize<'de> for PrevItem {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PrevItem, A::Error> {
                 let (target, ts) = (id(&mut seq)?, next(&mut seq)?);
-                let mchid = seq.next_element::<Option<Id>>()?.flatten();
+                let mchid = trailing_id(&mut seq)?;
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(PrevItem((target, ts, mchid.map(|m| m.0))))
+                Ok(PrevItem((target, ts, mchid)))
             }
         }
         d.deserialize_seq(V)
@@ -110,6 +110,11 @@ fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A) -> Result<T, A
 
 fn id<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Sym, A::Error> {
     Ok(next::<Id, _>(seq)?.0)
+}
+
+/// An id a later version appended: `None` when absent or `null`.
+fn trailing_id<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Option<Sym>, A::Error> {
+    Ok(seq.next_element::<Option<Id>>()?.flatten().map(|i| i.0))
 }
 
 fn opt_id<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<Option<Sym>, A::Error> {
@@ -151,12 +156,12 @@ fn item_rest<'de, A: SeqAccess<'de>>(kind: u8, seq: &mut A) -> Result<Item, A::E
             let (like_id, user, target) = (id(seq)?, id(seq)?, id(seq)?);
             let (ts, prev) = (next(seq)?, next::<PrevList, _>(seq)?.0);
             // the merchant came later: absent from an older writer's records
-            let mchid = seq.next_element::<Option<Id>>()?.flatten();
+            let mchid = trailing_id(seq)?;
             Item::Event(Event::CoLike(CoLike {
                 like_id,
                 user,
                 target,
-                mchid: mchid.map(|m| m.0),
+                mchid,
                 ts,
                 prev,
             }))

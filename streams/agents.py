@@ -81,6 +81,8 @@ def hold_acks(events: Iterable[EventT]) -> None:
 _EXPORTED_STATS = ("late", "late_admitted")
 #: seconds between a slot's log lines about late events
 LATE_LOG_EVERY = 10.0
+#: seconds a slot waits for the records it sought back to before seeking again
+RESEEK_AFTER = 2.0
 
 
 class Pipeline:
@@ -284,6 +286,7 @@ class Pipeline:
         count_dupes = slot.view == "merchant"  # every input event passes there exactly once
         alerts: list[Alert] = []
         n = 0
+        ahead: TP | None = None  # a record skipped past the slot's next offset
         for event in evs:
             msg = event.message
             off = msg.offset
@@ -291,6 +294,7 @@ class Pipeline:
                 msg.decref()  # in the restored checkpoint already; acked normally
                 continue
             if off > slot.next_offset and slot.positioned and await self._gap(slot, msg.tp, off):
+                ahead = msg.tp
                 continue  # out of order: left unacked, read again in its place
             slot.held.append(event)  # released by the checkpoint that covers it
             if off < slot.next_offset:
@@ -341,6 +345,8 @@ class Pipeline:
             slot.last_input = time.monotonic()
             slot.flushed = False
             slot.dirty = True
+        if ahead is not None:
+            await self._seek_back(slot, ahead)
         await self._emit(slot, alerts)
         self._count(slot)
         if slot.held and time.monotonic() - slot.last_checkpoint >= self.checkpoint_every():
@@ -356,9 +362,10 @@ class Pipeline:
         (it reads the generation once the fetch returns). Taken, they would
         move the slot past records that then come again below its next offset
         and count as seen: lost. So they are skipped (left unacked) and the
-        consumer reads again from the slot's next offset. Only records the
-        broker no longer has (deleted by retention) are passed over, with an
-        error: waiting for them would stall the partition for good.
+        batch ends with a seek back to the slot's next offset
+        (:meth:`_seek_back`). Only records the broker no longer has (deleted
+        by retention) are passed over, with an error: waiting for them would
+        stall the partition for good.
         """
         if slot.seeking == slot.next_offset:
             return True  # sought back already: the rest of the early fetch
@@ -377,8 +384,22 @@ class Pipeline:
                     "reading again from %d", name, offset, slot.next_offset, slot.next_offset)
         self.metrics.skipped(tp.topic, "out_of_order")
         slot.seeking = slot.next_offset
-        await consumer.seek(tp, slot.next_offset)
         return True
+
+    async def _seek_back(self, slot: Slot, tp: TP) -> None:
+        """Send the consumer back to the slot's next offset, after a batch that
+        had records past it, and again while they do not come.
+
+        Once is not enough: Faust's fetcher drops a record below the last
+        offset it handed over, and the rest of an early fetch it hands over
+        after the seek (it may be waiting on a full stream buffer in the
+        middle of one) moves that offset past the seek again, so the records
+        read again would be dropped and the slot wait for them for good. The
+        seek that follows the last early record holds; the timer seeks again
+        when the partition has gone quiet (:meth:`tick`).
+        """
+        slot.sought_at = time.monotonic()
+        await self.app.consumer.seek(tp, slot.next_offset)
 
     async def _emit(self, slot: Slot, alerts: Iterable[Alert]) -> None:
         """Send alerts and the engine's forwarded likes."""
@@ -504,7 +525,7 @@ class Pipeline:
             log.info("tick interrupted by shutdown")
 
     async def tick(self) -> None:
-        """Once a second: idle flushes, due checkpoints, restore idle partitions, gauges."""
+        """Once a second: idle flushes, due checkpoints, unanswered seeks, restores, gauges."""
         app = self.app
         if app.rebalancing or app.should_stop or not app.consumer:
             return
@@ -536,6 +557,10 @@ class Pipeline:
                     del self.slots[(view, p)]
                     continue
                 now = time.monotonic()
+                if slot.seeking == slot.next_offset and now - slot.sought_at >= RESEEK_AFTER:
+                    log.info("%s/%d: offset %d has not come again: seeking back to it again",
+                             view, p, slot.next_offset)
+                    await self._seek_back(slot, TP(self.view_names[view], p))
                 idle = not slot.flushed and slot.has_input() and self._idle(slot, now)
                 if idle and drained is None:
                     drained = await self._inputs_drained()

@@ -118,6 +118,7 @@ class Slot:
     #: past it means the ones in between have not come yet
     positioned: bool = False
     seeking: int | None = None  #: the offset the consumer was last sent back to
+    sought_at: float = float("-inf")  #: monotonic time of the last seek back
     late_logged_at: float = float("-inf")  #: monotonic time of its last line on late events
     gen: int = 0  #: checkpoint generation
     chunks: int = 0  #: chunks of the current generation

@@ -265,11 +265,14 @@ def _strip(a: dict) -> dict:
 
 def _alerts_seen(bootstrap: str, topics: WorkerTopics, want: set[str], worker) -> dict[str, dict]:
     """The alerts on the topic once ``want`` are all there (or the wait timed
-    out: then whatever came, for the caller's assertions to name the gap)."""
+    out: then whatever came, for the caller's assertions to name the gap).
+    A worker that died meanwhile fails here, with its log's tail."""
     reader = TopicReader(bootstrap, topics.alerts)
     try:
         return reader.wait_for_ids(want, worker, timeout=120, settle=SETTLE)
     except AssertionError:
+        if not worker.alive():
+            raise
         return {a["alert_id"]: a for a in reader.values()}
     finally:
         reader.close()

@@ -22,7 +22,7 @@ from faust.types.tuples import Message
 from detectors.engine import Engine
 from detectors.events import CoLike, Like, Payment
 from detectors.verdicts import Verdict
-from streams.agents import Pipeline
+from streams.agents import RESEEK_AFTER, Pipeline
 from streams.app import LikeguardApp, create_app
 from streams.bundles import Bundles
 from streams.checkpoints import Slot
@@ -325,11 +325,13 @@ def test_a_view_batch_cut_short_leaves_what_it_did_not_reach_unacked(tmp_path):
         assert not event.message.ack(None), (event.message.partition, event.message.offset)
 
 
-def _early_fetch(tmp_path, earliest: int) -> tuple[Any, list[tuple[TP, int]]]:
+def _early_fetch(tmp_path, earliest: int, split: bool = False,
+                 again: bool = True) -> tuple[Any, list[tuple[TP, int]]]:
     """A slot restored at view offset 3 that is handed offsets 8 and 9 (a
-    fetch from before a rebalance), then 3 to 9 (read again in order); the
-    broker's earliest offset of the partition is ``earliest``. Returns the
-    pipeline and the consumer's seeks."""
+    fetch from before a rebalance; in two batches if ``split``), then 3 to 9
+    (read again in order, unless not ``again``); the broker's earliest offset
+    of the partition is ``earliest``. Returns the pipeline and the consumer's
+    seeks."""
     seeks: list[tuple[TP, int]] = []
 
     async def go() -> Any:
@@ -347,9 +349,10 @@ def _early_fetch(tmp_path, earliest: int) -> tuple[Any, list[tuple[TP, int]]]:
         pipe.slots[("merchant", 0)] = Slot("merchant", 0, Engine(pipe.cfg, views=["merchant"]),
                                            next_offset=3, ckpt_offset=3, positioned=True)
         values = {i: encode_event(_like(i)) for i in range(10)}
-        await pipe.view_batch("merchant", SimpleNamespace(), _events(
-            topic, 0, [values[8], values[9]], offsets=[8, 9]))
-        if earliest <= 3:
+        for early in ([8], [9]) if split else ([8, 9],):
+            await pipe.view_batch("merchant", SimpleNamespace(), _events(
+                topic, 0, [values[i] for i in early], offsets=early))
+        if earliest <= 3 and again:
             await pipe.view_batch("merchant", SimpleNamespace(), _events(
                 topic, 0, [values[i] for i in range(3, 10)], offsets=list(range(3, 10))))
         return pipe
@@ -371,6 +374,33 @@ def test_records_fetched_before_a_rebalance_are_taken_in_their_place(tmp_path):
     assert slot.engine.stats["like"] == 7 and slot.engine.duplicates == 0  # each like once
     assert pipe.metrics.registry.get_sample_value(
         "likeguard_events_skipped_total", {"topic": tp.topic, "reason": "out_of_order"}) == 1
+
+
+def test_a_seek_back_is_repeated_until_the_records_come(tmp_path):
+    """Faust's fetcher drops records below the last offset it handed over, so
+    early records handed over after a seek undo it: every batch that had some
+    ends with a seek, and the timer seeks again while the records read again
+    do not come (a frozen worker's merchant partition waited for good)."""
+    pipe, seeks = _early_fetch(tmp_path, earliest=0, split=True, again=False)
+    slot = pipe.slots[("merchant", 0)]
+    tp = TP(pipe.settings.view_topic("merchant"), 0)
+    assert seeks == [(tp, 3), (tp, 3)] and slot.next_offset == 3
+    assert pipe.metrics.registry.get_sample_value(
+        "likeguard_events_skipped_total", {"topic": tp.topic, "reason": "out_of_order"}) == 1
+
+    async def tick() -> None:
+        pipe.app.rebalancing = pipe.app.should_stop = False
+        await pipe.tick()
+
+    asyncio.run(tick())
+    assert len(seeks) == 2  # sought back just now: the records may be on their way
+    slot.sought_at -= RESEEK_AFTER
+    asyncio.run(tick())
+    assert seeks[2:] == [(tp, 3)]
+    slot.next_offset = 10  # they came
+    slot.sought_at -= RESEEK_AFTER
+    asyncio.run(tick())
+    assert len(seeks) == 3
 
 
 def test_a_partition_being_revoked_gets_no_new_slot(tmp_path):

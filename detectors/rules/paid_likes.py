@@ -17,7 +17,10 @@ window paid a token amount within two minutes of liking, and they made a
 large share of the likes and of the token payments (a busy shop's browsing
 buyers pay a token after a like now and then: a few in a thousand of its
 likes; a one-yuan deal's buyers mostly pay without a like; an honest
-like-to-unlock coupon's buyers pay for goods, minutes later).
+like-to-unlock coupon's buyers pay for goods, minutes later). Liking first
+and paying within two minutes counts at any amount too (a coupon price, a
+real-looking one) when it is half of the likes and most of the payments in
+the window: honest shops whose viewers like and then buy stay far below.
 
 Every token path is gated on *conversion*: the share of the merchant's
 token payers (over ``long_window``) who liked within seconds of paying.
@@ -56,6 +59,11 @@ True
 >>> rule.score_one({**like_first, "rev_share_w": 0.01}) < 0.5  # a busy shop's buyers
 True
 >>> rule.score_one({**like_first, "rev_conversion": 0.05}) < 0.5  # a one-yuan deal
+True
+>>> coupon_price = {"rev_any_users_w": 6, "rev_any_share_w": 0.8, "rev_any_conversion": 0.9}
+>>> [r.code for r in rule.explain(coupon_price)], rule.score_one(coupon_price) >= 0.5
+(['like_then_payers', 'like_then_pay_share', 'like_then_pay_conversion'], True)
+>>> rule.score_one({**coupon_price, "rev_any_share_w": 0.1}) < 0.5  # viewers who then buy
 True
 """
 
@@ -126,6 +134,15 @@ _LIKE_FIRST = (  # like, then pay the fee: most of the likes, most of the token 
          gate=True),
 )
 
+_LIKE_FIRST_ANY = (  # the same with any amount: a coupon price, a real-looking one
+    Cond("rev_any_users_w", ">=", 5, "like_then_payers",
+         "accounts that paid within two minutes after liking, in the window"),
+    Cond("rev_any_share_w", ">=", 0.5, "like_then_pay_share",
+         "share of the likes in the window whose liker then paid", gate=True),
+    Cond("rev_any_conversion", ">=", 0.7, "like_then_pay_conversion",
+         "share of the payments in the window made just after the payer's like", gate=True),
+)
+
 
 class PaidLikes(Rule):
     """Token or mechanical pay->like pairs on a merchant."""
@@ -134,7 +151,7 @@ class PaidLikes(Rule):
     version = "1"
     view = "merchant"
     entity_type = "merchant"
-    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL, _LIKE_FIRST)
+    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL, _LIKE_FIRST, _LIKE_FIRST_ANY)
 
 
 class PaidTargetLikes(PaidLikes):

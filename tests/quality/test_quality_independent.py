@@ -30,8 +30,8 @@ honest look-alikes) runs two hours at its organic rate and one hour at ten
 times it, per held-out seed (3 and 4; 1 and 2 were for tuning). Its gaps are
 named here rather than hidden (``KNOWN_MISSES``, ``KNOWN_LOOKALIKES``,
 ``MIN_PRECISION``; docs/quality.md, "A fifth generator: disguised"): every
-campaign of the other kinds, and every like-first task paying a token fee,
-must be found.
+campaign of the other kinds, every like-first task at its organic rate, and
+every like-first task paying a token fee, must be found.
 
 Their slow patterns (drips of a few paid likes per ten minutes, rings resting
 ten to twenty minutes between jobs) are found in minutes by design, so the
@@ -81,14 +81,16 @@ FAST_KINDS = {
 WITHIN_FIVE_MINUTES = {
     "disguised": {"coordinated_ring", "camouflaged_ring", "like_exchange", "proxy_farm"},
 }
-#: per generator, campaign kinds likeguard does not find yet (docs/quality.md,
-#: "A fifth generator: disguised"): paid tasks paying real-looking amounts
-#: (a livestream's tippers look the same by amount, delay and conversion),
-#: drips of accounts that pay nothing and do nothing but the job, and tasks
-#: that like first and pay a small real amount after (those paying a token
-#: fee after the like are found: asserted with ``_recording_facts``)
+#: per generator and arguments, campaign kinds likeguard does not find yet
+#: (docs/quality.md, "A fifth generator: disguised"): paid tasks paying
+#: real-looking amounts (a livestream's tippers look the same by amount,
+#: delay and conversion) and drips of accounts that pay nothing and do
+#: nothing but the job; in ten times the traffic also tasks that like first
+#: and pay a coupon price after (those paying a token fee after the like are
+#: found there too: asserted with ``_recording_facts``)
 KNOWN_MISSES = {
-    "disguised": {"paid_task_real_amount", "drip", "paid_task_like_first"},
+    ("disguised", _OG4): {"paid_task_real_amount", "drip"},
+    ("disguised", _OG4_DENSE): {"paid_task_real_amount", "drip", "paid_task_like_first"},
 }
 #: per generator, the least precision (alerts on known look-alikes left out)
 #: where it is below the 0.95 asserted elsewhere: disguised at ten times its
@@ -200,7 +202,8 @@ def test_every_campaign_found_and_no_benign_event_flagged(run: Run) -> None:
     # kinds not found yet may be missed, nothing else; then F1 cannot reach
     # 0.95 and precision is asserted instead
     known_misses = {c.id for c in run.labels.campaigns
-                    if c.kind in KNOWN_MISSES.get(run.gen, set()) and c.id not in run.token_fee}
+                    if c.kind in KNOWN_MISSES.get((run.gen, run.args), set())
+                    and c.id not in run.token_fee}
     # a campaign after the last alert is "not started" in the report; here, missed
     assert set(ev.missed) | set(ev.not_started) <= run.blind | known_misses, f"missed: {missed}"
     known = KNOWN_LOOKALIKES.get(run.gen, {})

@@ -379,8 +379,8 @@ def test_memory_follows_active_keys() -> None:
         t += 0.5
         eng.process(Like(f"l{i}", f"u{i}", f"post:{i % 50}", f"m{i % 7}", t,
                          ip=f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}", device=f"d{i}"))
-        if i % 2 == 0:
-            eng.process(payment(i, f"u{i}", f"m{i % 7}", t, amount=4000))
+        if i % 2 == 0 and i >= 600:  # every other liker buys five minutes later
+            eng.process(payment(i, f"u{i - 600}", f"m{(i - 600) % 7}", t, amount=4000))
     sizes = eng.metrics()["state"]
     cfg = eng.cfg
     # a key lives at most its view's horizon plus one sweep period; 2 new keys/s

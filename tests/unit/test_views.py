@@ -9,6 +9,7 @@ import pytest
 from detectors._core import Core
 from detectors.config import EngineConfig
 from detectors.events import Like, Payment
+from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
 from tests.helpers import T0, like, payment
 
 CFG = EngineConfig(min_support=1, min_pairs=1, min_likes=1, min_ip_events=1)
@@ -52,17 +53,17 @@ def test_like_then_pay_is_its_own_feature() -> None:
     events: list[Payment | Like] = []
     for i in range(5):  # coupon campaign: like first, pay a real amount minutes later
         events += [like(i, f"u{i}", "post:1", "m1", T0 + i),
-                   payment(i, f"u{i}", "m1", T0 + 120 + i, amount=3900)]
+                   payment(i, f"u{i}", "m1", T0 + 300 + i, amount=3900)]
     v = Core(CFG, ["merchant"])
     for ev in events:
         v.add(ev)
     assert v.joins() == {"pay_then_like": 0, "like_then_pay": 5}
-    assert ("merchant", "m1") not in _subjects(v, T0 + 130)  # no paid pairs: nothing to score
+    assert ("merchant", "m1") not in _subjects(v, T0 + 310)  # no paid pairs: nothing to score
     # min_pairs=0 (below what validate allows) scores a merchant without pairs
     w = Core(replace(CFG, min_pairs=0), ["merchant"])
     for ev in events:
         w.add(ev)
-    x = _subjects(w, T0 + 130)[("merchant", "m1")].features
+    x = _subjects(w, T0 + 310)[("merchant", "m1")].features
     assert x["coupon_share"] == 1.0 and x["pairs"] == 0 and x["token_pay_share"] == 0.0
 
 
@@ -127,7 +128,6 @@ def test_recent_token_likers_count_only_the_window() -> None:
 
 
 def test_like_then_token_payment_pairs_over_the_window_as_shares() -> None:
-    from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
 
     # a task that has its workers like first and pay a 1-fen fee a minute later
     task = Core(CFG, ["merchant"])
@@ -169,12 +169,39 @@ def test_like_then_token_payment_pairs_over_the_window_as_shares() -> None:
     x = _subjects(deal, T0 + 200)[("merchant", "m3")].features
     assert x["rev_share_w"] == 1.0 and x["rev_conversion"] == 0.09090909090909091
     assert PaidLikes().score_one(x) < 0.5
-    # a real amount paid after the like is a purchase, not a fee: no pair
+    # one customer who liked and then bought: a pair of any amount, no alarm
     buy = Core(CFG, ["merchant"])
     buy.add(like(1, "c1", "post:1", "m4", T0))
     buy.add(payment(1, "c1", "m4", T0 + 30, amount=3900))
-    assert ("merchant", "m4") not in _subjects(buy, T0 + 60)
+    x = _subjects(buy, T0 + 60)[("merchant", "m4")].features
+    assert x["rev_users_w"] == 0 and x["rev_any_users_w"] == 1
+    assert PaidLikes().score_one(x) < 0.5
 
+
+def test_like_then_pay_any_amount() -> None:
+    """A task whose workers like, then pay a coupon price within a minute, is
+    the like-first token task at another amount; a shop whose browsing buyers
+    now and then buy right after a like is not."""
+    task = Core(CFG, ["merchant"])
+    for i in range(6):
+        task.add(like(i, f"w{i}", "post:1", "m1", T0 + 20 * i))
+        task.add(payment(i, f"w{i}", "m1", T0 + 20 * i + 40, amount=990))
+    x = _subjects(task, T0 + 170)[("merchant", "m1")].features
+    assert x["rev_users_w"] == 0 and x["rev_any_users_w"] == 6
+    assert x["rev_any_share_w"] == 1.0 and x["rev_any_conversion"] == 1.0
+    assert PaidLikes().score_one(x) >= 0.5
+    assert [r.code for r in PaidLikes().explain(x)] == [
+        "like_then_payers", "like_then_pay_share", "like_then_pay_conversion"]
+    shop = Core(CFG, ["merchant"])
+    for i in range(60):
+        shop.add(like(100 + i, f"b{i}", f"post:{i % 7}", "m2", T0 + 2 * i))
+    for i in range(4):
+        shop.add(payment(i, f"b{i}", "m2", T0 + 2 * i + 50, amount=4990))
+    for i in range(10):
+        shop.add(payment(10 + i, f"c{i}", "m2", T0 + 10 * i, amount=2990))
+    x = _subjects(shop, T0 + 150)[("merchant", "m2")].features
+    assert x["rev_any_users_w"] == 4 and x["rev_any_share_w"] < 0.25
+    assert PaidLikes().score_one(x) < 0.5
 
 def test_token_conversion_counts_token_payers_who_liked_promptly() -> None:
     # a game shop: ten 98-fen top-ups, two of them followed by a like within seconds

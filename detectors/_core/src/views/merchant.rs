@@ -6,10 +6,10 @@
 //! every payment, a like by the payer shortly before (like then pay, how
 //! honest like-to-unlock coupon campaigns look, or a late payment joining
 //! from its side). Prompt pairs (delay up to `paid_delay`) are kept over
-//! `long_window` so slow drips add up. A token amount paid promptly *after* a
-//! like (a task whose workers like first and pay the fee after) is kept apart
-//! over `window`: a busy shop's browsing buyers do that now and then, so it
-//! counts as a share of the likes and of the token payments, not alone.
+//! `long_window` so slow drips add up. A payment made promptly *after* a
+//! like (a task whose workers like first and pay after) is kept apart over
+//! `window`: a busy shop's browsing buyers do that now and then, so it
+//! counts as a share of the likes and of the payments, not alone.
 
 use std::collections::VecDeque;
 
@@ -198,7 +198,7 @@ struct Merchant {
     targets: SymMap<Sym, Target>,
     /// token payments over `long_window`, as long as the pairs: (time, payer)
     token_pays: VecDeque<(f64, Sym)>,
-    /// like -> prompt token payment pairs over `window` (`ts`: the payment's)
+    /// like -> prompt payment pairs, any amount, over `window` (`ts`: the payment's)
     rev: VecDeque<Pair>,
 }
 
@@ -398,7 +398,7 @@ impl MerchantView {
             if 0.0 <= gap && gap <= cfg.join_window {
                 st.coupons.push_back(ev.ts);
                 self.like_then_pay += 1;
-                if gap <= cfg.paid_delay && ev.amount <= cfg.token_amount {
+                if gap <= cfg.paid_delay {
                     st.rev.push_back(Pair {
                         ts: ev.ts,
                         user: ev.openid.clone(),
@@ -683,24 +683,34 @@ impl MerchantView {
         x.push(("delay_cv", cv.min(3.0)));
     }
 
-    /// Features of the like -> token payment pairs in `rev` (those of the
-    /// window), against `likes`, the likes in the window they come from, and
-    /// `token_pays`, the merchant's token payments in the window.
+    /// Features of the like -> payment pairs in `rev` (those of the window),
+    /// against `likes`, the likes in the window they come from, and `pays`,
+    /// the merchant's (token, all) payments in the window: the token pairs'
+    /// (`rev_*`) and every amount's (`rev_any_*`).
     fn rev_features<'a>(
+        cfg: &Config,
         rev: impl Iterator<Item = &'a Pair>,
         likes: usize,
-        token_pays: usize,
+        pays: (usize, usize),
         x: &mut Vec<(&'static str, f64)>,
     ) {
         let mut users: AHashSet<&str> = AHashSet::new();
-        let mut n = 0usize;
+        let mut token_users: AHashSet<&str> = AHashSet::new();
+        let (mut n, mut tn) = (0usize, 0usize);
         for p in rev {
             users.insert(p.user.as_str());
             n += 1;
+            if p.amount <= cfg.token_amount {
+                token_users.insert(p.user.as_str());
+                tn += 1;
+            }
         }
-        x.push(("rev_users_w", users.len() as f64));
-        x.push(("rev_share_w", ratio(n as f64, likes as f64)));
-        x.push(("rev_conversion", ratio(n as f64, token_pays as f64)));
+        x.push(("rev_users_w", token_users.len() as f64));
+        x.push(("rev_share_w", ratio(tn as f64, likes as f64)));
+        x.push(("rev_conversion", ratio(tn as f64, pays.0 as f64)));
+        x.push(("rev_any_users_w", users.len() as f64));
+        x.push(("rev_any_share_w", ratio(n as f64, likes as f64)));
+        x.push(("rev_any_conversion", ratio(n as f64, pays.1 as f64)));
     }
 
     /// Share of the merchant's token payers who then liked its content promptly
@@ -767,7 +777,7 @@ impl MerchantView {
             "coupon_share",
             ratio(st.coupons.len() as f64, pays_w as f64),
         ));
-        Self::rev_features(st.rev.iter(), likes_w, token_pays, &mut x);
+        Self::rev_features(cfg, st.rev.iter(), likes_w, (token_pays, pays_w), &mut x);
         let start = match st.pairs.front() {
             Some(p) => p.ts,
             None => st.likes_w.front().copied().unwrap_or(now),
@@ -779,7 +789,16 @@ impl MerchantView {
             ("paid_like_pairs", Count::Int(st.pairs.len() as i64)),
             ("paying_likers", Count::Int(get("pair_users") as i64)),
             ("token_payers", Count::Int(get("token_users") as i64)),
-            ("like_then_token_pairs", Count::Int(st.rev.len() as i64)),
+            (
+                "like_then_token_pairs",
+                Count::Int(
+                    st.rev
+                        .iter()
+                        .filter(|p| p.amount <= cfg.token_amount)
+                        .count() as i64,
+                ),
+            ),
+            ("like_then_pay_pairs", Count::Int(st.rev.len() as i64)),
             (
                 "sample_accounts",
                 Count::List(take_distinct(
@@ -888,17 +907,18 @@ impl MerchantView {
         x.push(("watched_share", ratio(t.watched.len() as f64, nu as f64)));
         let w = now - cfg.window;
         let rev = st.rev.iter().filter(|p| p.target == *tid && p.ts > w);
-        // the merchant's token payments, counted only for a target with pairs
-        // (its conversion is 0 whatever they are)
-        let token_pays = if rev.clone().next().is_some() {
-            st.pays_w
-                .iter()
-                .filter(|p| p.0 > w && p.1 <= cfg.token_amount)
-                .count()
+        // the merchant's payments, counted only for a target with pairs (its
+        // conversions are 0 whatever they are)
+        let pays = if rev.clone().next().is_some() {
+            let recent = st.pays_w.iter().filter(|p| p.0 > w);
+            (
+                recent.clone().filter(|p| p.1 <= cfg.token_amount).count(),
+                recent.count(),
+            )
         } else {
-            0
+            (0, 0)
         };
-        Self::rev_features(rev.clone(), n, token_pays, &mut x);
+        Self::rev_features(cfg, rev.clone(), n, pays, &mut x);
         let first = likes.front().map_or(now, |l| l.ts);
         let start = match pairs.first() {
             Some(p) => first.min(p.ts),
@@ -910,7 +930,11 @@ impl MerchantView {
             ("fresh_likers", Count::Int(fresh as i64)),
             ("devices", Count::Int(ndev as i64)),
             ("paid_like_pairs", Count::Int(pairs.len() as i64)),
-            ("like_then_token_pairs", Count::Int(rev.count() as i64)),
+            (
+                "like_then_token_pairs",
+                Count::Int(rev.clone().filter(|p| p.amount <= cfg.token_amount).count() as i64),
+            ),
+            ("like_then_pay_pairs", Count::Int(rev.count() as i64)),
             ("merchant", Count::Str(key.clone())),
             ("watched_likers", Count::Int(t.watched.len() as i64)),
             (

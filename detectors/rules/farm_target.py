@@ -8,6 +8,10 @@ that each carry three or more of them, while honest likers of even the
 busiest post rarely share an address with two others. The address paths
 are gated on the likers not being the merchant's customers: buyers like
 a shop's page from the shop's Wi-Fi minutes after paying a real amount.
+A farm behind residential proxies gives each account its own address but
+reuses a few emulated devices: most of the target's likers then share a
+device with another liker, while honest likers do so only as a family on
+one tablet (a few accounts).
 
 Examples
 --------
@@ -26,6 +30,13 @@ True
 0.0
 >>> FarmTarget().score_one({"users": 700, "ip_clustered": 22,  # viral, some shared IPs
 ...                         "ip_clustered_share": 0.03}) < 0.5
+True
+>>> proxies = {"users": 8, "users_per_device": 2.0, "device_clustered": 7,
+...            "device_clustered_share": 0.88, "buyer_share": 0.0}  # an address each
+>>> [r.code for r in FarmTarget().explain(proxies)], FarmTarget().score_one(proxies) >= 0.5
+(['device_clustered_likers', 'device_clustered_share', 'buyer_share'], True)
+>>> FarmTarget().score_one({"users": 9, "device_clustered": 4,  # a family's tablet
+...                         "device_clustered_share": 0.44}) < 0.5
 True
 """
 
@@ -62,6 +73,13 @@ class FarmTarget(Rule):
             Cond("users", ">=", 12, "target_likers", "distinct accounts liking the target"),
             Cond("users_per_ip", ">=", 3.0, "accounts_per_ip",
                  "accounts per IP among the target's likers"),
+            _NOT_CUSTOMERS,
+        ),
+        (  # behind residential proxies: an address per account, few devices
+            Cond("device_clustered", ">=", 6, "device_clustered_likers",
+                 "accounts liking the target from devices that carry two or more of its likers"),
+            Cond("device_clustered_share", ">=", 0.5, "device_clustered_share",
+                 "share of the target's likers from such devices", gate=True),
             _NOT_CUSTOMERS,
         ),
         (  # counted, not averaged, so the target's honest likers do not dilute a farm

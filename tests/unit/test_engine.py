@@ -354,8 +354,11 @@ def test_late_events_within_allowed_lateness_still_count() -> None:
     eng, got = delivered(EngineConfig(mode="rules"))
     assert eng.stats["late"] == 0 and eng.stats["late_admitted"] == len(delayed)
     assert eng.joins["pay_then_like"] == 12
-    assert {(a.detector, a.entity_id) for a in got} >= \
-        {(a.detector, a.entity_id) for a in expected if a.entity_id in ("m9", "post:9")}
+    # the same entities alert (the post's first alert may come from another rule:
+    # by the time it is evaluated, its likers' two devices are plain to see)
+    assert {a.entity_id for a in got} >= {"m9", "post:9"}
+    assert {a.detector for a in got if a.entity_id == "m9"} == \
+        {a.detector for a in expected if a.entity_id == "m9"}
     # without allowed lateness the same delivery loses them
     strict, lost = delivered(EngineConfig(mode="rules", allowed_lateness=0))
     assert strict.stats["late"] == len(delayed) and not any(a.entity_id == "m9" for a in lost)

@@ -9,6 +9,7 @@ import pytest
 from detectors._core import Core
 from detectors.config import EngineConfig
 from detectors.events import Like, Payment
+from detectors.rules.farm_target import FarmTarget
 from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
 from tests.helpers import T0, like, payment
 
@@ -446,3 +447,27 @@ def test_accounts_made_days_ago_are_fresh_for_a_week() -> None:
         v.add(like(i, f"u{i}", "post:8", "m1", T0 + i, created=T0 - age * 86400))
     x = _subjects(v, T0 + 10)[("target", "post:8")].features
     assert x["fresh"] == 3 and x["fresh_share"] == 0.5
+
+
+def test_likers_sharing_devices_on_a_target() -> None:
+    """A proxy farm: each account on its own address, the accounts spread
+    over three emulated devices; the target's likers on devices that carry
+    two or more of them. A family's four accounts on one tablet among a
+    post's other likers are a few of them."""
+    farm = Core(CFG, ["merchant"])
+    for i in range(8):
+        farm.add(like(i, f"a{i}", "post:1", "m1", T0 + 10 * i, ip=f"203.0.113.{i}",
+                      device=f"emu{i % 3}"))
+    x = _subjects(farm, T0 + 80)[("target", "post:1")].features
+    assert x["device_clustered"] == 8 and x["device_clustered_share"] == 1.0
+    assert x["users_per_device"] == 8 / 3
+    assert FarmTarget().score_one(x) >= 0.5
+    post = Core(CFG, ["merchant"])
+    for i in range(4):
+        post.add(like(i, f"f{i}", "post:2", "m2", T0 + 20 * i, ip="198.51.100.7", device="tablet"))
+    for i in range(10):
+        post.add(like(10 + i, f"o{i}", "post:2", "m2", T0 + 5 * i, ip=f"192.0.2.{i}",
+                      device=f"phone{i}"))
+    x = _subjects(post, T0 + 80)[("target", "post:2")].features
+    assert x["device_clustered"] == 4 and x["device_clustered_share"] == 4 / 14
+    assert FarmTarget().score_one(x) < 0.5

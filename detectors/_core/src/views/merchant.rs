@@ -48,12 +48,12 @@ struct TargetLike {
 struct Tally {
     /// liker -> likes
     users: SymMap<Sym, u32>,
-    /// device -> likes
-    devices: SymMap<Sym, u32>,
+    /// device -> (likes, liker -> likes)
+    devices: SymMap<Sym, Group>,
     /// liker -> likes that carried a device
     dev_users: SymMap<Sym, u32>,
     /// IP -> (likes, liker -> likes)
-    ips: SymMap<Sym, (u32, SymMap<Sym, u32>)>,
+    ips: SymMap<Sym, Group>,
     /// liker -> likes that carried an IP
     addr_users: SymMap<Sym, u32>,
     /// liker -> likes flagged as a buyer's
@@ -61,6 +61,46 @@ struct Tally {
     /// liker -> likes flagged as watched
     watched: SymMap<Sym, u32>,
     fresh: usize,
+}
+
+/// An address's or a device's likes on a target and its likers' likes.
+type Group = (u32, SymMap<Sym, u32>);
+
+/// Count a like of `user` in the group `key` of `map`.
+fn join(map: &mut SymMap<Sym, Group>, key: &Sym, user: &Sym) {
+    match map.get_mut(key) {
+        Some((n, users)) => {
+            *n += 1;
+            inc(users, user);
+        }
+        None => {
+            let mut users = SymMap::default();
+            users.insert(user.clone(), 1);
+            map.insert(key.clone(), (1, users));
+        }
+    }
+}
+
+/// Take back a like counted by [`join`].
+fn leave(map: &mut SymMap<Sym, Group>, key: &Sym, user: &Sym) {
+    if let Some((n, users)) = map.get_mut(key) {
+        *n -= 1;
+        dec(users, user);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// Likers in groups of `map` that hold `least` or more of them.
+fn clustered<'a>(map: &'a SymMap<Sym, Group>, least: usize) -> usize {
+    let mut out: AHashSet<&'a str> = AHashSet::new();
+    for (_, users) in map.values() {
+        if users.len() >= least {
+            out.extend(users.keys().map(Sym::as_str));
+        }
+    }
+    out.len()
 }
 
 fn inc(map: &mut SymMap<Sym, u32>, key: &Sym) {
@@ -94,21 +134,11 @@ impl Tally {
             inc(&mut self.watched, &l.user);
         }
         if let Some(d) = &l.device {
-            inc(&mut self.devices, d);
+            join(&mut self.devices, d, &l.user);
             inc(&mut self.dev_users, &l.user);
         }
         if let Some(ip) = &l.ip {
-            match self.ips.get_mut(ip) {
-                Some((n, users)) => {
-                    *n += 1;
-                    inc(users, &l.user);
-                }
-                None => {
-                    let mut users = SymMap::default();
-                    users.insert(l.user.clone(), 1);
-                    self.ips.insert(ip.clone(), (1, users));
-                }
-            }
+            join(&mut self.ips, ip, &l.user);
             inc(&mut self.addr_users, &l.user);
         }
     }
@@ -125,17 +155,11 @@ impl Tally {
             dec(&mut self.watched, &l.user);
         }
         if let Some(d) = &l.device {
-            dec(&mut self.devices, d);
+            leave(&mut self.devices, d, &l.user);
             dec(&mut self.dev_users, &l.user);
         }
         if let Some(ip) = &l.ip {
-            if let Some((n, users)) = self.ips.get_mut(ip) {
-                *n -= 1;
-                dec(users, &l.user);
-                if *n == 0 {
-                    self.ips.remove(ip);
-                }
-            }
+            leave(&mut self.ips, ip, &l.user);
             dec(&mut self.addr_users, &l.user);
         }
     }
@@ -849,14 +873,10 @@ impl MerchantView {
         let t = &tg.tally;
         let nu = t.users.len();
         let fresh = t.fresh;
-        // likers on addresses that carry three or more of this target's likers
-        let mut clustered: AHashSet<&str> = AHashSet::new();
-        for (_, users) in t.ips.values() {
-            if users.len() >= 3 {
-                clustered.extend(users.keys().map(Sym::as_str));
-            }
-        }
-        let clustered = clustered.len();
+        // likers on addresses that carry three or more of this target's
+        // likers, and on devices that carry two or more
+        let ip_clustered = clustered(&t.ips, 3);
+        let dev_clustered = clustered(&t.devices, 2);
         let mut x = Vec::with_capacity(26);
         let pairs: Vec<&Pair> = if st.pair_targets.contains_key(tid) {
             st.pairs.iter().filter(|p| p.target == *tid).collect()
@@ -890,8 +910,13 @@ impl MerchantView {
                 ratio(t.addr_users.len() as f64, nips as f64)
             },
         ));
-        x.push(("ip_clustered", clustered as f64));
-        x.push(("ip_clustered_share", ratio(clustered as f64, nu as f64)));
+        x.push(("ip_clustered", ip_clustered as f64));
+        x.push(("ip_clustered_share", ratio(ip_clustered as f64, nu as f64)));
+        x.push(("device_clustered", dev_clustered as f64));
+        x.push((
+            "device_clustered_share",
+            ratio(dev_clustered as f64, nu as f64),
+        ));
         // likers who paid the merchant a real amount just before: its customers
         x.push(("buyer_share", ratio(t.buyers.len() as f64, nu as f64)));
         x.push((

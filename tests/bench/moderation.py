@@ -7,11 +7,20 @@ wrong 5% of the time. Three runs per recording: no moderator; a moderator
 whose verdicts take effect as with the default settings (dismissals quiet
 their entities, confirmations fill the watchlist); and the same with the
 verdict ranker ranking warnings below a 0.2 probability of confirmation
-down to reviews (``rank_below=0.2``).
-Per run it prints alerts, precision, alerts on honest look-alikes (false
-alarms), campaigns found and the median delay, each over all alerts and
-over the *actionable* ones (warning or critical: what a moderation queue
-acts on), and writes the figures to ``out/bench_moderation.json``.
+down to reviews (``rank_below=0.2``). Per run it prints alerts, precision,
+alerts on honest look-alikes (false alarms), campaigns found and the median
+delay, each over all alerts and over the *actionable* ones (warning or
+critical: what a moderation queue acts on).
+
+Then the campaigns come back: the recording again with every campaign's
+next job a quarter of an hour after its first ends
+(:func:`detectors.moderation.with_returns`: the same accounts, devices and
+addresses, new merchants and targets), without and with the moderator. For
+the next jobs it prints how many were found, the median delay after their
+start and after their first like, and how many were found within 30 s of
+their first like; over all of them and over those whose first job was
+found (only those a moderator can have confirmed). The figures go to
+``out/bench_moderation.json``.
 
 Run on demand (``make bench-moderation``); the recordings are the quality
 tests' held-out ones (our simulator's test seeds, the independent
@@ -21,6 +30,7 @@ generators' held-out seeds).
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +43,13 @@ sys.path.insert(0, str(REPO))
 
 from detectors.config import EngineConfig  # noqa: E402
 from detectors.evaluate import evaluate, load_labels  # noqa: E402
-from detectors.moderation import SimulatedModerator, moderated_replay  # noqa: E402
+from detectors.moderation import (  # noqa: E402
+    RETURN_SUFFIX,
+    Returns,
+    SimulatedModerator,
+    moderated_replay,
+    with_returns,
+)
 from detectors.simulate import SimConfig, simulate  # noqa: E402
 from tests.bench.benchkit import write_figures  # noqa: E402
 
@@ -75,6 +91,33 @@ def _figures(labels: Any, alerts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 RUNS = ("no moderator", "verdicts", "verdicts + ranker")
+#: the next jobs' runs
+RETURN_RUNS = ("next jobs, no moderator", "next jobs, verdicts")
+#: "found at once": within this many seconds of the next job's first like
+AT_ONCE = 30.0
+
+
+def _median(xs: list[float]) -> float | None:
+    return round(statistics.median(xs), 1) if xs else None
+
+
+def _return_figures(ret: Returns, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The next jobs: how many were found, how soon after their start and
+    after their first like; over all of them and over those whose first job
+    was found (only those can be on the watchlist)."""
+    ev = evaluate(ret.labels, alerts)
+    start = {c.id: c.start for c in ret.labels.campaigns}
+    out: dict[str, Any] = {}
+    for scope, jobs in (("all", list(ret.first_like)),
+                        ("first job found", [j for j in ret.first_like
+                                             if j.removesuffix(RETURN_SUFFIX) in ev.delays])):
+        found = [j for j in jobs if j in ev.delays]
+        after_like = [ev.delays[j] + start[j] - ret.first_like[j] for j in found]
+        out[scope] = {"jobs": len(jobs), "found": len(found),
+                      "median_delay": _median([ev.delays[j] for j in found]),
+                      "median_after_first_like": _median(after_like),
+                      "found_at_once": sum(1 for d in after_like if d <= AT_ONCE)}
+    return out
 
 
 def run(name: str, gen: str | None, seed: int, args: tuple[str, ...], delay: float,
@@ -94,6 +137,12 @@ def run(name: str, gen: str | None, seed: int, args: tuple[str, ...], delay: flo
                              "wrong_verdicts": moderator.wrong,
                              "seconds": round(time.perf_counter() - t0, 1)}
         out["events"] = summary.events
+        ret = with_returns(rec, labels, Path(tmp) / "next.jsonl")
+        for run_name, moderator in (
+                (RETURN_RUNS[0], _Silent(ret.labels)),
+                (RETURN_RUNS[1], SimulatedModerator(ret.labels, delay, error_rate, seed))):
+            alerts, _, _ = moderated_replay(Path(tmp) / "next.jsonl", moderator, EngineConfig())
+            out[run_name] = _return_figures(ret, alerts)
     return out
 
 
@@ -120,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
             cells = [" / ".join(f"{r[run_][scope][what] or 0:g}" for run_ in RUNS)
                      for scope in ("all", "actionable")]
             print(f"  {what:16s} {cells[0]:>24s} | {cells[1]}", flush=True)
+        print("  next jobs, no moderator / verdicts; all | first job found")
+        for what in ("jobs", "found", "median_delay", "median_after_first_like",
+                     "found_at_once"):
+            cells = [" / ".join(f"{r[run_][scope][what] or 0:g}" for run_ in RETURN_RUNS)
+                     for scope in ("all", "first job found")]
+            print(f"  {what:24s} {cells[0]:>16s} | {cells[1]}", flush=True)
     write_figures({"delay": a.delay, "error_rate": a.error_rate, "runs": rows}, a.out)
     return 0
 

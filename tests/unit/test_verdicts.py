@@ -11,8 +11,17 @@ import pytest
 from detectors.alerts import Alert
 from detectors.config import EngineConfig
 from detectors.engine import Engine
+from detectors.evaluate import evaluate, load_labels
 from detectors.events import Like
+from detectors.moderation import (
+    RETURN_SUFFIX,
+    SimulatedModerator,
+    moderated_replay,
+    with_returns,
+)
 from detectors.parsing import BadRecord
+from detectors.recording import read_records
+from detectors.replay import ReplaySummary, iter_events
 from detectors.simulate import SimConfig, simulate
 from detectors.verdicts import DEFAULT_BAR, Verdict, VerdictBook, parse_verdict
 from streams.cli import main as cli_main
@@ -415,3 +424,61 @@ def test_a_confirmed_target_watches_no_one() -> None:
                              ("account", ["o3"], 10.0 + 7 * 86400),
                              ("device", ["d1"], 10.0 + 7 * 86400),
                              ("ip", ["10.0.0.1"], 10.0 + 7 * 86400)]
+
+
+#: a device farm, a paid task and a ring a moderator can confirm before their next jobs
+SIM = SimConfig(seed=4246, duration=5400, rate=20, campaigns=4, benign=2, partitions=3,
+                bad_rate=0.0)
+
+
+def test_a_campaigns_next_job_is_its_first_again(tmp_path: Path) -> None:
+    """``with_returns`` appends each campaign's next job ``after`` its first
+    ends: its own accounts, devices and addresses at new merchants
+    and targets, every record valid; the recording's own records unchanged."""
+    rec, out = tmp_path / "r.jsonl", tmp_path / "next.jsonl"
+    simulate(SIM, rec, tmp_path / "l.json")
+    labels = load_labels(tmp_path / "l.json")
+    ret = with_returns(rec, labels, out, after=300.0)
+    own = rec.read_text().splitlines()
+    lines = out.read_text().splitlines()
+    assert lines[:len(own)] == own
+    jobs = {c.id: c for c in ret.labels.campaigns if c.id.endswith(RETURN_SUFFIX)}
+    assert jobs and set(jobs) == set(ret.first_like)
+    first = {c.id: c for c in labels.campaigns}
+    added = list(read_records(out))[len(own):]
+    events = list(iter_events(added, summary := ReplaySummary()))
+    assert summary.rejected == {} and len(events) == len(added)
+    for job_id, job in jobs.items():
+        c = first[job_id.removesuffix(RETURN_SUFFIX)]
+        assert job.start == c.end + 300.0 and job.users == c.users
+        assert job.targets == tuple(t + RETURN_SUFFIX for t in c.targets)
+        mine = [e for e in events if isinstance(e, Like) and e.target in job.targets]
+        assert mine and {e.user for e in mine} <= set(c.users)
+        assert all(job.start <= e.ts <= job.end for e in mine)
+        assert ret.first_like[job_id] == pytest.approx(  # written to the millisecond
+            min(e.ts for e in events if isinstance(e, Like) and e.user in c.users), abs=1e-3)
+    # partitions of their own, each in event-time order
+    assert {(r.topic, r.partition) for r in added} <= {("likes", 3), ("payments.success", 3)}
+    times = [e.ts for e in events if isinstance(e, Like)]
+    assert times == sorted(times)
+
+
+def test_a_confirmed_campaigns_next_job_is_found_sooner(tmp_path: Path) -> None:
+    """With the moderator confirming first jobs, no next job is found later
+    than by the rules alone, and the watchlist finds one sooner (the ring,
+    whose next job no farm rule sees)."""
+    rec, out = tmp_path / "r.jsonl", tmp_path / "next.jsonl"
+    simulate(SIM, rec, tmp_path / "l.json")
+    ret = with_returns(rec, load_labels(tmp_path / "l.json"), out, after=300.0)
+    found = []
+    for moderator in (SimulatedModerator(ret.labels, delay=1e9, error_rate=0.0),
+                      SimulatedModerator(ret.labels, delay=600.0, error_rate=0.0)):
+        alerts, _, _ = moderated_replay(out, moderator)
+        ev = evaluate(ret.labels, alerts)
+        detector = {a["alert_id"]: a["detector"] for a in alerts}
+        found.append({j: (ev.delays[j], detector[ev.first_alert[j]]) for j in ret.first_like})
+    rules, watched = found
+    assert len(rules) >= 3 and set(watched) == set(rules)
+    assert all(watched[j][0] <= rules[j][0] for j in rules)
+    assert any(watched[j][0] < rules[j][0] and watched[j][1] == "returning_accounts@1"
+               for j in rules)

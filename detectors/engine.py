@@ -119,15 +119,19 @@ class Engine:
         # the core scores every subject by these rules before it crosses over
         self.core.set_rules([(v, e, [r.compiled for r in rs])
                              for (v, e), rs in self.rules.items()])
+        models = default_models(cfg)
         self.model_protos: dict[tuple[str, str], HalfSpaceDetector] = {
-            (m.view, m.entity_type): m for m in default_models(cfg) if m.view in views
+            (m.view, m.entity_type): m for m in models if m.view in views
         }
         self.models: dict[tuple[str, str, int], HalfSpaceDetector] = {}
         self.suppressor = Suppressor(cfg.window, cfg.renotify)
         hosted = {f"{r.name}@{r.version}" for rs in self.rules.values() for r in rs}
         hosted |= {f"{m.name}@{m.version}" for m in self.model_protos.values()}
+        # the detectors whose target alerts name the ring, hosted here or not
+        ring = frozenset([*(f"{r.name}@{r.version}" for r in RULES if r.view == "lockstep"),
+                          *(f"{m.name}@{m.version}" for m in models if m.view == "lockstep")])
         self.verdicts = VerdictBook(cfg.dismiss_for, hosted, VerdictRanker(cfg.rank_after),
-                                    cfg.watch_for)
+                                    cfg.watch_for, ring)
         self.counts = {"alerts": 0, "candidates": 0}
         self._sources: dict[Hashable, str] = {}
 

@@ -12,7 +12,8 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
   re-alerted every half hour, but a campaign that grows on top of it is;
 * a *confirmed* alert lifts a dismissal of the same detector and entity
   decided before it (the latest decision wins), and, unless its entity is a
-  target, puts the accounts, devices and addresses of its evidence (and its
+  target (other than the lockstep view's, whose evidence names the ring),
+  puts the accounts, devices and addresses of its evidence (and its
   entity, when it is one of those) on the watchlist for ``watch_for`` (:attr:`VerdictBook.to_watch`;
   the engine hands them to the core's merchant view, where their likes
   count as ``watched_likers``);
@@ -233,11 +234,18 @@ class VerdictBook:
         another detector is not kept (``None``: keep all). A dismissal that
         names no detector (its alert is not known here and the verdict has
         no ``detector``) holds every detector on the entity.
+    ring_detectors
+        ``name@version`` of the detectors whose target alerts name the ring
+        that moved together (the lockstep view's), so that confirming one
+        watches those accounts; a confirmed target alert of any other
+        detector watches no one.
     """
 
     def __init__(self, dismiss_for: float, detectors: set[str] | None = None,
-                 ranker: VerdictRanker | None = None, watch_for: float = 7 * 86400.0) -> None:
+                 ranker: VerdictRanker | None = None, watch_for: float = 7 * 86400.0,
+                 ring_detectors: frozenset[str] = frozenset()) -> None:
         self.dismiss_for = dismiss_for
+        self.ring_detectors = ring_detectors
         self.watch_for = watch_for
         #: (kind, ids, until) a confirmation put on the watchlist, for the
         #: engine to hand to the core (``kind``: account, device or ip)
@@ -275,9 +283,9 @@ class VerdictBook:
             if known.learned != v.verdict:  # learned once per answer, however often it comes
                 known.learned = v.verdict
                 self.ranker.learn_one(known.key, known.features, v.verdict == "confirmed")
-        if v.verdict == "confirmed":
-            self._watch(v, known.actors if known is not None else ((), (), ()))
         detector = known.detector if known is not None else v.detector
+        if v.verdict == "confirmed":
+            self._watch(v, known.actors if known is not None else ((), (), ()), detector)
         if detector is not None and self.detectors is not None \
                 and detector not in self.detectors:
             return
@@ -292,11 +300,12 @@ class VerdictBook:
             until, bar = max(until, old[0]), max(bar, old[1])
         self.quiet[k] = (until, bar)
 
-    def _watch(self, v: Verdict, remembered: Actors) -> None:
-        if v.entity_type == "target":
+    def _watch(self, v: Verdict, remembered: Actors, detector: str | None) -> None:
+        if v.entity_type == "target" and detector not in self.ring_detectors:
             # a target's evidence names its newest likers, honest ones among
-            # them; a device's, an address's or a merchant's paid pairs name
-            # the accounts behind the evidence
+            # them, unless it is the lockstep view's: the likers who moved
+            # together; a device's, an address's or a merchant's paid pairs
+            # name the accounts behind the evidence
             return
         until = v.decided_at + self.watch_for
         entity = {"user": "account", "device": "device", "ip": "ip"}.get(v.entity_type)

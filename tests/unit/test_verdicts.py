@@ -385,6 +385,45 @@ def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
     assert eng.core.watching() == (len(watched), 1, 0)  # accounts, the device
 
 
+def test_a_confirmed_lockstep_alert_watches_the_ring_not_the_posts_other_likers() -> None:
+    """A ring of twelve accounts, each on its own phone and address, likes a
+    merchant's posts in rounds; three honest accounts like the last post
+    amid them. The lockstep alert on it names the ring's accounts only, and
+    confirming it puts them on the watchlist: four of them liking another
+    merchant's post a day later are found at once."""
+    eng = Engine(EngineConfig(mode="rules"))
+    ring = [f"ring-{i}" for i in range(12)]
+    events, t = [], T0
+    for post in ("post:a", "post:b", "post:c"):
+        for k, user in enumerate(ring):
+            events.append(like(f"{user}-{post}", user, post, "m1", t, ip=f"10.8.{k}.1",
+                               device=f"d-{user}"))
+            t += 2.0
+    round_c = T0 + 2 * 2.0 * len(ring)
+    events += [like(f"h{k}", f"honest-{k}", "post:c", "m1", round_c + 5.0 + k,
+                    ip=f"10.7.{k}.1", device=f"d-h{k}") for k in range(3)]
+    alerts = []
+    for ev in sorted(events, key=lambda e: e.ts):
+        alerts += eng.process(ev)
+    alerts += eng.flush()
+    step = next(a for a in alerts if a.detector == "lockstep@1" and a.entity_id == "post:c")
+    named = set(step.evidence["sample_accounts"])
+    # the ring's accounts that had liked it, not the honest ones among them
+    assert named <= set(ring) and len(named) >= 8 and set(ring[:4]) <= named
+    eng.verdict(Verdict(step.alert_id, "target", "post:c", "confirmed", "r1",
+                        step.window_end + 600))
+    later = []
+    nxt = T0 + 86400
+    for k, user in enumerate(ring[:4]):
+        later += eng.process(like(f"{user}-next", user, "post:next", "m2", nxt + 1.5 * k,
+                                  ip=f"10.6.{k}.1", device=f"d-{user}"))
+    later += eng.flush()
+    found = [a for a in later if a.detector == "returning_accounts@1"]
+    assert [a.entity_id for a in found] == ["post:next"]
+    assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
+    assert eng.core.watching()[0] == len(named)
+
+
 def test_the_watchlist_expires_with_watch_for() -> None:
     eng = Engine(EngineConfig(mode="rules", watch_for=3600))
     alerts = []
@@ -413,14 +452,20 @@ def test_a_verdict_carries_the_alerts_actors() -> None:
 
 def test_a_confirmed_target_watches_no_one() -> None:
     """A target's evidence names its newest likers, honest ones among them:
-    only a confirmed account, device, address or merchant fills the watchlist."""
-    book = VerdictBook(dismiss_for=3600)
+    only a confirmed account, device, address or merchant fills the watchlist,
+    or a target alert of a detector naming the ring (the lockstep view's)."""
+    book = VerdictBook(dismiss_for=3600, ring_detectors=frozenset({"lockstep@1"}))
     book.add(Verdict("t", "target", "post:1", "confirmed", "r", 10.0, accounts=("o1",)))
+    book.add(Verdict("f", "target", "post:2", "confirmed", "r", 10.0, accounts=("o5",),
+                     detector="farm_target@1"))
+    book.add(Verdict("l", "target", "post:3", "confirmed", "r", 10.0, accounts=("o4",),
+                     detector="lockstep@1"))
     book.add(Verdict("m", "merchant", "m1", "confirmed", "r", 10.0, accounts=("o2",)))
     book.add(Verdict("d", "device", "d1", "confirmed", "r", 10.0, accounts=("o3",),
                      ips=("10.0.0.1",)))
     book.apply_due(10.0)
-    assert book.to_watch == [("account", ["o2"], 10.0 + 7 * 86400),
+    assert book.to_watch == [("account", ["o4"], 10.0 + 7 * 86400),
+                             ("account", ["o2"], 10.0 + 7 * 86400),
                              ("account", ["o3"], 10.0 + 7 * 86400),
                              ("device", ["d1"], 10.0 + 7 * 86400),
                              ("ip", ["10.0.0.1"], 10.0 + 7 * 86400)]

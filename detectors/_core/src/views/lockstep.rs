@@ -149,7 +149,11 @@ impl LockstepView {
     /// posts, liked within the round: (likers of this target who liked one
     /// of those block targets less than `BLOCK_SPAN` before, the merchants of
     /// those targets other than this target's).
-    fn block(st: &Ring, freq: &SymMap<Sym, i64>, shard_likes: usize) -> (usize, usize) {
+    fn block<'a>(
+        st: &'a Ring,
+        freq: &SymMap<Sym, i64>,
+        shard_likes: usize,
+    ) -> (AHashSet<&'a Sym>, usize) {
         fn recent(c: &CoLike) -> impl Iterator<Item = &Prev> {
             c.prev.iter().filter(move |p| c.ts - p.1 <= BLOCK_SPAN)
         }
@@ -169,7 +173,7 @@ impl LockstepView {
             .map(|(t, _)| (t, 0))
             .collect();
         if shared.is_empty() {
-            return (0, 0);
+            return (AHashSet::new(), 0);
         }
         for c in &st.items {
             for (t, _, _) in recent(c) {
@@ -184,7 +188,7 @@ impl LockstepView {
             .map(|(t, _)| t)
             .collect();
         if hot.is_empty() {
-            return (0, 0);
+            return (AHashSet::new(), 0);
         }
         let mut users: AHashSet<&Sym> = AHashSet::new();
         let mut mchs: AHashSet<&Sym> = AHashSet::new();
@@ -198,7 +202,7 @@ impl LockstepView {
                 }
             }
         }
-        (users.len(), mchs.len())
+        (users, mchs.len())
     }
 
     pub fn evaluate(&mut self, cfg: &Config, now: f64, out: &mut Vec<Subject>) {
@@ -265,9 +269,23 @@ impl LockstepView {
                 .recent
                 .get(&kafka_partition(&key, cfg.partitions))
                 .map_or(0, VecDeque::len);
-            let (block, block_mchs) = Self::block(st, freq, shard_likes);
+            let (block_users, block_mchs) = Self::block(st, freq, shard_likes);
+            let block = block_users.len();
             let nuf = nu as f64;
             let dq = &st.items;
+            // the ring: likers sharing the top earlier target or in the block,
+            // newest first (what a confirmation of the alert watches)
+            let top_target = ranked.first().map(|r| r.2);
+            let ring = take_distinct(
+                dq.iter()
+                    .rev()
+                    .filter(|c| {
+                        block_users.contains(&c.user)
+                            || top_target.is_some_and(|t| c.prev.iter().any(|p| &p.0 == t))
+                    })
+                    .map(|c| &c.user),
+                ACTORS,
+            );
             let first = dq.front().map_or(now, |c| c.ts);
             let last = dq.back().map_or(now, |c| c.ts);
             let x = vec![
@@ -290,10 +308,7 @@ impl LockstepView {
                     "shared_targets",
                     Count::List(ranked.iter().map(|r| r.2.clone()).collect()),
                 ),
-                (
-                    "sample_accounts",
-                    Count::List(take_distinct(dq.iter().rev().map(|c| &c.user), ACTORS)),
-                ),
+                ("sample_accounts", Count::List(ring)),
             ];
             out.push(Subject {
                 view: "lockstep",

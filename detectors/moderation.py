@@ -144,14 +144,14 @@ def with_returns(path: str | Path, labels: Labels, out: str | Path, after: float
         end = min(c.end, c.start + span)
         if end + shift > last:
             continue
-        users, targets = set(c.users), set(c.targets)
+        users, targets, merchants = set(c.users), set(c.targets), set(c.merchants)
         mine = [e for e in events if c.start <= e.ts <= end and _acted(e, users, targets)]
         likes = [e.ts for e in mine if isinstance(e, Like)]
         if not likes:
             continue
         first_like[c.id + RETURN_SUFFIX] = min(likes) + shift
         for e in mine:
-            topic, value = _moved(e, shift, set(c.merchants), targets)
+            topic, value = _moved(e, shift, merchants, targets)
             lines[topic].append((e.ts + shift, value))
         jobs.append(dataclasses.replace(
             c, id=c.id + RETURN_SUFFIX, start=c.start + shift, end=end + shift,

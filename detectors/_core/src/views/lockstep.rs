@@ -276,16 +276,20 @@ impl LockstepView {
             // the ring: likers sharing the top earlier target or in the block,
             // newest first (what a confirmation of the alert watches)
             let top_target = ranked.first().map(|r| r.2);
-            let ring = take_distinct(
-                dq.iter()
-                    .rev()
-                    .filter(|c| {
-                        block_users.contains(&c.user)
-                            || top_target.is_some_and(|t| c.prev.iter().any(|p| &p.0 == t))
-                    })
-                    .map(|c| &c.user),
-                ACTORS,
-            );
+            let ring = if top_target.is_none() && block_users.is_empty() {
+                Vec::new() // no ring to name: spare the pass over the likes
+            } else {
+                take_distinct(
+                    dq.iter()
+                        .rev()
+                        .filter(|c| {
+                            block_users.contains(&c.user)
+                                || top_target.is_some_and(|t| c.prev.iter().any(|p| &p.0 == t))
+                        })
+                        .map(|c| &c.user),
+                    ACTORS,
+                )
+            };
             let first = dq.front().map_or(now, |c| c.ts);
             let last = dq.back().map_or(now, |c| c.ts);
             let x = vec![

@@ -118,16 +118,24 @@ def _hold(seconds: float, worker: WorkerProcess) -> None:
 
 def _at_end(bootstrap: str, topics: WorkerTopics, worker: WorkerProcess) -> bool:
     """Every input partition committed at its end by the ingest, and the worker's
-    lag gauges (input and view partitions) all 0."""
+    lag gauges (input and view partitions) all 0. Not yet, while a restarted broker
+    still loads its group coordinator (a retriable error)."""
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
 
-    committed = committed_offsets(bootstrap, f"{topics.app_id}-ingest")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     try:
-        tps = [TopicPartition(t, p) for t in (topics.payments, topics.likes) for p in range(6)]
-        ends = consumer.end_offsets(tps)
-    finally:
-        consumer.close()
+        committed = committed_offsets(bootstrap, f"{topics.app_id}-ingest")
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        try:
+            tps = [TopicPartition(t, p) for t in (topics.payments, topics.likes)
+                   for p in range(6)]
+            ends = consumer.end_offsets(tps)
+        finally:
+            consumer.close()
+    except KafkaError as e:
+        if not e.retriable:
+            raise
+        return False
     if any(committed.get((tp.topic, tp.partition), 0) != n for tp, n in ends.items()):
         return False
     lags = {k: v for k, v in worker.metrics().items() if k[0] == "likeguard_consumer_lag"}

@@ -12,7 +12,7 @@ from detectors.alerts import Alert
 from detectors.config import EngineConfig
 from detectors.engine import Engine
 from detectors.evaluate import evaluate, load_labels
-from detectors.events import Like
+from detectors.events import Like, Payment
 from detectors.moderation import (
     RETURN_SUFFIX,
     SimulatedModerator,
@@ -25,7 +25,7 @@ from detectors.replay import ReplaySummary, iter_events
 from detectors.simulate import SimConfig, simulate
 from detectors.verdicts import DEFAULT_BAR, Verdict, VerdictBook, parse_verdict
 from streams.cli import main as cli_main
-from tests.helpers import T0, like, like_json, with_path
+from tests.helpers import T0, like, like_json, payment, with_path
 
 KEY = b"verdict-tests-checkpoint-key-0123456789"
 IP = "6.6.6.6"
@@ -383,6 +383,41 @@ def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
     assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
     assert found[0].evidence["watched_likers"] >= 3
     assert eng.core.watching() == (len(watched), 1, 0)  # accounts, the device
+
+
+def test_a_confirmed_rings_payments_find_its_next_job_before_its_likes() -> None:
+    """A paid ring pays first and likes a minute later. Once its first job is
+    confirmed, three of its accounts paying another merchant, each from its
+    own phone and address, are found within a tick of the third payment,
+    before any like; the same accounts buying at a busy shop among its many
+    honest buyers are not."""
+    eng = Engine(EngineConfig(mode="rules"))
+    first = []
+    for ev in _ring("first", "m1", T0, 40):
+        first += eng.process(ev)
+    first += eng.flush()
+    farm = next(a for a in first if a.detector == "device_farm@1")
+    eng.verdict(Verdict(farm.alert_id, "device", "d-ring", "confirmed", "r1",
+                        farm.window_end + 600))
+    nxt = T0 + 86400
+    events: list[Like | Payment] = [payment(f"shop-{k}", f"buyer-{k}", "shop", nxt + 2.0 * k, amount=3990,
+                      ip=f"10.5.{k}.1", device=f"d-buyer-{k}") for k in range(100)]
+    events += [payment(f"shop-ring-{i}", f"ring-{i}", "shop", nxt + 30.0 + 9.0 * i,
+                       amount=1590, ip=f"10.6.{i}.1", device=f"d-ring-{i}") for i in range(4)]
+    events += [payment(f"next-{i}", f"ring-{i}", "m2", nxt + 10.0 * i, amount=150,
+                       ip=f"10.6.{i}.1", device=f"d-ring-{i}") for i in range(3)]
+    events += [like(f"next-{i}", f"ring-{i}", "post:next", "m2", nxt + 90.0 + 10.0 * i,
+                    ip=f"10.6.{i}.1", device=f"d-ring-{i}") for i in range(3)]
+    later: list[Alert] = []
+    for event in sorted(events, key=lambda e: e.ts):
+        later += eng.process(event)
+    later += eng.flush()
+    found = [a for a in later if a.detector == "returning_payers@1"]
+    assert [(a.entity_type, a.entity_id) for a in found] == [("merchant", "m2")]
+    assert found[0].window_end - (nxt + 20.0) <= EngineConfig().tick < 90.0
+    assert found[0].evidence["watched_payers"] == 3
+    assert set(found[0].evidence["sample_accounts"]) == {"ring-0", "ring-1", "ring-2"}
+    assert set(found[0].evidence["sample_ids"]) >= {"tx-next-0", "tx-next-1", "tx-next-2"}
 
 
 def test_a_confirmed_lockstep_alert_watches_the_ring_not_the_posts_other_likers() -> None:

@@ -31,6 +31,11 @@ const WATCHED: u8 = 4;
 /// few likes it has (a confirmed ring's next job)
 const WATCHED_FLOOR: usize = 2;
 
+/// The distinct payers among a merchant's watched payments in the window.
+fn watched_payers(st: &Merchant) -> AHashSet<&Sym> {
+    st.watched_pays.iter().map(|p| &p.1).collect()
+}
+
 /// One like of a target.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct TargetLike {
@@ -224,6 +229,9 @@ struct Merchant {
     token_pays: VecDeque<(f64, Sym)>,
     /// like -> prompt payment pairs, any amount, over `window` (`ts`: the payment's)
     rev: VecDeque<Pair>,
+    /// payments by watched accounts (or from watched devices or addresses)
+    /// over `window`: (time, payer, transaction id)
+    watched_pays: VecDeque<(f64, Sym, Sym)>,
 }
 
 impl Merchant {
@@ -234,6 +242,7 @@ impl Merchant {
             + self.coupons.len()
             + self.token_pays.len()
             + self.rev.len()
+            + self.watched_pays.len()
             + self.pays.values().map(Vec::len).sum::<usize>()
             + self.liked.len()
             + self.targets.values().map(|t| t.likes.len()).sum::<usize>()
@@ -253,6 +262,9 @@ impl Merchant {
         }
         while self.pays_w.front().is_some_and(|p| p.0 <= w) {
             self.pays_w.pop_front();
+        }
+        while self.watched_pays.front().is_some_and(|p| p.0 <= w) {
+            self.watched_pays.pop_front();
         }
         while self.pairs.front().is_some_and(|p| p.ts <= lw) {
             let p = self.pairs.pop_front().expect("front");
@@ -282,6 +294,7 @@ impl Merchant {
         trim_deque(&mut self.coupons);
         trim_deque(&mut self.token_pays);
         trim_deque(&mut self.rev);
+        trim_deque(&mut self.watched_pays);
         for t in self.targets.values_mut() {
             t.trim();
         }
@@ -347,14 +360,16 @@ impl MerchantView {
         ]
     }
 
-    fn watched(&self, ev: &Like) -> bool {
+    /// Whether an event at `ts` by `user`, from `device` and `ip`, is watched.
+    fn watched(&self, ts: f64, user: &Sym, device: Option<&Sym>, ip: Option<&Sym>) -> bool {
+        if self.watch.iter().all(|m| m.is_empty()) {
+            return false;
+        }
         let on = |kind: Watch, id: Option<&Sym>| {
             id.and_then(|id| self.watch[kind as usize].get(id))
-                .is_some_and(|until| ev.ts < *until)
+                .is_some_and(|until| ts < *until)
         };
-        on(Watch::Account, Some(&ev.user))
-            || on(Watch::Device, ev.device.as_ref())
-            || on(Watch::Ip, ev.ip.as_ref())
+        on(Watch::Account, Some(user)) || on(Watch::Device, device) || on(Watch::Ip, ip)
     }
 
     fn horizon(cfg: &Config) -> f64 {
@@ -396,8 +411,16 @@ impl MerchantView {
         let key = &ev.mchid;
         Self::merchant(&mut self.state, key);
         self.touch(cfg, key, ev.ts);
+        let watched = self.watched(ev.ts, &ev.openid, ev.device.as_ref(), ev.ip.as_ref());
         let st = self.state.get_mut(key).expect("present");
         st.pays_w.push_back((ev.ts, ev.amount));
+        if watched {
+            st.watched_pays
+                .push_back((ev.ts, ev.openid.clone(), ev.transaction_id.clone()));
+            if watched_payers(st).len() >= WATCHED_FLOOR {
+                self.keys.dirty.insert(key.clone(), FORCE);
+            }
+        }
         if ev.amount <= cfg.token_amount {
             st.token_pays.push_back((ev.ts, ev.openid.clone()));
             self.conv.remove(key);
@@ -462,7 +485,7 @@ impl MerchantView {
         if !ev.is_like {
             return;
         }
-        let watched = self.watch.iter().any(|m| !m.is_empty()) && self.watched(ev);
+        let watched = self.watched(ev.ts, &ev.user, ev.device.as_ref(), ev.ip.as_ref());
         let ts = ev.ts;
         let st = self.state.get_mut(key).expect("present");
         st.likes_w.push_back(ts);
@@ -597,7 +620,10 @@ impl MerchantView {
                 continue;
             };
             st.expire_windows(cfg, now);
-            if st.pairs.len() >= cfg.min_pairs || st.rev.len() >= cfg.min_pairs {
+            if st.pairs.len() >= cfg.min_pairs
+                || st.rev.len() >= cfg.min_pairs
+                || watched_payers(st).len() >= WATCHED_FLOOR
+            {
                 let s = self.merchant_subject(cfg, &key, now);
                 out.push(s);
             }
@@ -802,10 +828,20 @@ impl MerchantView {
             ratio(st.coupons.len() as f64, pays_w as f64),
         ));
         Self::rev_features(cfg, st.rev.iter(), likes_w, (token_pays, pays_w), &mut x);
-        let start = match st.pairs.front() {
-            Some(p) => p.ts,
-            None => st.likes_w.front().copied().unwrap_or(now),
-        };
+        let watched = watched_payers(st).len();
+        x.push(("watched_payers", watched as f64));
+        x.push((
+            "watched_pay_share",
+            ratio(st.watched_pays.len() as f64, pays_w as f64),
+        ));
+        let start = [
+            st.pairs.front().map(|p| p.ts),
+            st.watched_pays.front().map(|p| p.0),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
+        .unwrap_or_else(|| st.likes_w.front().copied().unwrap_or(now));
         let get = |name: &str| x.iter().find(|(k, _)| *k == name).map_or(0.0, |(_, v)| *v);
         let counts = vec![
             ("likes", Count::Int(likes_w as i64)),
@@ -823,21 +859,33 @@ impl MerchantView {
                 ),
             ),
             ("like_then_pay_pairs", Count::Int(st.rev.len() as i64)),
+            ("watched_payers", Count::Int(watched as i64)),
             (
                 "sample_accounts",
                 Count::List(take_distinct(
-                    st.rev
-                        .iter()
-                        .rev()
-                        .chain(st.pairs.iter().rev())
-                        .map(|p| &p.user),
+                    st.watched_pays.iter().rev().map(|p| &p.1).chain(
+                        st.rev
+                            .iter()
+                            .rev()
+                            .chain(st.pairs.iter().rev())
+                            .map(|p| &p.user),
+                    ),
                     ACTORS,
                 )),
             ),
         ];
         let half = cfg.max_samples / 2;
         let newest = || st.rev.iter().rev().chain(st.pairs.iter().rev());
-        let mut samples = take_samples(newest().map(|p| &p.txid), half);
+        // a watched payer's payment is evidence before any like (its
+        // transaction, newest first, then the pairs')
+        let mut samples = take_samples(
+            st.watched_pays
+                .iter()
+                .rev()
+                .map(|p| &p.2)
+                .chain(newest().map(|p| &p.txid)),
+            half,
+        );
         samples.extend(take_samples(newest().map(|p| &p.like_id), half));
         Subject {
             view: "merchant",

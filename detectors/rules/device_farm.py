@@ -8,9 +8,12 @@ hundreds of customers on one device and likes nothing. A slow drip rotates
 its accounts through a few phones, one every few minutes: five accounts on
 one device within ``device_window`` all liking one merchant's content are
 a farm, while a family's accounts like each their own things. A farm
-behind residential proxies gives each account its own address: four
-accounts liking one merchant from one device, each from another IP, are a
-farm, while a family's accounts share their home line.
+behind residential proxies gives each account its own address: three
+accounts liking one merchant from one device, each from addresses none of
+the others used, with most of the device's likes on that merchant, are a
+farm, while a family's accounts share their home line (one IPv6 prefix,
+whatever the privacy addresses) now and then and, on mobile data, like
+many merchants' content.
 
 Examples
 --------
@@ -23,10 +26,12 @@ True
 (['accounts_per_device_merchant', 'merchant_concentration'], 0.5)
 >>> DeviceFarm().score_one({**drip, "top_merchant_share": 0.4}) < 0.5  # a family tablet
 True
->>> proxies = {"like_users": 4, "top_merchant_share": 1.0, "others": 4, "users_per_other": 1.0}
+>>> proxies = {"solo_line_users": 3, "top_merchant_share": 1.0, "top_merchant_like_share": 0.9}
 >>> DeviceFarm().score_one(proxies) >= 0.5
 True
->>> DeviceFarm().score_one({**proxies, "others": 1, "users_per_other": 4.0}) < 0.5  # home line
+>>> DeviceFarm().score_one({**proxies, "solo_line_users": 1}) < 0.5  # two on the home line
+True
+>>> DeviceFarm().score_one({**proxies, "top_merchant_like_share": 0.2}) < 0.5  # on mobile data
 True
 >>> DeviceFarm().score_one({"users": 2, "recent_users": 2, "top_target_share": 1.0}) < 0.5
 True
@@ -58,13 +63,13 @@ class DeviceFarm(Rule):
                  "share of the device's liking accounts on its top target"),
         ),
         (  # a proxy farm: each account behind its own address, the devices shared
-            Cond("like_users", ">=", 4, "accounts_per_device_merchant",
-                 "distinct accounts liking from the device"),
+            Cond("solo_line_users", ">=", 3, "accounts_on_own_ips",
+                 "accounts liking from the device, each from addresses no other of its "
+                 "accounts used"),
             Cond("top_merchant_share", ">=", 0.8, "merchant_concentration",
                  "share of the device's liking accounts on its top merchant's content"),
-            Cond("others", ">=", 3, "device_ips", "distinct IPs of the device's liking accounts"),
-            Cond("users_per_other", "<=", 1.25, "accounts_per_ip",
-                 "accounts per IP among the device's liking accounts"),
+            Cond("top_merchant_like_share", ">=", 0.5, "merchant_like_concentration",
+                 "share of the device's likes on its top merchant's content", gate=True),
         ),
         (  # a slow drip: one account at a time, every few minutes, for one merchant
             Cond("like_users", ">=", 5, "accounts_per_device_merchant",

@@ -9,6 +9,7 @@ import pytest
 from detectors._core import Core
 from detectors.config import EngineConfig
 from detectors.events import Like, Payment
+from detectors.rules.device_farm import DeviceFarm
 from detectors.rules.farm_target import FarmTarget
 from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
 from tests.helpers import T0, like, payment
@@ -471,3 +472,33 @@ def test_likers_sharing_devices_on_a_target() -> None:
     x = _subjects(post, T0 + 80)[("target", "post:2")].features
     assert x["device_clustered"] == 4 and x["device_clustered_share"] == 4 / 14
     assert FarmTarget().score_one(x) < 0.5
+
+
+def test_a_device_behind_proxies_and_a_family_device_on_ipv6() -> None:
+    """Three accounts liking one merchant from one device, each from an
+    address no other used, are a proxy farm; a family's three accounts on a
+    tablet at home with IPv6 privacy addresses (one /64, a different address
+    each) share one line, and on mobile data they like many merchants'
+    content."""
+    def device(ips: list[str], merchants: list[str]) -> dict[str, float]:
+        core = Core(CFG, ["device"])
+        for i, ip in enumerate(ips):
+            for k, m in enumerate(merchants):
+                core.add(like(f"{i}-{k}", f"u{i}", f"post:{m}", m, T0 + 60 * i + k, ip=ip,
+                              device="d1"))
+        features: dict[str, float] = _subjects(core, T0 + 200)[("device", "d1")].features
+        return features
+
+    farm = device(["203.0.113.1", "198.51.100.2", "2001:db8:1:2::9"], ["m1"])
+    assert farm["solo_line_users"] == 3 and farm["top_merchant_like_share"] == 1.0
+    assert DeviceFarm().score_one(farm) >= 0.5
+    home = device([f"2001:db8:1:2:{i}::{i + 7}" for i in range(3)], ["m1"])
+    assert home["others"] == 1 and home["solo_line_users"] == 0
+    assert DeviceFarm().score_one(home) < 0.5
+    # two of them at home, one on mobile data: one account on a line of its own
+    half_home = device(["2001:db8:1:2::7", "2001:db8:1:2:ab::8", "203.0.113.1"], ["m1"])
+    assert half_home["others"] == 2 and half_home["solo_line_users"] == 1
+    assert DeviceFarm().score_one(half_home) < 0.5
+    mobile = device(["203.0.113.1", "198.51.100.2", "192.0.2.3"], ["m1", "m2", "m3", "m4"])
+    assert mobile["top_merchant_share"] == 1.0 and mobile["top_merchant_like_share"] == 0.25
+    assert DeviceFarm().score_one(mobile) < 0.5

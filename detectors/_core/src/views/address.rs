@@ -19,6 +19,26 @@ pub enum Address {
     Device,
 }
 
+/// A network address as a line: an IPv6 address by its /64 prefix (privacy
+/// addresses rotate within a home's prefix, one per device and account),
+/// anything else as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Line<'a> {
+    V6(u64),
+    Other(&'a str),
+}
+
+impl<'a> Line<'a> {
+    fn of(addr: &'a str) -> Self {
+        if addr.contains(':') {
+            if let Ok(a) = addr.parse::<std::net::Ipv6Addr>() {
+                return Line::V6((u128::from(a) >> 64) as u64);
+            }
+        }
+        Line::Other(addr)
+    }
+}
+
 /// One event behind an address.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Item {
@@ -192,12 +212,18 @@ impl AddressView {
         let recent_cut = now - cfg.burst;
         let mut recent: AHashSet<&str> = AHashSet::new();
         let mut users: AHashSet<&str> = AHashSet::new();
-        let mut others: AHashSet<&str> = AHashSet::new();
+        // the other addresses as lines (a device's IPs: a home's IPv6
+        // addresses are one line)
+        let mut others: AHashSet<Line> = AHashSet::new();
+        // liking account -> its lines, and line -> its liking accounts
+        let mut user_lines: AHashMap<&str, AHashSet<Line>> = AHashMap::new();
+        let mut line_users: AHashMap<Line, AHashSet<&str>> = AHashMap::new();
         let mut other_users: AHashSet<&str> = AHashSet::new(); // accounts seen with another address
         let mut targets: AHashMap<&str, AHashSet<&str>> = AHashMap::new();
         let (mut likes, mut fresh, mut pays, mut token) = (0usize, 0usize, 0usize, 0usize);
         let mut like_users: AHashSet<&str> = AHashSet::new();
         let mut merchants: AHashMap<&str, AHashSet<&str>> = AHashMap::new();
+        let mut merchant_likes: AHashMap<&str, usize> = AHashMap::new();
         for it in dq {
             let u = it.user.as_str();
             users.insert(u);
@@ -214,7 +240,13 @@ impl AddressView {
             // accounts per other address among the liking accounts: a shop's
             // payment kiosk takes many payers on one device, and likes nothing
             if let Some(o) = &it.other {
-                others.insert(o);
+                let line = match self.address {
+                    Address::Device => Line::of(o.as_str()),
+                    Address::Ip => Line::Other(o.as_str()),
+                };
+                others.insert(line);
+                user_lines.entry(u).or_default().insert(line);
+                line_users.entry(line).or_default().insert(u);
                 other_users.insert(u);
             }
             likes += 1;
@@ -224,9 +256,17 @@ impl AddressView {
             }
             targets.entry(tgt.as_str()).or_default().insert(u);
             merchants.entry(it.merchant.as_str()).or_default().insert(u);
+            *merchant_likes.entry(it.merchant.as_str()).or_default() += 1;
         }
         let top_users = targets.values().map(|s| s.len()).max().unwrap_or(0);
         let top_mch_users = merchants.values().map(|s| s.len()).max().unwrap_or(0);
+        let top_mch_likes = merchant_likes.values().copied().max().unwrap_or(0);
+        // accounts none of whose lines another account used: behind proxies,
+        // every account; a family's, only those that never shared the home line
+        let solo = user_lines
+            .values()
+            .filter(|ls| ls.iter().all(|l| line_users[l].len() == 1))
+            .count();
         let nlu = like_users.len() as f64;
         let x = vec![
             ("events", dq.len() as f64),
@@ -239,6 +279,12 @@ impl AddressView {
             ("top_target_share", ratio(top_users as f64, nlu)),
             ("top_merchant_users", top_mch_users as f64),
             ("top_merchant_share", ratio(top_mch_users as f64, nlu)),
+            // a farm's accounts do the job; honest ones like many merchants'
+            // content, a popular merchant's among it
+            (
+                "top_merchant_like_share",
+                ratio(top_mch_likes as f64, likes as f64),
+            ),
             // a farm's accounts like the few targets they are paid for; the
             // honest crowd behind a NAT likes all sorts of things
             ("targets_per_liker", ratio(targets.len() as f64, nlu)),
@@ -254,6 +300,7 @@ impl AddressView {
                     ratio(other_users.len() as f64, others.len() as f64)
                 },
             ),
+            ("solo_line_users", solo as f64),
         ];
         let counts = vec![
             ("events", Count::Int(dq.len() as i64)),
@@ -283,5 +330,21 @@ impl AddressView {
             counts,
             samples: take_samples(dq.iter().rev().map(|i| &i.id), cfg.max_samples),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Line;
+
+    #[test]
+    fn ipv6_addresses_of_one_prefix_are_one_line() {
+        let home = Line::of("240e:8d9:59a7:1593:bd80:ee17:451a:d64f");
+        assert_eq!(home, Line::of("240e:8d9:59a7:1593:792a:492:c276:c340"));
+        assert_eq!(home, Line::of("240e:08d9:59a7:1593::1"));
+        assert_ne!(home, Line::of("240e:8d9:59a7:1594::1"));
+        assert_eq!(Line::of("10.1.2.3"), Line::Other("10.1.2.3"));
+        assert_ne!(Line::of("10.1.2.3"), Line::of("10.1.2.4"));
+        assert_eq!(Line::of("not:an:address"), Line::Other("not:an:address"));
     }
 }

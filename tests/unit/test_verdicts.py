@@ -352,6 +352,20 @@ def _ring(job: str, mchid: str, start: float, accounts: int) -> list[Like]:
             for i in range(accounts)]
 
 
+def _first_job(eng: Engine, confirm: bool) -> Alert:
+    """Run the ring's first job (a device farm) through ``eng``; its device
+    farm alert, confirmed ten minutes later when ``confirm``."""
+    first = []
+    for ev in _ring("first", "m1", T0, 40):
+        first += eng.process(ev)
+    first += eng.flush()
+    farm = next(a for a in first if a.detector == "device_farm@1")
+    if confirm:
+        eng.verdict(Verdict(farm.alert_id, "device", "d-ring", "confirmed", "r1",
+                            farm.window_end + 600))
+    return farm
+
+
 @pytest.mark.parametrize("confirmed", [False, True])
 def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
     """The ring's first job (a device farm) is confirmed; a day later four of
@@ -359,15 +373,8 @@ def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
     addresses, far below any farm rule: only the watchlist finds them, within
     a tick of the third like."""
     eng = Engine(EngineConfig(mode="rules"))
-    first = []
-    for ev in _ring("first", "m1", T0, 40):
-        first += eng.process(ev)
-    first += eng.flush()
-    farm = next(a for a in first if a.detector == "device_farm@1")
+    farm = _first_job(eng, confirmed)
     assert len(farm.evidence["sample_accounts"]) >= 4  # the farm alerts at its first accounts
-    if confirmed:
-        eng.verdict(Verdict(farm.alert_id, "device", "d-ring", "confirmed", "r1",
-                            farm.window_end + 600))
     later = []
     nxt = T0 + 86400
     for ev in _ring("next", "m2", nxt, 4):
@@ -392,13 +399,7 @@ def test_a_confirmed_rings_payments_find_its_next_job_before_its_likes() -> None
     before any like; the same accounts buying at a busy shop among its many
     honest buyers are not."""
     eng = Engine(EngineConfig(mode="rules"))
-    first = []
-    for ev in _ring("first", "m1", T0, 40):
-        first += eng.process(ev)
-    first += eng.flush()
-    farm = next(a for a in first if a.detector == "device_farm@1")
-    eng.verdict(Verdict(farm.alert_id, "device", "d-ring", "confirmed", "r1",
-                        farm.window_end + 600))
+    _first_job(eng, confirm=True)
     nxt = T0 + 86400
     events: list[Like | Payment] = [payment(f"shop-{k}", f"buyer-{k}", "shop", nxt + 2.0 * k, amount=3990,
                       ip=f"10.5.{k}.1", device=f"d-buyer-{k}") for k in range(100)]

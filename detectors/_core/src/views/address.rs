@@ -213,10 +213,7 @@ impl AddressView {
         let mut recent: AHashSet<&str> = AHashSet::new();
         let mut users: AHashSet<&str> = AHashSet::new();
         // the other addresses as lines (a device's IPs: a home's IPv6
-        // addresses are one line)
-        let mut others: AHashSet<Line> = AHashSet::new();
-        // liking account -> its lines, and line -> its liking accounts
-        let mut user_lines: AHashMap<&str, AHashSet<Line>> = AHashMap::new();
+        // addresses are one line) -> their liking accounts
         let mut line_users: AHashMap<Line, AHashSet<&str>> = AHashMap::new();
         let mut other_users: AHashSet<&str> = AHashSet::new(); // accounts seen with another address
         let mut targets: AHashMap<&str, AHashSet<&str>> = AHashMap::new();
@@ -244,8 +241,6 @@ impl AddressView {
                     Address::Device => Line::of(o.as_str()),
                     Address::Ip => Line::Other(o.as_str()),
                 };
-                others.insert(line);
-                user_lines.entry(u).or_default().insert(line);
                 line_users.entry(line).or_default().insert(u);
                 other_users.insert(u);
             }
@@ -263,10 +258,14 @@ impl AddressView {
         let top_mch_likes = merchant_likes.values().copied().max().unwrap_or(0);
         // accounts none of whose lines another account used: behind proxies,
         // every account; a family's, only those that never shared the home line
-        let solo = user_lines
+        let shared: AHashSet<&str> = line_users
             .values()
-            .filter(|ls| ls.iter().all(|l| line_users[l].len() == 1))
-            .count();
+            .filter(|us| us.len() > 1)
+            .flatten()
+            .copied()
+            .collect();
+        let solo = other_users.iter().filter(|u| !shared.contains(*u)).count();
+        let others = line_users.len();
         let nlu = like_users.len() as f64;
         let x = vec![
             ("events", dq.len() as f64),
@@ -291,13 +290,13 @@ impl AddressView {
             ("fresh_share", ratio(fresh as f64, likes as f64)),
             ("pays", pays as f64),
             ("token_pay_share", ratio(token as f64, pays as f64)),
-            ("others", others.len() as f64),
+            ("others", others as f64),
             (
                 "users_per_other",
-                if others.is_empty() {
+                if others == 0 {
                     1.0
                 } else {
-                    ratio(other_users.len() as f64, others.len() as f64)
+                    ratio(other_users.len() as f64, others as f64)
                 },
             ),
             ("solo_line_users", solo as f64),
@@ -313,7 +312,7 @@ impl AddressView {
                     Address::Ip => "devices",
                     Address::Device => "ips",
                 },
-                Count::Int(others.len() as i64),
+                Count::Int(others as i64),
             ),
             (
                 "sample_accounts",

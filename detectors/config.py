@@ -95,6 +95,9 @@ class EngineConfig:
     rank_after: int = 5
     #: a confirmed alert's accounts, devices and addresses stay on the watchlist this long
     watch_for: float = 7 * 86400.0
+    #: a like at most this long after a token payment is still "prompt": a
+    #: token pays for nothing but the like, and a ring may wait before it
+    token_delay: float = 180.0
 
     def validate(self) -> EngineConfig:
         """Check ranges; raise ``ValueError`` naming the first bad setting."""
@@ -114,6 +117,8 @@ class EngineConfig:
             raise ValueError("rank_below must be < 1")
         if self.window < self.tick:
             raise ValueError("window must be >= tick")
+        if self.token_delay < self.paid_delay:
+            raise ValueError("token_delay must be >= paid_delay")
         return self
 
     def __setstate__(self, state: list[Any] | dict[str, Any]) -> None:

@@ -22,6 +22,11 @@ and paying within two minutes counts at any amount too (a coupon price, a
 real-looking one) when it is half of the likes and most of the payments in
 the window: honest shops whose viewers like and then buy stay far below.
 
+A token payment buys nothing but the like, so the first path also counts
+accounts that liked up to three minutes after paying (``token_delay``): a
+camouflaged ring's members like a minute or two after paying, between
+other likes; its conversion is counted within the same three minutes.
+
 Every token path is gated on *conversion*: the share of the merchant's
 token payers (over ``long_window``) who liked within seconds of paying.
 A task's workers pay only to like, so nearly all convert; a game shop's
@@ -32,12 +37,18 @@ Examples
 --------
 >>> rule = PaidLikes()
 >>> x = {"token_users": 12, "token_share": 1.0, "pair_users": 12, "token_age": 3.0,
-...      "token_amount_top_share": 1.0, "token_delay_median": 8.0, "token_conversion": 1.0}
+...      "token_amount_top_share": 1.0, "token_delay_median": 8.0, "token_conversion": 1.0,
+...      "token_users_slow": 12, "token_conversion_slow": 1.0}
 >>> round(rule.score_one(x), 3)
 0.625
 >>> [r.code for r in rule.explain(x)]
-['token_paid_likers', 'token_share', 'token_conversion', 'last_token_like_age']
->>> game_shop = {**x, "token_users": 3, "token_users_w": 2, "token_conversion": 0.3}
+['token_paid_likers_slow', 'token_share', 'token_conversion_slow', 'last_token_like_age']
+>>> ring = {**x, "token_users": 2, "token_delay_median": 70.0, "token_users_slow": 5,
+...         "token_conversion": 0.2, "token_conversion_slow": 0.6}  # liked 1-2.5 min on
+>>> rule.score_one(ring) >= 0.5
+True
+>>> game_shop = {**x, "token_users": 3, "token_users_w": 2, "token_conversion": 0.3,
+...              "token_users_slow": 3, "token_conversion_slow": 0.3}
 >>> rule.score_one(game_shop)  # most of its 98-fen top-ups are not followed by a like
 0.0
 >>> rule.score_one({"token_users": 1, "token_share": 1.0}) < 0.5
@@ -84,10 +95,13 @@ _CONVERSION = "share of the merchant's token payers who liked within seconds of 
 #: honest small purchases (game top-ups, tips) are now and then followed by a
 #: like; a task's workers pay only to like
 _CONVERTED = Cond("token_conversion", ">=", 0.8, "token_conversion", _CONVERSION, gate=True)
-_TOKEN = (
-    Cond("token_users", ">=", 5, "token_paid_likers", _TOKEN_USERS),
+_TOKEN = (  # counting those who liked within minutes: a ring's members wait before liking
+    Cond("token_users_slow", ">=", 5, "token_paid_likers_slow",
+         "accounts that paid a token amount and liked within three minutes"),
     Cond("token_share", ">=", 0.6, "token_share", _TOKEN_SHARE),
-    Cond("token_conversion", ">=", 0.4, "token_conversion", _CONVERSION, gate=True),
+    Cond("token_conversion_slow", ">=", 0.4, "token_conversion_slow",
+         "share of the merchant's token payers who liked within three minutes of paying",
+         gate=True),
     _FRESH_TOKEN,
 )
 _UNIFORM = (  # judged on the token pairs alone, so a busy shop's honest buyers do not dilute it

@@ -251,14 +251,14 @@ def test_a_corrupt_or_foreign_core_state_is_refused() -> None:
 def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
     """Earlier versions pickled EngineConfig with its field values as a list in
     field order; settings added since (``max_ahead``, ``allowed_lateness``,
-    ``max_behind`` and the verdicts' settings) take their defaults."""
+    ``max_behind``, the verdicts' settings and ``token_delay``) take their defaults."""
     import pickle
     from dataclasses import fields
 
     cfg = EngineConfig(grace=3.0, seed=7)
     older = [getattr(cfg, f.name) for f in fields(cfg)
              if f.name not in ("max_ahead", "allowed_lateness", "max_behind", "dismiss_for",
-                               "rank_below", "rank_after", "watch_for")]
+                               "rank_below", "rank_after", "watch_for", "token_delay")]
 
     class Older:  # pickles as the older version's EngineConfig did
         def __reduce__(self) -> tuple[object, ...]:

@@ -245,6 +245,39 @@ def test_token_conversion_at_a_busy_deals_start_counts_the_payers_still_waiting(
     assert x["token_users"] == 3
     assert x["token_conversion"] < 0.5  # not a task's (the gate is 0.8)
 
+def test_a_token_payers_like_minutes_later_pairs_as_a_slow_token_pair() -> None:
+    # a ring: ten accounts pay 1-2 CNY 5 s apart; some like 70 s after paying,
+    # some 130-150 s (past paid_delay, within token_delay), the rest not yet
+    ring = Core(CFG, ["merchant"])
+    delays = {0: 130, 1: 70, 2: 140, 3: 70, 4: 150}
+    for i in range(10):
+        ring.add(payment(i, f"r{i}", "m1", T0 + 5 * i, amount=100 + 10 * i))
+    for i, d in delays.items():
+        ring.add(like(i, f"r{i}", "post:1", "m1", T0 + 5 * i + d))
+    # a real amount liked as long after is not a pair
+    ring.add(payment(20, "b1", "m1", T0, amount=3900))
+    ring.add(like(20, "b1", "post:1", "m1", T0 + 140))
+    x = _subjects(ring, T0 + 170)[("merchant", "m1")].features
+    assert x["pair_users"] == 2 and x["token_users"] == 2
+    assert x["token_users_slow"] == 5
+    # the payers inside token_delay count by how long they have waited of it
+    waiting = sum((170 - 5 * i) / CFG.token_delay for i in range(5, 10))
+    assert x["token_conversion_slow"] == pytest.approx(5 / (5 + waiting))
+    assert x["token_conversion"] < 0.25  # the slow likers are non-converters within paid_delay
+    rule = PaidLikes()
+    assert rule.score_one(x) >= 0.5
+    assert "token_paid_likers_slow" in [r.code for r in rule.explain(x)]
+    # a one-yuan deal: thirty buyers, the first few liking a minute or two later
+    deal = Core(CFG, ["merchant"])
+    for i in range(30):
+        deal.add(payment(i, f"d{i}", "m2", T0 + 5 * i, amount=100))
+    for i in range(0, 16, 4):
+        deal.add(like(i, f"d{i}", "post:2", "m2", T0 + 5 * i + 100))
+    x = _subjects(deal, T0 + 170)[("merchant", "m2")].features
+    assert x["token_users_slow"] == 4 and x["token_conversion_slow"] < 0.4
+    assert rule.score_one(x) < 0.5
+
+
 def test_target_likers_who_just_bought_are_customers() -> None:
     v = Core(CFG, ["merchant"])
     for i in range(10):  # paid a real amount at the counter, liked the shop page on its Wi-Fi

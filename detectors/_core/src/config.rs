@@ -14,6 +14,7 @@ pub struct Config {
     pub burst: f64,
     pub join_window: f64,
     pub paid_delay: f64,
+    pub token_delay: f64,
     pub token_amount: i64,
     pub fresh_age: f64,
     pub lockstep_window: f64,
@@ -44,6 +45,7 @@ impl Default for Config {
             burst: 120.0,
             join_window: 600.0,
             paid_delay: 120.0,
+            token_delay: 180.0,
             token_amount: 200,
             fresh_age: 7.0 * 86400.0,
             lockstep_window: 3600.0,
@@ -60,5 +62,13 @@ impl Default for Config {
             allowed_lateness: 600.0,
             max_held: 1_000_000,
         }
+    }
+}
+
+impl Config {
+    /// Whether a like `delay` seconds after a payment of `amount` fen is
+    /// prompt: within `paid_delay`, or `token_delay` for a token amount.
+    pub fn prompt(&self, amount: i64, delay: f64) -> bool {
+        delay <= self.paid_delay || (amount <= self.token_amount && delay <= self.token_delay)
     }
 }

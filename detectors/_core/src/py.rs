@@ -71,7 +71,7 @@ fn prev_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Prev>> {
 /// Magic and layout version of [`Core::snapshot`]'s bytes.
 const MAGIC: &[u8; 8] = b"LGCORE\x00\x01";
 /// The layout of the serialized state; bump when a view's state changes shape.
-pub const STATE_FORMAT: u32 = 5;
+pub const STATE_FORMAT: u32 = 6;
 
 fn config_from(obj: &Bound<'_, PyAny>) -> PyResult<Config> {
     let f = |name: &str| -> PyResult<f64> { obj.getattr(name)?.extract::<f64>() };
@@ -86,6 +86,7 @@ fn config_from(obj: &Bound<'_, PyAny>) -> PyResult<Config> {
         burst: f("burst")?,
         join_window: f("join_window")?,
         paid_delay: f("paid_delay")?,
+        token_delay: f("token_delay")?,
         token_amount: obj.getattr("token_amount")?.extract::<i64>()?,
         fresh_age: f("fresh_age")?,
         lockstep_window: f("lockstep_window")?,

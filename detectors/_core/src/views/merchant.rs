@@ -5,11 +5,12 @@
 //! content's merchant within `join_window` before it (pay then like); for
 //! every payment, a like by the payer shortly before (like then pay, how
 //! honest like-to-unlock coupon campaigns look, or a late payment joining
-//! from its side). Prompt pairs (delay up to `paid_delay`) are kept over
-//! `long_window` so slow drips add up. A payment made promptly *after* a
-//! like (a task whose workers like first and pay after) is kept apart over
-//! `window`: a busy shop's browsing buyers do that now and then, so it
-//! counts as a share of the likes and of the payments, not alone.
+//! from its side). Prompt pairs (delay up to `paid_delay`, `token_delay` for
+//! a token amount: a ring may wait a few minutes) are kept over `long_window`
+//! so slow drips add up. A payment made promptly *after* a like (a task whose
+//! workers like first and pay after) is kept apart over `window`: a busy
+//! shop's browsing buyers do that now and then, so it counts as a share of
+//! the likes and of the payments, not alone.
 
 use std::collections::VecDeque;
 
@@ -219,6 +220,9 @@ struct Merchant {
     /// user -> (time, like id, target) of the latest like
     liked: SymMap<Sym, (f64, Sym, Sym)>,
     pairs: VecDeque<Pair>,
+    /// token pairs liked after `paid_delay`, within `token_delay`, over
+    /// `long_window`: apart, so the prompt pairs' features stay as they are
+    slow: VecDeque<Pair>,
     /// target -> its pairs in `pairs`
     pair_targets: SymMap<Sym, i64>,
     likes_w: VecDeque<f64>,
@@ -237,6 +241,7 @@ struct Merchant {
 impl Merchant {
     fn items(&self) -> usize {
         self.pairs.len()
+            + self.slow.len()
             + self.likes_w.len()
             + self.pays_w.len()
             + self.coupons.len()
@@ -270,6 +275,9 @@ impl Merchant {
             let p = self.pairs.pop_front().expect("front");
             uncount(&mut self.pair_targets, &p.target);
         }
+        while self.slow.front().is_some_and(|p| p.ts <= lw) {
+            self.slow.pop_front();
+        }
         while self.token_pays.front().is_some_and(|p| p.0 <= lw) {
             self.token_pays.pop_front();
         }
@@ -289,6 +297,7 @@ impl Merchant {
         trim(&mut self.targets);
         trim(&mut self.pair_targets);
         trim_deque(&mut self.pairs);
+        trim_deque(&mut self.slow);
         trim_deque(&mut self.likes_w);
         trim_deque(&mut self.pays_w);
         trim_deque(&mut self.coupons);
@@ -299,6 +308,35 @@ impl Merchant {
             t.trim();
         }
     }
+}
+
+/// Share of `st`'s token payers who liked its content within `within` of
+/// paying. A payer who has not liked yet counts as a non-converter by how far
+/// its payment is into `within` (fully once it has passed): at a busy deal's
+/// start, the few prompt likers are otherwise measured against none of the
+/// many payers still inside it.
+fn conversion(cfg: &Config, st: &Merchant, within: f64, now: f64) -> f64 {
+    let liked: AHashSet<&str> = st
+        .pairs
+        .iter()
+        .chain(&st.slow)
+        .filter(|p| p.amount <= cfg.token_amount && p.delay <= within)
+        .map(|p| p.user.as_str())
+        .collect();
+    if liked.is_empty() {
+        return 0.0;
+    }
+    let mut waiting: AHashMap<&str, f64> = AHashMap::new();
+    for (ts, user) in &st.token_pays {
+        if liked.contains(user.as_str()) {
+            continue;
+        }
+        let w = ((now - ts) / within).clamp(0.0, 1.0);
+        let e = waiting.entry(user.as_str()).or_insert(0.0);
+        *e = e.max(w);
+    }
+    let n = liked.len() as f64;
+    n / (n + waiting.values().sum::<f64>())
 }
 
 /// Payments and likes per merchant: the join and velocity features.
@@ -313,7 +351,7 @@ pub struct MerchantView {
     pub like_then_pay: u64,
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
-    conv: SymMap<Sym, f64>,
+    conv: SymMap<Sym, (f64, f64)>,
     /// the watchlist: accounts, devices and IPs of confirmed alerts -> until
     watch: [SymMap<Sym, f64>; 3],
 }
@@ -462,7 +500,7 @@ impl MerchantView {
                 // a payment admitted late, after the like it preceded: the join
                 // from its side
                 self.pay_then_like += 1;
-                if -gap <= cfg.paid_delay {
+                if cfg.prompt(ev.amount, -gap) {
                     let pair = Pair {
                         ts: lts,
                         user: ev.openid.clone(),
@@ -472,7 +510,7 @@ impl MerchantView {
                         txid: ev.transaction_id.clone(),
                         target,
                     };
-                    self.pair(key, pair);
+                    self.pair(cfg, key, pair);
                 }
             }
         }
@@ -506,7 +544,7 @@ impl MerchantView {
                     if *amount > cfg.token_amount {
                         flags = BUYER;
                     }
-                    if delay <= cfg.paid_delay {
+                    if cfg.prompt(*amount, delay) {
                         pair = Some(Pair {
                             ts,
                             user: ev.user.clone(),
@@ -522,7 +560,7 @@ impl MerchantView {
             }
         }
         if let Some(p) = pair {
-            self.pair(key, p);
+            self.pair(cfg, key, p);
         }
         let st = self.state.get_mut(key).expect("present");
         if !st.targets.contains_key(&ev.target) {
@@ -565,9 +603,14 @@ impl MerchantView {
     }
 
     /// Keep a prompt pair; its merchant and target are due at the next tick.
-    fn pair(&mut self, key: &Sym, pair: Pair) {
+    fn pair(&mut self, cfg: &Config, key: &Sym, pair: Pair) {
         let st = self.state.get_mut(key).expect("present");
         self.conv.remove(key);
+        if pair.delay > cfg.paid_delay {
+            // counted when the merchant is next evaluated, not a reason to
+            st.slow.push_back(pair);
+            return;
+        }
         *st.pair_targets.entry(pair.target.clone()).or_insert(0) += 1;
         self.keys.dirty.insert(key.clone(), FORCE);
         self.dirty_targets
@@ -664,8 +707,15 @@ impl MerchantView {
         }
     }
 
-    /// The join's features over `pairs`, in the Python engine's order.
-    fn pair_features(cfg: &Config, pairs: &[&Pair], now: f64, x: &mut Vec<(&'static str, f64)>) {
+    /// The join's features over the prompt `pairs`, in the Python engine's
+    /// order, then `token_users_slow`: the token payers among them and `slow`.
+    fn pair_features(
+        cfg: &Config,
+        pairs: &[&Pair],
+        slow: &[&Pair],
+        now: f64,
+        x: &mut Vec<(&'static str, f64)>,
+    ) {
         let n = pairs.len();
         let users: AHashSet<&str> = pairs.iter().map(|p| p.user.as_str()).collect();
         let token: Vec<&Pair> = pairs
@@ -731,6 +781,9 @@ impl MerchantView {
         };
         x.push(("delay_median", dm));
         x.push(("delay_cv", cv.min(3.0)));
+        let slow_users: AHashSet<&str> =
+            token.iter().chain(slow).map(|p| p.user.as_str()).collect();
+        x.push(("token_users_slow", slow_users.len() as f64));
     }
 
     /// Features of the like -> payment pairs in `rev` (those of the window),
@@ -764,8 +817,9 @@ impl MerchantView {
     }
 
     /// Share of the merchant's token payers who then liked its content promptly
-    /// (see the rules' docs); once per merchant and tick.
-    fn token_conversion(&mut self, cfg: &Config, key: &Sym, now: f64) -> f64 {
+    /// (see the rules' docs), within `paid_delay` and within `token_delay`;
+    /// once per merchant and tick.
+    fn token_conversion(&mut self, cfg: &Config, key: &Sym, now: f64) -> (f64, f64) {
         if now != self.conv_at {
             self.conv_at = now;
             self.conv.clear();
@@ -774,31 +828,10 @@ impl MerchantView {
             return c;
         }
         let st = &self.state[key];
-        let liked: AHashSet<&str> = st
-            .pairs
-            .iter()
-            .filter(|p| p.amount <= cfg.token_amount)
-            .map(|p| p.user.as_str())
-            .collect();
-        let conv = if liked.is_empty() {
-            0.0
-        } else {
-            // A payer who has not liked yet counts as a non-converter by how
-            // far its payment is into `paid_delay` (fully once it has passed):
-            // at a busy deal's start, the few prompt likers are otherwise
-            // measured against none of the many payers still inside it.
-            let mut waiting: AHashMap<&str, f64> = AHashMap::new();
-            for (ts, user) in &st.token_pays {
-                if liked.contains(user.as_str()) {
-                    continue;
-                }
-                let w = ((now - ts) / cfg.paid_delay).clamp(0.0, 1.0);
-                let e = waiting.entry(user.as_str()).or_insert(0.0);
-                *e = e.max(w);
-            }
-            let n = liked.len() as f64;
-            n / (n + waiting.values().sum::<f64>())
-        };
+        let conv = (
+            conversion(cfg, st, cfg.paid_delay, now),
+            conversion(cfg, st, cfg.token_delay, now),
+        );
         self.conv.insert(key.clone(), conv);
         conv
     }
@@ -808,10 +841,12 @@ impl MerchantView {
         {
             let st = &self.state[key];
             let pairs: Vec<&Pair> = st.pairs.iter().collect();
-            Self::pair_features(cfg, &pairs, now, &mut x);
+            let slow: Vec<&Pair> = st.slow.iter().collect();
+            Self::pair_features(cfg, &pairs, &slow, now, &mut x);
         }
-        let conv = self.token_conversion(cfg, key, now);
+        let (conv, slow) = self.token_conversion(cfg, key, now);
         x.push(("token_conversion", conv));
+        x.push(("token_conversion_slow", slow));
         let st = &self.state[key];
         let w = now - cfg.window;
         let pairs_w = st.pairs.iter().filter(|p| p.ts > w).count();
@@ -868,6 +903,7 @@ impl MerchantView {
                             .iter()
                             .rev()
                             .chain(st.pairs.iter().rev())
+                            .chain(st.slow.iter().rev())
                             .map(|p| &p.user),
                     ),
                     ACTORS,
@@ -875,7 +911,13 @@ impl MerchantView {
             ),
         ];
         let half = cfg.max_samples / 2;
-        let newest = || st.rev.iter().rev().chain(st.pairs.iter().rev());
+        let newest = || {
+            st.rev
+                .iter()
+                .rev()
+                .chain(st.pairs.iter().rev())
+                .chain(st.slow.iter().rev())
+        };
         // a watched payer's payment is evidence before any like (its
         // transaction, newest first, then the pairs')
         let mut samples = take_samples(
@@ -909,10 +951,10 @@ impl MerchantView {
         rate: f64,
     ) -> Subject {
         let has_pairs = !self.state[key].pairs.is_empty();
-        let conv = if has_pairs {
+        let (conv, slow) = if has_pairs {
             self.token_conversion(cfg, key, now)
         } else {
-            0.0
+            (0.0, 0.0)
         };
         let st = &self.state[key];
         let tg = &st.targets[tid];
@@ -931,8 +973,10 @@ impl MerchantView {
         } else {
             Vec::new()
         };
-        Self::pair_features(cfg, &pairs, now, &mut x);
+        let late: Vec<&Pair> = st.slow.iter().filter(|p| p.target == *tid).collect();
+        Self::pair_features(cfg, &pairs, &late, now, &mut x);
         x.push(("token_conversion", conv));
+        x.push(("token_conversion_slow", slow));
         let nf = n as f64;
         x.push(("likes", nf));
         x.push(("users", nu as f64));

@@ -257,9 +257,14 @@ def test_a_token_payers_like_minutes_later_pairs_as_a_slow_token_pair() -> None:
     # a real amount liked as long after is not a pair
     ring.add(payment(20, "b1", "m1", T0, amount=3900))
     ring.add(like(20, "b1", "post:1", "m1", T0 + 140))
-    x = _subjects(ring, T0 + 170)[("merchant", "m1")].features
+    s = _subjects(ring, T0 + 170)
+    x = s[("merchant", "m1")].features
     assert x["pair_users"] == 2 and x["token_users"] == 2
     assert x["token_users_slow"] == 5
+    # the evidence counts them apart and samples their transactions too
+    for key in (("merchant", "m1"), ("target", "post:1")):
+        assert s[key].counts["paid_like_pairs"] == 2 and s[key].counts["slow_token_pairs"] == 3
+    assert {"tx-0", "tx-2", "tx-4"} <= set(s[("merchant", "m1")].samples())
     # the payers inside token_delay count by how long they have waited of it
     waiting = sum((170 - 5 * i) / CFG.token_delay for i in range(5, 10))
     assert x["token_conversion_slow"] == pytest.approx(5 / (5 + waiting))

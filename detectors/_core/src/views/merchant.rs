@@ -882,6 +882,7 @@ impl MerchantView {
             ("likes", Count::Int(likes_w as i64)),
             ("payments", Count::Int(pays_w as i64)),
             ("paid_like_pairs", Count::Int(st.pairs.len() as i64)),
+            ("slow_token_pairs", Count::Int(st.slow.len() as i64)),
             ("paying_likers", Count::Int(get("pair_users") as i64)),
             ("token_payers", Count::Int(get("token_users") as i64)),
             (
@@ -975,6 +976,7 @@ impl MerchantView {
         };
         let late: Vec<&Pair> = st.slow.iter().filter(|p| p.target == *tid).collect();
         Self::pair_features(cfg, &pairs, &late, now, &mut x);
+        let late = late.len();
         x.push(("token_conversion", conv));
         x.push(("token_conversion_slow", slow));
         let nf = n as f64;
@@ -1047,6 +1049,7 @@ impl MerchantView {
             ("fresh_likers", Count::Int(fresh as i64)),
             ("devices", Count::Int(ndev as i64)),
             ("paid_like_pairs", Count::Int(pairs.len() as i64)),
+            ("slow_token_pairs", Count::Int(late as i64)),
             (
                 "like_then_token_pairs",
                 Count::Int(rev.clone().filter(|p| p.amount <= cfg.token_amount).count() as i64),

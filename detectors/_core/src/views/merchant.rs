@@ -602,12 +602,14 @@ impl MerchantView {
         }
     }
 
-    /// Keep a prompt pair; its merchant and target are due at the next tick.
+    /// Keep a pair: a prompt one makes its merchant and target due at the
+    /// next tick; a slow token pair (liked after `paid_delay`) is kept apart.
     fn pair(&mut self, cfg: &Config, key: &Sym, pair: Pair) {
         let st = self.state.get_mut(key).expect("present");
         self.conv.remove(key);
         if pair.delay > cfg.paid_delay {
-            // counted when the merchant is next evaluated, not a reason to
+            // counted when the merchant is next evaluated; it does not make it
+            // due, so the evaluation schedule (and the models' samples) stay
             st.slow.push_back(pair);
             return;
         }

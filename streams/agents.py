@@ -293,14 +293,13 @@ class Pipeline:
             if off < slot.ckpt_offset:
                 msg.decref()  # in the restored checkpoint already; acked normally
                 continue
-            if off > slot.next_offset and slot.positioned and await self._gap(slot, msg.tp, off):
+            if off > slot.next_offset and await self._gap(slot, msg.tp, off):
                 ahead = msg.tp
                 continue  # out of order: left unacked, read again in its place
             slot.held.append(event)  # released by the checkpoint that covers it
             if off < slot.next_offset:
                 continue  # in memory already (redelivered), not yet checkpointed
             slot.next_offset = off + 1
-            slot.positioned = True
             src = event_source(msg.headers)
             # the core decodes and takes the record whole (no Python object
             # per event); what it refuses, Python's decoder explains
@@ -357,7 +356,9 @@ class Pipeline:
         """Whether to skip record ``offset``, past the slot's next offset.
 
         View offsets are contiguous, so the records in between have not come
-        yet. After a rebalance Faust may hand over records fetched before it
+        yet, or were committed without being in the slot's checkpoint (a
+        slot without one starts at offset 0, whatever the group committed).
+        After a rebalance Faust may also hand over records fetched before it
         sought back to the committed offsets, tagged with the new generation
         (it reads the generation once the fetch returns). Taken, they would
         move the slot past records that then come again below its next offset
@@ -380,8 +381,9 @@ class Pipeline:
                       "continuing at %d", name, slot.next_offset, earliest - 1, offset)
             self.metrics.skipped(tp.topic, "deleted", earliest - slot.next_offset)
             return False
-        log.warning("%s: offset %d came before %d (fetched before a rebalance): skipped, "
-                    "reading again from %d", name, offset, slot.next_offset, slot.next_offset)
+        log.warning("%s: offset %d came before %d (committed past the slot's checkpoint, or "
+                    "fetched before a rebalance): skipped, reading again from %d",
+                    name, offset, slot.next_offset, slot.next_offset)
         self.metrics.skipped(tp.topic, "out_of_order")
         slot.seeking = slot.next_offset
         return True
@@ -399,7 +401,9 @@ class Pipeline:
         when the partition has gone quiet (:meth:`tick`).
         """
         slot.sought_at = time.monotonic()
-        await self.app.consumer.seek(tp, slot.next_offset)
+        # on the consumer's own thread (seek_wait): aiokafka's seek drops the
+        # partition's fetched records, which its fetch loop may be reading
+        await self.app.consumer.seek_wait({tp: slot.next_offset})
 
     async def _emit(self, slot: Slot, alerts: Iterable[Alert]) -> None:
         """Send alerts and the engine's forwarded likes."""
@@ -469,14 +473,16 @@ class Pipeline:
     # ------------------------------------------------------------------ slots
 
     def _slot(self, view: str, p: int, offset: int) -> Slot:
-        """The slot of view partition ``p``, restored or started at ``offset``
-        (the first record this worker got of it) when it is new here."""
+        """The slot of view partition ``p``, restored, or new and empty when
+        it has no checkpoint (``offset``, the first record this worker got of
+        it, is only logged: the slot starts at offset 0)."""
         slot = self.slots.get((view, p))
         if slot is None:
             slot = self._restore(view, p)
             if slot is None:
                 slot = self.ckpt.new_slot(view, p)
-                log.info("%s/%d has no checkpoint: starts empty at offset %d", view, p, offset)
+                log.info("%s/%d has no checkpoint: starts empty at offset 0 (first record "
+                         "here: %d)", view, p, offset)
             self.slots[(view, p)] = slot
         return slot
 

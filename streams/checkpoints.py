@@ -112,11 +112,10 @@ class Slot:
     view: str
     partition: int
     engine: Engine
-    next_offset: int = 0  #: next offset of the view partition to process
+    #: next offset of the view partition to process: a record past it means
+    #: the ones in between have not come yet
+    next_offset: int = 0
     ckpt_offset: int = 0  #: next offset recorded by the last durable checkpoint
-    #: whether ``next_offset`` is known (restored, or a record taken): a record
-    #: past it means the ones in between have not come yet
-    positioned: bool = False
     seeking: int | None = None  #: the offset the consumer was last sent back to
     sought_at: float = float("-inf")  #: monotonic time of the last seek back
     late_logged_at: float = float("-inf")  #: monotonic time of its last line on late events
@@ -172,8 +171,15 @@ class Checkpoints:
         self.cost: dict[tuple[str, int], float] = {}
 
     def new_slot(self, view: str, p: int, gen: int = 0, chunks: int = 0) -> Slot:
-        """An empty slot; ``gen`` and ``chunks`` name the chunks its first
-        checkpoint replaces (an unusable checkpoint's, so they are deleted)."""
+        """An empty slot, positioned at offset 0 of its view partition; ``gen``
+        and ``chunks`` name the chunks its first checkpoint replaces (an
+        unusable checkpoint's, so they are deleted).
+
+        Without a usable checkpoint the slot holds none of the partition's
+        records, whatever offset the group committed: a record past its next
+        offset sends the consumer back to the partition's first record
+        (``Pipeline._gap``), so the state is rebuilt from the view topic.
+        """
         slot = Slot(view, p, Engine(self.cfg, views=[view]), gen=gen, chunks=chunks)
         if view == "lockstep":
             # wait for every user partition until it reports: one that
@@ -224,7 +230,7 @@ class Checkpoints:
             log.warning("checkpoint %s/%d was made with other engine settings; keeping the "
                         "checkpoint's (%s)", view, p, engine.cfg.to_dict())
         slot = Slot(view, p, engine, next_offset=h["offset"], ckpt_offset=h["offset"],
-                    positioned=True, gen=h["gen"], chunks=h["chunks"],
+                    gen=h["gen"], chunks=h["chunks"],
                     flushed=h.get("flushed", False))
         log.info("restored %s/%d from checkpoint gen %d (%d bytes) at offset %d",
                  view, p, h["gen"], len(blob), h["offset"])

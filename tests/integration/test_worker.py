@@ -560,6 +560,80 @@ def test_crash_with_default_settings_loses_nothing(kafka_bootstrap, worker_facto
     assert "restored" in worker.log_text(2)
 
 
+def _commit_views_at_their_end(bootstrap: str, topics: WorkerTopics) -> dict[str, int]:
+    """Commit the worker group's offsets of every view partition at its end, as
+    a crash once left them past records no checkpoint covered. Retried until
+    the killed member has left the group (the broker refuses a non-member's
+    commit while the group has members). Returns the commits by view/partition."""
+    from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+    from kafka.errors import KafkaError
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=topics.app_id,
+                             enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(f"{topics.view_prefix}.{v}", p) for v in ALL_VIEWS
+               for p in range(6)]
+        consumer.assign(tps)
+        end = consumer.end_offsets(tps)
+
+        def commit() -> bool:
+            try:
+                consumer.commit({tp: OffsetAndMetadata(n, "", -1) for tp, n in end.items()})
+            except KafkaError:
+                return False
+            return True
+
+        wait_for(commit, 60, lambda: "the killed worker's member did not leave the group",
+                 interval=1.0)
+    finally:
+        consumer.close()
+    return {f"{tp.topic.rsplit('.', 1)[1]}/{tp.partition}": n for tp, n in end.items()}
+
+
+def test_view_offsets_committed_past_every_checkpoint_lose_nothing(kafka_bootstrap,
+                                                                   worker_factory, recording):
+    """A crash that left the group's view offsets past records no checkpoint
+    covered (seen once in a kill mid-stream: Faust took a jump in fetched
+    offsets after a seek back for acked, and partitions restarted empty at
+    their committed offsets lost their alerts) loses nothing: a partition
+    without a checkpoint is read from its first record. The first worker
+    forwards the first half into the views and writes no checkpoint before
+    it is killed; every view offset is then committed at its end, and the
+    second half is written while the worker is down."""
+    path, _offline, _model = recording
+    model = partitioned_replay(path, EngineConfig())
+    topics = WorkerTopics.unique("lg-ahead")
+    topics.create(kafka_bootstrap)
+    records, parts = recording_records(path, topics)
+    half = len(records) // 2
+    produce(kafka_bootstrap, records[:half], parts[:half])
+    ends = Counter((topic, p) for (topic, _k, _v), p in zip(records[:half], parts[:half],
+                                                            strict=True))
+    worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "3600",
+                                     "LIKEGUARD_CHECKPOINT_INTERVAL": "3600"}).start()
+    worker.wait_ready()
+    # every input record forwarded into the views (the ingest commits after that)
+    wait_for(lambda: committed_offsets(kafka_bootstrap, f"{topics.app_id}-ingest") == ends,
+             90, lambda: worker.tail(), interval=1.0, alive=worker.alive)
+    assert worker.metric("likeguard_checkpoints_total") == 0
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    committed = _commit_views_at_their_end(kafka_bootstrap, topics)
+    assert all(committed.values()), committed  # every view partition has records
+    produce(kafka_bootstrap, records[half:], parts[half:])
+    worker.settings.update({"LIKEGUARD_IDLE_FLUSH": "2", "LIKEGUARD_CHECKPOINT_INTERVAL": "2"})
+    worker.start()
+    worker.wait_ready()
+    got = _alerts_seen(kafka_bootstrap, topics, alert_ids(model), worker)
+    late = _behind_watermark(worker)
+    assert sum(late.values()) == 0, late
+    assert alert_diff(got, model) == ""
+    log = worker.log_text(2)
+    started = [slot for slot in committed
+               if f"{slot} has no checkpoint: starts empty at offset 0" in log]
+    assert len(started) >= len(committed) // 2, (started, worker.tail())
+    assert "committed past the slot's checkpoint" in log
+
+
 def test_a_crash_keeps_the_verdicts(kafka_bootstrap, worker_factory, recording):
     """Verdicts read before the traffic, then a hard kill mid-stream: the
     restarted worker's alerts are the topology's given the same verdicts. A

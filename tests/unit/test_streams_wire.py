@@ -341,13 +341,13 @@ def _early_fetch(tmp_path, earliest: int, split: bool = False,
         async def earliest_offsets(*tps: TP) -> dict[TP, int]:
             return dict.fromkeys(tps, earliest)
 
-        async def seek(tp: TP, offset: int) -> None:
-            seeks.append((tp, offset))
+        async def seek_wait(partitions: dict[TP, int]) -> None:
+            seeks.extend(partitions.items())
 
         pipe.app.consumer.earliest_offsets = earliest_offsets
-        pipe.app.consumer.seek = seek
+        pipe.app.consumer.seek_wait = seek_wait
         pipe.slots[("merchant", 0)] = Slot("merchant", 0, Engine(pipe.cfg, views=["merchant"]),
-                                           next_offset=3, ckpt_offset=3, positioned=True)
+                                           next_offset=3, ckpt_offset=3)
         values = {i: encode_event(_like(i)) for i in range(10)}
         for early in ([8], [9]) if split else ([8, 9],):
             await pipe.view_batch("merchant", SimpleNamespace(), _events(
@@ -374,6 +374,73 @@ def test_records_fetched_before_a_rebalance_are_taken_in_their_place(tmp_path):
     assert slot.engine.stats["like"] == 7 and slot.engine.duplicates == 0  # each like once
     assert pipe.metrics.registry.get_sample_value(
         "likeguard_events_skipped_total", {"topic": tp.topic, "reason": "out_of_order"}) == 1
+
+
+def test_a_partition_without_a_checkpoint_is_read_from_its_first_record(tmp_path):
+    """A slot made without a checkpoint holds none of its partition's records,
+    whatever offset the group committed (a crash once committed view offsets
+    no checkpoint covered, and a restart that began there lost their alerts):
+    records handed over from offset 5 are skipped and the consumer is sent
+    back to offset 0; read from there, each record is taken once."""
+    seeks: list[tuple[TP, int]] = []
+
+    async def go() -> Any:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 0)}, [])
+        topic = pipe.settings.view_topic("merchant")
+        pipe.ckpt.table = SimpleNamespace(data={})  # no checkpoint of any slot
+
+        async def earliest_offsets(*tps: TP) -> dict[TP, int]:
+            return dict.fromkeys(tps, 0)
+
+        async def seek_wait(partitions: dict[TP, int]) -> None:
+            seeks.extend(partitions.items())
+
+        pipe.app.consumer.earliest_offsets = earliest_offsets
+        pipe.app.consumer.seek_wait = seek_wait
+        values = [encode_event(_like(i)) for i in range(8)]
+        await pipe.view_batch("merchant", SimpleNamespace(), _events(
+            topic, 0, values[5:], offsets=[5, 6, 7]))
+        slot = pipe.slots[("merchant", 0)]
+        assert slot.next_offset == 0 and not slot.held
+        await pipe.view_batch("merchant", SimpleNamespace(), _events(topic, 0, values))
+        return pipe
+
+    pipe = asyncio.run(go())
+    slot = pipe.slots[("merchant", 0)]
+    assert seeks == [(TP(pipe.settings.view_topic("merchant"), 0), 0)]
+    assert [e.message.offset for e in slot.held] == list(range(8))
+    assert slot.next_offset == 8 and slot.engine.stats["like"] == 8
+
+
+def test_a_jump_in_fetched_view_offsets_is_never_committed(tmp_path):
+    """Faust takes the offsets a fetch jumps over for acked (a gap). A view
+    slot's seek back (to 39, while a fetch from 62 was in flight) makes such
+    a jump over records no checkpoint covers; Faust's own consumer would
+    commit past them at the next ack (a crash then lost their alerts), the
+    worker's commits only what was acked."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    async def commit_after_jump(consumer: Any) -> int:
+        tp = TP("lg.view.merchant", 0)
+        consumer._committed_offset[tp] = 39
+        await consumer._add_gap(tp, 40, 61)  # fetched 62 right after the seek back to 39
+        consumer._acked[tp].extend([39, 40, 41])  # read again; a checkpoint released them
+        while (offset := consumer._new_offset(tp)) is not None:  # the periodic commits
+            consumer._committed_offset[tp] = offset
+        return consumer._committed_offset[tp]
+
+    async def go() -> tuple[int, int]:
+        settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=str(tmp_path),
+                            checkpoint_key=CHECKPOINT_KEY).validate()
+        ours = create_app(settings).consumer
+        stock = faust_aiokafka.Consumer.__new__(faust_aiokafka.Consumer)
+        for name in ("_gap", "_acked", "_acked_index", "_committed_offset"):
+            setattr(stock, name, type(getattr(ours, name))(getattr(ours, name).default_factory))
+        return await commit_after_jump(stock), await commit_after_jump(ours)
+
+    stock, ours = asyncio.run(go())
+    assert stock == 62  # past 42..61, which no checkpoint covers
+    assert ours == 42
 
 
 def test_a_seek_back_is_repeated_until_the_records_come(tmp_path):

@@ -293,13 +293,14 @@ class Pipeline:
             if off < slot.ckpt_offset:
                 msg.decref()  # in the restored checkpoint already; acked normally
                 continue
-            if off > slot.next_offset and await self._gap(slot, msg.tp, off):
+            if off > slot.next_offset and slot.positioned and await self._gap(slot, msg.tp, off):
                 ahead = msg.tp
                 continue  # out of order: left unacked, read again in its place
             slot.held.append(event)  # released by the checkpoint that covers it
             if off < slot.next_offset:
                 continue  # in memory already (redelivered), not yet checkpointed
             slot.next_offset = off + 1
+            slot.positioned = True
             src = event_source(msg.headers)
             # the core decodes and takes the record whole (no Python object
             # per event); what it refuses, Python's decoder explains
@@ -357,7 +358,8 @@ class Pipeline:
 
         View offsets are contiguous, so the records in between have not come
         yet, or were committed without being in the slot's checkpoint (a
-        slot without one starts at offset 0, whatever the group committed).
+        partition that never had one starts at offset 0, whatever the group
+        committed).
         After a rebalance Faust may also hand over records fetched before it
         sought back to the committed offsets, tagged with the new generation
         (it reads the generation once the fetch returns). Taken, they would
@@ -475,7 +477,8 @@ class Pipeline:
     def _slot(self, view: str, p: int, offset: int) -> Slot:
         """The slot of view partition ``p``, restored, or new and empty when
         it has no checkpoint (``offset``, the first record this worker got of
-        it, is only logged: the slot starts at offset 0)."""
+        it, is only logged: the slot starts at offset 0; see
+        :meth:`Checkpoints.new_slot`)."""
         slot = self.slots.get((view, p))
         if slot is None:
             slot = self._restore(view, p)

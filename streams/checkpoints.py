@@ -113,9 +113,11 @@ class Slot:
     partition: int
     engine: Engine
     #: next offset of the view partition to process: a record past it means
-    #: the ones in between have not come yet
+    #: the ones in between have not come yet (once ``positioned``)
     next_offset: int = 0
     ckpt_offset: int = 0  #: next offset recorded by the last durable checkpoint
+    #: whether ``next_offset`` is known; if not, the first record taken sets it
+    positioned: bool = True
     seeking: int | None = None  #: the offset the consumer was last sent back to
     sought_at: float = float("-inf")  #: monotonic time of the last seek back
     late_logged_at: float = float("-inf")  #: monotonic time of its last line on late events
@@ -170,17 +172,21 @@ class Checkpoints:
         #: (view, partition) -> seconds its last snapshot took (see :meth:`every`)
         self.cost: dict[tuple[str, int], float] = {}
 
-    def new_slot(self, view: str, p: int, gen: int = 0, chunks: int = 0) -> Slot:
-        """An empty slot, positioned at offset 0 of its view partition; ``gen``
-        and ``chunks`` name the chunks its first checkpoint replaces (an
-        unusable checkpoint's, so they are deleted).
+    def new_slot(self, view: str, p: int, gen: int = 0, chunks: int = 0,
+                 positioned: bool = True) -> Slot:
+        """An empty slot; ``gen`` and ``chunks`` name the chunks its first
+        checkpoint replaces (an unusable checkpoint's, so they are deleted).
 
-        Without a usable checkpoint the slot holds none of the partition's
-        records, whatever offset the group committed: a record past its next
-        offset sends the consumer back to the partition's first record
-        (``Pipeline._gap``), so the state is rebuilt from the view topic.
+        A partition that never had a checkpoint has had none of its records
+        processed, whatever offset the group committed: its slot is
+        positioned at offset 0, and a record past that sends the consumer
+        back to the partition's first record (``Pipeline._gap``). A slot
+        that replaces an unusable checkpoint is not ``positioned``: it starts
+        at the first record it gets (the committed offset; what the
+        checkpoint covered is not processed again).
         """
-        slot = Slot(view, p, Engine(self.cfg, views=[view]), gen=gen, chunks=chunks)
+        slot = Slot(view, p, Engine(self.cfg, views=[view]), gen=gen, chunks=chunks,
+                    positioned=positioned)
         if view == "lockstep":
             # wait for every user partition until it reports: one that
             # starts releasing later must not find its likes late
@@ -225,7 +231,8 @@ class Checkpoints:
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint must not stop the worker
             log.error("checkpoint %s/%d is unusable (%s); partition %s/%d starts empty",
                       view, p, _reason(exc), view, p)
-            return self.new_slot(view, p, *((h["gen"], h["chunks"]) if h else (0, 0)))
+            gen, chunks = (h["gen"], h["chunks"]) if h else (0, 0)
+            return self.new_slot(view, p, gen, chunks, positioned=False)
         if engine.cfg != self.cfg:
             log.warning("checkpoint %s/%d was made with other engine settings; keeping the "
                         "checkpoint's (%s)", view, p, engine.cfg.to_dict())

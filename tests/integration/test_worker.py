@@ -494,6 +494,20 @@ def _assert_commits_covered(bootstrap: str, topics: WorkerTopics) -> int:
     return below
 
 
+def _first_half_written(bootstrap: str, recording, prefix: str):
+    """New topics with the first half of the recording written to the inputs:
+    ``(model, topics, records, parts, half)``, the model being the topology's
+    alerts with default settings."""
+    path, _offline, _model = recording
+    model = partitioned_replay(path, EngineConfig())
+    topics = WorkerTopics.unique(prefix)
+    topics.create(bootstrap)
+    records, parts = recording_records(path, topics)
+    half = len(records) // 2
+    produce(bootstrap, records[:half], parts[:half])
+    return model, topics, records, parts, half
+
+
 def test_graceful_stop_commits_only_what_was_processed(kafka_bootstrap, worker_factory,
                                                        recording):
     """SIGTERM while the worker catches up a backlog: no committed offset
@@ -503,13 +517,8 @@ def test_graceful_stop_commits_only_what_was_processed(kafka_bootstrap, worker_f
     each sent once (the stop checkpoints what was processed, so nothing is
     processed twice). Default grace, so alerts leave while the backlog is
     caught up, and records processed again would send theirs again."""
-    path, _offline, _model = recording
-    model = partitioned_replay(path, EngineConfig())
-    topics = WorkerTopics.unique("lg-stop")
-    topics.create(kafka_bootstrap)
-    records, parts = recording_records(path, topics)
-    half = len(records) // 2
-    produce(kafka_bootstrap, records[:half], parts[:half])
+    model, topics, records, parts, half = _first_half_written(kafka_bootstrap, recording,
+                                                              "lg-stop")
     # small ingest batches: the second half takes a while to catch up
     worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "60", "LIKEGUARD_BATCH_SIZE": "20",
                                      "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}).start()
@@ -600,13 +609,8 @@ def test_view_offsets_committed_past_every_checkpoint_lose_nothing(kafka_bootstr
     forwards the first half into the views and writes no checkpoint before
     it is killed; every view offset is then committed at its end, and the
     second half is written while the worker is down."""
-    path, _offline, _model = recording
-    model = partitioned_replay(path, EngineConfig())
-    topics = WorkerTopics.unique("lg-ahead")
-    topics.create(kafka_bootstrap)
-    records, parts = recording_records(path, topics)
-    half = len(records) // 2
-    produce(kafka_bootstrap, records[:half], parts[:half])
+    model, topics, records, parts, half = _first_half_written(kafka_bootstrap, recording,
+                                                              "lg-ahead")
     ends = Counter((topic, p) for (topic, _k, _v), p in zip(records[:half], parts[:half],
                                                             strict=True))
     worker = worker_factory(topics, {"LIKEGUARD_IDLE_FLUSH": "3600",

@@ -310,33 +310,52 @@ impl Merchant {
     }
 }
 
-/// Share of `st`'s token payers who liked its content within `within` of
-/// paying. A payer who has not liked yet counts as a non-converter by how far
-/// its payment is into `within` (fully once it has passed): at a busy deal's
-/// start, the few prompt likers are otherwise measured against none of the
-/// many payers still inside it.
-fn conversion(cfg: &Config, st: &Merchant, within: f64, now: f64) -> f64 {
-    let liked: AHashSet<&str> = st
-        .pairs
-        .iter()
-        .chain(&st.slow)
-        .filter(|p| p.amount <= cfg.token_amount && p.delay <= within)
-        .map(|p| p.user.as_str())
-        .collect();
-    if liked.is_empty() {
-        return 0.0;
+/// Share of `st`'s token payers who liked its content within `paid_delay`
+/// and within `token_delay` of paying. A payer who has not liked yet counts
+/// as a non-converter by how far its payment is into the delay (fully once
+/// it has passed): at a busy deal's start, the few prompt likers are
+/// otherwise measured against none of the many payers still inside it.
+/// One pass for both delays; the waiting payers are summed in payment order,
+/// so the result does not depend on a hash map's order.
+fn conversions(cfg: &Config, st: &Merchant, now: f64) -> (f64, f64) {
+    let within = [cfg.paid_delay, cfg.token_delay];
+    // each token payer who liked: its promptest like's delay
+    let mut liked: AHashMap<&str, f64> = AHashMap::new();
+    for p in st.pairs.iter().chain(&st.slow) {
+        if p.amount <= cfg.token_amount && p.delay <= cfg.token_delay {
+            let d = liked.entry(p.user.as_str()).or_insert(f64::INFINITY);
+            *d = d.min(p.delay);
+        }
     }
-    let mut waiting: AHashMap<&str, f64> = AHashMap::new();
+    let n = within.map(|w| liked.values().filter(|&&d| d <= w).count() as f64);
+    if n[1] == 0.0 {
+        return (0.0, 0.0);
+    }
+    // per payer not (yet) converted within each delay: its largest share of it
+    let mut index: AHashMap<&str, usize> = AHashMap::new();
+    let mut waiting: Vec<[f64; 2]> = Vec::new();
     for (ts, user) in &st.token_pays {
-        if liked.contains(user.as_str()) {
+        let d = liked.get(user.as_str()).copied().unwrap_or(f64::INFINITY);
+        if d <= within[0] {
             continue;
         }
-        let w = ((now - ts) / within).clamp(0.0, 1.0);
-        let e = waiting.entry(user.as_str()).or_insert(0.0);
-        *e = e.max(w);
+        let i = *index.entry(user.as_str()).or_insert_with(|| {
+            waiting.push([0.0; 2]);
+            waiting.len() - 1
+        });
+        for (k, w) in within.iter().enumerate() {
+            if d > *w {
+                waiting[i][k] = waiting[i][k].max(((now - ts) / w).clamp(0.0, 1.0));
+            }
+        }
     }
-    let n = liked.len() as f64;
-    n / (n + waiting.values().sum::<f64>())
+    let share = |k: usize| {
+        if n[k] == 0.0 {
+            return 0.0;
+        }
+        n[k] / (n[k] + waiting.iter().map(|w| w[k]).sum::<f64>())
+    };
+    (share(0), share(1))
 }
 
 /// Payments and likes per merchant: the join and velocity features.
@@ -829,11 +848,7 @@ impl MerchantView {
         if let Some(&c) = self.conv.get(key) {
             return c;
         }
-        let st = &self.state[key];
-        let conv = (
-            conversion(cfg, st, cfg.paid_delay, now),
-            conversion(cfg, st, cfg.token_delay, now),
-        );
+        let conv = conversions(cfg, &self.state[key], now);
         self.conv.insert(key.clone(), conv);
         conv
     }
@@ -1095,5 +1110,49 @@ impl MerchantView {
 impl Default for MerchantView {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{conversions, Merchant, Pair};
+    use crate::config::Config;
+    use crate::sym::Sym;
+
+    fn pair(user: &str, delay: f64) -> Pair {
+        Pair {
+            ts: delay,
+            user: Sym::new(user),
+            amount: 100,
+            delay,
+            like_id: Sym::new(&format!("l-{user}")),
+            txid: Sym::new(&format!("t-{user}")),
+            target: Sym::new("post:1"),
+        }
+    }
+
+    #[test]
+    fn token_conversion_counts_waiting_payers_by_their_share_of_each_delay() {
+        let cfg = Config::default(); // paid_delay 120 s, token_delay 180 s
+        let mut st = Merchant::default();
+        // a likes 30 s after paying, b 150 s after (a slow pair), c and d not
+        // yet: c paid 200 s ago (past both delays), d 90 s ago, twice
+        st.pairs.push_back(pair("a", 30.0));
+        st.slow.push_back(pair("b", 150.0));
+        for (ts, user) in [
+            (0.0, "a"),
+            (0.0, "b"),
+            (0.0, "c"),
+            (100.0, "d"),
+            (110.0, "d"),
+        ] {
+            st.token_pays.push_back((ts, Sym::new(user)));
+        }
+        let (prompt, slow) = conversions(&cfg, &st, 200.0);
+        // within 120 s: a converted; b (1), c (1) and d (100/120) waiting
+        assert!((prompt - 1.0 / (1.0 + 1.0 + 1.0 + 100.0 / 120.0)).abs() < 1e-12);
+        // within 180 s: a and b converted; c (1) and d (100/180) waiting
+        assert!((slow - 2.0 / (2.0 + 1.0 + 100.0 / 180.0)).abs() < 1e-12);
+        assert_eq!(conversions(&cfg, &Merchant::default(), 200.0), (0.0, 0.0));
     }
 }

@@ -325,6 +325,19 @@ def test_a_view_batch_cut_short_leaves_what_it_did_not_reach_unacked(tmp_path):
         assert not event.message.ack(None), (event.message.partition, event.message.offset)
 
 
+def _record_seeks(pipe: Any, earliest: int, seeks: list[tuple[TP, int]]) -> None:
+    """Give the pipeline's stand-in consumer a broker whose partitions start
+    at ``earliest``, and append its seeks to ``seeks``."""
+    async def earliest_offsets(*tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, earliest)
+
+    async def seek_wait(partitions: dict[TP, int]) -> None:
+        seeks.extend(partitions.items())
+
+    pipe.app.consumer.earliest_offsets = earliest_offsets
+    pipe.app.consumer.seek_wait = seek_wait
+
+
 def _early_fetch(tmp_path, earliest: int, split: bool = False,
                  again: bool = True) -> tuple[Any, list[tuple[TP, int]]]:
     """A slot restored at view offset 3 that is handed offsets 8 and 9 (a
@@ -337,15 +350,7 @@ def _early_fetch(tmp_path, earliest: int, split: bool = False,
     async def go() -> Any:
         pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 0)}, [])
         topic = pipe.settings.view_topic("merchant")
-
-        async def earliest_offsets(*tps: TP) -> dict[TP, int]:
-            return dict.fromkeys(tps, earliest)
-
-        async def seek_wait(partitions: dict[TP, int]) -> None:
-            seeks.extend(partitions.items())
-
-        pipe.app.consumer.earliest_offsets = earliest_offsets
-        pipe.app.consumer.seek_wait = seek_wait
+        _record_seeks(pipe, earliest, seeks)
         pipe.slots[("merchant", 0)] = Slot("merchant", 0, Engine(pipe.cfg, views=["merchant"]),
                                            next_offset=3, ckpt_offset=3)
         values = {i: encode_event(_like(i)) for i in range(10)}
@@ -388,15 +393,7 @@ def test_a_partition_without_a_checkpoint_is_read_from_its_first_record(tmp_path
         pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 0)}, [])
         topic = pipe.settings.view_topic("merchant")
         pipe.ckpt.table = SimpleNamespace(data={})  # no checkpoint of any slot
-
-        async def earliest_offsets(*tps: TP) -> dict[TP, int]:
-            return dict.fromkeys(tps, 0)
-
-        async def seek_wait(partitions: dict[TP, int]) -> None:
-            seeks.extend(partitions.items())
-
-        pipe.app.consumer.earliest_offsets = earliest_offsets
-        pipe.app.consumer.seek_wait = seek_wait
+        _record_seeks(pipe, 0, seeks)
         values = [encode_event(_like(i)) for i in range(8)]
         await pipe.view_batch("merchant", SimpleNamespace(), _events(
             topic, 0, values[5:], offsets=[5, 6, 7]))

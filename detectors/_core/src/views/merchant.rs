@@ -629,6 +629,7 @@ impl MerchantView {
         if pair.delay > cfg.paid_delay {
             // counted when the merchant is next evaluated; it does not make it
             // due, so the evaluation schedule (and the models' samples) stay
+            // as they were without slow pairs
             st.slow.push_back(pair);
             return;
         }

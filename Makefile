@@ -90,8 +90,8 @@ bench: setup kafka-jars ## the replay, worker and live-latency benchmarks (figur
 	$(BIN)/python tests/bench/bench_worker.py
 	$(BIN)/python tests/bench/bench_latency.py
 
-bench-moderation: setup ## alerts with and without a simulated moderator (out/bench_moderation.json)
-	$(BIN)/python tests/bench/moderation.py
+bench-moderation: setup ## alerts with and without a simulated moderator (out/bench_moderation.json; ARGS=--long)
+	$(BIN)/python tests/bench/moderation.py $(ARGS)
 
 bench-memory: setup ## one engine through a burst and its expiry: RSS against the pre-burst baseline (out/memory_return.json)
 	$(BIN)/python tests/bench/memory_return.py $(ARGS)

@@ -17,7 +17,7 @@ __all__ = ["EngineConfig", "MODES"]
 MODES = ("both", "rules", "models")
 #: settings for which 0 means "off" (every other number must be positive)
 _MAY_BE_ZERO = ("grace", "max_skew", "max_ahead", "allowed_lateness", "max_behind",
-                "rank_below")
+                "rank_below", "rank_share")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,14 @@ class EngineConfig:
     dismiss_for: float = 86400.0
     #: a rule's warning whose confirmation, as learned from moderators' verdicts
     #: on alerts like it, is less likely than this is ranked down to info (0:
-    #: never, the default until measured to help; docs/quality.md)
+    #: never, the default: it takes few false alarms away for the campaigns it
+    #: delays; docs/quality.md)
     rank_below: float = 0.0
-    #: confirmed and dismissed verdicts each a (view, entity type) needs before ranking
+    #: confirmed and dismissed verdicts each a (view, entity type, detector) needs
+    #: before ranking
     rank_after: int = 5
+    #: the least share of dismissals among those verdicts for the ranker to rank
+    rank_share: float = 0.15
     #: a confirmed alert's accounts, devices and addresses stay on the watchlist this long
     watch_for: float = 7 * 86400.0
     #: a like at most this long after a token payment is still "prompt": a
@@ -115,6 +119,8 @@ class EngineConfig:
             raise ValueError("model_quantile must be in (0, 1)")
         if self.rank_below >= 1:
             raise ValueError("rank_below must be < 1")
+        if self.rank_share >= 1:
+            raise ValueError("rank_share must be < 1")
         if self.window < self.tick:
             raise ValueError("window must be >= tick")
         if self.token_delay < self.paid_delay:

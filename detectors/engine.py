@@ -130,7 +130,8 @@ class Engine:
         # the detectors whose target alerts name the ring, hosted here or not
         ring = frozenset([*(f"{r.name}@{r.version}" for r in RULES if r.view == "lockstep"),
                           *(f"{m.name}@{m.version}" for m in models if m.view == "lockstep")])
-        self.verdicts = VerdictBook(cfg.dismiss_for, hosted, VerdictRanker(cfg.rank_after),
+        self.verdicts = VerdictBook(cfg.dismiss_for, hosted,
+                                    VerdictRanker(cfg.rank_after, cfg.rank_share),
                                     cfg.watch_for, ring)
         self.counts = {"alerts": 0, "candidates": 0}
         self._sources: dict[Hashable, str] = {}
@@ -325,7 +326,8 @@ class Engine:
         counts = dict(subj.counts)
         ranked_down = False
         if rule_fired and level <= _RANKED_UP_TO and cfg.rank_below > 0:
-            p = self.verdicts.ranker.proba((subj.view, subj.entity_type), x)
+            p = self.verdicts.ranker.proba(
+                (subj.view, subj.entity_type, f"{det.name}@{det.version}"), x)
             if p is not None:
                 counts["confirm_probability"] = round(p, 4)
                 if p < cfg.rank_below:
@@ -347,7 +349,7 @@ class Engine:
                             score, reasons, counts, subj.samples(),
                             rule_fired=rule_fired and not ranked_down)
         self.verdicts.note_raised(alert.alert_id, name, level, now,
-                                  (subj.view, subj.entity_type), x,
+                                  (subj.view, subj.entity_type, name), x,
                                   evidence_actors(alert.evidence))
         return alert
 
@@ -428,6 +430,8 @@ class Engine:
         eng = Engine(cfg, header["views"], core=core)
         eng.counts.update(header["counts"])
         eng.models, eng.suppressor, eng.verdicts = pickle.loads(view[at + clen:end])
+        # a ranker pickled before a setting existed takes the snapshot's settings
+        eng.verdicts.ranker.min_each, eng.verdicts.ranker.min_share = cfg.rank_after, cfg.rank_share
         return eng
 
     @staticmethod

@@ -211,7 +211,7 @@ class _Raised:
     detector: str
     level: int
     at: float  #: event time raised
-    key: tuple[str, str]  #: (view, entity type): the ranker's model
+    key: tuple[str, str, str]  #: (view, entity type, detector): the ranker's model
     features: dict[str, float]
     actors: Actors
     learned: str | None = None  #: the verdict the ranker learned from it
@@ -317,10 +317,11 @@ class VerdictBook:
                 self.counts["watched"] += len(ids)
 
     def note_raised(self, alert_id: str, detector: str, level: int, now: float,
-                    key: tuple[str, str] = ("", ""), x: dict[str, float] | None = None,
+                    key: tuple[str, str, str] = ("", "", ""),
+                    x: dict[str, float] | None = None,
                     actors: Actors = ((), (), ())) -> None:
-        """Remember an alert this engine raised (its view and entity type,
-        features and the accounts, devices and IPs of its evidence), for the
+        """Remember an alert this engine raised (its view, entity type and
+        detector, features and the accounts, devices and IPs of its evidence), for the
         verdicts that name it."""
         self.raised[alert_id] = _Raised(detector, level, now, key, x or {}, actors)
 

@@ -24,7 +24,10 @@ found (only those a moderator can have confirmed). The figures go to
 
 Run on demand (``make bench-moderation``); the recordings are the quality
 tests' held-out ones (our simulator's test seeds, the independent
-generators' held-out seeds).
+generators' held-out seeds). ``--long`` asks the ranker's question on eight
+hours of verdicts instead: disguised's tuning seeds 1 and 2, livestream's
+tuning seed 1 and disguised's held-out seed 3, the verdicts runs without
+and with the ranker, no next jobs.
 """
 
 from __future__ import annotations
@@ -63,6 +66,13 @@ RECORDINGS: tuple[tuple[str, str | None, int, tuple[str, ...]], ...] = (
     ("livestream-5", "livestream", 5, ()),
     ("disguised-3", "disguised", 3, ("--hours", "2")),
     ("disguised-3-dense", "disguised", 3, ("--rate", "400")),
+)
+#: ``--long``: eight hours of verdicts for the ranker (tuning seeds, and one held out)
+LONG_RECORDINGS: tuple[tuple[str, str | None, int, tuple[str, ...]], ...] = (
+    ("disguised-1-8h", "disguised", 1, ("--hours", "8")),
+    ("disguised-2-8h", "disguised", 2, ("--hours", "8")),
+    ("livestream-1-8h", "livestream", 1, ("--hours", "8")),
+    ("disguised-3-8h", "disguised", 3, ("--hours", "8")),
 )
 
 
@@ -121,22 +131,34 @@ def _return_figures(ret: Returns, alerts: list[dict[str, Any]]) -> dict[str, Any
 
 
 def run(name: str, gen: str | None, seed: int, args: tuple[str, ...], delay: float,
-        error_rate: float) -> dict[str, Any]:
+        error_rate: float, returns: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"recording": name}
     with tempfile.TemporaryDirectory() as tmp:
         rec, lab = _record(gen, seed, args, Path(tmp))
         labels = load_labels(lab)
+        delays: dict[str, dict[str, float]] = {}
         for run_name, moderator, cfg in (
                 (RUNS[0], _Silent(labels), EngineConfig()),
                 (RUNS[1], SimulatedModerator(labels, delay, error_rate, seed), EngineConfig()),
                 (RUNS[2], SimulatedModerator(labels, delay, error_rate, seed),
                  EngineConfig(rank_below=0.2))):
+            if not returns and run_name == RUNS[0]:
+                continue  # --long: the ranker's question only
             t0 = time.perf_counter()
             alerts, verdicts, summary = moderated_replay(rec, moderator, cfg)
             out[run_name] = {**_figures(labels, alerts), "verdicts": len(verdicts),
                              "wrong_verdicts": moderator.wrong,
                              "seconds": round(time.perf_counter() - t0, 1)}
+            delays[run_name] = evaluate(
+                labels, [a for a in alerts if a["severity"] != "info"]).delays
         out["events"] = summary.events
+        # campaigns the ranker makes actionable later than the verdicts alone
+        later = [delays[RUNS[2]][c] - d for c, d in delays[RUNS[1]].items()
+                 if delays[RUNS[2]].get(c, float("inf")) > d]
+        out["ranker_later"] = {"campaigns": len(later),
+                               "by": [round(x, 1) for x in sorted(later)]}
+        if not returns:
+            return out
         ret = with_returns(rec, labels, Path(tmp) / "next.jsonl")
         for run_name, moderator in (
                 (RETURN_RUNS[0], _Silent(ret.labels)),
@@ -157,25 +179,35 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--delay", type=float, default=600.0, help="seconds to a verdict (600)")
     p.add_argument("--error-rate", type=float, default=0.05, help="wrong answers (0.05)")
-    p.add_argument("--out", type=Path, default=REPO / "out" / "bench_moderation.json")
+    p.add_argument("--out", type=Path, default=None,
+                   help="figures (out/bench_moderation.json, --long: out/bench_moderation_long.json)")
+    p.add_argument("--long", action="store_true",
+                   help="the ranker on eight-hour recordings: verdicts without and with it")
     a = p.parse_args(argv)
+    out = a.out or REPO / "out" / ("bench_moderation_long.json" if a.long
+                                   else "bench_moderation.json")
+    runs = RUNS[1:] if a.long else RUNS
     rows = []
-    print("per recording, for the runs " + " / ".join(RUNS) + "; all alerts | actionable")
-    for name, gen, seed, args in RECORDINGS:
-        r = run(name, gen, seed, args, a.delay, a.error_rate)
+    print("per recording, for the runs " + " / ".join(runs) + "; all alerts | actionable")
+    for name, gen, seed, args in LONG_RECORDINGS if a.long else RECORDINGS:
+        r = run(name, gen, seed, args, a.delay, a.error_rate, returns=not a.long)
         rows.append(r)
         print(name)
         for what in ("alerts", "precision", "false_alarms", "campaigns_found", "median_delay"):
-            cells = [" / ".join(f"{r[run_][scope][what] or 0:g}" for run_ in RUNS)
+            cells = [" / ".join(f"{r[run_][scope][what] or 0:g}" for run_ in runs)
                      for scope in ("all", "actionable")]
             print(f"  {what:16s} {cells[0]:>24s} | {cells[1]}", flush=True)
+        later = r["ranker_later"]
+        print(f"  found later with the ranker: {later['campaigns']} (by {later['by']} s)")
+        if a.long:
+            continue
         print("  next jobs, no moderator / verdicts; all | first job found")
         for what in ("jobs", "found", "median_delay", "median_after_first_like",
                      "found_at_once"):
             cells = [" / ".join(f"{r[run_][scope][what] or 0:g}" for run_ in RETURN_RUNS)
                      for scope in ("all", "first job found")]
             print(f"  {what:24s} {cells[0]:>16s} | {cells[1]}", flush=True)
-    write_figures({"delay": a.delay, "error_rate": a.error_rate, "runs": rows}, a.out)
+    write_figures({"delay": a.delay, "error_rate": a.error_rate, "runs": rows}, out)
     return 0
 
 

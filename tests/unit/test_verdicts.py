@@ -304,11 +304,12 @@ def _burst(ip: str, start: float, devices: int) -> list[Like]:
                  device=f"{ip}-d{i % devices}") for i in range(30)]
 
 
-def test_verdicts_teach_the_ranker_to_rank_look_alikes_down() -> None:
+def _ranked(cfg: EngineConfig) -> tuple[Engine, list[Alert], dict[str, Alert]]:
     """Moderators dismiss offices (one phone per account) and confirm farms
-    (five accounts per phone), both alerted as IP farms: the next office's
-    warning comes as a review; the next farm's stays a warning."""
-    eng = Engine(EngineConfig(mode="rules", rank_below=0.2, rank_after=4))
+    (five accounts per phone), four of each, both alerted as IP farms; then
+    one more office and farm come. Returns the engine, the first eight IP
+    alerts and the last two by address."""
+    eng = Engine(cfg)
     alerts: list[Alert] = []
 
     def run(events: list[Like]) -> list[Alert]:
@@ -327,18 +328,37 @@ def test_verdicts_teach_the_ranker_to_rank_look_alikes_down() -> None:
                 eng.verdict(Verdict(a.alert_id, "ip", a.entity_id,
                                     "dismissed" if a.entity_id == office else "confirmed",
                                     "r1", a.window_end + 60))
-    seen = {a.entity_id: a.severity for a in alerts if a.entity_type == "ip"}
-    # alerted alike, as warnings, before the ranker had four verdicts of each kind
-    assert len(seen) == 8 and set(seen.values()) == {"warning"}
     t = T0 + 6000
     got = run(_burst("10.0.9.1", t, 30) + _burst("10.1.9.1", t + 300, 6)) + eng.flush()
-    assert eng.verdicts.ranker.seen[("ip", "ip")] == [4, 4]
-    new = {a.entity_id: a for a in got if a.entity_type == "ip"}
+    return (eng, [a for a in alerts if a.entity_type == "ip"],
+            {a.entity_id: a for a in got if a.entity_type == "ip"})
+
+
+def test_verdicts_teach_the_ranker_to_rank_look_alikes_down() -> None:
+    """After four verdicts of each kind, the next office's warning comes as a
+    review; the next farm's stays a warning."""
+    eng, first, new = _ranked(EngineConfig(mode="rules", rank_below=0.2, rank_after=4))
+    seen = {a.entity_id: a.severity for a in first}
+    # alerted alike, as warnings, before the ranker had four verdicts of each kind
+    assert len(seen) == 8 and set(seen.values()) == {"warning"}
+    # one model per detector: the IP farm rule's
+    assert eng.verdicts.ranker.seen == {("ip", "ip", "ip_farm@1"): [4, 4]}
     office_alert, farm_alert = new["10.0.9.1"], new["10.1.9.1"]
     assert (office_alert.severity, office_alert.action) == ("info", "review")
     assert office_alert.reasons[-1].code == "verdicts_dismiss_similar"
     assert office_alert.evidence["confirm_probability"] < 0.2
     assert farm_alert.severity == "warning" and farm_alert.evidence["confirm_probability"] >= 0.2
+
+
+def test_the_ranker_leaves_a_rule_alone_whose_alerts_are_mostly_confirmed() -> None:
+    """The same verdicts, but dismissals must be 60% of a detector's verdicts
+    (they are 50%): nothing is ranked, the office's alert stays a warning."""
+    _, _, new = _ranked(EngineConfig(mode="rules", rank_below=0.2, rank_after=4,
+                                     rank_share=0.6))
+    office_alert = new["10.0.9.1"]
+    assert office_alert.severity == "warning"
+    assert "confirm_probability" not in office_alert.evidence
+    assert all(r.code != "verdicts_dismiss_similar" for r in office_alert.reasons)
 
 
 # ---------------------------------------------------------------------- the watchlist

@@ -75,6 +75,7 @@ __all__ = [
     "BenignEvent",
     "Campaign",
     "campaigns_of",
+    "false_alarms_of",
     "Evaluation",
     "Labels",
     "LabelsError",
@@ -431,6 +432,15 @@ def _classify(labels: Labels, alerts: Iterable[Mapping[str, Any]]) -> tuple[list
 def campaigns_of(labels: Labels, alert: Mapping[str, Any]) -> list[str]:
     """The campaigns ``alert`` (a contract object) is a true positive of."""
     return _classify(labels, [alert])[0][0].campaigns
+
+
+def false_alarms_of(labels: Labels, alerts: Iterable[Mapping[str, Any]]
+                    ) -> dict[str, tuple[float, list[str]]]:
+    """``alert_id`` -> (``window.end``, the benign events it is a false alarm
+    on), for each alert that is a false alarm (repeated ids counted once)."""
+    scored, _ = _classify(labels, alerts)
+    return {s.alert_id: (_alert_end(s.alert) or 0.0, s.false_alarm_on)
+            for s in scored if s.false_alarm_on}
 
 
 # --------------------------------------------------------------------------- evaluation

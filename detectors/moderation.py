@@ -36,13 +36,14 @@ import orjson
 from detectors.alerts import Alert
 from detectors.config import EngineConfig
 from detectors.engine import Engine
-from detectors.evaluate import Campaign, Labels, campaigns_of
+from detectors.evaluate import Campaign, Labels, campaigns_of, false_alarms_of
 from detectors.events import Like, Payment
 from detectors.recording import Record, open_text, read_records
 from detectors.replay import ReplaySummary, iter_events, replay_file
 from detectors.verdicts import Verdict, evidence_actors
 
-__all__ = ["Returns", "SimulatedModerator", "moderated_replay", "with_returns"]
+__all__ = ["Returns", "SimulatedModerator", "false_alarms_after_verdict", "moderated_replay",
+           "with_returns"]
 
 
 class SimulatedModerator:
@@ -97,6 +98,20 @@ def moderated_replay(path: str | Path, moderator: SimulatedModerator,
 
     summary = replay_file(path, engine, emit)
     return alerts, verdicts, summary
+
+
+def false_alarms_after_verdict(labels: Labels, alerts: list[dict[str, Any]],
+                               verdicts: list[Verdict]) -> int:
+    """False alarms on a look-alike raised after a moderator's first verdict
+    on one of its false alarms: the repeats a verdict could have quieted
+    (every look-alike's first alerts come before anyone has reviewed it)."""
+    on = false_alarms_of(labels, alerts)
+    first: dict[str, float] = {}
+    for v in verdicts:
+        for b in on.get(v.alert_id, (0.0, []))[1]:
+            first[b] = min(first.get(b, v.decided_at), v.decided_at)
+    return sum(1 for end, events in on.values()
+               if any(end > first.get(b, float("inf")) for b in events))
 
 
 #: the suffix of a returning job's merchants, targets and event ids

@@ -8,7 +8,8 @@ whose verdicts take effect as with the default settings (dismissals quiet
 their entities, confirmations fill the watchlist); and the same with the
 verdict ranker ranking warnings below a 0.2 probability of confirmation
 down to reviews (``rank_below=0.2``). Per run it prints alerts, precision,
-alerts on honest look-alikes (false alarms), campaigns found and the median
+alerts on honest look-alikes (false alarms) and how many of them came after
+a verdict on the same look-alike, campaigns found and the median
 delay, each over all alerts and over the *actionable* ones (warning or
 critical: what a moderation queue acts on).
 
@@ -50,6 +51,7 @@ from detectors.moderation import (  # noqa: E402
     RETURN_SUFFIX,
     Returns,
     SimulatedModerator,
+    false_alarms_after_verdict,
     moderated_replay,
     with_returns,
 )
@@ -87,13 +89,15 @@ def _record(gen: str | None, seed: int, args: tuple[str, ...], d: Path) -> tuple
     return rec, lab
 
 
-def _figures(labels: Any, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+def _figures(labels: Any, alerts: list[dict[str, Any]], verdicts: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, chosen in (("all", alerts),
                          ("actionable", [a for a in alerts if a["severity"] != "info"])):
         ev = evaluate(labels, chosen)
         out[name] = {"alerts": len(chosen), "precision": round(ev.precision, 3),
                      "false_alarms": ev.false_alarms_total,
+                     "false_alarms_after_verdict": false_alarms_after_verdict(
+                         labels, chosen, verdicts),
                      "campaigns_found": len(ev.detected),
                      "campaigns": len(ev.detected) + len(ev.missed) + len(ev.not_started),
                      "median_delay": ev.median_delay}
@@ -146,7 +150,7 @@ def run(name: str, gen: str | None, seed: int, args: tuple[str, ...], delay: flo
                 continue  # --long: the ranker's question only
             t0 = time.perf_counter()
             alerts, verdicts, summary = moderated_replay(rec, moderator, cfg)
-            out[run_name] = {**_figures(labels, alerts), "verdicts": len(verdicts),
+            out[run_name] = {**_figures(labels, alerts, verdicts), "verdicts": len(verdicts),
                              "wrong_verdicts": moderator.wrong,
                              "seconds": round(time.perf_counter() - t0, 1)}
             delays[run_name] = evaluate(
@@ -193,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         r = run(name, gen, seed, args, a.delay, a.error_rate, returns=not a.long)
         rows.append(r)
         print(name)
-        for what in ("alerts", "precision", "false_alarms", "campaigns_found", "median_delay"):
+        for what in ("alerts", "precision", "false_alarms", "false_alarms_after_verdict",
+                     "campaigns_found", "median_delay"):
             cells = [" / ".join(f"{r[run_][scope][what] or 0:g}" for run_ in runs)
                      for scope in ("all", "actionable")]
-            print(f"  {what:16s} {cells[0]:>24s} | {cells[1]}", flush=True)
+            print(f"  {what:26s} {cells[0]:>24s} | {cells[1]}", flush=True)
         later = r["ranker_later"]
         print(f"  found later with the ranker: {later['campaigns']} (by {later['by']} s)")
         if a.long:

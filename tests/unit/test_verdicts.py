@@ -261,7 +261,11 @@ def test_a_moderator_in_the_loop_quiets_a_look_alike_and_keeps_the_campaign(
     later, the office's reminders stop and the farm is found as before."""
     from detectors.evaluate import evaluate, parse_labels
     from detectors.events import format_time
-    from detectors.moderation import SimulatedModerator, moderated_replay
+    from detectors.moderation import (
+        SimulatedModerator,
+        false_alarms_after_verdict,
+        moderated_replay,
+    )
     from detectors.recording import RecordingWriter
 
     events = _farm(hours=3.0)
@@ -293,6 +297,9 @@ def test_a_moderator_in_the_loop_quiets_a_look_alike_and_keeps_the_campaign(
     assert before.false_alarms_total >= 6
     assert after.false_alarms_total == 2  # the IP's and the post's first alerts
     assert {v.verdict for v in verdicts} == {"confirmed", "dismissed"}
+    # none came after a verdict on the office; without the verdicts' effect, the reminders did
+    assert false_alarms_after_verdict(labels, looped, verdicts) == 0
+    assert false_alarms_after_verdict(labels, plain, verdicts) == before.false_alarms_total - 2
     again, _, _ = moderated_replay(rec, SimulatedModerator(labels, delay=600, error_rate=0.0))
     assert [a["alert_id"] for a in again] == [a["alert_id"] for a in looped]  # deterministic
 

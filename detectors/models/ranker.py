@@ -70,7 +70,7 @@ class VerdictRanker:
         self.min_each = min_each
         self.min_share = min_share
         self.models: dict[Key, compose.Pipeline] = {}
-        #: (view, entity type) -> [dismissed, confirmed] verdicts learned
+        #: key -> [dismissed, confirmed] verdicts learned
         self.seen: dict[Key, list[int]] = {}
 
     def learn_one(self, key: Key, x: dict[str, float], confirmed: bool) -> None:

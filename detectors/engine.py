@@ -325,9 +325,9 @@ class Engine:
         _, _, level = severity_for(score, rule_fired, subj.entity_type)
         counts = dict(subj.counts)
         ranked_down = False
+        name = f"{det.name}@{det.version}"
         if rule_fired and level <= _RANKED_UP_TO and cfg.rank_below > 0:
-            p = self.verdicts.ranker.proba(
-                (subj.view, subj.entity_type, f"{det.name}@{det.version}"), x)
+            p = self.verdicts.ranker.proba((subj.view, subj.entity_type, name), x)
             if p is not None:
                 counts["confirm_probability"] = round(p, 4)
                 if p < cfg.rank_below:
@@ -336,7 +336,6 @@ class Engine:
                     reasons.append(Reason("verdicts_dismiss_similar", _RANKED_DETAIL, p,
                                           cfg.rank_below))
                     _, _, level = severity_for(score, False, subj.entity_type)
-        name = f"{det.name}@{det.version}"
         if self.verdicts.holds(name, subj.entity_type, subj.entity_id, level, now):
             return None  # dismissed by a moderator, and not grown past that alert
         # per view: views may run in different workers, each with its own suppressor

@@ -63,8 +63,6 @@ class VerdictRanker:
 
     name = "verdict_ranker"
     version = "2"
-    #: for rankers pickled before the setting existed
-    min_share = 0.0
 
     def __init__(self, min_each: int = 5, min_share: float = 0.15) -> None:
         self.min_each = min_each

@@ -89,7 +89,9 @@ def _record(gen: str | None, seed: int, args: tuple[str, ...], d: Path) -> tuple
     return rec, lab
 
 
-def _figures(labels: Any, alerts: list[dict[str, Any]], verdicts: list[Any]) -> dict[str, Any]:
+def _figures(labels: Any, alerts: list[dict[str, Any]], verdicts: list[Any]
+             ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The run's figures, and the actionable alerts' delay per campaign found."""
     out: dict[str, Any] = {}
     for name, chosen in (("all", alerts),
                          ("actionable", [a for a in alerts if a["severity"] != "info"])):
@@ -101,7 +103,7 @@ def _figures(labels: Any, alerts: list[dict[str, Any]], verdicts: list[Any]) -> 
                      "campaigns_found": len(ev.detected),
                      "campaigns": len(ev.detected) + len(ev.missed) + len(ev.not_started),
                      "median_delay": ev.median_delay}
-    return out
+    return out, ev.delays
 
 
 RUNS = ("no moderator", "verdicts", "verdicts + ranker")
@@ -141,20 +143,19 @@ def run(name: str, gen: str | None, seed: int, args: tuple[str, ...], delay: flo
         rec, lab = _record(gen, seed, args, Path(tmp))
         labels = load_labels(lab)
         delays: dict[str, dict[str, float]] = {}
-        for run_name, moderator, cfg in (
-                (RUNS[0], _Silent(labels), EngineConfig()),
-                (RUNS[1], SimulatedModerator(labels, delay, error_rate, seed), EngineConfig()),
-                (RUNS[2], SimulatedModerator(labels, delay, error_rate, seed),
-                 EngineConfig(rank_below=0.2))):
-            if not returns and run_name == RUNS[0]:
-                continue  # --long: the ranker's question only
+        # --long asks the ranker's question only: no run without a moderator
+        runs: list[tuple[str, SimulatedModerator, EngineConfig]] = (
+            [(RUNS[0], _Silent(labels), EngineConfig())] if returns else [])
+        runs += [(RUNS[1], SimulatedModerator(labels, delay, error_rate, seed), EngineConfig()),
+                 (RUNS[2], SimulatedModerator(labels, delay, error_rate, seed),
+                  EngineConfig(rank_below=0.2))]
+        for run_name, moderator, cfg in runs:
             t0 = time.perf_counter()
             alerts, verdicts, summary = moderated_replay(rec, moderator, cfg)
-            out[run_name] = {**_figures(labels, alerts, verdicts), "verdicts": len(verdicts),
+            figures, delays[run_name] = _figures(labels, alerts, verdicts)
+            out[run_name] = {**figures, "verdicts": len(verdicts),
                              "wrong_verdicts": moderator.wrong,
                              "seconds": round(time.perf_counter() - t0, 1)}
-            delays[run_name] = evaluate(
-                labels, [a for a in alerts if a["severity"] != "info"]).delays
         out["events"] = summary.events
         # campaigns the ranker makes actionable later than the verdicts alone
         later = [delays[RUNS[2]][c] - d for c, d in delays[RUNS[1]].items()

@@ -17,7 +17,7 @@ __all__ = ["EngineConfig", "MODES"]
 MODES = ("both", "rules", "models")
 #: settings for which 0 means "off" (every other number must be positive)
 _MAY_BE_ZERO = ("grace", "max_skew", "max_ahead", "allowed_lateness", "max_behind",
-                "rank_below", "rank_share")
+                "rank_below", "rank_share", "dismiss_merchant_for")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,10 @@ class EngineConfig:
     #: a dismissed alert's detector stays quiet on its entity this long after
     #: the verdict, unless the evidence rises above the dismissed alert's level
     dismiss_for: float = 86400.0
+    #: a dismissed target's detector also stays quiet on the other targets of
+    #: its merchant this long (an office likes its employer's next post the
+    #: same way; 0: only the target)
+    dismiss_merchant_for: float = 86400.0
     #: a rule's warning whose confirmation, as learned from moderators' verdicts
     #: on alerts like it, is less likely than this is ranked down to info (0:
     #: never, the default: it takes few false alarms away for the campaigns it

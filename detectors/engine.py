@@ -132,7 +132,7 @@ class Engine:
                           *(f"{m.name}@{m.version}" for m in models if m.view == "lockstep")])
         self.verdicts = VerdictBook(cfg.dismiss_for, hosted,
                                     VerdictRanker(cfg.rank_after, cfg.rank_share),
-                                    cfg.watch_for, ring)
+                                    cfg.watch_for, ring, cfg.dismiss_merchant_for)
         self.counts = {"alerts": 0, "candidates": 0}
         self._sources: dict[Hashable, str] = {}
 
@@ -336,7 +336,9 @@ class Engine:
                     reasons.append(Reason("verdicts_dismiss_similar", _RANKED_DETAIL, p,
                                           cfg.rank_below))
                     _, _, level = severity_for(score, False, subj.entity_type)
-        if self.verdicts.holds(name, subj.entity_type, subj.entity_id, level, now):
+        merchant = counts.get("merchant")  # a target's, as its evidence names it
+        merchant = merchant if isinstance(merchant, str) else None
+        if self.verdicts.holds(name, subj.entity_type, subj.entity_id, level, now, merchant):
             return None  # dismissed by a moderator, and not grown past that alert
         # per view: views may run in different workers, each with its own suppressor
         if not self.suppressor.admit(subj.view, subj.entity_type, subj.entity_id, level, now):
@@ -349,7 +351,7 @@ class Engine:
                             rule_fired=rule_fired and not ranked_down)
         self.verdicts.note_raised(alert.alert_id, name, level, now,
                                   (subj.view, subj.entity_type, name), x,
-                                  evidence_actors(alert.evidence))
+                                  evidence_actors(alert.evidence), merchant)
         return alert
 
     # ------------------------------------------------------------------ state
@@ -429,8 +431,9 @@ class Engine:
         eng = Engine(cfg, header["views"], core=core)
         eng.counts.update(header["counts"])
         eng.models, eng.suppressor, eng.verdicts = pickle.loads(view[at + clen:end])
-        # a ranker pickled before a setting existed takes the snapshot's settings
+        # a book pickled before a setting existed takes the snapshot's settings
         eng.verdicts.ranker.min_each, eng.verdicts.ranker.min_share = cfg.rank_after, cfg.rank_share
+        eng.verdicts.dismiss_merchant_for = cfg.dismiss_merchant_for
         return eng
 
     @staticmethod

@@ -40,7 +40,7 @@ from detectors.evaluate import Campaign, Labels, campaigns_of, false_alarms_of
 from detectors.events import Like, Payment
 from detectors.recording import Record, open_text, read_records
 from detectors.replay import ReplaySummary, iter_events, replay_file
-from detectors.verdicts import Verdict, evidence_actors
+from detectors.verdicts import Verdict
 
 __all__ = ["Returns", "SimulatedModerator", "false_alarms_after_verdict", "moderated_replay",
            "with_returns"]
@@ -71,14 +71,13 @@ class SimulatedModerator:
 
     def review(self, alert: Alert) -> Verdict:
         """The verdict on ``alert``."""
-        right = bool(campaigns_of(self.labels, alert.to_dict()))
+        obj = alert.to_dict()
+        right = bool(campaigns_of(self.labels, obj))
         if self._rng.random() < self.error_rate:
             right = not right
             self.wrong += 1
-        return Verdict(alert.alert_id, alert.entity_type, alert.entity_id,
-                       "confirmed" if right else "dismissed", "simulated-moderator",
-                       alert.window_end + self.delay, None, alert.detector,
-                       *evidence_actors(alert.evidence))
+        return Verdict.of_alert(obj, "confirmed" if right else "dismissed",
+                                "simulated-moderator", alert.window_end + self.delay)
 
 
 def moderated_replay(path: str | Path, moderator: SimulatedModerator,

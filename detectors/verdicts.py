@@ -9,7 +9,10 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
   seconds of event time after the decision, unless a candidate alert's level
   (severity plus action, :func:`~detectors.alerts.severity_for`) rises above
   the dismissed alert's: an employer's post liked by its office is not
-  re-alerted every half hour, but a campaign that grows on top of it is;
+  re-alerted every half hour, but a campaign that grows on top of it is. A
+  dismissed *target* quiets its detector on the merchant's other targets
+  too, for ``dismiss_merchant_for``: the office likes the employer's next
+  post the same way;
 * a *confirmed* alert lifts a dismissal of the same detector and entity
   decided before it (the latest decision wins), and, unless its entity is a
   target (other than the lockstep view's, whose evidence names the ring),
@@ -57,13 +60,15 @@ from detectors.parsing import BadRecord, _load, _opt_str, _req_str, _sub, _time
 from detectors.recording import open_text
 
 __all__ = ["Verdict", "VerdictBook", "parse_verdict", "verdict_from_object", "read_verdicts",
-           "evidence_actors", "VERDICTS", "ENTITY_TYPES", "DEFAULT_BAR"]
+           "evidence_actors", "VERDICTS", "ENTITY_TYPES", "DEFAULT_BAR", "TARGETS_OF"]
 
 VERDICTS = ("confirmed", "dismissed")
 ENTITY_TYPES = ("merchant", "target", "user", "ip", "device")
 #: the level a dismissal holds back when the engine no longer knows the
 #: dismissed alert: a rule's warning (level 2) and below; critical breaks through
 DEFAULT_BAR = 2
+#: the entity type of a dismissal that holds all targets of a merchant
+TARGETS_OF = "targets of merchant"
 
 
 #: what an alert's evidence lists and a confirmation watches, in this order
@@ -103,6 +108,28 @@ class Verdict:
     accounts: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
+    #: the alert's ``evidence.merchant``: the merchant of a target (optional;
+    #: a dismissal quiets the detector on its other targets)
+    merchant: str | None = None
+
+    @staticmethod
+    def of_alert(alert: Mapping[str, Any], verdict: str, reviewer: str, decided_at: float,
+                 reason: str | None = None) -> Verdict:
+        """A verdict on ``alert`` (a contract object), with what the engines need
+        of it: its detector, the actors of its evidence and its merchant.
+
+        >>> a = {"alert_id": "a1", "entity": {"type": "target", "id": "post:1"},
+        ...      "detector": "farm_target@1",
+        ...      "evidence": {"merchant": "m1", "sample_ips": ["10.0.0.1"]}}
+        >>> v = Verdict.of_alert(a, "dismissed", "r1", 0.0)
+        >>> v.detector, v.merchant, v.ips
+        ('farm_target@1', 'm1', ('10.0.0.1',))
+        """
+        entity, evidence = alert["entity"], alert.get("evidence") or {}
+        merchant = evidence.get("merchant")
+        return Verdict(alert["alert_id"], entity["type"], entity["id"], verdict, reviewer,
+                       decided_at, reason, alert.get("detector"), *evidence_actors(evidence),
+                       merchant=merchant if isinstance(merchant, str) else None)
 
     @property
     def key(self) -> str:
@@ -122,9 +149,11 @@ class Verdict:
             out["reason"] = self.reason
         if self.detector is not None:
             out["detector"] = self.detector
-        ev = {f"sample_{k}": list(v)
+        ev: dict[str, Any] = {f"sample_{k}": list(v)
               for k, v in zip(ACTOR_KINDS, (self.accounts, self.devices, self.ips), strict=True)
               if v}
+        if self.merchant is not None:
+            ev["merchant"] = self.merchant
         if ev:
             out["evidence"] = ev
         return out
@@ -166,8 +195,11 @@ def verdict_from_object(obj: dict[str, Any]) -> Verdict:
     reason = _opt_str(obj, "reason")
     detector = _opt_str(obj, "detector")
     evidence = _sub(obj, "evidence", False)
-    lists = [_ids(evidence, f"sample_{k}") for k in ACTOR_KINDS]
-    return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector, *lists)
+    accounts, devices, ips = (_ids(evidence, f"sample_{k}") for k in ACTOR_KINDS)
+    merchant = (None if evidence.get("merchant") is None
+                else _req_str(evidence, "merchant", "evidence.merchant"))
+    return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector,
+                   accounts, devices, ips, merchant)
 
 
 #: ids per evidence list a verdict may carry
@@ -215,6 +247,7 @@ class _Raised:
     features: dict[str, float]
     actors: Actors
     learned: str | None = None  #: the verdict the ranker learned from it
+    merchant: str | None = None  #: a target's merchant (its evidence's)
 
 
 class VerdictBook:
@@ -239,12 +272,17 @@ class VerdictBook:
         that moved together (the lockstep view's), so that confirming one
         watches those accounts; a confirmed target alert of any other
         detector watches no one.
+    dismiss_merchant_for
+        Seconds a dismissed target's detector also stays quiet on the other
+        targets of its merchant (0: only on the target).
     """
 
     def __init__(self, dismiss_for: float, detectors: set[str] | None = None,
                  ranker: VerdictRanker | None = None, watch_for: float = 7 * 86400.0,
-                 ring_detectors: frozenset[str] = frozenset()) -> None:
+                 ring_detectors: frozenset[str] = frozenset(),
+                 dismiss_merchant_for: float = 0.0) -> None:
         self.dismiss_for = dismiss_for
+        self.dismiss_merchant_for = dismiss_merchant_for
         self.ring_detectors = ring_detectors
         self.watch_for = watch_for
         #: (kind, ids, until) a confirmation put on the watchlist, for the
@@ -255,7 +293,8 @@ class VerdictBook:
         self.pending: list[tuple[float, int, Verdict]] = []
         self._seq = 0
         self.raised: dict[str, _Raised] = {}
-        #: (detector or None, entity type, entity id) -> (until, level held back)
+        #: (detector or None, entity type, entity id) -> (until, level held back);
+        #: entity type :data:`TARGETS_OF` and a merchant: all its targets
         self.quiet: dict[tuple[str | None, str, str], tuple[float, int]] = {}
         self.counts: Counter[str] = Counter()
 
@@ -289,16 +328,23 @@ class VerdictBook:
         if detector is not None and self.detectors is not None \
                 and detector not in self.detectors:
             return
-        k = (detector, v.entity_type, v.entity_id)
+        scopes = [((detector, v.entity_type, v.entity_id), self.dismiss_for)]
+        # getattr: an alert remembered by a checkpoint from before targets had merchants
+        merchant = v.merchant or (getattr(known, "merchant", None) if known else None)
+        if v.entity_type == "target" and merchant and detector is not None \
+                and self.dismiss_merchant_for > 0:
+            scopes.append(((detector, TARGETS_OF, merchant), self.dismiss_merchant_for))
         if v.verdict == "confirmed":
-            self.quiet.pop(k, None)
+            for k, _ in scopes:
+                self.quiet.pop(k, None)
             return
-        bar = known.level if known is not None else DEFAULT_BAR
-        until = v.decided_at + self.dismiss_for
-        old = self.quiet.get(k)
-        if old is not None:
-            until, bar = max(until, old[0]), max(bar, old[1])
-        self.quiet[k] = (until, bar)
+        for k, period in scopes:
+            bar = known.level if known is not None else DEFAULT_BAR
+            until = v.decided_at + period
+            old = self.quiet.get(k)
+            if old is not None:
+                until, bar = max(until, old[0]), max(bar, old[1])
+            self.quiet[k] = (until, bar)
 
     def _watch(self, v: Verdict, remembered: Actors, detector: str | None) -> None:
         if v.entity_type == "target" and detector not in self.ring_detectors:
@@ -319,18 +365,23 @@ class VerdictBook:
     def note_raised(self, alert_id: str, detector: str, level: int, now: float,
                     key: tuple[str, str, str] = ("", "", ""),
                     x: dict[str, float] | None = None,
-                    actors: Actors = ((), (), ())) -> None:
+                    actors: Actors = ((), (), ()), merchant: str | None = None) -> None:
         """Remember an alert this engine raised (its view, entity type and
-        detector, features and the accounts, devices and IPs of its evidence), for the
-        verdicts that name it."""
-        self.raised[alert_id] = _Raised(detector, level, now, key, x or {}, actors)
+        detector, features, the accounts, devices and IPs of its evidence and
+        a target's merchant), for the verdicts that name it."""
+        self.raised[alert_id] = _Raised(detector, level, now, key, x or {}, actors,
+                                        merchant=merchant)
 
     def holds(self, detector: str, entity_type: str, entity_id: str, level: int,
-              now: float) -> bool:
-        """Whether a dismissal keeps a candidate alert at ``level`` quiet."""
+              now: float, merchant: str | None = None) -> bool:
+        """Whether a dismissal keeps a candidate alert at ``level`` quiet (on a
+        target, ``merchant`` is its merchant)."""
         if not self.quiet:
             return False
-        for k in ((detector, entity_type, entity_id), (None, entity_type, entity_id)):
+        keys = [(detector, entity_type, entity_id), (None, entity_type, entity_id)]
+        if entity_type == "target" and merchant:
+            keys.append((detector, TARGETS_OF, merchant))
+        for k in keys:
             q = self.quiet.get(k)
             if q is not None and now < q[0] and level <= q[1]:
                 self.counts["held"] += 1

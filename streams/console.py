@@ -66,7 +66,6 @@ from detectors.verdicts import (
     ENTITY_TYPES,
     VERDICTS,
     Verdict,
-    evidence_actors,
     parse_verdict,
     verdict_from_object,
 )
@@ -339,10 +338,9 @@ def make_verdict(board: Board, body: bytes, now: float) -> Verdict:
     if alert is None:
         raise NotFound("no such alert on this worker's board (it may have been dropped: the "
                        f"board keeps the last {board.capacity})")
-    entity = alert["entity"]
-    # the accounts a confirmation puts on the watchlist, in every partition
-    v = Verdict(alert_id, entity["type"], entity["id"], verdict, reviewer, now, reason,
-                alert.get("detector"), *evidence_actors(alert.get("evidence") or {}))
+    # with the accounts a confirmation puts on the watchlist in every partition,
+    # and the merchant whose targets a dismissal quiets
+    v = Verdict.of_alert(alert, verdict, reviewer, now, reason)
     try:  # as the engines will read it: one they would dead-letter is refused here
         return verdict_from_object(v.to_dict())
     except BadRecord as exc:

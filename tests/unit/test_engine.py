@@ -259,7 +259,7 @@ def test_snapshot_settings_from_before_a_new_setting_restore() -> None:
     older = [getattr(cfg, f.name) for f in fields(cfg)
              if f.name not in ("max_ahead", "allowed_lateness", "max_behind", "dismiss_for",
                                "rank_below", "rank_after", "watch_for", "token_delay",
-                               "rank_share")]
+                               "rank_share", "dismiss_merchant_for")]
 
     class Older:  # pickles as the older version's EngineConfig did
         def __reduce__(self) -> tuple[object, ...]:

@@ -82,6 +82,23 @@ def _first_ip(alerts: list[Alert]) -> Alert:
     return next(a for a in alerts if a.entity_id == IP)
 
 
+def _office(next_merchant: str = "m9") -> list[Like]:
+    """Thirty staff behind the office's address like their employer's post
+    for an hour, one every 6 s, then its next post (of ``next_merchant``)."""
+    out, t, i = [], T0, 0
+    while t < T0 + 2 * 3600:
+        first = t < T0 + 3600
+        out.append(like(i, f"s{i % 30}", "post:news" if first else "post:next",
+                        "m9" if first else next_merchant, t, ip=IP, device=f"d{i % 30}"))
+        t += 6.0
+        i += 1
+    return out
+
+
+def _on(target: str, alerts: list[Alert]) -> list[str]:
+    return [a.alert_id for a in alerts if a.entity_id == target and a.detector == "farm_target@1"]
+
+
 # ---------------------------------------------------------------------- the record
 
 VALID = {"alert_id": "a1", "entity": {"type": "ip", "id": IP}, "verdict": "dismissed",
@@ -166,6 +183,48 @@ def test_a_later_confirmation_lifts_the_dismissal(plain: list[Alert]) -> None:
     lifted = first.window_end - T0 + 2000
     cfg = EngineConfig()
     assert len(times) >= 2 and 0 <= times[1] - lifted <= cfg.reeval + cfg.tick, times
+
+
+def test_a_dismissed_target_quiets_its_detector_on_the_merchants_other_targets() -> None:
+    """An office likes its employer's next post as it liked the dismissed one:
+    the dismissal holds the detector on the merchant's other targets too
+    (with the verdict's ``evidence.merchant`` where the alert is not
+    remembered, as in a partition that never saw it), not on another
+    merchant's, and not with ``dismiss_merchant_for`` 0."""
+    plain, _ = _run(_office())
+    first = next(a for a in plain if a.entity_id == "post:news")
+    assert first.detector == "farm_target@1" and first.evidence["merchant"] == "m9"
+    assert _on("post:news", plain)[1:] and _on("post:next", plain), "the office must re-alert"
+    dismissal = Verdict.of_alert(first.to_dict(), "dismissed", "r1", first.window_end + 60)
+    assert dismissal.merchant == "m9"
+    unknown = Verdict.of_alert({**first.to_dict(), "alert_id": "gone"}, "dismissed", "r1",
+                               first.window_end + 60)
+    for v in (dismissal, unknown):
+        alerts, eng = _run(_office(), [v])
+        assert _on("post:news", alerts) == [first.alert_id] and _on("post:next", alerts) == []
+        others = [a.alert_id for a in plain if a.detector != "farm_target@1"]
+        assert others and [a.alert_id for a in alerts if a.detector != "farm_target@1"] == others
+    held, _ = _run(_office(), [dismissal])
+    restored, _ = _run(_office(), [dismissal], cut=len(_office()) * 3 // 4)  # past a restart
+    assert [a.alert_id for a in restored] == [a.alert_id for a in held]
+    alerts, _ = _run(_office(), [dismissal], EngineConfig(mode="rules", dismiss_merchant_for=0))
+    assert _on("post:next", alerts) == _on("post:next", plain)
+    elsewhere, _ = _run(_office(next_merchant="m8"))
+    alerts, _ = _run(_office(next_merchant="m8"), [dismissal])
+    assert _on("post:next", alerts) == _on("post:next", elsewhere) != []
+
+
+def test_a_confirmed_sibling_lifts_the_merchants_dismissal() -> None:
+    """The latest decision wins for the merchant as for the target: a
+    confirmation of the detector on another of its targets ends the hold."""
+    plain, _ = _run(_office())
+    first = next(a for a in plain if a.entity_id == "post:news")
+    nxt = next(a for a in plain if a.entity_id == "post:next" and a.detector == first.detector)
+    dismissal = Verdict.of_alert(first.to_dict(), "dismissed", "r1", first.window_end + 60)
+    confirmed = Verdict.of_alert({**nxt.to_dict(), "alert_id": "other"}, "confirmed", "r1",
+                                 nxt.window_end)
+    alerts, _ = _run(_office(), [dismissal, confirmed])
+    assert _on("post:next", alerts) and _on("post:news", alerts) == [first.alert_id]
 
 
 def test_a_verdict_applied_twice_changes_nothing(plain: list[Alert]) -> None:
@@ -506,11 +565,17 @@ def test_a_verdict_carries_the_alerts_actors() -> None:
         "sample_accounts": ["o1", "o2"], "sample_ips": ["10.0.0.1"]}}))
     assert (v.accounts, v.devices, v.ips) == (("o1", "o2"), (), ("10.0.0.1",))
     assert parse_verdict(v.to_json()) == v
-    for bad, reason in ((["o1", 7], "wrong_type"), ("o1", "wrong_type"),
-                        (["o"] * 101, "out_of_range"), ([""], "out_of_range")):
+    v = parse_verdict(orjson.dumps({**VALID, "evidence": {"merchant": "m9"}}))
+    assert v.merchant == "m9" and parse_verdict(v.to_json()) == v
+    bad_values: list[tuple[str, object, str]] = [
+        ("merchant", 7, "wrong_type"), ("merchant", "", "out_of_range"),
+        ("merchant", "m" * 300, "out_of_range"), ("sample_accounts", ["o1", 7], "wrong_type"),
+        ("sample_accounts", "o1", "wrong_type"), ("sample_accounts", ["o"] * 101, "out_of_range"),
+        ("sample_accounts", [""], "out_of_range")]
+    for name, bad, reason in bad_values:
         with pytest.raises(BadRecord) as exc:
-            parse_verdict(orjson.dumps({**VALID, "evidence": {"sample_accounts": bad}}))
-        assert exc.value.reason == reason, bad
+            parse_verdict(orjson.dumps({**VALID, "evidence": {name: bad}}))
+        assert exc.value.reason == reason, (name, bad)
 
 
 def test_a_confirmed_target_watches_no_one() -> None:

@@ -303,7 +303,7 @@ impl LockstepView {
                 ("block_share", ratio(block as f64, nuf)),
                 ("block_merchants", block_mchs as f64),
             ];
-            let counts = vec![
+            let mut counts = vec![
                 ("likers", Count::Int(nu as i64)),
                 ("shared_likers", Count::Int(top as i64)),
                 ("block_likers", Count::Int(block as i64)),
@@ -314,6 +314,11 @@ impl LockstepView {
                 ),
                 ("sample_accounts", Count::List(ring)),
             ];
+            // the target's merchant, as the merchant view's target evidence names
+            // it (a dismissal quiets the detector on the merchant's other targets)
+            if let Some(m) = dq.iter().rev().find_map(|c| c.mchid.clone()) {
+                counts.push(("merchant", Count::Str(m)));
+            }
             out.push(Subject {
                 view: "lockstep",
                 entity_type: "target",

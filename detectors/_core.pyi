@@ -95,6 +95,9 @@ class Core:
         """Evaluate the views' due keys at ``now`` (tests of the views)."""
     def sweep(self, now: float) -> int:
         """Drop state expired at ``now``; returns the keys dropped."""
+    @property
+    def compactions(self) -> int:
+        """Times the state was laid out afresh after shrinking to half its most."""
     def stats(self) -> dict[str, int]: ...
     def joins(self) -> dict[str, int]: ...
     def sizes(self) -> list[tuple[str, tuple[int, int]]]: ...

@@ -70,7 +70,21 @@ pub struct Core {
     /// ticks not yet taken by the caller (always drained before a snapshot)
     #[serde(skip)]
     pub ticks: Vec<Tick>,
+    /// the most window items held at a sweep since the state was last laid
+    /// out afresh ([`Core::compact_if_shrunk`]; not part of a snapshot)
+    #[serde(skip)]
+    pub high_items: usize,
+    /// window items held after the previous sweep
+    #[serde(skip)]
+    pub last_items: usize,
+    /// times the state was laid out afresh since this core was made or restored
+    #[serde(skip)]
+    pub compactions: u64,
 }
+
+/// Window items below which the state is never laid out afresh (a copy of a
+/// small state gives back little).
+const COMPACT_MIN: usize = 100_000;
 
 impl Core {
     /// An engine hosting the named views (unknown names are the caller's check).
@@ -90,6 +104,9 @@ impl Core {
             ticks_run: 0,
             forwards: Vec::new(),
             ticks: Vec::new(),
+            high_items: 0,
+            last_items: 0,
+            compactions: 0,
             cfg,
         }
     }
@@ -388,9 +405,40 @@ impl Core {
         if let Some(v) = self.lockstep.as_mut() {
             n += v.sweep(cfg, now);
         }
+        self.compact_if_shrunk();
         Sym::collect(); // the swept keys' strings, unless another engine holds them
         crate::release_memory();
         n
+    }
+
+    /// Window items held over the hosted views.
+    pub fn items_held(&self) -> usize {
+        self.sizes().iter().map(|(_, (_, items))| items).sum()
+    }
+
+    /// Lay the state out afresh once it has shrunk to half the most it held
+    /// since the last time and stopped shrinking. A burst's expired state
+    /// leaves the allocator's pages each holding a few live items, so they
+    /// cannot go back to the system and the resident set stays near the
+    /// burst's peak. A deep copy packs the live state into new allocations
+    /// and frees the old ones, and with them whole pages; done while the
+    /// burst still expires, the items expiring after it would scatter holes
+    /// again. Cloning keeps every table's layout and order, so nothing a
+    /// caller sees changes. Costs a copy of the live state (under a second
+    /// for a few hundred thousand items), about once per burst.
+    pub fn compact_if_shrunk(&mut self) {
+        let items = self.items_held();
+        let last = std::mem::replace(&mut self.last_items, items);
+        self.high_items = self.high_items.max(items);
+        if self.high_items < COMPACT_MIN || items * 2 > self.high_items || items < last {
+            return;
+        }
+        let ticks = std::mem::take(&mut self.ticks);
+        let mut fresh = self.clone();
+        fresh.ticks = ticks;
+        fresh.high_items = items;
+        fresh.compactions += 1;
+        *self = fresh;
     }
 
     /// (keys held, window items held) per hosted view.

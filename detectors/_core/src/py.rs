@@ -452,6 +452,13 @@ impl Core {
         self.inner.sweep_at(now)
     }
 
+    /// Times the state was laid out afresh after shrinking to half its most
+    /// (the allocator's pages of a burst given back), since made or restored.
+    #[getter]
+    fn compactions(&self) -> u64 {
+        self.inner.compactions
+    }
+
     /// The queued ticks as ``(now, subjects, swept)``, oldest first.
     fn take_ticks<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let parts = self.inner.cfg.partitions;

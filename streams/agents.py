@@ -450,6 +450,10 @@ class Pipeline:
             if count != seen.get(k, 0):
                 m.join_matches.labels(direction=direction).inc(count - seen.get(k, 0))
                 seen[k] = count
+        copies = eng.core.compactions  # from 0 in a restored engine, as its `seen`
+        if copies != seen.get("compactions", 0):
+            m.state_compacted(slot.view, copies - seen.get("compactions", 0))
+            seen["compactions"] = copies
         book = eng.verdicts.counts
         for effect in ("matched", "held"):
             k = "verdict:" + effect

@@ -214,6 +214,12 @@ class Metrics:
             "likeguard_state_window_items", "Items held in window state, by view.",
             ["view"], registry=r,
         )
+        self.state_compactions = Counter(
+            "likeguard_state_compactions",
+            "Times a view's engine copied its state afresh once a burst had expired, so "
+            "that the burst's pages went back to the system, by view.",
+            ["view"], registry=r,
+        )
         self.alerts = Counter(
             "likeguard_alerts", "Alerts produced.",
             ["entity_type", "severity", "detector"], registry=r,
@@ -395,6 +401,10 @@ class Metrics:
         """Set the number of live keys and window items of ``view``."""
         self.state_keys.labels(view=view).set(keys)
         self.state_window_items.labels(view=view).set(items)
+
+    def state_compacted(self, view: str, n: int = 1) -> None:
+        """Count ``n`` copies of ``view``'s state laid out afresh after a burst."""
+        self.state_compactions.labels(view=view).inc(n)
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         """Set the consumer lag (messages, clamped at 0) of one assigned partition."""

@@ -24,6 +24,7 @@ EXPECTED_SERIES = {
     "likeguard_join_matches_total": "counter",
     "likeguard_state_keys": "gauge",
     "likeguard_state_window_items": "gauge",
+    "likeguard_state_compactions_total": "counter",
     "likeguard_alerts_total": "counter",
     "likeguard_alert_reasons_total": "counter",
     "likeguard_anomaly_score": "histogram",
@@ -78,6 +79,7 @@ def exercise(m: Metrics) -> None:
     m.verdict("dismissed")
     m.verdict_effect("ip", "held", 3)
     m.set_state("merchant", 3, 40)
+    m.state_compacted("device")
     m.set_lag("likes", 2, 17)
     m.set_model("river_hst@0.3", True, 1200)
     m.checkpoint(1_764_000_000.0)

@@ -149,9 +149,8 @@ class Verdict:
             out["reason"] = self.reason
         if self.detector is not None:
             out["detector"] = self.detector
-        ev: dict[str, Any] = {f"sample_{k}": list(v)
-              for k, v in zip(ACTOR_KINDS, (self.accounts, self.devices, self.ips), strict=True)
-              if v}
+        lists = zip(ACTOR_KINDS, (self.accounts, self.devices, self.ips), strict=True)
+        ev: dict[str, Any] = {f"sample_{k}": list(v) for k, v in lists if v}
         if self.merchant is not None:
             ev["merchant"] = self.merchant
         if ev:

@@ -420,12 +420,13 @@ impl Core {
     /// since the last time and stopped shrinking. A burst's expired state
     /// leaves the allocator's pages each holding a few live items, so they
     /// cannot go back to the system and the resident set stays near the
-    /// burst's peak. A deep copy packs the live state into new allocations
-    /// and frees the old ones, and with them whole pages; done while the
-    /// burst still expires, the items expiring after it would scatter holes
-    /// again. Cloning keeps every table's layout and order, so nothing a
-    /// caller sees changes. Costs a copy of the live state (under a second
-    /// for a few hundred thousand items), about once per burst.
+    /// burst's peak. Writing the state out as a snapshot, dropping it and
+    /// reading it back packs the live state, its interned strings included,
+    /// into new allocations and frees the old ones, and with them whole
+    /// pages; done while the burst still expires, the items expiring after
+    /// it would scatter holes again. It is the checkpoint's own round trip,
+    /// so nothing a caller sees changes. Costs about a second per few
+    /// hundred thousand items, about once per burst.
     pub fn compact_if_shrunk(&mut self) {
         let items = self.items_held();
         let last = std::mem::replace(&mut self.last_items, items);
@@ -433,11 +434,27 @@ impl Core {
         if self.high_items < COMPACT_MIN || items * 2 > self.high_items || items < last {
             return;
         }
+        self.lay_out_afresh();
+        self.high_items = items;
+        self.last_items = items;
+    }
+
+    /// The state written out as a snapshot, dropped and read back: the same
+    /// state, in new allocations (see [`Core::compact_if_shrunk`]).
+    pub fn lay_out_afresh(&mut self) {
         let ticks = std::mem::take(&mut self.ticks);
-        let mut fresh = self.clone();
+        let (high, last, compactions) = (self.high_items, self.last_items, self.compactions + 1);
+        let bytes = bincode::serialize(&*self).expect("the state serializes");
+        // drop the old state first, and with it its hold on the pool's
+        // strings, so that reading it back allocates them afresh too
+        *self = Core::new(self.cfg.clone(), &self.view_names());
+        Sym::collect();
+        let mut fresh: Core = bincode::deserialize(&bytes).expect("the state reads back");
+        drop(bytes);
         fresh.ticks = ticks;
-        fresh.high_items = items;
-        fresh.compactions += 1;
+        fresh.high_items = high;
+        fresh.last_items = last;
+        fresh.compactions = compactions;
         *self = fresh;
     }
 
@@ -497,5 +514,23 @@ mod tests {
         let subjects: usize = core.ticks.iter().map(|t| t.subjects.len()).sum();
         assert!(subjects > 0, "the 2026 likes are still evaluated");
         assert_eq!(core.next_tick.map(|n| n > t), Some(true));
+    }
+
+    #[test]
+    fn laid_out_afresh_the_state_is_the_same_in_new_allocations() {
+        let mut core = Core::new(Config::default(), &ALL_VIEWS);
+        let t = 1_795_000_000.0;
+        let n = 70_000; // past the pool's least sweep, so its strings are swept too
+        for i in 0..n {
+            core.process(like(i, t + i as f64 * 0.01), None);
+        }
+        let (sizes, stats) = (format!("{:?}", core.sizes()), format!("{:?}", core.stats));
+        let old = Sym::existing("u12345").expect("a live user").downgrade();
+        core.lay_out_afresh();
+        assert_eq!(core.compactions, 1);
+        assert_eq!(format!("{:?}", core.sizes()), sizes);
+        assert_eq!(format!("{:?}", core.stats), stats);
+        assert!(old.upgrade().is_none(), "the old string was freed");
+        assert!(Sym::existing("u12345").is_some(), "and allocated afresh");
     }
 }

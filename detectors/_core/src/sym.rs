@@ -141,6 +141,12 @@ impl Sym {
         }
     }
 
+    /// A handle that does not keep the string alive (tests of who frees it).
+    #[cfg(test)]
+    pub fn downgrade(&self) -> std::sync::Weak<str> {
+        Arc::downgrade(&self.0)
+    }
+
     /// Strings in the pool (live or awaiting its next sweep).
     pub fn pooled() -> usize {
         POOL.lock()

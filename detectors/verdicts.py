@@ -337,9 +337,9 @@ class VerdictBook:
             for k, _ in scopes:
                 self.quiet.pop(k, None)
             return
+        level = known.level if known is not None else DEFAULT_BAR
         for k, period in scopes:
-            bar = known.level if known is not None else DEFAULT_BAR
-            until = v.decided_at + period
+            until, bar = v.decided_at + period, level
             old = self.quiet.get(k)
             if old is not None:
                 until, bar = max(until, old[0]), max(bar, old[1])

@@ -400,30 +400,34 @@ def _burst_then_farm(burst: int) -> list[Like]:
     """Steady likes for 40 minutes; ``burst`` likes from new accounts, devices
     and addresses in five; then 90 minutes (past the device and user
     windows) of steady likes and a device farm: accounts cycling on two phones."""
-    out, t, i = [], T0, 0
-    while t < T0 + 2400:
-        out.append(like(i, f"s{i % 300}", f"post:{i % 40}", f"m{i % 9}", t, ip=f"10.0.{i % 97}.1",
-                        device=f"sd{i % 300}"))
-        t, i = t + 2.0, i + 1
+    out: list[Like] = []
+    i = 0
+
+    def steady(t: float, until: float, farm: bool) -> float:
+        nonlocal i
+        while t < until:
+            out.append(like(i, f"s{i % 300}", f"post:{i % 40}", f"m{i % 9}", t,
+                            ip=f"10.0.{i % 97}.1", device=f"sd{i % 300}"))
+            if farm and i % 3 == 0:
+                out.append(like(f"f{i}", f"farm{i % 40}", "post:farmed", "m99", t,
+                                ip=f"12.0.{i % 50}.1", device=f"phone{i % 2}"))
+            t, i = t + 2.0, i + 1
+        return t
+
+    t = steady(T0, T0 + 2400, farm=False)
     for k in range(burst):
         out.append(like(i, f"b{k}", f"post:{k % 40}", f"m{k % 9}", t + 300 * k / burst,
                         ip=f"11.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}", device=f"bd{k}"))
         i += 1
-    t += 300
-    while t < T0 + 2700 + 5400:
-        out.append(like(i, f"s{i % 300}", f"post:{i % 40}", f"m{i % 9}", t, ip=f"10.0.{i % 97}.1",
-                        device=f"sd{i % 300}"))
-        if i % 3 == 0:
-            out.append(like(f"f{i}", f"farm{i % 40}", "post:farmed", "m99", t, ip=f"12.0.{i % 50}.1",
-                            device=f"phone{i % 2}"))
-        t, i = t + 2.0, i + 1
+    steady(t + 300, T0 + 2700 + 5400, farm=True)
     return out
 
 
 def test_state_is_laid_out_afresh_once_a_burst_expired_and_nothing_else_changes() -> None:
     """Once the state has shrunk to half the most it held and stopped
-    shrinking, the core copies it into fresh allocations so that the burst's
-    pages go back to the system (docs/performance.md). The copy is invisible:
+    shrinking, the core writes it out and reads it back into fresh
+    allocations so that the burst's pages go back to the system
+    (docs/performance.md). The round trip is invisible:
     the alerts equal those of an engine restored from a snapshot at the
     burst's peak, whose state was laid out anew there and counts from it."""
     events = _burst_then_farm(40_000)

@@ -405,9 +405,13 @@ impl Core {
         if let Some(v) = self.lockstep.as_mut() {
             n += v.sweep(cfg, now);
         }
-        self.compact_if_shrunk();
+        let shrank = self.compact_if_shrunk();
         Sym::collect(); // the swept keys' strings, unless another engine holds them
-        crate::release_memory();
+        if shrank {
+            // mi_collect walks the whole heap (a tenth of a replay's time
+            // when run at every sweep); steady state frees little to return
+            crate::release_memory();
+        }
         n
     }
 
@@ -426,17 +430,21 @@ impl Core {
     /// pages; done while the burst still expires, the items expiring after
     /// it would scatter holes again. It is the checkpoint's own round trip,
     /// so nothing a caller sees changes. Costs about a second per few
-    /// hundred thousand items, about once per burst.
-    pub fn compact_if_shrunk(&mut self) {
+    /// hundred thousand items, about once per burst. Returns whether the
+    /// state shrank by an eighth or more since the previous sweep, or was
+    /// laid out afresh: whether there is memory worth giving back.
+    pub fn compact_if_shrunk(&mut self) -> bool {
         let items = self.items_held();
         let last = std::mem::replace(&mut self.last_items, items);
         self.high_items = self.high_items.max(items);
+        let shrank = items * 8 <= last * 7;
         if self.high_items < COMPACT_MIN || items * 2 > self.high_items || items < last {
-            return;
+            return shrank;
         }
         self.lay_out_afresh();
         self.high_items = items;
         self.last_items = items;
+        true
     }
 
     /// The state written out as a snapshot, dropped and read back: the same

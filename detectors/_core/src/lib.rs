@@ -28,7 +28,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Give the pages freed on this thread back to the system. mimalloc keeps
 /// freed pages for reuse and purges them only on later allocator activity,
 /// so once a burst's state expired the process kept its peak size; the
-/// engine calls this after each sweep (the views shrink their tables first).
+/// engine calls this after a sweep that dropped much of its state (the views
+/// shrink their tables first).
 pub fn release_memory() {
     // SAFETY: mi_collect takes no pointers; it walks this thread's own heap.
     unsafe { libmimalloc_sys::mi_collect(true) }

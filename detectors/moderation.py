@@ -4,8 +4,10 @@
 time after it is raised and answers from the labels: ``confirmed`` when the
 alert is a true positive of a campaign (the rule of
 :func:`~detectors.evaluate.evaluate`), ``dismissed`` otherwise, and the
-opposite with probability ``error_rate`` (seeded, so a run is
-reproducible). :func:`moderated_replay` replays a recording with its
+opposite with probability ``error_rate``. Whether an alert gets the wrong
+answer is drawn from its id and the seed alone, so a run is reproducible
+and two runs that raise the same alert answer it alike, whatever else
+they raise. :func:`moderated_replay` replays a recording with its
 verdicts fed back into the engine as they fall due, as a worker reading
 the verdicts topic would take them.
 
@@ -25,7 +27,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import random
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +60,8 @@ class SimulatedModerator:
     error_rate
         Probability of the wrong answer.
     seed
-        Seed of the errors.
+        Seed of the errors: an alert is answered wrongly when a hash of the
+        seed and its id falls below ``error_rate``.
     """
 
     def __init__(self, labels: Labels, delay: float = 600.0, error_rate: float = 0.05,
@@ -66,14 +69,19 @@ class SimulatedModerator:
         self.labels = labels
         self.delay = delay
         self.error_rate = error_rate
-        self._rng = random.Random(seed)
+        self.seed = seed
         self.wrong = 0
+
+    def mistaken(self, alert_id: str) -> bool:
+        """Whether the alert ``alert_id`` gets the wrong answer."""
+        h = hashlib.blake2b(f"{self.seed}:{alert_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(h, "big") < self.error_rate * 2.0**64
 
     def review(self, alert: Alert) -> Verdict:
         """The verdict on ``alert``."""
         obj = alert.to_dict()
         right = bool(campaigns_of(self.labels, obj))
-        if self._rng.random() < self.error_rate:
+        if self.mistaken(alert.alert_id):
             right = not right
             self.wrong += 1
         return Verdict.of_alert(obj, "confirmed" if right else "dismissed",

@@ -363,6 +363,28 @@ def test_a_moderator_in_the_loop_quiets_a_look_alike_and_keeps_the_campaign(
     assert [a["alert_id"] for a in again] == [a["alert_id"] for a in looped]  # deterministic
 
 
+def test_the_moderators_mistakes_follow_the_alert_not_the_order_of_review() -> None:
+    """Which alerts get the wrong answer depends on their ids and the seed
+    only, so two runs that raise some alerts alike answer those alike."""
+    from detectors.alerts import Alert
+    from detectors.evaluate import parse_labels
+    from detectors.moderation import SimulatedModerator
+
+    labels = parse_labels({"campaigns": [], "benign": []})
+    alerts = [Alert.build("ip_farm@1", "ip", f"10.0.{i // 250}.{i % 250}", T0, T0 + i,
+                          0.6, [], {}, []) for i in range(4000)]
+    forward = SimulatedModerator(labels, error_rate=0.05, seed=7)
+    answers = {a.alert_id: forward.review(a).verdict for a in alerts}
+    backward = SimulatedModerator(labels, error_rate=0.05, seed=7)
+    some = alerts[::-3]  # another run, raising a third of them in another order
+    assert all(backward.review(a).verdict == answers[a.alert_id] for a in some)
+    assert 0.035 < forward.wrong / len(alerts) < 0.065  # nothing is a campaign: wrong = confirmed
+    assert sum(v == "confirmed" for v in answers.values()) == forward.wrong
+    other = SimulatedModerator(labels, error_rate=0.05, seed=8)
+    assert {a.alert_id for a in alerts if other.mistaken(a.alert_id)} != {
+        a.alert_id for a in alerts if forward.mistaken(a.alert_id)}
+
+
 def _burst(ip: str, start: float, devices: int) -> list[Like]:
     """Thirty accounts behind ``ip`` like one post within three minutes, on
     ``devices`` phones (30: one each, as an office; fewer: a farm's)."""

@@ -216,7 +216,7 @@ class Metrics:
         )
         self.state_compactions = Counter(
             "likeguard_state_compactions",
-            "Times a view's engine copied its state afresh once a burst had expired, so "
+            "Times a view's engine laid its state out afresh once a burst had expired, so "
             "that the burst's pages went back to the system, by view.",
             ["view"], registry=r,
         )

@@ -437,7 +437,8 @@ impl Core {
         let items = self.items_held();
         let last = std::mem::replace(&mut self.last_items, items);
         self.high_items = self.high_items.max(items);
-        let shrank = items * 8 <= last * 7;
+        // (an engine that held nothing has nothing to give back)
+        let shrank = last > 0 && items * 8 <= last * 7;
         if self.high_items < COMPACT_MIN || items * 2 > self.high_items || items < last {
             return shrank;
         }

@@ -80,6 +80,8 @@ True
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from detectors.base import Cond, Rule
 
 _TOKEN_USERS = "accounts that paid a token amount and liked within seconds"
@@ -165,11 +167,35 @@ class PaidLikes(Rule):
     version = "1"
     view = "merchant"
     entity_type = "merchant"
-    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL, _LIKE_FIRST, _LIKE_FIRST_ANY)
+    paths: ClassVar[tuple[tuple[Cond, ...], ...]] = (
+        _TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL, _LIKE_FIRST, _LIKE_FIRST_ANY)
+
+
+#: on one target, the first two workers are a third of its likes or more:
+#: two honest prompt token payers meet on a post only among many other likers
+_BURST_TARGET = (
+    *_BURST,
+    Cond("token_like_share_w", ">=", 1 / 3, "token_paid_like_share",
+         "share of the target's likes in the window from token-paid prompt likers",
+         gate=True),
+)
 
 
 class PaidTargetLikes(PaidLikes):
-    """The same pattern concentrated on one target of the merchant."""
+    """The same pattern concentrated on one target of the merchant.
+
+    Examples
+    --------
+    >>> rule = PaidTargetLikes()
+    >>> first_two = {"token_users": 2, "token_users_w": 2, "token_share": 1.0,
+    ...              "token_delay_median": 15.0, "token_age": 1.0, "token_conversion": 1.0}
+    >>> rule.score_one({**first_two, "token_like_share_w": 0.5}) >= 0.5
+    True
+    >>> rule.score_one({**first_two, "token_like_share_w": 0.1}) < 0.5  # a busy post's likers
+    True
+    """
 
     name = "paid_target_likes"
     entity_type = "target"
+    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST_TARGET, _MECHANICAL, _LIKE_FIRST,
+             _LIKE_FIRST_ANY)

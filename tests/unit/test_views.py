@@ -129,6 +129,27 @@ def test_recent_token_likers_count_only_the_window() -> None:
     assert x["token_users"] == 3 and x["token_users_w"] == 2
 
 
+def test_two_token_paid_likers_alarm_a_target_only_among_few_likes() -> None:
+    """A task's first two workers are most of a small post's likes; two honest
+    token buyers who liked a busy post are a few among many."""
+    def target(others: int) -> dict[str, float]:
+        v = Core(CFG, ["merchant"])
+        for i in range(others):
+            v.add(like(100 + i, f"fan{i}", "post:1", "m1", T0 + i))
+        for i, ts in enumerate((T0 + 60, T0 + 150)):
+            v.add(payment(i, f"w{i}", "m1", ts, amount=1))
+            v.add(like(i, f"w{i}", "post:1", "m1", ts + 8))
+        return _subjects(v, T0 + 170)[("target", "post:1")].features
+
+    small, busy = target(2), target(20)
+    assert small["token_users_w"] == busy["token_users_w"] == 2
+    assert small["token_like_share_w"] == 0.5 and busy["token_like_share_w"] == 2 / 22
+    assert PaidTargetLikes().score_one(small) >= 0.5
+    assert [r.code for r in PaidTargetLikes().explain(small)][0] == "token_paid_likers_recent"
+    assert PaidTargetLikes().score_one(busy) < 0.5
+    assert PaidLikes().score_one(busy) >= 0.5  # the merchant's paths have no such gate
+
+
 def test_like_then_token_payment_pairs_over_the_window_as_shares() -> None:
 
     # a task that has its workers like first and pay a 1-fen fee a minute later

@@ -999,6 +999,13 @@ impl MerchantView {
         x.push(("token_conversion_slow", slow));
         let nf = n as f64;
         x.push(("likes", nf));
+        // two prompt token payers among a handful of likes, not among dozens
+        // (at a busy hour two honest ones meet on a popular post)
+        let token_w = x
+            .iter()
+            .find(|(k, _)| *k == "token_users_w")
+            .map_or(0.0, |(_, v)| *v);
+        x.push(("token_like_share_w", ratio(token_w, nf)));
         x.push(("users", nu as f64));
         x.push(("fresh", fresh as f64));
         x.push(("fresh_share", ratio(fresh as f64, nf)));

@@ -27,8 +27,10 @@ class Subject:
     shard_key: str
     #: that partition
     shard: int
+    #: a new dict at each access: the values stay in the core until asked for
     features: dict[str, float]
     window_start: float
+    #: the evidence, a new dict at each access
     counts: dict[str, Any]
     #: index of the strongest rule of this view and entity type (among those
     #: given to :meth:`Core.set_rules`), ``None`` when none scores above 0

@@ -288,7 +288,6 @@ class Engine:
 
     def _score(self, subj: Subject, now: float) -> Alert | None:
         cfg = self.cfg
-        x = subj.features
         # the strongest rule (the first of equals), scored in the core
         rule_score = subj.rule_score
         best_rule: Rule | None = (None if subj.rule is None
@@ -297,17 +296,22 @@ class Engine:
         model_alarm = False
         model = None if cfg.mode == "rules" else self._model(subj)
         model_score: float | None = None
+        x: dict[str, float] | None = None  # built from the core's only when needed
         if model is not None:
             # a model alert needs corroboration, so only corroborated subjects are
             # scored; the model learns from every `learn_every`-th subject of its shard
+            model.offered += 1
+            learns = not model.warm or model.offered % cfg.learn_every == 0
             if rule_score >= model.corroboration:
+                x = subj.features
                 model_score = model.score_one(x)
                 model_alarm = model_score >= model.threshold()
-            model.offered += 1
-            if not model.warm or model.offered % cfg.learn_every == 0:
-                model.learn_one(x)
+            if learns:
+                model.learn_one(x if x is not None else subj.features)
         if not (rule_fired or model_alarm):
             return None
+        if x is None:
+            x = subj.features
         det: Rule | HalfSpaceDetector
         self.counts["candidates"] += 1
         if rule_fired:

@@ -170,20 +170,19 @@ pub struct Subject {
     view: &'static str,
     #[pyo3(get)]
     entity_type: &'static str,
-    #[pyo3(get)]
-    entity_id: String,
-    #[pyo3(get)]
-    shard_key: String,
+    entity_id: Sym,
+    shard_key: Sym,
     /// the model shard: the Kafka partition of ``shard_key``
     #[pyo3(get)]
     shard: u32,
     #[pyo3(get)]
-    features: Py<PyDict>,
-    #[pyo3(get)]
     window_start: f64,
-    #[pyo3(get)]
-    counts: Py<PyDict>,
-    ids: Vec<String>,
+    // features and evidence stay native until asked for: of the many subjects
+    // a tick hands over, a model reads a sample and only those that alert
+    // need the evidence
+    features: Vec<(&'static str, f64)>,
+    counts: Vec<(&'static str, Count)>,
+    samples: Vec<Sym>,
     /// the index of the strongest rule of this view and entity type (among
     /// those given to ``Core.set_rules``), ``None`` when none scores above 0
     #[pyo3(get)]
@@ -241,9 +240,44 @@ impl CompiledRule {
 
 #[pymethods]
 impl Subject {
+    #[getter]
+    fn entity_id(&self) -> &str {
+        self.entity_id.as_str()
+    }
+
+    #[getter]
+    fn shard_key(&self) -> &str {
+        self.shard_key.as_str()
+    }
+
+    /// The features, a new dict at each access.
+    #[getter]
+    fn features<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let features = PyDict::new(py);
+        for (k, v) in &self.features {
+            features.set_item(PyString::intern(py, k), *v)?;
+        }
+        Ok(features)
+    }
+
+    /// The evidence counts, a new dict at each access.
+    #[getter]
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let counts = PyDict::new(py);
+        for (k, v) in &self.counts {
+            let key = PyString::intern(py, k);
+            match v {
+                Count::Int(i) => counts.set_item(key, i)?,
+                Count::Str(x) => counts.set_item(key, x)?,
+                Count::List(l) => counts.set_item(key, PyList::new(py, l)?)?,
+            }
+        }
+        Ok(counts)
+    }
+
     /// Sample ids behind the evidence, newest first.
-    fn samples(&self) -> Vec<String> {
-        self.ids.clone()
+    fn samples(&self) -> Vec<&str> {
+        self.samples.iter().map(Sym::as_str).collect()
     }
 
     fn __repr__(&self) -> String {
@@ -255,41 +289,27 @@ impl Subject {
 }
 
 fn subject_to_py(
-    py: Python<'_>,
     s: RSubject,
     partitions: u32,
     rules: &[(String, String, Vec<RuleSet>)],
-) -> PyResult<Subject> {
+) -> Subject {
     let (rule, rule_score) = rules
         .iter()
         .find(|(v, e, _)| v == s.view && e == s.entity_type)
         .map_or((None, 0.0), |(_, _, rs)| strongest(rs, |f| s.feature(f)));
-    let features = PyDict::new(py);
-    for (k, v) in &s.features {
-        features.set_item(PyString::intern(py, k), *v)?;
-    }
-    let counts = PyDict::new(py);
-    for (k, v) in s.counts {
-        let key = PyString::intern(py, k);
-        match v {
-            Count::Int(i) => counts.set_item(key, i)?,
-            Count::Str(x) => counts.set_item(key, &x)?,
-            Count::List(l) => counts.set_item(key, PyList::new(py, &l)?)?,
-        }
-    }
-    Ok(Subject {
+    Subject {
         view: s.view,
         entity_type: s.entity_type,
         shard: murmur::kafka_partition(&s.shard_key, partitions),
-        entity_id: s.entity_id.to_string(),
-        shard_key: s.shard_key.to_string(),
-        features: features.unbind(),
+        entity_id: s.entity_id,
+        shard_key: s.shard_key,
+        features: s.features,
         window_start: s.window_start,
-        counts: counts.unbind(),
-        ids: s.samples.iter().map(Sym::to_string).collect(),
+        counts: s.counts,
+        samples: s.samples,
         rule,
         rule_score,
-    })
+    }
 }
 
 /// The engine's event-time core over the hosted views (see ``detectors.engine``).
@@ -442,7 +462,7 @@ impl Core {
         let parts = self.inner.cfg.partitions;
         let out = PyList::empty(py);
         for s in self.inner.evaluate_at(now) {
-            out.append(Bound::new(py, subject_to_py(py, s, parts, &self.rules)?)?)?;
+            out.append(Bound::new(py, subject_to_py(s, parts, &self.rules))?)?;
         }
         Ok(out)
     }
@@ -467,7 +487,7 @@ impl Core {
         for t in ticks {
             let subjects = PyList::empty(py);
             for s in t.subjects {
-                subjects.append(Bound::new(py, subject_to_py(py, s, parts, &self.rules)?)?)?;
+                subjects.append(Bound::new(py, subject_to_py(s, parts, &self.rules))?)?;
             }
             out.append(PyTuple::new(
                 py,

@@ -31,6 +31,9 @@ True
 >>> FarmTarget().score_one({"users": 700, "ip_clustered": 22,  # viral, some shared IPs
 ...                         "ip_clustered_share": 0.03}) < 0.5
 True
+>>> FarmTarget().score_one({"users": 340, "ip_clustered": 116,  # carrier NATs, dense hour
+...                         "ip_clustered_share": 0.34, "buyer_share": 0.08})
+0.0
 >>> proxies = {"users": 8, "users_per_device": 2.0, "device_clustered": 7,
 ...            "device_clustered_share": 0.88, "buyer_share": 0.0}  # an address each
 >>> [r.code for r in FarmTarget().explain(proxies)], FarmTarget().score_one(proxies) >= 0.5
@@ -82,11 +85,14 @@ class FarmTarget(Rule):
                  "share of the target's likers from such devices", gate=True),
             _NOT_CUSTOMERS,
         ),
-        (  # counted, not averaged, so the target's honest likers do not dilute a farm
+        # counted, not averaged, so the target's honest likers do not dilute a farm;
+        # the share is a gate: in dense traffic a third of a popular post's likers
+        # meet on carrier addresses, which must not corroborate a model alert
+        (
             Cond("ip_clustered", ">=", 10, "clustered_likers",
                  "accounts liking the target from IPs that carry three or more of its likers"),
             Cond("ip_clustered_share", ">=", 0.5, "clustered_share",
-                 "share of the target's likers from such IPs"),
+                 "share of the target's likers from such IPs", gate=True),
             _NOT_CUSTOMERS,
         ),
     )

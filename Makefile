@@ -71,7 +71,7 @@ test: setup system-deps kafka-jars lint test-core ## every test (starts a real b
 	@mkdir -p out; \
 	$(BIN)/python -m pytest -q -m outage --basetemp=out/pytest-outage > out/test-outage.log 2>&1 & \
 	outage=$$!; \
-	$(BIN)/python -m pytest -q -m "not outage"; rest=$$?; \
+	$(BIN)/python -m pytest -q --durations=15 -m "not outage"; rest=$$?; \
 	wait $$outage; out=$$?; \
 	echo "== the outage tests (run beside the rest):"; cat out/test-outage.log; \
 	test $$rest -eq 0 -a $$out -eq 0

@@ -10,6 +10,8 @@ ten minutes before, and that lead specifically here rather than everywhere
 (a popular post is in the history of the likers of everything). Honest groups share a block
 of one merchant's posts: a shop's browsers, a fan club, an office liking
 its employer's posts. A ring's block spans the posts of several merchants.
+Ten such likers suffice when they are half of the post's; eight when they
+are nearly all of them, as a round's first likers of a new post are.
 
 Examples
 --------
@@ -20,6 +22,11 @@ Examples
 True
 >>> office = {"block_likers": 40, "block_share": 0.8, "block_merchants": 0}
 >>> RingBlock().score_one(office) < 0.5
+True
+>>> first_likers = {"block_likers": 8, "block_share": 0.9, "block_merchants": 5}
+>>> RingBlock().score_one(first_likers) >= 0.5  # eight, nearly all the post's likers
+True
+>>> RingBlock().score_one({**first_likers, "block_share": 0.5}) < 0.5  # half: wait for ten
 True
 """
 
@@ -41,4 +48,10 @@ class RingBlock(Rule):
         Cond("block_share", ">=", 0.5, "block_share", "share of the target's likers in the block"),
         Cond("block_merchants", ">=", 3, "block_merchants",
              "merchants of the block's posts, other than the target's"),
-    ),)
+    ), (  # a round's first likers: fewer, but nearly all of a new post's likers
+        Cond("block_likers", ">=", 8, "block_likers",
+             "likers of the target who liked one of its block's posts before"),
+        Cond("block_share", ">=", 0.75, "block_share", "share of the target's likers in the block"),
+        Cond("block_merchants", ">=", 3, "block_merchants",
+             "merchants of the block's posts, other than the target's"),
+    ))

@@ -95,7 +95,7 @@ KNOWN_MISSES = {
 #: per generator, the least precision (alerts on known look-alikes left out)
 #: where it is below the 0.95 asserted elsewhere: disguised at ten times its
 #: organic rate, whose busy targets and addresses draw alerts on organic
-#: traffic (measured 0.77-0.91; issue 19's density target)
+#: traffic (measured 0.88-0.94 on the held-out seeds; issue 19's density target)
 MIN_PRECISION = {("disguised", _OG4_DENSE): 0.7}
 #: per generator, benign kinds whose false alarms are a known limitation
 #: (module docstring), with the entity types they may name

@@ -424,8 +424,8 @@ def _burst_then_farm(burst: int) -> list[Like]:
 
 
 def test_state_is_laid_out_afresh_once_a_burst_expired_and_nothing_else_changes() -> None:
-    """Once the state has shrunk to half the most it held and stopped
-    shrinking, the core writes it out and reads it back into fresh
+    """Once the state has shrunk to three quarters of the most it held, or
+    less, and stopped shrinking, the core writes it out and reads it back into fresh
     allocations so that the burst's pages go back to the system
     (docs/performance.md). The round trip is invisible:
     the alerts equal those of an engine restored from a snapshot at the

@@ -82,6 +82,16 @@ pub struct Core {
     pub compactions: u64,
 }
 
+/// Whether a state that held `high` window items at most, `last` at the
+/// previous sweep and `items` now is worth laying out afresh: it has
+/// stopped shrinking at three quarters of its most or less. A burst of new
+/// keys on a busy stream may add only half again to what its windows hold
+/// (a million devices over 1.9 million), and its pages stay scattered just
+/// the same; a sweep's own sawtooth moved them by about a sixth in the soak.
+fn worth_laying_out_afresh(high: usize, last: usize, items: usize) -> bool {
+    high >= COMPACT_MIN && items * 4 <= high * 3 && items >= last
+}
+
 /// Window items below which the state is never laid out afresh (a copy of a
 /// small state gives back little).
 const COMPACT_MIN: usize = 100_000;
@@ -420,8 +430,8 @@ impl Core {
         self.sizes().iter().map(|(_, (_, items))| items).sum()
     }
 
-    /// Lay the state out afresh once it has shrunk to half the most it held
-    /// since the last time and stopped shrinking. A burst's expired state
+    /// Lay the state out afresh once it has shrunk to three quarters of the
+    /// most it held since the last time, or less, and stopped shrinking. A burst's expired state
     /// leaves the allocator's pages each holding a few live items, so they
     /// cannot go back to the system and the resident set stays near the
     /// burst's peak. Writing the state out as a snapshot, dropping it and
@@ -439,7 +449,7 @@ impl Core {
         self.high_items = self.high_items.max(items);
         // (an engine that held nothing has nothing to give back)
         let shrank = last > 0 && items * 8 <= last * 7;
-        if self.high_items < COMPACT_MIN || items * 2 > self.high_items || items < last {
+        if !worth_laying_out_afresh(self.high_items, last, items) {
             return shrank;
         }
         self.lay_out_afresh();
@@ -523,6 +533,16 @@ mod tests {
         let subjects: usize = core.ticks.iter().map(|t| t.subjects.len()).sum();
         assert!(subjects > 0, "the 2026 likes are still evaluated");
         assert_eq!(core.next_tick.map(|n| n > t), Some(true));
+    }
+
+    #[test]
+    fn laid_out_afresh_once_a_burst_has_expired_even_a_small_one() {
+        let high = 3_000_000;
+        // the soak's device view: 1.9 million items, 3.1 million at the burst
+        assert!(worth_laying_out_afresh(high, 1_850_000, 1_880_000));
+        assert!(!worth_laying_out_afresh(high, 1_900_000, 1_880_000)); // still shrinking
+        assert!(!worth_laying_out_afresh(high, 2_400_000, 2_500_000)); // a sweep's sawtooth
+        assert!(!worth_laying_out_afresh(COMPACT_MIN - 1, 10, 10)); // too little to matter
     }
 
     #[test]

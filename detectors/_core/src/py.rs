@@ -472,7 +472,7 @@ impl Core {
         self.inner.sweep_at(now)
     }
 
-    /// Times the state was laid out afresh after shrinking to half its most
+    /// Times the state was laid out afresh after shrinking to three quarters of its most
     /// (the allocator's pages of a burst given back), since made or restored.
     #[getter]
     fn compactions(&self) -> u64 {

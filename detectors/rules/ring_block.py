@@ -34,6 +34,11 @@ from __future__ import annotations
 
 from detectors.base import Cond, Rule
 
+_BLOCK_LIKERS = "likers of the target who liked one of its block's posts before"
+_BLOCK_SHARE = "share of the target's likers in the block"
+_BLOCK_MERCHANTS = Cond("block_merchants", ">=", 3, "block_merchants",
+                        "merchants of the block's posts, other than the target's")
+
 
 class RingBlock(Rule):
     """Most of a target's likers liked the same few posts of other merchants before it."""
@@ -43,15 +48,11 @@ class RingBlock(Rule):
     view = "lockstep"
     entity_type = "target"
     paths = ((
-        Cond("block_likers", ">=", 10, "block_likers",
-             "likers of the target who liked one of its block's posts before"),
-        Cond("block_share", ">=", 0.5, "block_share", "share of the target's likers in the block"),
-        Cond("block_merchants", ">=", 3, "block_merchants",
-             "merchants of the block's posts, other than the target's"),
+        Cond("block_likers", ">=", 10, "block_likers", _BLOCK_LIKERS),
+        Cond("block_share", ">=", 0.5, "block_share", _BLOCK_SHARE),
+        _BLOCK_MERCHANTS,
     ), (  # a round's first likers: fewer, but nearly all of a new post's likers
-        Cond("block_likers", ">=", 8, "block_likers",
-             "likers of the target who liked one of its block's posts before"),
-        Cond("block_share", ">=", 0.75, "block_share", "share of the target's likers in the block"),
-        Cond("block_merchants", ">=", 3, "block_merchants",
-             "merchants of the block's posts, other than the target's"),
+        Cond("block_likers", ">=", 8, "block_likers", _BLOCK_LIKERS),
+        Cond("block_share", ">=", 0.75, "block_share", _BLOCK_SHARE),
+        _BLOCK_MERCHANTS,
     ))

@@ -88,7 +88,7 @@ def test_models_cannot_alert_before_warmup() -> None:
 def test_popular_post_on_carrier_addresses_cannot_corroborate_a_model() -> None:
     # a popular post at ten times the organic rate: a third of its likers share
     # carrier addresses with two others, which is no farm (measured on
-    # disguised's dense tuning seeds, where it corroborated 39 model alerts)
+    # disguised's dense tuning seeds, where it corroborated 35 model alerts)
     busy = {"users": 339, "users_per_ip": 1.41, "users_per_device": 1.05,
             "ip_clustered": 116, "ip_clustered_share": 0.34, "buyer_share": 0.08}
     assert FarmTarget().score_one(busy) < EngineConfig().corroboration

@@ -327,7 +327,7 @@ class Engine:
             if best_rule is not None:
                 reasons += best_rule.explain(x)
         _, _, level = severity_for(score, rule_fired, subj.entity_type)
-        counts = dict(subj.counts)
+        counts = subj.counts  # a new dict at each access
         ranked_down = False
         name = f"{det.name}@{det.version}"
         if rule_fired and level <= _RANKED_UP_TO and cfg.rank_below > 0:

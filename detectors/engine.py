@@ -65,7 +65,7 @@ from detectors.models import HalfSpaceDetector, default_models
 from detectors.models.ranker import VerdictRanker
 from detectors.ordering import source_name
 from detectors.rules import RULES
-from detectors.verdicts import Verdict, VerdictBook, evidence_actors
+from detectors.verdicts import Verdict, VerdictBook, evidence_actors, evidence_suspects
 from detectors.views import ALL_VIEWS, route_keys
 
 __all__ = ["Engine", "ALL_VIEWS", "route_keys"]
@@ -355,7 +355,8 @@ class Engine:
                             rule_fired=rule_fired and not ranked_down)
         self.verdicts.note_raised(alert.alert_id, name, level, now,
                                   (subj.view, subj.entity_type, name), x,
-                                  evidence_actors(alert.evidence), merchant)
+                                  evidence_actors(alert.evidence), merchant,
+                                  evidence_suspects(alert.evidence))
         return alert
 
     # ------------------------------------------------------------------ state

@@ -14,10 +14,11 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
   too, for ``dismiss_merchant_for``: the office likes the employer's next
   post the same way;
 * a *confirmed* alert lifts a dismissal of the same detector and entity
-  decided before it (the latest decision wins), and, unless its entity is a
-  target (other than the lockstep view's, whose evidence names the ring),
-  puts the accounts, devices and addresses of its evidence (and its
-  entity, when it is one of those) on the watchlist for ``watch_for`` (:attr:`VerdictBook.to_watch`;
+  decided before it (the latest decision wins), and puts the accounts,
+  devices and addresses of its evidence (and its entity, when it is one of
+  those) on the watchlist for ``watch_for``; a target's, other than the
+  lockstep view's (whose evidence names the ring), only its suspect likers
+  (``evidence.suspect_accounts``) (:attr:`VerdictBook.to_watch`;
   the engine hands them to the core's merchant view, where their likes
   count as ``watched_likers``);
 * either verdict on an alert the engine remembers trains the
@@ -45,6 +46,7 @@ False
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import Counter
 from collections.abc import Mapping
@@ -60,7 +62,7 @@ from detectors.parsing import BadRecord, _load, _opt_str, _req_str, _sub, _time
 from detectors.recording import open_text
 
 __all__ = ["Verdict", "VerdictBook", "parse_verdict", "verdict_from_object", "read_verdicts",
-           "evidence_actors", "VERDICTS", "ENTITY_TYPES", "DEFAULT_BAR", "TARGETS_OF"]
+           "evidence_actors", "evidence_suspects", "VERDICTS", "ENTITY_TYPES", "DEFAULT_BAR", "TARGETS_OF"]
 
 VERDICTS = ("confirmed", "dismissed")
 ENTITY_TYPES = ("merchant", "target", "user", "ip", "device")
@@ -90,6 +92,16 @@ def evidence_actors(evidence: Mapping[str, Any]) -> Actors:
     return ids("accounts"), ids("devices"), ids("ips")
 
 
+def evidence_suspects(evidence: Mapping[str, Any]) -> tuple[str, ...]:
+    """A target alert's ``evidence.suspect_accounts`` (non-string items left out).
+
+    >>> evidence_suspects({"suspect_accounts": ["o1", None, "o2"]})
+    ('o1', 'o2')
+    """
+    got = evidence.get("suspect_accounts")
+    return tuple(x for x in got if isinstance(x, str)) if isinstance(got, list) else ()
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """One moderator's decision on one alert (times in epoch seconds)."""
@@ -111,6 +123,9 @@ class Verdict:
     #: the alert's ``evidence.merchant``: the merchant of a target (optional;
     #: a dismissal quiets the detector on its other targets)
     merchant: str | None = None
+    #: a target alert's ``evidence.suspect_accounts``: its likers whose likes
+    #: carry the evidence (optional; what a confirmation of a target watches)
+    suspects: tuple[str, ...] = ()
 
     @staticmethod
     def of_alert(alert: Mapping[str, Any], verdict: str, reviewer: str, decided_at: float,
@@ -129,7 +144,8 @@ class Verdict:
         merchant = evidence.get("merchant")
         return Verdict(alert["alert_id"], entity["type"], entity["id"], verdict, reviewer,
                        decided_at, reason, alert.get("detector"), *evidence_actors(evidence),
-                       merchant=merchant if isinstance(merchant, str) else None)
+                       merchant=merchant if isinstance(merchant, str) else None,
+                       suspects=evidence_suspects(evidence))
 
     @property
     def key(self) -> str:
@@ -153,6 +169,8 @@ class Verdict:
         ev: dict[str, Any] = {f"sample_{k}": list(v) for k, v in lists if v}
         if self.merchant is not None:
             ev["merchant"] = self.merchant
+        if self.suspects:
+            ev["suspect_accounts"] = list(self.suspects)
         if ev:
             out["evidence"] = ev
         return out
@@ -198,7 +216,7 @@ def verdict_from_object(obj: dict[str, Any]) -> Verdict:
     merchant = (None if evidence.get("merchant") is None
                 else _req_str(evidence, "merchant", "evidence.merchant"))
     return Verdict(alert_id, etype, eid, verdict, reviewer, decided, reason, detector,
-                   accounts, devices, ips, merchant)
+                   accounts, devices, ips, merchant, _ids(evidence, "suspect_accounts"))
 
 
 #: ids per evidence list a verdict may carry
@@ -247,6 +265,7 @@ class _Raised:
     actors: Actors
     learned: str | None = None  #: the verdict the ranker learned from it
     merchant: str | None = None  #: a target's merchant (its evidence's)
+    suspects: tuple[str, ...] = ()  #: a target's suspect likers (its evidence's)
 
 
 class VerdictBook:
@@ -323,7 +342,7 @@ class VerdictBook:
                 self.ranker.learn_one(known.key, known.features, v.verdict == "confirmed")
         detector = known.detector if known is not None else v.detector
         if v.verdict == "confirmed":
-            self._watch(v, known.actors if known is not None else ((), (), ()), detector)
+            self._watch(v, known, detector)
         if detector is not None and self.detectors is not None \
                 and detector not in self.detectors:
             return
@@ -345,18 +364,21 @@ class VerdictBook:
                 until, bar = max(until, old[0]), max(bar, old[1])
             self.quiet[k] = (until, bar)
 
-    def _watch(self, v: Verdict, remembered: Actors, detector: str | None) -> None:
+    def _watch(self, v: Verdict, known: _Raised | None, detector: str | None) -> None:
+        remembered: Actors = known.actors if known is not None else ((), (), ())
         if v.entity_type == "target" and detector not in self.ring_detectors:
-            # a target's evidence names its newest likers, honest ones among
-            # them, unless it is the lockstep view's: the likers who moved
-            # together; a device's, an address's or a merchant's paid pairs
-            # name the accounts behind the evidence
-            return
+            # a target's samples are its newest likers, honest ones among them,
+            # unless it is the lockstep view's (the likers who moved together):
+            # watch only its suspects, the likers whose likes carry the evidence
+            # (getattr: an alert remembered by a checkpoint from before them)
+            suspects = (*v.suspects, *(getattr(known, "suspects", ()) if known else ()))
+            remembered = (suspects, (), ())
+            v = dataclasses.replace(v, accounts=(), devices=(), ips=())
         until = v.decided_at + self.watch_for
         entity = {"user": "account", "device": "device", "ip": "ip"}.get(v.entity_type)
-        for kind, given, known in zip(("account", "device", "ip"),
-                                      (v.accounts, v.devices, v.ips), remembered, strict=True):
-            ids = dict.fromkeys((*given, *known, *([v.entity_id] if entity == kind else [])))
+        for kind, given, kept in zip(("account", "device", "ip"),
+                                     (v.accounts, v.devices, v.ips), remembered, strict=True):
+            ids = dict.fromkeys((*given, *kept, *([v.entity_id] if entity == kind else [])))
             if ids:
                 self.to_watch.append((kind, list(ids), until))
                 self.counts["watched"] += len(ids)
@@ -364,12 +386,13 @@ class VerdictBook:
     def note_raised(self, alert_id: str, detector: str, level: int, now: float,
                     key: tuple[str, str, str] = ("", "", ""),
                     x: dict[str, float] | None = None,
-                    actors: Actors = ((), (), ()), merchant: str | None = None) -> None:
+                    actors: Actors = ((), (), ()), merchant: str | None = None,
+                    suspects: tuple[str, ...] = ()) -> None:
         """Remember an alert this engine raised (its view, entity type and
-        detector, features, the accounts, devices and IPs of its evidence and
-        a target's merchant), for the verdicts that name it."""
+        detector, features, the accounts, devices and IPs of its evidence, a
+        target's merchant and suspect likers), for the verdicts that name it."""
         self.raised[alert_id] = _Raised(detector, level, now, key, x or {}, actors,
-                                        merchant=merchant)
+                                        merchant=merchant, suspects=suspects)
 
     def holds(self, detector: str, entity_type: str, entity_id: str, level: int,
               now: float, merchant: str | None = None) -> bool:

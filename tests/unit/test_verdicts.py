@@ -589,36 +589,78 @@ def test_a_verdict_carries_the_alerts_actors() -> None:
     assert parse_verdict(v.to_json()) == v
     v = parse_verdict(orjson.dumps({**VALID, "evidence": {"merchant": "m9"}}))
     assert v.merchant == "m9" and parse_verdict(v.to_json()) == v
+    v = parse_verdict(orjson.dumps({**VALID, "evidence": {"suspect_accounts": ["o7"]}}))
+    assert v.suspects == ("o7",) and parse_verdict(v.to_json()) == v
     bad_values: list[tuple[str, object, str]] = [
         ("merchant", 7, "wrong_type"), ("merchant", "", "out_of_range"),
         ("merchant", "m" * 300, "out_of_range"), ("sample_accounts", ["o1", 7], "wrong_type"),
         ("sample_accounts", "o1", "wrong_type"), ("sample_accounts", ["o"] * 101, "out_of_range"),
-        ("sample_accounts", [""], "out_of_range")]
+        ("sample_accounts", [""], "out_of_range"),
+        ("suspect_accounts", ["o"] * 101, "out_of_range"), ("suspect_accounts", [3], "wrong_type")]
     for name, bad, reason in bad_values:
         with pytest.raises(BadRecord) as exc:
             parse_verdict(orjson.dumps({**VALID, "evidence": {name: bad}}))
         assert exc.value.reason == reason, (name, bad)
 
 
-def test_a_confirmed_target_watches_no_one() -> None:
-    """A target's evidence names its newest likers, honest ones among them:
-    only a confirmed account, device, address or merchant fills the watchlist,
-    or a target alert of a detector naming the ring (the lockstep view's)."""
+def test_a_confirmed_target_watches_its_suspects_only() -> None:
+    """A target's samples are its newest likers, honest ones among them: a
+    confirmed target watches its suspect likers (the fresh, the paid, those on
+    shared devices and addresses), not its samples, unless its detector names
+    the ring (the lockstep view's); an account, device, address or merchant
+    watches its samples."""
     book = VerdictBook(dismiss_for=3600, ring_detectors=frozenset({"lockstep@1"}))
     book.add(Verdict("t", "target", "post:1", "confirmed", "r", 10.0, accounts=("o1",)))
     book.add(Verdict("f", "target", "post:2", "confirmed", "r", 10.0, accounts=("o5",),
-                     detector="farm_target@1"))
+                     ips=("10.0.0.2",), detector="farm_target@1", suspects=("o6", "o7")))
     book.add(Verdict("l", "target", "post:3", "confirmed", "r", 10.0, accounts=("o4",),
                      detector="lockstep@1"))
     book.add(Verdict("m", "merchant", "m1", "confirmed", "r", 10.0, accounts=("o2",)))
     book.add(Verdict("d", "device", "d1", "confirmed", "r", 10.0, accounts=("o3",),
                      ips=("10.0.0.1",)))
     book.apply_due(10.0)
-    assert book.to_watch == [("account", ["o4"], 10.0 + 7 * 86400),
-                             ("account", ["o2"], 10.0 + 7 * 86400),
-                             ("account", ["o3"], 10.0 + 7 * 86400),
-                             ("device", ["d1"], 10.0 + 7 * 86400),
-                             ("ip", ["10.0.0.1"], 10.0 + 7 * 86400)]
+    until = 10.0 + 7 * 86400
+    assert book.to_watch == [("account", ["o6", "o7"], until),
+                             ("account", ["o4"], until),
+                             ("account", ["o2"], until),
+                             ("account", ["o3"], until),
+                             ("device", ["d1"], until),
+                             ("ip", ["10.0.0.1"], until)]
+
+
+def test_a_confirmed_floods_accounts_are_found_at_their_next_post() -> None:
+    """Thirty fresh accounts, each on its own phone and address, flood a
+    post amid its five aged fans. The flood alert names the fresh likers as
+    its suspects, not the fans; once it is confirmed, three of the flood's
+    accounts liking another merchant's post a day later are found within a
+    tick of the third like, and the fans liking a post together are not."""
+    eng = Engine(EngineConfig(mode="rules"))
+    flood = [like(f"f{i}", f"fresh-{i}", "post:a", "m1", T0 + 4.0 * i, ip=f"10.3.{i}.1",
+                  device=f"d-fresh-{i}", created=T0 - 3600) for i in range(30)]
+    fans = [like(f"h{k}", f"fan-{k}", "post:a", "m1", T0 + 1.0 + 20.0 * k, ip=f"10.4.{k}.1",
+                 device=f"d-fan-{k}", created=T0 - 400 * 86400) for k in range(5)]
+    alerts = []
+    for ev in sorted(flood + fans, key=lambda e: e.ts):
+        alerts += eng.process(ev)
+    alerts += eng.flush()
+    burst = next(a for a in alerts if a.detector == "fresh_burst@1")
+    suspects = set(burst.evidence["suspect_accounts"])
+    assert suspects and suspects <= {f"fresh-{i}" for i in range(30)}
+    eng.verdict(Verdict.of_alert(burst.to_dict(None), "confirmed", "r1", burst.window_end + 600))
+    nxt = T0 + 86400
+    back = sorted(suspects)[:3]
+    later = []
+    for k, user in enumerate([f"fan-{k}" for k in range(5)]):
+        later += eng.process(like(f"fan-next-{k}", user, "post:fans", "m3", nxt + 2.0 * k,
+                                  ip=f"10.4.{k}.1", device=f"d-fan-{k}"))
+    for k, user in enumerate(back):
+        later += eng.process(like(f"next-{k}", user, "post:next", "m2", nxt + 60.0 + 1.5 * k,
+                                  ip=f"10.6.{k}.1", device=f"d-next-{k}"))
+    later += eng.flush()
+    found = [a for a in later if a.detector == "returning_accounts@1"]
+    assert [a.entity_id for a in found] == ["post:next"]
+    assert found[0].window_end - (nxt + 60.0 + 2 * 1.5) <= EngineConfig().tick
+    assert eng.core.watching()[0] == len(suspects)
 
 
 #: a device farm, a paid task and a ring a moderator can confirm before their next jobs

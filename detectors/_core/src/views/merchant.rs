@@ -31,6 +31,8 @@ const WATCHED: u8 = 4;
 /// likes by watched accounts that make a target due for evaluation however
 /// few likes it has (a confirmed ring's next job)
 const WATCHED_FLOOR: usize = 2;
+/// A target alert's `suspect_accounts` at most (a verdict carries up to 100).
+const SUSPECTS: usize = 50;
 
 /// The distinct payers among a merchant's watched payments in the window.
 fn watched_payers(st: &Merchant) -> AHashSet<&Sym> {
@@ -99,14 +101,37 @@ fn leave(map: &mut SymMap<Sym, Group>, key: &Sym, user: &Sym) {
 }
 
 /// Likers in groups of `map` that hold `least` or more of them.
-fn clustered<'a>(map: &'a SymMap<Sym, Group>, least: usize) -> usize {
+fn clustered<'a>(map: &'a SymMap<Sym, Group>, least: usize) -> AHashSet<&'a str> {
     let mut out: AHashSet<&'a str> = AHashSet::new();
     for (_, users) in map.values() {
         if users.len() >= least {
             out.extend(users.keys().map(Sym::as_str));
         }
     }
-    out.len()
+    out
+}
+
+/// A target's likers whose likes carry its evidence, newest first: the
+/// fresh, those paired with a payment to its merchant (either order) and
+/// those on a device or address its other likers share. Honest likers of
+/// the target are left out, so a confirmation can watch these.
+fn suspects<'a>(
+    likes: &'a VecDeque<TargetLike>,
+    paid: &AHashSet<&str>,
+    clustered: &AHashSet<&str>,
+) -> Vec<Sym> {
+    let mut seen: AHashSet<&'a str> = AHashSet::new();
+    let mut out = Vec::new();
+    for l in likes.iter().rev() {
+        if out.len() >= SUSPECTS {
+            break;
+        }
+        let u = l.user.as_str();
+        if (l.flags & FRESH != 0 || paid.contains(u) || clustered.contains(u)) && seen.insert(u) {
+            out.push(l.user.clone());
+        }
+    }
+    out
 }
 
 fn inc(map: &mut SymMap<Sym, u32>, key: &Sym) {
@@ -984,8 +1009,11 @@ impl MerchantView {
         let fresh = t.fresh;
         // likers on addresses that carry three or more of this target's
         // likers, and on devices that carry two or more
-        let ip_clustered = clustered(&t.ips, 3);
-        let dev_clustered = clustered(&t.devices, 2);
+        let mut near = clustered(&t.ips, 3);
+        let ip_clustered = near.len();
+        let on_devices = clustered(&t.devices, 2);
+        let dev_clustered = on_devices.len();
+        near.extend(on_devices);
         let mut x = Vec::with_capacity(26);
         let pairs: Vec<&Pair> = if st.pair_targets.contains_key(tid) {
             st.pairs.iter().filter(|p| p.target == *tid).collect()
@@ -994,6 +1022,20 @@ impl MerchantView {
         };
         let late: Vec<&Pair> = st.slow.iter().filter(|p| p.target == *tid).collect();
         Self::pair_features(cfg, &pairs, &late, now, &mut x);
+        let w = now - cfg.window;
+        let rev = st.rev.iter().filter(|p| p.target == *tid && p.ts > w);
+        let paid: AHashSet<&str> = pairs
+            .iter()
+            .chain(late.iter())
+            .copied()
+            .chain(rev.clone())
+            .map(|p| p.user.as_str())
+            .collect();
+        let suspect = if fresh > 0 || !paid.is_empty() || !near.is_empty() {
+            suspects(likes, &paid, &near)
+        } else {
+            Vec::new()
+        };
         let late = late.len();
         x.push(("token_conversion", conv));
         x.push(("token_conversion_slow", slow));
@@ -1049,8 +1091,6 @@ impl MerchantView {
         x.push(("rate", rate));
         x.push(("watched_likers", t.watched.len() as f64));
         x.push(("watched_share", ratio(t.watched.len() as f64, nu as f64)));
-        let w = now - cfg.window;
-        let rev = st.rev.iter().filter(|p| p.target == *tid && p.ts > w);
         // the merchant's payments, counted only for a target with pairs (its
         // conversions are 0 whatever they are)
         let pays = if rev.clone().next().is_some() {
@@ -1068,7 +1108,7 @@ impl MerchantView {
             Some(p) => first.min(p.ts),
             None => first,
         };
-        let counts = vec![
+        let mut counts = vec![
             ("likes", Count::Int(n as i64)),
             ("likers", Count::Int(nu as i64)),
             ("fresh_likers", Count::Int(fresh as i64)),
@@ -1101,6 +1141,9 @@ impl MerchantView {
                 )),
             ),
         ];
+        if !suspect.is_empty() {
+            counts.push(("suspect_accounts", Count::List(suspect)));
+        }
         let samples = take_samples(likes.iter().rev().map(|l| &l.like_id), cfg.max_samples);
         Subject {
             view: "merchant",
@@ -1123,9 +1166,51 @@ impl Default for MerchantView {
 
 #[cfg(test)]
 mod tests {
-    use super::{conversions, Merchant, Pair};
+    use super::{conversions, suspects, Merchant, Pair, TargetLike, FRESH, SUSPECTS};
     use crate::config::Config;
     use crate::sym::Sym;
+    use ahash::AHashSet;
+    use std::collections::VecDeque;
+
+    fn liked(user: &str, flags: u8) -> TargetLike {
+        TargetLike {
+            ts: 0.0,
+            user: Sym::new(user),
+            flags,
+            device: None,
+            ip: None,
+            like_id: Sym::new(&format!("l-{user}")),
+        }
+    }
+
+    #[test]
+    fn suspects_are_the_fresh_the_paid_and_the_clustered_newest_first() {
+        let likes: VecDeque<TargetLike> = [
+            ("fan", 0),
+            ("fresh", FRESH),
+            ("payer", 0),
+            ("farm", 0),
+            ("fresh", FRESH),
+            ("fan2", 0),
+        ]
+        .into_iter()
+        .map(|(u, f)| liked(u, f))
+        .collect();
+        let paid: AHashSet<&str> = ["payer"].into_iter().collect();
+        let near: AHashSet<&str> = ["farm"].into_iter().collect();
+        let got: Vec<String> = suspects(&likes, &paid, &near)
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        assert_eq!(got, ["fresh", "farm", "payer"]);
+        // bounded, however many fresh likers the target has
+        let flood: VecDeque<TargetLike> = (0..SUSPECTS + 20)
+            .map(|i| liked(&format!("f{i}"), FRESH))
+            .collect();
+        let got = suspects(&flood, &AHashSet::new(), &AHashSet::new());
+        assert_eq!(got.len(), SUSPECTS);
+        assert_eq!(got[0].as_str(), format!("f{}", SUSPECTS + 19));
+    }
 
     fn pair(user: &str, delay: f64) -> Pair {
         Pair {

@@ -7,14 +7,15 @@ from detectors.rules.ip_farm import IpFarm
 from detectors.rules.lockstep import Lockstep
 from detectors.rules.paid_likes import PaidLikes, PaidTargetLikes
 from detectors.rules.returning import ReturningAccounts
+from detectors.rules.returning_likers import ReturningLikers
 from detectors.rules.returning_payers import ReturningPayers
 from detectors.rules.ring_block import RingBlock
 
 __all__ = [
     "PaidLikes", "PaidTargetLikes", "FreshBurst", "FarmTarget", "DeviceFarm", "IpFarm", "Lockstep",
-    "RingBlock", "ReturningAccounts", "ReturningPayers", "RULES",
+    "RingBlock", "ReturningAccounts", "ReturningLikers", "ReturningPayers", "RULES",
 ]
 
 #: every rule, in the order the engine runs them
 RULES = (PaidLikes, PaidTargetLikes, FreshBurst, FarmTarget, DeviceFarm, IpFarm, Lockstep,
-         RingBlock, ReturningAccounts, ReturningPayers)
+         RingBlock, ReturningAccounts, ReturningPayers, ReturningLikers)

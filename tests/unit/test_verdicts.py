@@ -529,6 +529,34 @@ def test_a_confirmed_rings_payments_find_its_next_job_before_its_likes() -> None
     assert set(found[0].evidence["sample_ids"]) >= {"tx-next-0", "tx-next-1", "tx-next-2"}
 
 
+def test_a_confirmed_farms_next_job_spread_over_a_merchants_posts_is_found() -> None:
+    """Once the farm's first job is confirmed, three of its accounts liking
+    three different posts of another merchant a day later, each from its own
+    phone and address, are found on the merchant within a tick of the third
+    like (no post has two of them); the same accounts among a busy
+    merchant's hundred honest likers are not."""
+    eng = Engine(EngineConfig(mode="rules"))
+    _first_job(eng, confirm=True)
+    nxt = T0 + 86400
+    events = [like(f"busy-{k}", f"fan-{k}", f"post:busy{k % 7}", "busy", nxt + 2.0 * k,
+                   ip=f"10.5.{k}.1", device=f"d-fan-{k}") for k in range(100)]
+    events += [like(f"busy-ring-{i}", f"ring-{i}", f"post:busy{i}", "busy", nxt + 30.0 + 9.0 * i,
+                    ip=f"10.6.{i}.1", device=f"d-ring-{i}") for i in range(4)]
+    events += [like(f"next-{i}", f"ring-{i}", f"post:next{i}", "m2", nxt + 400.0 + 30.0 * i,
+                    ip=f"10.6.{i}.1", device=f"d-ring-{i}") for i in range(3)]
+    later: list[Alert] = []
+    for ev in sorted(events, key=lambda e: e.ts):
+        later += eng.process(ev)
+    later += eng.flush()
+    found = [a for a in later if a.detector.startswith("returning_")]
+    assert [(a.detector, a.entity_type, a.entity_id) for a in found] == [
+        ("returning_likers@1", "merchant", "m2")]
+    assert found[0].window_end - (nxt + 460.0) <= EngineConfig().tick
+    assert found[0].evidence["watched_likers"] == 3
+    assert set(found[0].evidence["sample_accounts"]) == {"ring-0", "ring-1", "ring-2"}
+    assert set(found[0].evidence["sample_ids"]) >= {"l-next-0", "l-next-1", "l-next-2"}
+
+
 def test_a_confirmed_lockstep_alert_watches_the_ring_not_the_posts_other_likers() -> None:
     """A ring of twelve accounts, each on its own phone and address, likes a
     merchant's posts in rounds; three honest accounts like the last post

@@ -39,6 +39,22 @@ fn watched_payers(st: &Merchant) -> AHashSet<&Sym> {
     st.watched_pays.iter().map(|p| &p.1).collect()
 }
 
+/// A merchant's watched likes after `w` over all its targets, newest first
+/// per target: a farm's next job spread thin over several posts.
+fn watched_likes(st: &Merchant, w: f64) -> Vec<&TargetLike> {
+    st.targets
+        .values()
+        .filter(|t| !t.tally.watched.is_empty())
+        .flat_map(|t| t.likes.iter().rev())
+        .filter(|l| l.flags & WATCHED != 0 && l.ts > w)
+        .collect()
+}
+
+/// The distinct likers of `likes`.
+fn likers<'a>(likes: &[&'a TargetLike]) -> AHashSet<&'a Sym> {
+    likes.iter().map(|l| &l.user).collect()
+}
+
 /// One like of a target.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct TargetLike {
@@ -644,6 +660,9 @@ impl MerchantView {
             let tk = (key.clone(), ev.target.clone());
             *self.dirty_targets.entry(tk).or_insert(0) += 1;
         }
+        if watched && likers(&watched_likes(st, ts - cfg.window)).len() >= WATCHED_FLOOR {
+            self.keys.dirty.insert(key.clone(), FORCE);
+        }
     }
 
     /// Keep a pair: a prompt one makes its merchant and target due at the
@@ -705,6 +724,7 @@ impl MerchantView {
                 .get(k)
                 .map_or(0, |st| st.likes_w.len() + st.pays_w.len())
         });
+        let watching = self.watch.iter().any(|m| !m.is_empty());
         for key in merchants {
             let Some(st) = self.state.get_mut(&key) else {
                 continue;
@@ -713,6 +733,7 @@ impl MerchantView {
             if st.pairs.len() >= cfg.min_pairs
                 || st.rev.len() >= cfg.min_pairs
                 || watched_payers(st).len() >= WATCHED_FLOOR
+                || (watching && likers(&watched_likes(st, now - cfg.window)).len() >= WATCHED_FLOOR)
             {
                 let s = self.merchant_subject(cfg, &key, now);
                 out.push(s);
@@ -912,9 +933,17 @@ impl MerchantView {
             "watched_pay_share",
             ratio(st.watched_pays.len() as f64, pays_w as f64),
         ));
+        let wlikes = watched_likes(st, w);
+        let wlikers = likers(&wlikes).len();
+        x.push(("watched_likers", wlikers as f64));
+        x.push((
+            "watched_like_share",
+            ratio(wlikes.len() as f64, likes_w as f64),
+        ));
         let start = [
             st.pairs.front().map(|p| p.ts),
             st.watched_pays.front().map(|p| p.0),
+            wlikes.iter().map(|l| l.ts).reduce(f64::min),
         ]
         .into_iter()
         .flatten()
@@ -939,17 +968,23 @@ impl MerchantView {
             ),
             ("like_then_pay_pairs", Count::Int(st.rev.len() as i64)),
             ("watched_payers", Count::Int(watched as i64)),
+            ("watched_likers", Count::Int(wlikers as i64)),
             (
                 "sample_accounts",
                 Count::List(take_distinct(
-                    st.watched_pays.iter().rev().map(|p| &p.1).chain(
-                        st.rev
-                            .iter()
-                            .rev()
-                            .chain(st.pairs.iter().rev())
-                            .chain(st.slow.iter().rev())
-                            .map(|p| &p.user),
-                    ),
+                    st.watched_pays
+                        .iter()
+                        .rev()
+                        .map(|p| &p.1)
+                        .chain(wlikes.iter().map(|l| &l.user))
+                        .chain(
+                            st.rev
+                                .iter()
+                                .rev()
+                                .chain(st.pairs.iter().rev())
+                                .chain(st.slow.iter().rev())
+                                .map(|p| &p.user),
+                        ),
                     ACTORS,
                 )),
             ),
@@ -969,6 +1004,7 @@ impl MerchantView {
                 .iter()
                 .rev()
                 .map(|p| &p.2)
+                .chain(wlikes.iter().map(|l| &l.like_id))
                 .chain(newest().map(|p| &p.txid)),
             half,
         );

@@ -130,10 +130,12 @@ def test_a_verdict_takes_the_entity_and_detector_of_the_boards_alert():
 def test_a_verdict_carries_the_alerts_accounts_for_the_watchlist():
     board = Board()
     a = alert(8)
-    a["evidence"].update(sample_accounts=["o1", "o2"], sample_ips=["10.0.0.1"])
+    a["evidence"].update(sample_accounts=["o1", "o2"], sample_ips=["10.0.0.1"],
+                         suspect_accounts=["o2", "o9"])
     board.add(a)
     v = make_verdict(board, b'{"alert_id": "a8", "verdict": "confirmed"}', now=T)
     assert (v.accounts, v.devices, v.ips) == (("o1", "o2"), (), ("10.0.0.1",))
+    assert v.suspects == ("o2", "o9")
     assert parse_verdict(v.to_json()) == v
 
 

@@ -46,7 +46,6 @@ False
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from collections import Counter
 from collections.abc import Mapping
@@ -85,11 +84,8 @@ def evidence_actors(evidence: Mapping[str, Any]) -> Actors:
     >>> evidence_actors({"sample_accounts": ["o1", 7], "sample_ips": ["10.0.0.1"]})
     (('o1',), (), ('10.0.0.1',))
     """
-    def ids(kind: str) -> tuple[str, ...]:
-        got = evidence.get(f"sample_{kind}")
-        return tuple(x for x in got if isinstance(x, str)) if isinstance(got, list) else ()
-
-    return ids("accounts"), ids("devices"), ids("ips")
+    return (_strings(evidence, "sample_accounts"), _strings(evidence, "sample_devices"),
+            _strings(evidence, "sample_ips"))
 
 
 def evidence_suspects(evidence: Mapping[str, Any]) -> tuple[str, ...]:
@@ -98,7 +94,12 @@ def evidence_suspects(evidence: Mapping[str, Any]) -> tuple[str, ...]:
     >>> evidence_suspects({"suspect_accounts": ["o1", None, "o2"]})
     ('o1', 'o2')
     """
-    got = evidence.get("suspect_accounts")
+    return _strings(evidence, "suspect_accounts")
+
+
+def _strings(evidence: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """The strings of the list ``evidence[name]`` (none when it is no list)."""
+    got = evidence.get(name)
     return tuple(x for x in got if isinstance(x, str)) if isinstance(got, list) else ()
 
 
@@ -365,20 +366,20 @@ class VerdictBook:
             self.quiet[k] = (until, bar)
 
     def _watch(self, v: Verdict, known: _Raised | None, detector: str | None) -> None:
+        given: Actors = (v.accounts, v.devices, v.ips)
         remembered: Actors = known.actors if known is not None else ((), (), ())
         if v.entity_type == "target" and detector not in self.ring_detectors:
             # a target's samples are its newest likers, honest ones among them,
             # unless it is the lockstep view's (the likers who moved together):
             # watch only its suspects, the likers whose likes carry the evidence
             # (getattr: an alert remembered by a checkpoint from before them)
-            suspects = (*v.suspects, *(getattr(known, "suspects", ()) if known else ()))
-            remembered = (suspects, (), ())
-            v = dataclasses.replace(v, accounts=(), devices=(), ips=())
+            given = (v.suspects, (), ())
+            remembered = (getattr(known, "suspects", ()) if known else (), (), ())
         until = v.decided_at + self.watch_for
         entity = {"user": "account", "device": "device", "ip": "ip"}.get(v.entity_type)
-        for kind, given, kept in zip(("account", "device", "ip"),
-                                     (v.accounts, v.devices, v.ips), remembered, strict=True):
-            ids = dict.fromkeys((*given, *kept, *([v.entity_id] if entity == kind else [])))
+        for kind, named, kept in zip(("account", "device", "ip"), given, remembered,
+                                     strict=True):
+            ids = dict.fromkeys((*named, *kept, *([v.entity_id] if entity == kind else [])))
             if ids:
                 self.to_watch.append((kind, list(ids), until))
                 self.counts["watched"] += len(ids)

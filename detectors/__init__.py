@@ -35,3 +35,13 @@ against labels), :mod:`detectors.base` (the detector protocol) and
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# The compiled core's allocator (mimalloc) reads its options from the
+# environment when the core loads. Transparent huge pages stay off: mimalloc
+# advises its segments MADV_HUGEPAGE and khugepaged then refills the 2 MiB
+# ranges whose pages the engine gave back after a burst, so a long-running
+# worker kept growing (docs/performance.md, "Soak"). An operator's own
+# setting wins.
+_os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")

@@ -444,6 +444,32 @@ def test_state_is_laid_out_afresh_once_a_burst_expired_and_nothing_else_changes(
     assert [a.to_dict("-") for a in before + after] == [a.to_dict("-") for a in alerts]
 
 
+def test_the_core_keeps_transparent_huge_pages_off() -> None:
+    """With huge pages on, khugepaged refilled the 2 MiB ranges whose pages
+    the core gave back after a burst; importing the package keeps them off
+    for the process unless the operator set mimalloc's option."""
+    import ctypes
+    import os
+    import subprocess
+    import sys
+
+    libc = ctypes.CDLL(None)
+    probe = ("import ctypes, detectors._core; "
+             "print(ctypes.CDLL(None).prctl(42, 0, 0, 0, 0))")  # PR_GET_THP_DISABLE
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_ALLOW_THP"}
+
+    def thp_disabled(**extra: str) -> str:
+        # The flag is inherited: the child starts with it cleared (PR_SET_THP_DISABLE).
+        return subprocess.run([sys.executable, "-c", probe], env={**env, **extra},
+                              preexec_fn=lambda: libc.prctl(41, 0, 0, 0, 0),
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert os.environ["MIMALLOC_ALLOW_THP"] == "0"
+    assert thp_disabled() == "1"
+    assert thp_disabled(MIMALLOC_ALLOW_THP="1") == "0"
+    assert libc.prctl(42, 0, 0, 0, 0) == 1
+
+
 def test_unknown_view_rejected() -> None:
     with pytest.raises(ValueError, match="unknown views"):
         Engine(views=["merchant", "nope"])

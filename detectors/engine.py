@@ -268,6 +268,7 @@ class Engine:
                     alerts.append(alert)
             if book.pending:  # decided by now: they hold from the next tick on
                 book.apply_due(now)
+            if book.to_watch:
                 for kind, ids, until in book.to_watch:
                     self.core.watch(kind, ids, until)
                 book.to_watch.clear()
@@ -346,6 +347,8 @@ class Engine:
             return None  # dismissed by a moderator, and not grown past that alert
         # per view: views may run in different workers, each with its own suppressor
         if not self.suppressor.admit(subj.view, subj.entity_type, subj.entity_id, level, now):
+            self.verdicts.note_repeat(subj.view, subj.entity_type, subj.entity_id, now,
+                                      evidence_actors(counts), evidence_suspects(counts))
             return None
         self.counts["alerts"] += 1
         if model_score is not None:
@@ -356,7 +359,7 @@ class Engine:
         self.verdicts.note_raised(alert.alert_id, name, level, now,
                                   (subj.view, subj.entity_type, name), x,
                                   evidence_actors(alert.evidence), merchant,
-                                  evidence_suspects(alert.evidence))
+                                  evidence_suspects(alert.evidence), subj.entity_id)
         return alert
 
     # ------------------------------------------------------------------ state

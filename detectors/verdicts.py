@@ -254,6 +254,20 @@ def read_verdicts(path: str | Path) -> tuple[list[Verdict], Counter[str]]:
     return good, bad
 
 
+#: what a confirmation watches, in the order of :data:`Actors`
+_WATCH_KINDS = ("account", "device", "ip")
+
+
+#: ids per list an alert remembers with its held-back repeats' (a flood's
+#: hundreds of accounts; bounds the book at this many per raised alert)
+MAX_REMEMBERED_IDS = 500
+
+
+def _newest_first(new: tuple[str, ...], old: tuple[str, ...]) -> tuple[str, ...]:
+    """``new`` then ``old``, each id once, at most :data:`MAX_REMEMBERED_IDS` of them."""
+    return tuple(dict.fromkeys((*new, *old)))[:MAX_REMEMBERED_IDS]
+
+
 @dataclass(slots=True)
 class _Raised:
     """An alert this engine raised, as a verdict naming it needs it."""
@@ -312,6 +326,9 @@ class VerdictBook:
         self.pending: list[tuple[float, int, Verdict]] = []
         self._seq = 0
         self.raised: dict[str, _Raised] = {}
+        #: (view, entity type, entity id) -> the alert raised last on it, to
+        #: which the evidence of the repeats the suppressor held back is added
+        self.latest: dict[tuple[str, str, str], str] = {}
         #: (detector or None, entity type, entity id) -> (until, level held back);
         #: entity type :data:`TARGETS_OF` and a merchant: all its targets
         self.quiet: dict[tuple[str | None, str, str], tuple[float, int]] = {}
@@ -365,21 +382,31 @@ class VerdictBook:
                 until, bar = max(until, old[0]), max(bar, old[1])
             self.quiet[k] = (until, bar)
 
-    def _watch(self, v: Verdict, known: _Raised | None, detector: str | None) -> None:
-        given: Actors = (v.accounts, v.devices, v.ips)
-        remembered: Actors = known.actors if known is not None else ((), (), ())
-        if v.entity_type == "target" and detector not in self.ring_detectors:
+    def _watched(self, entity_type: str, detector: str | None, actors: Actors,
+                 suspects: tuple[str, ...]) -> Actors:
+        """Of an alert's evidence, what confirming it watches."""
+        if entity_type == "target" and detector not in self.ring_detectors:
             # a target's samples are its newest likers, honest ones among them,
             # unless it is the lockstep view's (the likers who moved together):
             # watch only its suspects, the likers whose likes carry the evidence
-            # (getattr: an alert remembered by a checkpoint from before them)
-            given = (v.suspects, (), ())
-            remembered = (getattr(known, "suspects", ()) if known else (), (), ())
-        until = v.decided_at + self.watch_for
+            return (suspects, (), ())
+        return actors
+
+    def _watch(self, v: Verdict, known: _Raised | None, detector: str | None) -> None:
+        given = self._watched(v.entity_type, detector, (v.accounts, v.devices, v.ips),
+                              v.suspects)
+        # getattr: an alert remembered by a checkpoint from before suspects
+        remembered = (self._watched(v.entity_type, detector, known.actors,
+                                    getattr(known, "suspects", ()))
+                      if known is not None else ((), (), ()))
         entity = {"user": "account", "device": "device", "ip": "ip"}.get(v.entity_type)
-        for kind, named, kept in zip(("account", "device", "ip"), given, remembered,
-                                     strict=True):
-            ids = dict.fromkeys((*named, *kept, *([v.entity_id] if entity == kind else [])))
+        own: Actors = tuple((v.entity_id,) if entity == kind else ()  # type: ignore[assignment]
+                            for kind in _WATCH_KINDS)
+        self._put_on_watch(given, remembered, own, until=v.decided_at + self.watch_for)
+
+    def _put_on_watch(self, *lists: Actors, until: float) -> None:
+        for i, kind in enumerate(_WATCH_KINDS):
+            ids = dict.fromkeys(x for actors in lists for x in actors[i])
             if ids:
                 self.to_watch.append((kind, list(ids), until))
                 self.counts["watched"] += len(ids)
@@ -388,12 +415,35 @@ class VerdictBook:
                     key: tuple[str, str, str] = ("", "", ""),
                     x: dict[str, float] | None = None,
                     actors: Actors = ((), (), ()), merchant: str | None = None,
-                    suspects: tuple[str, ...] = ()) -> None:
+                    suspects: tuple[str, ...] = (), entity_id: str | None = None) -> None:
         """Remember an alert this engine raised (its view, entity type and
         detector, features, the accounts, devices and IPs of its evidence, a
-        target's merchant and suspect likers), for the verdicts that name it."""
+        target's merchant and suspect likers), for the verdicts that name it;
+        with ``entity_id``, as the alert its entity's held-back repeats add to."""
         self.raised[alert_id] = _Raised(detector, level, now, key, x or {}, actors,
                                         merchant=merchant, suspects=suspects)
+        if entity_id is not None:
+            self.latest[(key[0], key[1], entity_id)] = alert_id
+
+    def note_repeat(self, view: str, entity_type: str, entity_id: str, now: float,
+                    actors: Actors, suspects: tuple[str, ...]) -> None:
+        """Add the evidence of a repeat the suppressor held back to the alert
+        raised last on the entity: a campaign's later workers are named when
+        the alert is reviewed, and watched at once if it was confirmed."""
+        known = self.raised.get(self.latest.get((view, entity_type, entity_id), ""))
+        if known is None:
+            return
+        merged: Actors = tuple(  # type: ignore[assignment]
+            _newest_first(new, old) for new, old in zip(actors, known.actors, strict=True))
+        grown = _newest_first(suspects, known.suspects)
+        if known.learned == "confirmed":
+            detector = known.detector
+            before = self._watched(entity_type, detector, known.actors, known.suspects)
+            after = self._watched(entity_type, detector, merged, grown)
+            fresh: Actors = tuple(  # type: ignore[assignment]
+                tuple(x for x in a if x not in set(b)) for a, b in zip(after, before, strict=True))
+            self._put_on_watch(fresh, until=now + self.watch_for)
+        known.actors, known.suspects = merged, grown
 
     def holds(self, detector: str, entity_type: str, entity_id: str, level: int,
               now: float, merchant: str | None = None) -> bool:
@@ -418,6 +468,12 @@ class VerdictBook:
         horizon = now - self.dismiss_for
         for a in [a for a, r in self.raised.items() if r.at < horizon]:
             del self.raised[a]
+        for k in [k for k, a in self.latest.items() if a not in self.raised]:
+            del self.latest[k]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("latest", {})  # a checkpoint from before repeats were kept
 
     def __len__(self) -> int:
         return len(self.pending) + len(self.raised) + len(self.quiet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from detectors.parsing import BadRecord
 from detectors.recording import read_records
 from detectors.replay import ReplaySummary, iter_events
 from detectors.simulate import SimConfig, simulate
-from detectors.verdicts import DEFAULT_BAR, Verdict, VerdictBook, parse_verdict
+from detectors.verdicts import DEFAULT_BAR, MAX_REMEMBERED_IDS, Verdict, VerdictBook, parse_verdict
 from streams.cli import main as cli_main
 from tests.helpers import T0, like, like_json, payment, with_path
 
@@ -497,7 +498,10 @@ def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
     assert [a.entity_id for a in found] == ["post:next"]
     assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
     assert found[0].evidence["watched_likers"] >= 3
-    assert eng.core.watching() == (len(watched), 1, 0)  # accounts, the device
+    accounts, devices, ips = eng.core.watching()
+    assert (devices, ips) == (1, 0)
+    # the farm's later accounts, named by the repeats the suppressor held back
+    assert len(watched) < accounts <= 40
 
 
 def test_a_confirmed_rings_payments_find_its_next_job_before_its_likes() -> None:
@@ -593,7 +597,8 @@ def test_a_confirmed_lockstep_alert_watches_the_ring_not_the_posts_other_likers(
     found = [a for a in later if a.detector == "returning_accounts@1"]
     assert [a.entity_id for a in found] == ["post:next"]
     assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
-    assert eng.core.watching()[0] == len(named)
+    # the whole ring (held-back repeats named its last likers), no honest liker
+    assert eng.core.watching()[0] == len(ring)
 
 
 def test_the_watchlist_expires_with_watch_for() -> None:
@@ -688,7 +693,58 @@ def test_a_confirmed_floods_accounts_are_found_at_their_next_post() -> None:
     found = [a for a in later if a.detector == "returning_accounts@1"]
     assert [a.entity_id for a in found] == ["post:next"]
     assert found[0].window_end - (nxt + 60.0 + 2 * 1.5) <= EngineConfig().tick
-    assert eng.core.watching()[0] == len(suspects)
+    # every fresh account (held-back repeats named the later ones), no fan
+    assert eng.core.watching()[0] == 30
+
+
+def test_held_back_repeats_name_a_campaigns_later_workers() -> None:
+    """An alert is raised on the first few workers of a task; the suppressor
+    holds back the repeats while the job goes on. Their suspects join the
+    alert's, so confirming it ten minutes later watches the later workers
+    too; once confirmed, a repeat's new suspects are watched at once; a
+    dismissed alert's repeats watch no one; the lists stay bounded."""
+    book = VerdictBook(dismiss_for=3600)
+    key = ("merchant", "target", "paid_target_likes@1")
+    book.note_raised("a", "paid_target_likes@1", 2, 100.0, key, suspects=("w1", "w2"),
+                     entity_id="post:1")
+    book.note_raised("b", "paid_target_likes@1", 2, 100.0, key, suspects=("x1",),
+                     entity_id="post:2")
+    book.note_repeat("merchant", "target", "post:1", 160.0, ((), (), ()), ("w3", "w1"))
+    book.note_repeat("merchant", "target", "post:9", 160.0, ((), (), ()), ("z1",))  # no alert
+    book.add(Verdict("a", "target", "post:1", "confirmed", "r", 700.0, suspects=("w1",)))
+    book.add(Verdict("b", "target", "post:2", "dismissed", "r", 700.0))
+    book.apply_due(700.0)
+    assert book.to_watch == [("account", ["w1", "w3", "w2"], 700.0 + 7 * 86400)]
+    book.to_watch.clear()
+    book.note_repeat("merchant", "target", "post:1", 760.0, ((), (), ()), ("w4", "w3"))
+    book.note_repeat("merchant", "target", "post:2", 760.0, ((), (), ()), ("x2",))
+    assert book.to_watch == [("account", ["w4"], 760.0 + 7 * 86400)]
+    book.note_repeat("merchant", "target", "post:1", 820.0, ((), (), ()),
+                     tuple(f"n{i}" for i in range(MAX_REMEMBERED_IDS)))
+    assert len(book.raised["a"].suspects) == MAX_REMEMBERED_IDS
+    # a checkpoint from before the repeats were kept restores with none
+    state = vars(pickle.loads(pickle.dumps(book)))
+    old = VerdictBook.__new__(VerdictBook)
+    old.__setstate__({k: v for k, v in state.items() if k != "latest"})
+    assert old.latest == {} and old.raised.keys() == book.raised.keys()
+    book.sweep(100.0 + 3601)
+    assert not book.raised and not book.latest
+
+
+def test_a_device_alerts_repeats_add_its_later_accounts() -> None:
+    """A device farm's alert samples the accounts seen so far; its held-back
+    repeats add the accounts that came later, and a confirmation watches
+    them with the device."""
+    book = VerdictBook(dismiss_for=3600)
+    book.note_raised("d", "device_farm@1", 2, 100.0, ("device", "device", "device_farm@1"),
+                     actors=(("o1", "o2"), (), ("10.0.0.1",)), entity_id="phone")
+    book.note_repeat("device", "device", "phone", 130.0, (("o3", "o1"), (), ("10.0.0.2",)), ())
+    book.add(Verdict("d", "device", "phone", "confirmed", "r", 700.0))
+    book.apply_due(700.0)
+    until = 700.0 + 7 * 86400
+    assert book.to_watch == [("account", ["o3", "o1", "o2"], until),
+                             ("device", ["phone"], until),
+                             ("ip", ["10.0.0.2", "10.0.0.1"], until)]
 
 
 #: a device farm, a paid task and a ring a moderator can confirm before their next jobs

@@ -150,11 +150,11 @@ class WorkerProcess:
         assert m, f"no metrics line in the worker log:\n{self.tail()}"
         return m.group(1)
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self, timeout: float = 5.0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Scrape the worker's /metrics: ``{(name, sorted labels): value}``."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+        with urllib.request.urlopen(self.metrics_url, timeout=timeout) as resp:
             text = resp.read().decode()
         out = {}
         for fam in text_string_to_metric_families(text):

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ from detectors.events import format_time  # noqa: E402
 PAYMENTS, LIKES = "payments", "likes"
 HOT_TARGET, HOT_MCHID = "video:hot", "1900099999"
 VIEWS = ("merchant", "ip", "device", "user", "lockstep")
+#: seconds a scrape of the worker's metrics may take, tried in turn
+SCRAPE_TIMEOUTS = (5.0, 30.0, 120.0)
 #: accounts are this old (not fresh: the soak is about memory, not fresh-account rules)
 ACCOUNT_AGE = 400 * 86400.0
 
@@ -245,7 +248,18 @@ def sample(worker: Any, topics: Any, t0: float, producer: Producer) -> dict[str,
                          "rss_mib": round(process_rss_mib(worker.proc.pid), 1),
                          "produced": producer.sent, "window_items": {}, "keys": {},
                          "lag_input": 0, "lag_views": 0, "alerts": 0, "late": 0, "consumed": 0}
-    for (name, labels), v in worker.metrics().items():
+    # a scrape waits while the worker holds the interpreter (a long sweep or
+    # compaction of the state): the time it took is a figure, not a failure
+    started = time.monotonic()
+    for timeout in SCRAPE_TIMEOUTS:
+        try:
+            metrics = worker.metrics(timeout=timeout)
+            break
+        except (TimeoutError, urllib.error.URLError):
+            if timeout == SCRAPE_TIMEOUTS[-1]:
+                raise
+    s["scrape_s"] = round(time.monotonic() - started, 1)
+    for (name, labels), v in metrics.items():
         lb = dict(labels)
         if name == "likeguard_state_window_items":
             s["window_items"][lb["view"]] = int(v)
@@ -295,6 +309,7 @@ def summarize(samples: list[dict[str, Any]], burst: tuple[float, float], rate: f
             for v in VIEWS},
         "max_lag": {"t_s": max_lag["t_s"], "input": max_lag["lag_input"],
                     "views": max_lag["lag_views"]},
+        "max_scrape_s": max(s.get("scrape_s", 0.0) for s in samples),
         "max_lag_input": max(s["lag_input"] for s in samples),
         "max_lag_views": max(s["lag_views"] for s in samples),
         "end_lag_input": end["lag_input"], "end_lag_views": end["lag_views"],
@@ -457,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {s['t_s'] / 60:5.1f} min  RSS {s['rss_mib']:7.0f} MiB  items "
                       f"{s['items_total']:>9,} " + " ".join(
                           f"{v}={s['window_items'].get(v, 0):,}" for v in VIEWS)
-                      + f"  lag {s['lag_input']:,}/{s['lag_views']:,}  alerts {s['alerts']}",
+                      + f"  lag {s['lag_input']:,}/{s['lag_views']:,}  alerts {s['alerts']}"
+                      + (f"  scrape {s['scrape_s']:g} s" if s["scrape_s"] >= 1 else ""),
                       flush=True)
                 if s["t_s"] >= duration - 1:
                     break
@@ -498,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     print("items end/baseline by view: " + ", ".join(
         f"{v} {r}" for v, r in summary["end_over_baseline_items_by_view"].items()))
     print(f"lag    max input {summary['max_lag_input']:,}, max views {summary['max_lag_views']:,}; "
-          f"at the end {summary['end_lag_input']:,} / {summary['end_lag_views']:,}")
+          f"at the end {summary['end_lag_input']:,} / {summary['end_lag_views']:,}; "
+          f"longest metrics scrape {summary['max_scrape_s']:g} s")
     print(f"alerts {summary['alerts']:,}; late events {summary['late_events']:,}; "
           f"hot target {fig['hot_share_of_likes']:.1%} of {counts['likes']:,} likes")
     held = summary["views_holding_burst_at_end"]

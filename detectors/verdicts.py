@@ -440,8 +440,9 @@ class VerdictBook:
             detector = known.detector
             before = self._watched(entity_type, detector, known.actors, known.suspects)
             after = self._watched(entity_type, detector, merged, grown)
+            watched = [set(b) for b in before]
             fresh: Actors = tuple(  # type: ignore[assignment]
-                tuple(x for x in a if x not in set(b)) for a, b in zip(after, before, strict=True))
+                tuple(x for x in a if x not in w) for a, w in zip(after, watched, strict=True))
             self._put_on_watch(fresh, until=now + self.watch_for)
         known.actors, known.suspects = merged, grown
 

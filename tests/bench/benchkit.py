@@ -11,6 +11,8 @@ import os
 import platform
 import resource
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,40 @@ def rss_mib(pid: int | str = "self") -> float:
         if pid != "self":
             raise
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class InterpreterWaits:
+    """How long another thread waited for the interpreter while this block ran.
+
+    A thread asks for it every millisecond and records how late it got it:
+    what a metrics scrape or the Kafka consumer's thread would wait behind a
+    long call that holds the GIL. ``longest`` in seconds, and the waits past
+    ``over`` seconds counted in ``long_waits``.
+    """
+
+    def __init__(self, over: float = 0.1) -> None:
+        self.over = over
+        self.longest = 0.0
+        self.long_waits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while True:
+            asked = time.perf_counter()
+            if self._stop.wait(0.001):
+                return
+            late = time.perf_counter() - asked - 0.001
+            self.longest = max(self.longest, late)
+            self.long_waits += late > self.over
+
+    def __enter__(self) -> InterpreterWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def write_figures(fig: dict[str, Any], out: Path) -> None:

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchkit import ROOT, rss_mib, write_figures
+from benchkit import ROOT, InterpreterWaits, rss_mib, write_figures
 
 from detectors.config import EngineConfig
 from detectors.engine import Engine
@@ -79,6 +79,24 @@ def items(engine: Engine) -> int:
     return sum(v[1] for v in engine.metrics()["state"].values())
 
 
+def bursts(engine: Engine, args: argparse.Namespace) -> tuple[int, dict, dict, list[dict]]:
+    """Warm up, then each burst and the steady traffic after it: ``(events,
+    baseline, state at the last burst's end, state after each burst's windows)``."""
+    events = run(engine, steady(T0, args.warm, 0))
+    t = T0 + args.warm * 3600
+    base = {"rss_mib": rss_mib(), "items": items(engine)}
+    first = int(args.warm * 3600 * RATE) // 4 + 1
+    ends = []
+    for k in range(args.bursts):
+        events += run(engine, burst(t, args.burst, args.burst_minutes, k))
+        peak = {"rss_mib": rss_mib(), "items": items(engine)}
+        events += run(engine, steady(t, args.after, first))
+        t += args.after * 3600
+        first += int(args.after * 3600 * RATE) // 4 + 1
+        ends.append({"rss_mib": rss_mib(), "items": items(engine)})
+    return events, base, peak, ends
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--burst", type=int, default=1_000_000, help="likes in the burst")
@@ -96,19 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(EngineConfig())
     t_start = time.perf_counter()
     start_rss = rss_mib()
-    events = run(engine, steady(T0, args.warm, 0))
-    t = T0 + args.warm * 3600
-    base = {"rss_mib": rss_mib(), "items": items(engine)}
-    first = int(args.warm * 3600 * RATE) // 4 + 1
-    ends = []
-    for k in range(args.bursts):
-        events += run(engine, burst(t, args.burst, args.burst_minutes, k))
-        peak = {"rss_mib": rss_mib(), "items": items(engine)}
-        events += run(engine, steady(t, args.after, first))
-        t += args.after * 3600
-        first += int(args.after * 3600 * RATE) // 4 + 1
-        ends.append({"rss_mib": rss_mib(), "items": items(engine)})
-    engine.flush()
+    with InterpreterWaits() as waits:
+        events, base, peak, ends = bursts(engine, args)
+        engine.flush()
     end = {"rss_mib": rss_mib(), "items": items(engine)}
     fig = {
         "events": events, "burst": args.burst, "warm_hours": args.warm,
@@ -120,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "allowed": args.allowed,
         # times the core laid its state out afresh (once a burst had expired)
         "compactions": engine.core.compactions,
+        # what a metrics scrape or the consumer's thread waited behind the engine
+        "longest_interpreter_wait_s": round(waits.longest, 3),
+        "interpreter_waits_over_100ms": waits.long_waits,
     }
     for name in ("baseline", "peak", "end"):
         f = fig[name]
@@ -130,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak / baseline {fig['peak_ratio']}x, end / baseline {fig['end_ratio']}x "
           f"(allowed {args.allowed}x); {events:,} events in {fig['seconds']} s; "
           f"state laid out afresh {fig['compactions']} times")
+    print(f"another thread waited for the interpreter at most "
+          f"{fig['longest_interpreter_wait_s']} s ({waits.long_waits} waits over 0.1 s)")
     write_figures(fig, args.out)
     return 0 if fig["end_ratio"] <= args.allowed else 1
 

@@ -877,3 +877,37 @@ def test_a_batch_of_events_gives_the_alerts_of_one_at_a_time(recording: Path) ->
     ids += [a.alert_id for a in batched.flush()]
     assert singly and ids == singly
     assert batched.stats == one.stats
+
+
+def test_other_threads_run_while_the_core_works(recording: Path) -> None:
+    """The core's calls leave the interpreter to other threads (the consumer's
+    thread, the metrics server) while they compute: a thread reading the core
+    meanwhile finds it busy instead of waiting for the call to return. Were the
+    interpreter held, the reader could only run between calls and would never
+    see it busy."""
+    import threading
+
+    sourced = _sourced(recording)
+    eng = Engine()
+    busy: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set() and not busy:
+            try:
+                _ = eng.core.buffered
+            except RuntimeError as exc:  # PyO3: the core is borrowed by the call
+                busy.append(str(exc))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(0, len(sourced), 2000):
+            chunk = sourced[i:i + 2000]
+            eng.process_many([e for _, e in chunk], [s for s, _ in chunk])
+            if busy:
+                break
+    finally:
+        stop.set()
+        reader.join()
+    assert busy and "borrowed" in busy[0]

@@ -328,6 +328,37 @@ impl Core {
     fn pending(&self) -> bool {
         !self.inner.ticks.is_empty()
     }
+
+    /// [`Core::process_record`]'s work, without the interpreter.
+    fn take_record(
+        core: &mut Inner,
+        data: &[u8],
+        source: Option<&str>,
+    ) -> Option<(usize, bool, u64, u64, bool)> {
+        let items = wire::decode(data)?;
+        let wm = core.reorder.watermark;
+        let (mut n, mut dup_p, mut dup_l) = (0, 0, 0);
+        for it in items {
+            match it {
+                wire::Item::Mark(ts, newest, behind) => core.progress(source, ts, newest, behind),
+                wire::Item::Event(ev) => {
+                    n += 1;
+                    let payment = matches!(ev, Event::Payment(_));
+                    let d0 = core.stats.duplicates;
+                    core.process(ev, source);
+                    if core.stats.duplicates != d0 {
+                        if payment {
+                            dup_p += 1;
+                        } else {
+                            dup_l += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let moved = core.reorder.watermark != wm;
+        Some((n, moved, dup_p, dup_l, !core.ticks.is_empty()))
+    }
 }
 
 #[pymethods]
@@ -379,11 +410,17 @@ impl Core {
         if events.len() != sources.len() {
             return Err(PyValueError::new_err("events and sources differ in length"));
         }
+        let mut batch = Vec::with_capacity(events.len());
         for (e, s) in events.iter().zip(sources.iter()) {
-            let ev = event_from(py, &self.classes, &e)?;
             let src: Option<String> = s.extract()?;
-            self.inner.process(ev, src.as_deref());
+            batch.push((event_from(py, &self.classes, &e)?, src));
         }
+        let core = &mut self.inner;
+        py.allow_threads(|| {
+            for (ev, src) in batch {
+                core.process(ev, src.as_deref());
+            }
+        });
         Ok(self.pending())
     }
 
@@ -395,57 +432,40 @@ impl Core {
     #[pyo3(signature = (data, source=None))]
     fn process_record(
         &mut self,
+        py: Python<'_>,
         data: &[u8],
         source: Option<&str>,
     ) -> Option<(usize, bool, u64, u64, bool)> {
-        let items = wire::decode(data)?;
         let core = &mut self.inner;
-        let wm = core.reorder.watermark;
-        let (mut n, mut dup_p, mut dup_l) = (0, 0, 0);
-        for it in items {
-            match it {
-                wire::Item::Mark(ts, newest, behind) => core.progress(source, ts, newest, behind),
-                wire::Item::Event(ev) => {
-                    n += 1;
-                    let payment = matches!(ev, Event::Payment(_));
-                    let d0 = core.stats.duplicates;
-                    core.process(ev, source);
-                    if core.stats.duplicates != d0 {
-                        if payment {
-                            dup_p += 1;
-                        } else {
-                            dup_l += 1;
-                        }
-                    }
-                }
-            }
-        }
-        let moved = core.reorder.watermark != wm;
-        Some((n, moved, dup_p, dup_l, self.pending()))
+        py.allow_threads(|| Self::take_record(core, data, source))
     }
 
     /// A progress mark: ``source`` reached event time ``ts`` (see ``Engine.progress``).
     #[pyo3(signature = (source, ts, newest=None, behind=None))]
     fn progress(
         &mut self,
+        py: Python<'_>,
         source: Option<&str>,
         ts: Option<f64>,
         newest: Option<f64>,
         behind: Option<bool>,
     ) -> bool {
-        self.inner.progress(source, ts, newest, behind);
+        let core = &mut self.inner;
+        py.allow_threads(|| core.progress(source, ts, newest, behind));
         self.pending()
     }
 
     /// Move event time to ``watermark``.
-    fn advance(&mut self, watermark: f64) -> bool {
-        self.inner.advance(watermark);
+    fn advance(&mut self, py: Python<'_>, watermark: f64) -> bool {
+        let core = &mut self.inner;
+        py.allow_threads(|| core.advance(watermark));
         self.pending()
     }
 
     /// End of input: release everything and evaluate the last tick.
-    fn flush(&mut self) -> bool {
-        self.inner.flush();
+    fn flush(&mut self, py: Python<'_>) -> bool {
+        let core = &mut self.inner;
+        py.allow_threads(|| core.flush());
         self.pending()
     }
 
@@ -468,8 +488,9 @@ impl Core {
     }
 
     /// Drop state that expired at ``now``; returns the keys dropped.
-    fn sweep(&mut self, now: f64) -> usize {
-        self.inner.sweep_at(now)
+    fn sweep(&mut self, py: Python<'_>, now: f64) -> usize {
+        let core = &mut self.inner;
+        py.allow_threads(|| core.sweep_at(now))
     }
 
     /// Times the state was laid out afresh after shrinking to three quarters of its most
@@ -629,12 +650,15 @@ impl Core {
                 "take the queued ticks before a snapshot",
             ));
         }
-        let body =
-            bincode::serialize(&self.inner).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut out = Vec::with_capacity(body.len() + 12);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&STATE_FORMAT.to_le_bytes());
-        out.extend_from_slice(&body);
+        let core = &self.inner;
+        let out = py
+            .allow_threads(|| {
+                let mut out = MAGIC.to_vec();
+                out.extend_from_slice(&STATE_FORMAT.to_le_bytes());
+                bincode::serialize_into(&mut out, core)?;
+                Ok::<_, bincode::Error>(out)
+            })
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -651,7 +675,8 @@ impl Core {
                 "core snapshot has format {version}, this core reads {STATE_FORMAT}"
             )));
         }
-        let inner: Inner = bincode::deserialize(&data[12..])
+        let inner: Inner = py
+            .allow_threads(|| bincode::deserialize(&data[12..]))
             .map_err(|e| PyValueError::new_err(format!("corrupt core snapshot: {e}")))?;
         Ok(Core {
             inner,

@@ -123,9 +123,11 @@ class Replay:
                  bad_record: type[Exception]) -> None: ...
     def split(self) -> int:
         """First pass: split the records by source; returns the records read."""
-    def run(self, core: Core, limit: int) -> int:
+    def run(self, core: Core, limit: int, stop_at_ticks: bool = True) -> int:
         """Feed up to ``limit`` events into ``core``, stopping early once ticks
-        are queued; returns the events fed (0 once the recording is done)."""
+        are queued (unless ``stop_at_ticks`` is false); returns the events fed
+        (0 once the recording is done). The merge runs without the interpreter,
+        taking it only for a value the fast path declines."""
     def counts(self) -> dict[str, Any]:
         """Records read, events taken, ignored, skipped and rejected by reason, so far."""
 

@@ -259,9 +259,18 @@ class Engine:
         """Score the subjects of the ticks the core queued, oldest first (the
         drivers that feed :attr:`core` directly call it; the other calls here
         drain on their own)."""
+        return self.score_ticks(self.core.take_ticks())
+
+    def score_ticks(self, ticks: list[tuple[float, list[Subject], bool]]) -> list[Alert]:
+        """Score ticks taken from the core (``core.take_ticks()``), oldest first.
+
+        Nothing here calls the core unless verdicts put ids on its watchlist
+        (:attr:`VerdictBook.idle <detectors.verdicts.VerdictBook.idle>`), so a
+        replay scores on another thread while the core goes on.
+        """
         alerts: list[Alert] = []
         book = self.verdicts
-        for now, subjects, swept in self.core.take_ticks():
+        for now, subjects, swept in ticks:
             for subj in subjects:
                 alert = self._score(subj, now)
                 if alert is not None:

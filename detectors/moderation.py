@@ -103,7 +103,7 @@ def moderated_replay(path: str | Path, moderator: SimulatedModerator,
         verdicts.append(v)
         engine.verdict(v)
 
-    summary = replay_file(path, engine, emit)
+    summary = replay_file(path, engine, emit, overlap=False)
     return alerts, verdicts, summary
 
 

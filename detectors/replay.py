@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -225,7 +226,8 @@ def replay_events(events: Iterable[tuple[Any, Any]], engine: Engine,
 def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
                 summary: ReplaySummary | None = None, progress: bool = False,
                 on_progress: Callable[[ReplaySummary], None] | None = None,
-                topics: dict[str, str] | None = None) -> ReplaySummary:
+                topics: dict[str, str] | None = None,
+                overlap: bool | None = None) -> ReplaySummary:
     """Drive ``engine`` with the recording at ``path`` in event-time order.
 
     A recording may hold its sources (topic-partitions) in any arrangement:
@@ -241,6 +243,15 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
     :func:`~detectors.recording.read_line` and
     :func:`~detectors.parsing.parse_value`, which decide them.
     ``summary.seconds`` covers both passes. Runs under :func:`long_lived_heap`.
+
+    With ``overlap`` (by default, when the engine holds no verdict), the
+    rules' and models' scoring of one stretch of the recording runs on a
+    second thread while the core takes the next: the same alerts, in the same
+    order, as scoring each tick before the core goes on, because nothing the
+    scoring does reaches the core unless a verdict puts accounts on its
+    watchlist. An ``emit`` that gives the engine verdicts (a simulated
+    moderator) needs ``overlap=False``; a verdict arriving in an overlapped
+    run raises ``RuntimeError``.
     """
     summary = summary or ReplaySummary()
     p = check_recording(path)
@@ -259,23 +270,35 @@ def replay_file(path: str | Path, engine: Engine, emit: Callable[[Alert], None],
             bar.close()
         bar = Progress(total or None, progress)
         done = 0
+
+        def fed(n: int) -> None:
+            nonlocal done
+            done += n
+            if done >= CHUNK:
+                done = 0
+                _count(source, summary)
+                bar.update(summary.records, f"{summary.records:,} records")
+                if on_progress is not None:
+                    on_progress(summary)
+
+        def run(stop_at_ticks: bool) -> int:
+            try:
+                return source.run(engine.core, CHUNK, stop_at_ticks)
+            except OSError as exc:
+                raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+
         try:
-            while True:
-                try:
-                    n = source.run(engine.core, 0x4000)
-                except OSError as exc:
-                    raise RecordingError(f"cannot read recording {p}: {exc}") from exc
+            if overlap is None:
+                overlap = engine.verdicts.idle
+            if overlap:
+                _feed_overlapped(run, engine, emit, fed)
+            else:
+                while n := run(True):
+                    for a in engine.drain():
+                        emit(a)
+                    fed(n)
                 for a in engine.drain():
                     emit(a)
-                if not n:
-                    break
-                done += n
-                if done >= 0x4000:
-                    done = 0
-                    _count(source, summary)
-                    bar.update(summary.records, f"{summary.records:,} records")
-                    if on_progress is not None:
-                        on_progress(summary)
             for a in engine.flush():
                 emit(a)
         finally:
@@ -304,6 +327,33 @@ def _replay_line(path: Path, line: bytes, lineno: int) -> Record | None:
                 raise RecordingError(f"{path}:{lineno}: not a kcat -J record ({name!r} is "
                                      f"{orjson.dumps(value).decode()[:40]}, not {want})")
     return rec
+
+
+#: events the core takes between two looks from Python
+CHUNK = 0x4000
+
+
+def _feed_overlapped(run: Callable[[bool], int], engine: Engine, emit: Callable[[Alert], None],
+                     fed: Callable[[int], None]) -> None:
+    """Feed the core a stretch at a time while a second thread scores the
+    ticks of the stretch before (the core's calls let go of the interpreter)."""
+    with ThreadPoolExecutor(1, "likeguard-score") as pool:
+        scoring: Future[list[Alert]] | None = None
+        while True:
+            n = run(False)
+            ticks = engine.core.take_ticks()
+            if scoring is not None:
+                for a in scoring.result():
+                    emit(a)
+                if not engine.verdicts.idle:
+                    raise RuntimeError("a verdict came during an overlapped replay: "
+                                       "pass overlap=False to replay with verdicts")
+            scoring = pool.submit(engine.score_ticks, ticks)
+            if not n:
+                break
+            fed(n)
+        for a in scoring.result():
+            emit(a)
 
 
 def _count(source: Replay, summary: ReplaySummary) -> None:

@@ -334,6 +334,11 @@ class VerdictBook:
         self.quiet: dict[tuple[str | None, str, str], tuple[float, int]] = {}
         self.counts: Counter[str] = Counter()
 
+    @property
+    def idle(self) -> bool:
+        """No verdict was ever taken: scoring puts no one on the watchlist."""
+        return not self.pending and not self.counts["received"] and not self.to_watch
+
     def add(self, v: Verdict) -> None:
         """Queue a verdict; it takes effect at the first :meth:`apply_due` at or
         after its ``decided_at`` (ties in the order added; the engine applies

@@ -911,3 +911,26 @@ def test_other_threads_run_while_the_core_works(recording: Path) -> None:
         stop.set()
         reader.join()
     assert busy and "borrowed" in busy[0]
+
+
+def test_scoring_on_a_second_thread_gives_the_same_alerts(recording: Path) -> None:
+    """An overlapped replay (the next stretch in the core while the last one
+    is scored) raises the alerts of scoring every tick before going on, in
+    the same order; one whose emit gives the engine a verdict stops, since
+    the verdict would reach the core later than it should."""
+    from detectors.verdicts import Verdict
+
+    runs = {}
+    for overlap in (False, True):
+        out: list[dict] = []
+        replay_file(recording, Engine(), lambda a: out.append(a.to_dict(None)), overlap=overlap)
+        runs[overlap] = out
+    assert runs[True] and runs[True] == runs[False]
+
+    eng = Engine()
+
+    def moderate(a) -> None:
+        eng.verdict(Verdict.of_alert(a.to_dict(None), "confirmed", "r1", a.window_end))
+
+    with pytest.raises(RuntimeError, match="overlap=False"):
+        replay_file(recording, eng, moderate)

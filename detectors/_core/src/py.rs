@@ -855,8 +855,17 @@ impl Replay {
     }
 
     /// Feed up to ``limit`` events into ``core``, stopping early once ticks
-    /// are queued; returns the events fed (0 once the recording is done).
-    fn run(&mut self, py: Python<'_>, core: &Bound<'_, Core>, limit: usize) -> PyResult<usize> {
+    /// are queued (unless ``stop_at_ticks`` is false); returns the events fed
+    /// (0 once the recording is done). The merge runs without the interpreter,
+    /// taking it only for a value the fast path declines.
+    #[pyo3(signature = (core, limit, stop_at_ticks=true))]
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        core: &Bound<'_, Core>,
+        limit: usize,
+        stop_at_ticks: bool,
+    ) -> PyResult<usize> {
         if self.done {
             return Ok(0);
         }
@@ -894,7 +903,7 @@ impl Replay {
                             core.inner
                                 .process(ev, Some(&ingest::source_name(&topic, partition)));
                             fed += 1;
-                            if !core.inner.ticks.is_empty() {
+                            if stop_at_ticks && !core.inner.ticks.is_empty() {
                                 break;
                             }
                         }
@@ -907,21 +916,26 @@ impl Replay {
             .merge
             .as_mut()
             .ok_or_else(|| PyValueError::new_err("split() first"))?;
-        while fed < limit {
-            match merge.next(&mut slow)? {
-                None => {
-                    self.done = true;
-                    break;
-                }
-                Some((ev, src)) => {
-                    core.inner.process(ev, Some(src));
-                    fed += 1;
-                    if !core.inner.ticks.is_empty() {
-                        break;
+        let inner = &mut core.inner;
+        let mut slow = |kind: Kind, p: &Payload| {
+            Python::with_gil(|py| decide_in_py(py, &pv, &br, classes, kind, p))
+        };
+        let (fed, done) = py.allow_threads(|| {
+            while fed < limit {
+                match merge.next(&mut slow)? {
+                    None => return Ok::<_, PyErr>((fed, true)),
+                    Some((ev, src)) => {
+                        inner.process(ev, Some(src));
+                        fed += 1;
+                        if stop_at_ticks && !inner.ticks.is_empty() {
+                            break;
+                        }
                     }
                 }
             }
-        }
+            Ok((fed, false))
+        })?;
+        self.done = done;
         Ok(fed)
     }
 

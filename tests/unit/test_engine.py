@@ -922,9 +922,9 @@ def test_scoring_on_a_second_thread_gives_the_same_alerts(recording: Path) -> No
 
     runs = {}
     for overlap in (False, True):
-        out: list[dict] = []
-        replay_file(recording, Engine(), lambda a: out.append(a.to_dict(None)), overlap=overlap)
-        runs[overlap] = out
+        alerts: list = []
+        replay_file(recording, Engine(), alerts.append, overlap=overlap)
+        runs[overlap] = [a.to_dict(None) for a in alerts]
     assert runs[True] and runs[True] == runs[False]
 
     eng = Engine()

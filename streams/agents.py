@@ -322,7 +322,7 @@ class Pipeline:
             todo.append(msg)
         # on a thread: the core lets go of the interpreter while it computes, so
         # this loop meanwhile fetches, ingests and runs the other views' batches
-        run = await self._off_loop(self._run_engine, slot, todo)
+        run = await self._off_loop(self._run_engine, slot, todo) if todo else _EngineRun()
         for topic, reason in run.rejected:
             self.metrics.rejected(topic, reason)
         if slot.view == "merchant":  # every input event passes there exactly once

@@ -6,7 +6,10 @@ least 1,000,000 events, then measures in the same run:
 * baseline: a plain loop that reads and parses every record, nothing else;
 * replay: the full engine (reorder, dedupe, five views, rules, River models,
   alerts), as ``likeguard replay`` runs it (records split by source into
-  temporary files, then merged by event time; both passes are timed).
+  temporary files, then merged by event time; both passes are timed),
+  scoring one stretch on a second thread while the core takes the next;
+* the same replay scoring every tick before the core goes on (as a replay
+  with verdicts runs).
 
 Prints events/s of both and their ratio, and the resident memory sampled
 along the replay (it should level off: state follows the keys active in the
@@ -98,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     path = recording(a.events, a.seed)
     n_base, t_base = parse_only(path)
     summary, samples = full_replay(path)
+    inline = replay_file(path, Engine(EngineConfig()), lambda _a: None, overlap=False)
     base_rate = n_base / t_base
     rate = summary.records / summary.seconds
+    inline_rate = inline.records / inline.seconds
     views = per_view(path, 300_000)
     mem = [m for _, m, _, _ in samples]
     keys = [k for _, _, k, _ in samples]
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         "parse_only_events_per_s": round(base_rate),
         "replay_events_per_s": round(rate),
         "replay_over_parse_ratio": round(rate / base_rate, 3),
+        "replay_scoring_in_line_events_per_s": round(inline_rate),
+        "replay_over_in_line_ratio": round(rate / inline_rate, 3),
         "parse_only_seconds": round(t_base, 2),
         "replay_seconds": round(summary.seconds, 2),
         "rss_mib_first_quarter_max": round(max(mem[:quarter]), 1) if mem else None,
@@ -126,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"parse-only loop    {fig['parse_only_events_per_s']:>10,} events/s")
     print(f"replay (engine)    {fig['replay_events_per_s']:>10,} events/s")
     print(f"ratio replay/parse {fig['replay_over_parse_ratio']:.3f}")
+    print(f"replay, scoring in line {fig['replay_scoring_in_line_events_per_s']:>5,} events/s "
+          f"(overlapped / in line {fig['replay_over_in_line_ratio']:.3f})")
     for name, r in views.items():
         print(f"  one view {name:14s} {r:>10,} events/s (engine only, pre-parsed)")
     print(f"RSS MiB            first quarter max {fig['rss_mib_first_quarter_max']}, "

@@ -875,7 +875,10 @@ impl Replay {
             self.bad_record.clone_ref(py),
         );
         let classes = &self.classes;
-        let mut slow = |kind: Kind, p: &Payload| decide_in_py(py, &pv, &br, classes, kind, p);
+        // takes the interpreter itself: the merge below runs without it
+        let mut slow = |kind: Kind, p: &Payload| {
+            Python::with_gil(|py| decide_in_py(py, &pv, &br, classes, kind, p))
+        };
         let mut fed = 0;
         if self.file_order {
             let read_line = self.read_line.clone_ref(py);
@@ -917,9 +920,6 @@ impl Replay {
             .as_mut()
             .ok_or_else(|| PyValueError::new_err("split() first"))?;
         let inner = &mut core.inner;
-        let mut slow = |kind: Kind, p: &Payload| {
-            Python::with_gil(|py| decide_in_py(py, &pv, &br, classes, kind, p))
-        };
         let (fed, done) = py.allow_threads(|| {
             while fed < limit {
                 match merge.next(&mut slow)? {

@@ -15,17 +15,20 @@ rebalancing) and ``docs/event-time.md`` (marks, idle flush).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import faust
 import orjson
 from aiokafka.structs import ConsumerRecord
 from faust.exceptions import ProducerSendError
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, EventT, Message, StreamT
 
 from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS
@@ -84,6 +87,22 @@ LATE_LOG_EVERY = 10.0
 #: seconds a slot waits for the records it sought back to before seeking again
 RESEEK_AFTER = 2.0
 
+_T = TypeVar("_T")
+
+
+@dataclass
+class _EngineRun:
+    """What a batch of view records did in a slot's engine (:meth:`Pipeline._run_engine`)."""
+
+    events: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    #: the watermark moved or a verdict came: the slot has news for its checkpoint
+    moved: bool = False
+    dup_payments: int = 0
+    dup_likes: int = 0
+    #: ``(topic, reason)`` of each record refused, for the metrics
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
 
 class Pipeline:
     """Topics, agents and the timer of one worker, around a :class:`faust.App`.
@@ -110,6 +129,9 @@ class Pipeline:
         #: view partition -> the consumer generation in which it was revoked
         self.revoked: dict[TP, int] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        #: where the slots' engines run their batches: one thread per view at most
+        #: (a view's batches hold its lock, so they never overlap)
+        self.engine_threads = ThreadPoolExecutor(len(ALL_VIEWS), "likeguard-engine")
         self.streams: dict[str, StreamT] = {}
         self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
         self.view_of_topic = {name: v for v, name in self.view_names.items()}
@@ -281,12 +303,8 @@ class Pipeline:
         self.metrics.set_lags(last, self.app.consumer.highwater)
 
     async def _process(self, slot: Slot, evs: list[EventT]) -> int:
-        eng = slot.engine
-        process = eng.process
-        count_dupes = slot.view == "merchant"  # every input event passes there exactly once
-        alerts: list[Alert] = []
-        n = 0
         ahead: TP | None = None  # a record skipped past the slot's next offset
+        todo: list[Message] = []
         for event in evs:
             msg = event.message
             off = msg.offset
@@ -301,57 +319,88 @@ class Pipeline:
                 continue  # in memory already (redelivered), not yet checkpointed
             slot.next_offset = off + 1
             slot.positioned = True
+            todo.append(msg)
+        # on a thread: the core lets go of the interpreter while it computes, so
+        # this loop meanwhile fetches, ingests and runs the other views' batches
+        run = await self._off_loop(self._run_engine, slot, todo) if todo else _EngineRun()
+        for topic, reason in run.rejected:
+            self.metrics.rejected(topic, reason)
+        if slot.view == "merchant":  # every input event passes there exactly once
+            self.metrics.duplicate(self.settings.payments_topic, run.dup_payments)
+            self.metrics.duplicate(self.settings.likes_topic, run.dup_likes)
+        if run.moved:
+            slot.dirty = True
+        if run.events:
+            slot.last_input = time.monotonic()
+            slot.flushed = False
+            slot.dirty = True
+        if ahead is not None:
+            await self._seek_back(slot, ahead)
+        await self._emit(slot, run.alerts)
+        self._count(slot)
+        if slot.held and time.monotonic() - slot.last_checkpoint >= self.checkpoint_every():
+            await self.checkpoint(slot)
+        return run.events
+
+    @staticmethod
+    def _run_engine(slot: Slot, msgs: list[Message]) -> _EngineRun:
+        """The view records ``msgs`` through the slot's engine (no metric, no await:
+        it runs off the event loop, see :meth:`_off_loop`)."""
+        eng = slot.engine
+        run = _EngineRun()
+        count_dupes = slot.view == "merchant"
+        for msg in msgs:
             src = event_source(msg.headers)
             # the core decodes and takes the record whole (no Python object
             # per event); what it refuses, Python's decoder explains
             done = None if msg.value is None else eng.process_record(msg.value, src)
             if done is not None:
                 got, k, moved, dup_p, dup_l = done
-                alerts += got
-                n += k
-                if moved:
-                    slot.dirty = True
-                if count_dupes:
-                    self.metrics.duplicate(self.settings.payments_topic, dup_p)
-                    self.metrics.duplicate(self.settings.likes_topic, dup_l)
+                run.alerts += got
+                run.events += k
+                run.moved |= moved
+                run.dup_payments += dup_p
+                run.dup_likes += dup_l
                 continue
             try:
                 items = decode_record(msg.value)
             except ViewEventError as exc:
-                log.error("%s[%d]@%d: %s", msg.topic, msg.partition, off, exc)
-                self.metrics.rejected(msg.topic, "bad_view_event")
+                log.error("%s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc)
+                run.rejected.append((msg.topic, "bad_view_event"))
                 continue
             for ev in items:
                 if isinstance(ev, Verdict):
                     eng.verdict(ev)
-                    slot.dirty = True
+                    run.moved = True
                     continue
                 if isinstance(ev, Mark):
                     wm = eng.watermark
-                    alerts += eng.progress(src, ev.ts, ev.newest, ev.behind)
-                    if eng.watermark != wm:
-                        slot.dirty = True
+                    run.alerts += eng.progress(src, ev.ts, ev.newest, ev.behind)
+                    run.moved |= eng.watermark != wm
                     continue
-                n += 1
-                if count_dupes:
-                    d0 = eng.duplicates
-                    alerts += process(ev, src)
-                    if eng.duplicates != d0:
-                        self.metrics.duplicate(self.settings.payments_topic if ev.kind == "payment"
-                                               else self.settings.likes_topic)
-                else:
-                    alerts += process(ev, src)
-        if n:
-            slot.last_input = time.monotonic()
-            slot.flushed = False
-            slot.dirty = True
-        if ahead is not None:
-            await self._seek_back(slot, ahead)
-        await self._emit(slot, alerts)
-        self._count(slot)
-        if slot.held and time.monotonic() - slot.last_checkpoint >= self.checkpoint_every():
-            await self.checkpoint(slot)
-        return n
+                run.events += 1
+                d0 = eng.duplicates
+                run.alerts += eng.process(ev, src)
+                if count_dupes and eng.duplicates != d0:
+                    if ev.kind == "payment":
+                        run.dup_payments += 1
+                    else:
+                        run.dup_likes += 1
+        return run
+
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` on the engines' thread pool. Cancelled meanwhile (the
+        worker stopping), it still waits for the call to end before it raises:
+        the view's lock must not pass on (to a checkpoint, a revocation) while
+        the call is changing a slot's engine."""
+        fut = asyncio.get_running_loop().run_in_executor(self.engine_threads, fn, *args)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            while not fut.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([fut])
+            raise
 
     async def _gap(self, slot: Slot, tp: TP, offset: int) -> bool:
         """Whether to skip record ``offset``, past the slot's next offset.
@@ -595,7 +644,7 @@ class Pipeline:
         now = time.monotonic()
         if now - self._gauges_at >= 5.0:
             self._gauges_at = now
-            self.update_gauges()
+            await self.update_gauges()
 
     async def _inputs_drained(self) -> bool:
         """Whether every input partition assigned here is ingested to its end.
@@ -641,12 +690,15 @@ class Pipeline:
             hw = None
         return hw is None or hw <= slot.next_offset
 
-    def update_gauges(self) -> None:
-        """State size, model warm-up and watermark per view, from ``engine.metrics()``."""
+    async def update_gauges(self) -> None:
+        """State size, model warm-up and watermark per view, from ``engine.metrics()``
+        (under each view's lock: its batches run on another thread)."""
         m = self.metrics
         per_view: dict[str, list[dict[str, Any]]] = {}
-        for (view, _p), slot in self.slots.items():
-            per_view.setdefault(view, []).append(slot.engine.metrics())
+        for view in sorted({v for v, _ in self.slots}):
+            async with self._lock(view):
+                per_view[view] = [slot.engine.metrics()
+                                  for (v, _), slot in list(self.slots.items()) if v == view]
         models: dict[str, tuple[bool, int]] = {}
         for view, ms in per_view.items():
             keys = sum(x["state"].get(view, (0, 0))[0] for x in ms)

@@ -23,6 +23,7 @@ What the broker refuses (``docs/reliability.md#producer-failures``):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -102,6 +103,9 @@ class Outbox:
         #: the first refusal: sticky, so no later commit point passes it
         self.failed: DeliveryFailed | None = None
         self._prune_at = PRUNE_AT
+        #: one confirm at a time: a second one must not return while the first
+        #: still holds a record sent before it (or has yet to see its refusal)
+        self._confirming = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -152,17 +156,18 @@ class Outbox:
             A record was refused (or an earlier one was): nothing behind it
             may be committed.
         """
-        if self.failed is not None:
-            raise self.failed
-        while self._pending:
-            pending, self._pending = self._pending, []
-            for fut, topic, alert in pending:
-                try:
-                    await fut
-                except Exception as exc:  # noqa: BLE001 - sorted below
-                    if alert is None or not _too_large(exc):
-                        raise self._fail(topic, exc) from exc
-                    await self._alone(topic, *alert, exc)
+        async with self._confirming:
+            if self.failed is not None:
+                raise self.failed
+            while self._pending:
+                pending, self._pending = self._pending, []
+                for fut, topic, alert in pending:
+                    try:
+                        await fut
+                    except Exception as exc:  # noqa: BLE001 - sorted below
+                        if alert is None or not _too_large(exc):
+                            raise self._fail(topic, exc) from exc
+                        await self._alone(topic, *alert, exc)
 
     def _fail(self, topic: str, exc: BaseException) -> DeliveryFailed:
         if self.failed is None:

@@ -165,3 +165,31 @@ def test_a_refused_send_is_kept_until_confirmed() -> None:
             await out.confirm()
 
     asyncio.run(go())
+
+
+def test_a_confirm_beside_another_waits_for_what_that_one_holds() -> None:
+    """Two commit points at once (a checkpoint beside the ingest's commit): the
+    second may not return while a record sent before it is still in flight
+    in the first's hands, nor pass a refusal the first has yet to see."""
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        held: list[asyncio.Future] = []
+
+        async def send(*_: Any) -> asyncio.Future:
+            held.append(loop.create_future())
+            return held[-1]
+
+        out = Outbox(send, "dlq", lambda t, r: None)
+        await out.send_alert("alerts", b"k", orjson.dumps(ALERT))
+        first = asyncio.ensure_future(out.confirm())
+        await asyncio.sleep(0)  # the first now awaits the alert's delivery
+        second = asyncio.ensure_future(out.confirm())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not second.done()
+        held[0].set_exception(TopicAuthorizationFailedError())
+        for task in (first, second):
+            with pytest.raises(DeliveryFailed):
+                await task
+
+    asyncio.run(go())

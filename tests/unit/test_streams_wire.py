@@ -1022,3 +1022,34 @@ def test_checkpoint_compression_round_trips_and_refuses_other_data():
                 b"\x10\x00\x00\x00" + b"\xff" * 8):
         with pytest.raises(ValueError, match="not LZ4 data"):
             _core.decompress(bad)
+
+
+def test_a_stop_during_an_engine_call_waits_for_it(tmp_path):
+    """A view batch runs its engine on a thread; cancelled meanwhile (the worker
+    stopping), the batch does not give up the view's lock until the call has
+    ended, so no checkpoint reads an engine in the middle of a call."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    ended: list[bool] = []
+
+    def call() -> int:
+        started.set()
+        release.wait(30)
+        ended.append(True)
+        return 1
+
+    async def go() -> tuple[bool, bool]:
+        pipe = _pipeline(tmp_path, lambda s: set(), [])
+        task = asyncio.ensure_future(pipe._off_loop(call))
+        await asyncio.to_thread(started.wait, 30)
+        task.cancel()
+        for _ in range(20):  # let the cancellation reach the task
+            await asyncio.sleep(0)
+        waited = not task.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return waited, bool(ended)
+
+    assert asyncio.run(go()) == (True, True)

@@ -129,9 +129,11 @@ class Pipeline:
         #: view partition -> the consumer generation in which it was revoked
         self.revoked: dict[TP, int] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        #: where the slots' engines run their batches: one thread per view at most
-        #: (a view's batches hold its lock, so they never overlap)
-        self.engine_threads = ThreadPoolExecutor(len(ALL_VIEWS), "likeguard-engine")
+        #: where the slots' engines run their batches: a thread of each view's own
+        #: (its batches hold its lock, so they never overlap); one thread keeps
+        #: a view's allocations and frees in one of the allocator's
+        #: thread-local heaps, which its sweeps give back (``release_memory``)
+        self.engine_threads = {v: ThreadPoolExecutor(1, f"likeguard-{v}") for v in ALL_VIEWS}
         self.streams: dict[str, StreamT] = {}
         self.view_names = {v: t.get_topic_name() for v, t in self.topics.views.items()}
         self.view_of_topic = {name: v for v, name in self.view_names.items()}
@@ -322,7 +324,8 @@ class Pipeline:
             todo.append(msg)
         # on a thread: the core lets go of the interpreter while it computes, so
         # this loop meanwhile fetches, ingests and runs the other views' batches
-        run = await self._off_loop(self._run_engine, slot, todo) if todo else _EngineRun()
+        run = (await self._off_loop(slot.view, self._run_engine, slot, todo) if todo
+               else _EngineRun())
         for topic, reason in run.rejected:
             self.metrics.rejected(topic, reason)
         if slot.view == "merchant":  # every input event passes there exactly once
@@ -388,12 +391,12 @@ class Pipeline:
                         run.dup_likes += 1
         return run
 
-    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` on the engines' thread pool. Cancelled meanwhile (the
+    async def _off_loop(self, view: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` on ``view``'s engine thread. Cancelled meanwhile (the
         worker stopping), it still waits for the call to end before it raises:
         the view's lock must not pass on (to a checkpoint, a revocation) while
         the call is changing a slot's engine."""
-        fut = asyncio.get_running_loop().run_in_executor(self.engine_threads, fn, *args)
+        fut = asyncio.get_running_loop().run_in_executor(self.engine_threads[view], fn, *args)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:

@@ -11,6 +11,11 @@ window items; the ratios are to the baseline. With ``--bursts N`` the burst
 and the traffic after it come N times, to tell memory held once (the
 allocator's pages) from memory that grows with every burst. It is the soak's
 question (``make soak``) without the broker and the hours of wall clock.
+With ``--partitions P`` the state is laid out as a worker's: one engine per
+view and partition, each event routed by its view keys, the user view's
+forwards fed to the lockstep engines, and each engine's checkpoint (its
+snapshot, compressed) taken every ``--checkpoint-every`` batches and kept
+until the next replaces it.
 
 Run: ``python tests/bench/memory_return.py [--burst 1000000]``; figures go to
 ``out/memory_return.json``. Exits 1 when the end is more than ``--allowed``
@@ -26,9 +31,12 @@ from pathlib import Path
 
 from benchkit import ROOT, InterpreterWaits, rss_mib, write_figures
 
+from detectors import _core
 from detectors.config import EngineConfig
-from detectors.engine import Engine
+from detectors.engine import ALL_VIEWS, Engine
 from detectors.events import Like, Payment
+from detectors.partitioning import kafka_partition
+from detectors.views import route_keys
 
 T0 = 1_795_000_000.0
 #: steady events per second of event time, and accounts arriving per second
@@ -67,7 +75,57 @@ def burst(start: float, n: int, minutes: float, k: int = 0):
                for i in range(lo, min(n, lo + BATCH))]
 
 
-def run(engine: Engine, batches) -> int:
+class Sharded:
+    """Engines laid out as a worker's: one per view and partition (the calls
+    :func:`run`, :func:`items` and :func:`main` make of an :class:`Engine`)."""
+
+    def __init__(self, cfg: EngineConfig, partitions: int, checkpoint_every: int) -> None:
+        self.n = partitions
+        self.engines = {(v, p): Engine(cfg, views=[v]) for v in ALL_VIEWS
+                        for p in range(partitions)}
+        self.every = checkpoint_every
+        self.batches = 0
+        #: the last checkpoint of each engine, as the worker's table holds it
+        self.checkpoints: dict[tuple[str, int], bytes] = {}
+
+    def process_many(self, events, sources) -> None:
+        parts: dict[tuple[str, int], list] = {}
+        for ev in events:
+            for view, key in route_keys(ev).items():
+                parts.setdefault((view, kafka_partition(key, self.n)), []).append(ev)
+        for (view, p), evs in parts.items():
+            eng = self.engines[(view, p)]
+            eng.process_many(evs, [None] * len(evs))
+            if view == "user":
+                fwd: dict[int, list] = {}
+                for _view, key, co in eng.take_forwards():
+                    fwd.setdefault(kafka_partition(key, self.n), []).append(co)
+                for q, cos in fwd.items():
+                    self.engines[("lockstep", q)].process_many(cos, [None] * len(cos))
+        self.batches += 1
+        if self.every and self.batches % self.every == 0:
+            for k, eng in self.engines.items():
+                self.checkpoints[k] = _core.compress(eng.snapshot(key=b"bench"))
+
+    def metrics(self) -> dict:
+        state: dict[str, list[int]] = {}
+        for eng in self.engines.values():
+            for view, (keys, n) in eng.metrics()["state"].items():
+                got = state.setdefault(view, [0, 0])
+                got[0] += keys
+                got[1] += n
+        return {"state": state}
+
+    def flush(self) -> None:
+        for eng in self.engines.values():
+            eng.flush()
+
+    @property
+    def compactions(self) -> int:
+        return sum(eng.core.compactions for eng in self.engines.values())
+
+
+def run(engine: Engine | Sharded, batches) -> int:
     n = 0
     for b in batches:
         engine.process_many(b, [None] * len(b))
@@ -75,11 +133,11 @@ def run(engine: Engine, batches) -> int:
     return n
 
 
-def items(engine: Engine) -> int:
+def items(engine: Engine | Sharded) -> int:
     return sum(v[1] for v in engine.metrics()["state"].values())
 
 
-def bursts(engine: Engine, args: argparse.Namespace) -> tuple[int, dict, dict, list[dict]]:
+def bursts(engine: Engine | Sharded, args: argparse.Namespace) -> tuple[int, dict, dict, list[dict]]:
     """Warm up, then each burst and the steady traffic after it: ``(events,
     baseline, state at the last burst's end, state after each burst's windows)``."""
     events = run(engine, steady(T0, args.warm, 0))
@@ -107,11 +165,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="hours of steady traffic after it (its windows expire)")
     ap.add_argument("--bursts", type=int, default=1,
                     help="bursts, each followed by --after hours of steady traffic")
+    ap.add_argument("--partitions", type=int, default=0,
+                    help="engines per view as a worker with this many partitions (0: one engine)")
+    ap.add_argument("--checkpoint-every", type=int, default=5,
+                    help="with --partitions: batches between the engines' checkpoints")
     ap.add_argument("--allowed", type=float, default=1.25, help="end / baseline allowed")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "memory_return.json")
     args = ap.parse_args(argv)
 
-    engine = Engine(EngineConfig())
+    engine: Engine | Sharded = (Sharded(EngineConfig(), args.partitions, args.checkpoint_every)
+                                if args.partitions else Engine(EngineConfig()))
     t_start = time.perf_counter()
     start_rss = rss_mib()
     with InterpreterWaits() as waits:
@@ -127,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         "end_ratio": round(end["rss_mib"] / base["rss_mib"], 2),
         "allowed": args.allowed,
         # times the core laid its state out afresh (once a burst had expired)
-        "compactions": engine.core.compactions,
+        "compactions": (engine.compactions if isinstance(engine, Sharded)
+                        else engine.core.compactions),
+        "partitions": args.partitions,
         # what a metrics scrape or the consumer's thread waited behind the engine
         "longest_interpreter_wait_s": round(waits.longest, 3),
         "interpreter_waits_over_100ms": waits.long_waits,

@@ -1041,7 +1041,7 @@ def test_a_stop_during_an_engine_call_waits_for_it(tmp_path):
 
     async def go() -> tuple[bool, bool]:
         pipe = _pipeline(tmp_path, lambda s: set(), [])
-        task = asyncio.ensure_future(pipe._off_loop(call))
+        task = asyncio.ensure_future(pipe._off_loop("ip", call))
         await asyncio.to_thread(started.wait, 30)
         task.cancel()
         for _ in range(20):  # let the cancellation reach the task

@@ -97,15 +97,19 @@ class Sharded:
             eng = self.engines[(view, p)]
             eng.process_many(evs, [None] * len(evs))
             if view == "user":
-                fwd: dict[int, list] = {}
-                for _view, key, co in eng.take_forwards():
-                    fwd.setdefault(kafka_partition(key, self.n), []).append(co)
-                for q, cos in fwd.items():
-                    self.engines[("lockstep", q)].process_many(cos, [None] * len(cos))
+                self._forward(eng)
         self.batches += 1
         if self.every and self.batches % self.every == 0:
             for k, eng in self.engines.items():
                 self.checkpoints[k] = _core.compress(eng.snapshot(key=b"bench"))
+
+    def _forward(self, user: Engine) -> None:
+        """A user engine's forwards to the lockstep engines of their targets."""
+        fwd: dict[int, list] = {}
+        for _view, key, co in user.take_forwards():
+            fwd.setdefault(kafka_partition(key, self.n), []).append(co)
+        for q, cos in fwd.items():
+            self.engines[("lockstep", q)].process_many(cos, [None] * len(cos))
 
     def metrics(self) -> dict:
         state: dict[str, list[int]] = {}
@@ -117,8 +121,10 @@ class Sharded:
         return {"state": state}
 
     def flush(self) -> None:
-        for eng in self.engines.values():
+        for (view, _p), eng in self.engines.items():  # lockstep last: the user views forward
             eng.flush()
+            if view == "user":
+                self._forward(eng)
 
     @property
     def compactions(self) -> int:

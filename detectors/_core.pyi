@@ -140,6 +140,10 @@ def kafka_partition(key: str, partitions: int) -> int:
 def compress(data: bytes) -> bytes:
     """``data`` as one LZ4 block with its length prepended (checkpoints)."""
 
+def interned_ids() -> int:
+    """Distinct ids the process's engines hold interned (one shared copy each),
+    those awaiting the pool's next sweep included."""
+
 def decompress(data: bytes) -> bytes:
     """What :func:`compress` made ``data`` from; ``ValueError`` on other data."""
 

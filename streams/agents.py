@@ -30,6 +30,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, Message, StreamT
 
+from detectors import _core
 from detectors.alerts import Alert
 from detectors.engine import ALL_VIEWS
 from detectors.events import format_time
@@ -716,6 +717,7 @@ class Pipeline:
                     models[name] = (w0 and warm, n0 + n)
         for name, (warm, n) in models.items():
             m.set_model(name, warm, n)
+        m.set_interned(_core.interned_ids())
 
     # ------------------------------------------------------------------ rebalance
 

@@ -214,6 +214,12 @@ class Metrics:
             "likeguard_state_window_items", "Items held in window state, by view.",
             ["view"], registry=r,
         )
+        self.interned_ids = Gauge(
+            "likeguard_interned_ids",
+            "Distinct ids the worker's engines hold interned (one shared copy each), "
+            "those awaiting the pool's next sweep included.",
+            registry=r,
+        )
         self.state_compactions = Counter(
             "likeguard_state_compactions",
             "Times a view's engine laid its state out afresh once a burst had expired, so "
@@ -401,6 +407,10 @@ class Metrics:
         """Set the number of live keys and window items of ``view``."""
         self.state_keys.labels(view=view).set(keys)
         self.state_window_items.labels(view=view).set(items)
+
+    def set_interned(self, n: int) -> None:
+        """Set the number of ids the engines hold interned (``_core.interned_ids``)."""
+        self.interned_ids.set(n)
 
     def state_compacted(self, view: str, n: int = 1) -> None:
         """Count ``n`` copies of ``view``'s state laid out afresh after a burst."""

@@ -276,6 +276,8 @@ def sample(worker: Any, topics: Any, t0: float, producer: Producer) -> dict[str,
             s["late"] += int(v)
         elif name == "likeguard_events_consumed_total":
             s["consumed"] += int(v)
+        elif name == "likeguard_interned_ids":
+            s["interned_ids"] = int(v)
     s["items_total"] = sum(s["window_items"].values())
     return s
 

@@ -120,6 +120,7 @@ def test_prometheus_scrapes_a_working_worker(kafka_bootstrap, worker_factory, pr
         "sum(likeguard_processing_latency_seconds_count)": 1,
         "sum(likeguard_alert_reasons_total)": 1,
         "count(likeguard_state_keys)": 1,  # gauges are set by the worker's timer
+        "likeguard_interned_ids": 1,
         "likeguard_build_info": 1,
     }
 

@@ -24,6 +24,7 @@ EXPECTED_SERIES = {
     "likeguard_join_matches_total": "counter",
     "likeguard_state_keys": "gauge",
     "likeguard_state_window_items": "gauge",
+    "likeguard_interned_ids": "gauge",
     "likeguard_state_compactions_total": "counter",
     "likeguard_alerts_total": "counter",
     "likeguard_alert_reasons_total": "counter",
@@ -234,6 +235,9 @@ def test_state_lag_model_checkpoint_watermark(m: Metrics) -> None:
     m.set_state("merchant", 8, 200)
     assert value(m, "likeguard_state_keys", {"view": "merchant"}) == 8.0
     assert value(m, "likeguard_state_window_items", {"view": "merchant"}) == 200.0
+    m.set_interned(1200)
+    m.set_interned(900)
+    assert value(m, "likeguard_interned_ids") == 900.0
 
     m.set_lag("likes", 3, 120)
     m.set_lag("likes", 4, -5)

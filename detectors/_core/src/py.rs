@@ -1120,6 +1120,13 @@ fn floordiv(a: f64, b: f64) -> PyResult<f64> {
     Ok(crate::num::floordiv(a, b))
 }
 
+/// Distinct ids the process's engines hold interned (one shared copy each),
+/// those awaiting the pool's next sweep included.
+#[pyfunction]
+fn interned_ids() -> usize {
+    crate::sym::Sym::pooled()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
@@ -1135,6 +1142,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(route, m)?)?;
     m.add_function(wrap_pyfunction!(decompress, m)?)?;
     m.add_function(wrap_pyfunction!(floordiv, m)?)?;
+    m.add_function(wrap_pyfunction!(interned_ids, m)?)?;
     m.add("STATE_FORMAT", STATE_FORMAT)?;
     m.add(
         "ROUTED_VIEWS",

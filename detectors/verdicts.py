@@ -16,7 +16,8 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
 * a *confirmed* alert lifts a dismissal of the same detector and entity
   decided before it (the latest decision wins), and puts the accounts,
   devices and addresses of its evidence (and its entity, when it is one of
-  those) on the watchlist for ``watch_for``; a target's, other than the
+  those) on the watchlist for ``watch_for``, a confirmed *device* also as a
+  farm (its next like, whoever's, is the farm back at work); a target's, other than the
   lockstep view's (whose evidence names the ring), only its suspect likers
   (``evidence.suspect_accounts``) (:attr:`VerdictBook.to_watch`;
   the engine hands them to the core's merchant view, where their likes
@@ -407,7 +408,10 @@ class VerdictBook:
         entity = {"user": "account", "device": "device", "ip": "ip"}.get(v.entity_type)
         own: Actors = tuple((v.entity_id,) if entity == kind else ()  # type: ignore[assignment]
                             for kind in _WATCH_KINDS)
-        self._put_on_watch(given, remembered, own, until=v.decided_at + self.watch_for)
+        until = v.decided_at + self.watch_for
+        self._put_on_watch(given, remembered, own, until=until)
+        if v.entity_type == "device":
+            self.to_watch.append(("farm", [v.entity_id], until))
 
     def _put_on_watch(self, *lists: Actors, until: float) -> None:
         for i, kind in enumerate(_WATCH_KINDS):

@@ -71,7 +71,7 @@ fn prev_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Prev>> {
 /// Magic and layout version of [`Core::snapshot`]'s bytes.
 const MAGIC: &[u8; 8] = b"LGCORE\x00\x01";
 /// The layout of the serialized state; bump when a view's state changes shape.
-pub const STATE_FORMAT: u32 = 6;
+pub const STATE_FORMAT: u32 = 7;
 
 fn config_from(obj: &Bound<'_, PyAny>) -> PyResult<Config> {
     let f = |name: &str| -> PyResult<f64> { obj.getattr(name)?.extract::<f64>() };
@@ -606,18 +606,20 @@ impl Core {
         self.inner.sizes()
     }
 
-    /// Put ``ids`` (``kind``: ``account``, ``device`` or ``ip``) on the
-    /// merchant view's watchlist until event time ``until``: their likes then
-    /// count as ``watched_likers`` of the targets they like. Nothing without
-    /// a merchant view.
+    /// Put ``ids`` (``kind``: ``account``, ``device``, ``ip``, or ``farm``: a
+    /// device confirmed as a farm) on the merchant view's watchlist until
+    /// event time ``until``: their likes then count as ``watched_likers`` of
+    /// the targets they like (a farm device's also as ``farm_device_likers``).
+    /// Nothing without a merchant view.
     fn watch(&mut self, kind: &str, ids: Vec<String>, until: f64) -> PyResult<()> {
         let kind = match kind {
             "account" => Watch::Account,
             "device" => Watch::Device,
             "ip" => Watch::Ip,
+            "farm" => Watch::Farm,
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "watch kind must be account, device or ip, got {other:?}"
+                    "watch kind must be account, device, ip or farm, got {other:?}"
                 )))
             }
         };
@@ -628,14 +630,14 @@ impl Core {
         Ok(())
     }
 
-    /// Watchlist entries per kind: ``(accounts, devices, ips)``.
-    fn watching(&self) -> (usize, usize, usize) {
-        let [a, d, i] = self
+    /// Watchlist entries per kind: ``(accounts, devices, ips, farm devices)``.
+    fn watching(&self) -> (usize, usize, usize, usize) {
+        let [a, d, i, f] = self
             .inner
             .merchant
             .as_ref()
-            .map_or([0; 3], |m| m.watching());
-        (a, d, i)
+            .map_or([0; 4], |m| m.watching());
+        (a, d, i, f)
     }
 
     /// Whether the user view holds state for ``user``.

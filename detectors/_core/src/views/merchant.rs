@@ -28,6 +28,9 @@ const FRESH: u8 = 1;
 const BUYER: u8 = 2;
 /// the liker, its device or its address is on the watchlist
 const WATCHED: u8 = 4;
+/// from a device a moderator confirmed as a farm (the entity of a confirmed
+/// device alert): a like from it is the farm back at work
+const FARM: u8 = 8;
 /// likes by watched accounts that make a target due for evaluation however
 /// few likes it has (a confirmed ring's next job)
 const WATCHED_FLOOR: usize = 2;
@@ -84,6 +87,8 @@ struct Tally {
     buyers: SymMap<Sym, u32>,
     /// liker -> likes flagged as watched
     watched: SymMap<Sym, u32>,
+    /// liker -> likes from a confirmed farm device
+    farm: SymMap<Sym, u32>,
     fresh: usize,
 }
 
@@ -180,6 +185,9 @@ impl Tally {
         if l.flags & WATCHED != 0 {
             inc(&mut self.watched, &l.user);
         }
+        if l.flags & FARM != 0 {
+            inc(&mut self.farm, &l.user);
+        }
         if let Some(d) = &l.device {
             join(&mut self.devices, d, &l.user);
             inc(&mut self.dev_users, &l.user);
@@ -200,6 +208,9 @@ impl Tally {
         }
         if l.flags & WATCHED != 0 {
             dec(&mut self.watched, &l.user);
+        }
+        if l.flags & FARM != 0 {
+            dec(&mut self.farm, &l.user);
         }
         if let Some(d) = &l.device {
             leave(&mut self.devices, d, &l.user);
@@ -222,6 +233,7 @@ impl Tally {
         trim(&mut self.addr_users);
         trim(&mut self.buyers);
         trim(&mut self.watched);
+        trim(&mut self.farm);
     }
 }
 
@@ -412,8 +424,9 @@ pub struct MerchantView {
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
     conv: SymMap<Sym, (f64, f64)>,
-    /// the watchlist: accounts, devices and IPs of confirmed alerts -> until
-    watch: [SymMap<Sym, f64>; 3],
+    /// the watchlist: accounts, devices and IPs of confirmed alerts, and
+    /// the devices confirmed as farms -> until
+    watch: [SymMap<Sym, f64>; 4],
 }
 
 /// What a watchlist entry names.
@@ -422,6 +435,8 @@ pub enum Watch {
     Account = 0,
     Device = 1,
     Ip = 2,
+    /// a device a moderator confirmed as a farm (also watched as a device)
+    Farm = 3,
 }
 
 impl MerchantView {
@@ -449,25 +464,34 @@ impl MerchantView {
         }
     }
 
-    /// Entries on the watchlist, per kind (accounts, devices, IPs).
-    pub fn watching(&self) -> [usize; 3] {
+    /// Entries on the watchlist, per kind (accounts, devices, IPs, farm devices).
+    pub fn watching(&self) -> [usize; 4] {
         [
             self.watch[0].len(),
             self.watch[1].len(),
             self.watch[2].len(),
+            self.watch[3].len(),
         ]
     }
 
-    /// Whether an event at `ts` by `user`, from `device` and `ip`, is watched.
-    fn watched(&self, ts: f64, user: &Sym, device: Option<&Sym>, ip: Option<&Sym>) -> bool {
+    /// The watchlist's flags for an event at `ts` by `user`, from `device`
+    /// and `ip`: [`WATCHED`], and [`FARM`] from a confirmed farm device.
+    fn watched(&self, ts: f64, user: &Sym, device: Option<&Sym>, ip: Option<&Sym>) -> u8 {
         if self.watch.iter().all(|m| m.is_empty()) {
-            return false;
+            return 0;
         }
         let on = |kind: Watch, id: Option<&Sym>| {
             id.and_then(|id| self.watch[kind as usize].get(id))
                 .is_some_and(|until| ts < *until)
         };
-        on(Watch::Account, Some(user)) || on(Watch::Device, device) || on(Watch::Ip, ip)
+        let mut flags = 0;
+        if on(Watch::Account, Some(user)) || on(Watch::Device, device) || on(Watch::Ip, ip) {
+            flags |= WATCHED;
+        }
+        if on(Watch::Farm, device) {
+            flags |= FARM | WATCHED;
+        }
+        flags
     }
 
     fn horizon(cfg: &Config) -> f64 {
@@ -509,7 +533,7 @@ impl MerchantView {
         let key = &ev.mchid;
         Self::merchant(&mut self.state, key);
         self.touch(cfg, key, ev.ts);
-        let watched = self.watched(ev.ts, &ev.openid, ev.device.as_ref(), ev.ip.as_ref());
+        let watched = self.watched(ev.ts, &ev.openid, ev.device.as_ref(), ev.ip.as_ref()) != 0;
         let st = self.state.get_mut(key).expect("present");
         st.pays_w.push_back((ev.ts, ev.amount));
         if watched {
@@ -583,7 +607,8 @@ impl MerchantView {
         if !ev.is_like {
             return;
         }
-        let watched = self.watched(ev.ts, &ev.user, ev.device.as_ref(), ev.ip.as_ref());
+        let marks = self.watched(ev.ts, &ev.user, ev.device.as_ref(), ev.ip.as_ref());
+        let watched = marks != 0;
         let ts = ev.ts;
         let st = self.state.get_mut(key).expect("present");
         st.likes_w.push_back(ts);
@@ -640,9 +665,7 @@ impl MerchantView {
                 flags |= FRESH;
             }
         }
-        if watched {
-            flags |= WATCHED;
-        }
+        flags |= marks;
         let tl = TargetLike {
             ts,
             user: ev.user.clone(),
@@ -656,6 +679,7 @@ impl MerchantView {
         if tg.likes.len() >= cfg.min_likes
             || st.pairs.len() >= cfg.min_pairs
             || tg.tally.watched.len() >= WATCHED_FLOOR
+            || !tg.tally.farm.is_empty()
         {
             let tk = (key.clone(), ev.target.clone());
             *self.dirty_targets.entry(tk).or_insert(0) += 1;
@@ -768,6 +792,7 @@ impl MerchantView {
             if n >= cfg.min_likes
                 || (npairs >= cfg.min_pairs && n > 0)
                 || tg.tally.watched.len() >= WATCHED_FLOOR
+                || !tg.tally.farm.is_empty()
             {
                 let s = self.target_subject(cfg, &key, &tid, now, base, rate);
                 out.push(s);
@@ -1127,6 +1152,7 @@ impl MerchantView {
         x.push(("rate", rate));
         x.push(("watched_likers", t.watched.len() as f64));
         x.push(("watched_share", ratio(t.watched.len() as f64, nu as f64)));
+        x.push(("farm_device_likers", t.farm.len() as f64));
         // the merchant's payments, counted only for a target with pairs (its
         // conversions are 0 whatever they are)
         let pays = if rev.clone().next().is_some() {
@@ -1158,6 +1184,7 @@ impl MerchantView {
             ("like_then_pay_pairs", Count::Int(rev.count() as i64)),
             ("merchant", Count::Str(key.clone())),
             ("watched_likers", Count::Int(t.watched.len() as i64)),
+            ("farm_device_likers", Count::Int(t.farm.len() as i64)),
             (
                 "sample_accounts",
                 Count::List(take_distinct(likes.iter().rev().map(|l| &l.user), ACTORS)),

@@ -11,7 +11,9 @@ evidence names its newest likers, honest ones among them, and a popular
 post draws a few of them again among its hundreds of likers. A device a
 moderator confirmed as a farm (the entity of a confirmed device alert) is
 stronger evidence than a name in a list: one like from it is enough, so a
-farm that comes back slowly, one like a minute, is found at its first.
+farm that comes back slowly, one like a minute, is found at its first. So
+are accounts a confirmed lockstep alert named (they moved together before):
+two of them on one target are the ring at work again.
 
 Examples
 --------
@@ -26,6 +28,8 @@ True
 True
 >>> ReturningAccounts().score_one({**farm, "watched_share": 0.01}) < 0.5  # on a popular post
 True
+>>> ReturningAccounts().score_one({"watched_likers": 2, "watched_share": 1.0, "ring_likers": 2}) >= 0.5
+True
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from detectors.base import Cond, Rule
 
 
 class ReturningAccounts(Rule):
-    """Several watched accounts liking one target, or one from a confirmed farm device."""
+    """Several watched accounts liking one target; one from a confirmed farm
+    device, or two of a confirmed ring."""
 
     name = "returning_accounts"
     version = "1"
@@ -50,5 +55,10 @@ class ReturningAccounts(Rule):
         Cond("farm_device_likers", ">=", 1, "farm_device_likers",
              "accounts liking the target from a device a moderator confirmed as a farm"),
         Cond("watched_share", ">=", 0.5, "watched_share",
+             "share of the target's likers in the window on the watchlist", gate=True),
+    ), (
+        Cond("ring_likers", ">=", 2, "ring_likers",
+             "accounts liking the target that a confirmed lockstep alert named as a ring's"),
+        Cond("watched_share", ">=", 0.75, "watched_share_ring",
              "share of the target's likers in the window on the watchlist", gate=True),
     ))

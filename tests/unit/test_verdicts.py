@@ -498,8 +498,8 @@ def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
     assert [a.entity_id for a in found] == ["post:next"]
     assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
     assert found[0].evidence["watched_likers"] >= 3
-    accounts, devices, ips, farms = eng.core.watching()
-    assert (devices, ips, farms) == (1, 0, 1)
+    accounts, devices, ips, farms, rings = eng.core.watching()
+    assert (devices, ips, farms, rings) == (1, 0, 1, 0)
     # the farm's later accounts, named by the repeats the suppressor held back
     assert len(watched) < accounts <= 40
 
@@ -599,8 +599,10 @@ def test_a_confirmed_lockstep_alert_watches_the_ring_not_the_posts_other_likers(
     """A ring of twelve accounts, each on its own phone and address, likes a
     merchant's posts in rounds; three honest accounts like the last post
     amid them. The lockstep alert on it names the ring's accounts only, and
-    confirming it puts them on the watchlist: four of them liking another
-    merchant's post a day later are found at once."""
+    confirming it puts them on the watchlist, as a ring's: two of them liking
+    another merchant's post a day later are found at the second like; two
+    of them among a small post's few likers (a third of them honest) are
+    not."""
     eng = Engine(EngineConfig(mode="rules"))
     ring = [f"ring-{i}" for i in range(12)]
     events, t = [], T0
@@ -624,13 +626,20 @@ def test_a_confirmed_lockstep_alert_watches_the_ring_not_the_posts_other_likers(
                         step.window_end + 600))
     later = []
     nxt = T0 + 86400
+    small = [like("fan", "fan-0", "post:small", "m3", nxt - 900, ip="10.5.0.1", device="d-fan"),
+             *(like(f"{user}-small", user, "post:small", "m3", nxt - 880 + 20 * k,
+                    ip=f"10.5.{k + 1}.1", device=f"d-{user}")
+               for k, user in enumerate(ring[4:6]))]
+    for ev in small:
+        later += eng.process(ev)
     for k, user in enumerate(ring[:4]):
-        later += eng.process(like(f"{user}-next", user, "post:next", "m2", nxt + 1.5 * k,
+        later += eng.process(like(f"{user}-next", user, "post:next", "m2", nxt + 20.0 * k,
                                   ip=f"10.6.{k}.1", device=f"d-{user}"))
     later += eng.flush()
     found = [a for a in later if a.detector == "returning_accounts@1"]
     assert [a.entity_id for a in found] == ["post:next"]
-    assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
+    assert found[0].window_end - (nxt + 20.0) <= EngineConfig().tick
+    assert "ring_likers" in {r.code for r in found[0].reasons}
     # the whole ring (held-back repeats named its last likers), no honest liker
     assert eng.core.watching()[0] == len(ring)
 
@@ -646,7 +655,7 @@ def test_the_watchlist_expires_with_watch_for() -> None:
     for ev in _ring("next", "m2", T0 + 86400, 4):
         later += eng.process(ev)
     assert later + eng.flush() == []
-    assert eng.core.watching() == (0, 0, 0, 0)
+    assert eng.core.watching() == (0, 0, 0, 0, 0)
 
 
 def test_a_verdict_carries_the_alerts_actors() -> None:
@@ -674,8 +683,9 @@ def test_a_confirmed_target_watches_its_suspects_only() -> None:
     """A target's samples are its newest likers, honest ones among them: a
     confirmed target watches its suspect likers (the fresh, the paid, those on
     shared devices and addresses), not its samples, unless its detector names
-    the ring (the lockstep view's); an account, device, address or merchant
-    watches its samples, and a device is watched as a farm besides."""
+    the ring (the lockstep view's, watched as a ring's besides); an account,
+    device, address or merchant watches its samples, and a device is watched
+    as a farm besides."""
     book = VerdictBook(dismiss_for=3600, ring_detectors=frozenset({"lockstep@1"}))
     book.add(Verdict("t", "target", "post:1", "confirmed", "r", 10.0, accounts=("o1",)))
     book.add(Verdict("f", "target", "post:2", "confirmed", "r", 10.0, accounts=("o5",),
@@ -689,6 +699,7 @@ def test_a_confirmed_target_watches_its_suspects_only() -> None:
     until = 10.0 + 7 * 86400
     assert book.to_watch == [("account", ["o6", "o7"], until),
                              ("account", ["o4"], until),
+                             ("ring", ["o4"], until),
                              ("account", ["o2"], until),
                              ("account", ["o3"], until),
                              ("device", ["d1"], until),

@@ -31,6 +31,9 @@ const WATCHED: u8 = 4;
 /// from a device a moderator confirmed as a farm (the entity of a confirmed
 /// device alert): a like from it is the farm back at work
 const FARM: u8 = 8;
+/// by an account a confirmed alert named as a ring's (the lockstep view's
+/// evidence: the likers who moved together)
+const RING: u8 = 16;
 /// likes by watched accounts that make a target due for evaluation however
 /// few likes it has (a confirmed ring's next job)
 const WATCHED_FLOOR: usize = 2;
@@ -89,6 +92,8 @@ struct Tally {
     watched: SymMap<Sym, u32>,
     /// liker -> likes from a confirmed farm device
     farm: SymMap<Sym, u32>,
+    /// liker -> likes by a confirmed ring's accounts
+    ring: SymMap<Sym, u32>,
     fresh: usize,
 }
 
@@ -188,6 +193,9 @@ impl Tally {
         if l.flags & FARM != 0 {
             inc(&mut self.farm, &l.user);
         }
+        if l.flags & RING != 0 {
+            inc(&mut self.ring, &l.user);
+        }
         if let Some(d) = &l.device {
             join(&mut self.devices, d, &l.user);
             inc(&mut self.dev_users, &l.user);
@@ -212,6 +220,9 @@ impl Tally {
         if l.flags & FARM != 0 {
             dec(&mut self.farm, &l.user);
         }
+        if l.flags & RING != 0 {
+            dec(&mut self.ring, &l.user);
+        }
         if let Some(d) = &l.device {
             leave(&mut self.devices, d, &l.user);
             dec(&mut self.dev_users, &l.user);
@@ -234,6 +245,7 @@ impl Tally {
         trim(&mut self.buyers);
         trim(&mut self.watched);
         trim(&mut self.farm);
+        trim(&mut self.ring);
     }
 }
 
@@ -424,9 +436,9 @@ pub struct MerchantView {
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
     conv: SymMap<Sym, (f64, f64)>,
-    /// the watchlist: accounts, devices and IPs of confirmed alerts, and
-    /// the devices confirmed as farms -> until
-    watch: [SymMap<Sym, f64>; 4],
+    /// the watchlist: accounts, devices and IPs of confirmed alerts, the
+    /// devices confirmed as farms and the accounts confirmed as rings -> until
+    watch: [SymMap<Sym, f64>; 5],
 }
 
 /// What a watchlist entry names.
@@ -437,6 +449,8 @@ pub enum Watch {
     Ip = 2,
     /// a device a moderator confirmed as a farm (also watched as a device)
     Farm = 3,
+    /// an account a confirmed alert named as a ring's (also watched as one)
+    Ring = 4,
 }
 
 impl MerchantView {
@@ -464,18 +478,15 @@ impl MerchantView {
         }
     }
 
-    /// Entries on the watchlist, per kind (accounts, devices, IPs, farm devices).
-    pub fn watching(&self) -> [usize; 4] {
-        [
-            self.watch[0].len(),
-            self.watch[1].len(),
-            self.watch[2].len(),
-            self.watch[3].len(),
-        ]
+    /// Entries on the watchlist, per kind (accounts, devices, IPs, farm
+    /// devices, ring accounts).
+    pub fn watching(&self) -> [usize; 5] {
+        std::array::from_fn(|k| self.watch[k].len())
     }
 
     /// The watchlist's flags for an event at `ts` by `user`, from `device`
-    /// and `ip`: [`WATCHED`], and [`FARM`] from a confirmed farm device.
+    /// and `ip`: [`WATCHED`], [`FARM`] from a confirmed farm device, [`RING`]
+    /// by a confirmed ring's account.
     fn watched(&self, ts: f64, user: &Sym, device: Option<&Sym>, ip: Option<&Sym>) -> u8 {
         if self.watch.iter().all(|m| m.is_empty()) {
             return 0;
@@ -490,6 +501,9 @@ impl MerchantView {
         }
         if on(Watch::Farm, device) {
             flags |= FARM | WATCHED;
+        }
+        if on(Watch::Ring, Some(user)) {
+            flags |= RING | WATCHED;
         }
         flags
     }
@@ -1153,6 +1167,7 @@ impl MerchantView {
         x.push(("watched_likers", t.watched.len() as f64));
         x.push(("watched_share", ratio(t.watched.len() as f64, nu as f64)));
         x.push(("farm_device_likers", t.farm.len() as f64));
+        x.push(("ring_likers", t.ring.len() as f64));
         // the merchant's payments, counted only for a target with pairs (its
         // conversions are 0 whatever they are)
         let pays = if rev.clone().next().is_some() {
@@ -1185,6 +1200,7 @@ impl MerchantView {
             ("merchant", Count::Str(key.clone())),
             ("watched_likers", Count::Int(t.watched.len() as i64)),
             ("farm_device_likers", Count::Int(t.farm.len() as i64)),
+            ("ring_likers", Count::Int(t.ring.len() as i64)),
             (
                 "sample_accounts",
                 Count::List(take_distinct(likes.iter().rev().map(|l| &l.user), ACTORS)),

@@ -105,12 +105,11 @@ class Core:
     def sizes(self) -> list[tuple[str, tuple[int, int]]]: ...
     def holds_user(self, user: str) -> bool: ...
     def watch(self, kind: str, ids: list[str], until: float) -> None:
-        """Put ``ids`` (``kind``: ``account``, ``device``, ``ip``, ``farm``: a
-        device confirmed as a farm, or ``ring``: an account confirmed as a
-        ring's) on the merchant view's watchlist until event time ``until``."""
-    def watching(self) -> tuple[int, int, int, int, int]:
-        """Watchlist entries per kind: ``(accounts, devices, ips, farm devices,
-        ring accounts)``."""
+        """Put ``ids`` (``kind``: ``account``, ``device``, ``ip``, or ``ring``: an
+        account confirmed as a ring's) on the merchant view's watchlist until
+        event time ``until``."""
+    def watching(self) -> tuple[int, int, int, int]:
+        """Watchlist entries per kind: ``(accounts, devices, ips, ring accounts)``."""
     def snapshot(self) -> bytes:
         """The whole state as versioned bytes (a data format: nothing in it runs)."""
     @staticmethod

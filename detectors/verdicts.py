@@ -16,9 +16,8 @@ with a reason code). :class:`VerdictBook` is the engine's memory of them:
 * a *confirmed* alert lifts a dismissal of the same detector and entity
   decided before it (the latest decision wins), and puts the accounts,
   devices and addresses of its evidence (and its entity, when it is one of
-  those) on the watchlist for ``watch_for``, a confirmed *device* also as a
-  farm (its next like, whoever's, is the farm back at work) and the
-  accounts of a confirmed lockstep alert also as a ring's; a target's, other than the
+  those) on the watchlist for ``watch_for``, the accounts of a confirmed
+  lockstep alert also as a ring's; a target's, other than the
   lockstep view's (whose evidence names the ring), only its suspect likers
   (``evidence.suspect_accounts``) (:attr:`VerdictBook.to_watch`;
   the engine hands them to the core's merchant view, where their likes
@@ -411,9 +410,7 @@ class VerdictBook:
                             for kind in _WATCH_KINDS)
         until = v.decided_at + self.watch_for
         self._put_on_watch(given, remembered, own, until=until)
-        if v.entity_type == "device":
-            self.to_watch.append(("farm", [v.entity_id], until))
-        elif v.entity_type == "target" and detector in self.ring_detectors:
+        if v.entity_type == "target" and detector in self.ring_detectors:
             ring = list(dict.fromkeys((*given[0], *remembered[0])))
             if ring:
                 self.to_watch.append(("ring", ring, until))

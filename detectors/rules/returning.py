@@ -8,12 +8,10 @@ caught once is then found at its next target within a tick, with far fewer
 likes than its first job needed, whatever merchant it works for. The
 watched accounts must also be half the target's likers: a target alert's
 evidence names its newest likers, honest ones among them, and a popular
-post draws a few of them again among its hundreds of likers. A device a
-moderator confirmed as a farm (the entity of a confirmed device alert) is
-stronger evidence than a name in a list: one like from it is enough, so a
-farm that comes back slowly, one like a minute, is found at its first. So
-are accounts a confirmed lockstep alert named (they moved together before):
-two of them on one target are the ring at work again.
+post draws a few of them again among its hundreds of likers. The accounts
+a confirmed lockstep alert named moved together before, stronger evidence
+than a name in a list: two of them on one target are the ring at work
+again, when they are three quarters of its likers.
 
 Examples
 --------
@@ -23,12 +21,10 @@ True
 True
 >>> ReturningAccounts().score_one({"watched_likers": 6, "watched_share": 0.05}) < 0.5
 True
->>> farm = {"watched_likers": 1, "watched_share": 1.0, "farm_device_likers": 1}
->>> ReturningAccounts().score_one(farm) >= 0.5
+>>> ring = {"watched_likers": 2, "watched_share": 1.0, "ring_likers": 2}
+>>> ReturningAccounts().score_one(ring) >= 0.5
 True
->>> ReturningAccounts().score_one({**farm, "watched_share": 0.01}) < 0.5  # on a popular post
-True
->>> ReturningAccounts().score_one({"watched_likers": 2, "watched_share": 1.0, "ring_likers": 2}) >= 0.5
+>>> ReturningAccounts().score_one({**ring, "watched_share": 0.67}) < 0.5  # a small post's
 True
 """
 
@@ -38,8 +34,7 @@ from detectors.base import Cond, Rule
 
 
 class ReturningAccounts(Rule):
-    """Several watched accounts liking one target; one from a confirmed farm
-    device, or two of a confirmed ring."""
+    """Several watched accounts liking one target, or two of a confirmed ring."""
 
     name = "returning_accounts"
     version = "1"
@@ -49,11 +44,6 @@ class ReturningAccounts(Rule):
         Cond("watched_likers", ">=", 3, "watched_likers",
              "accounts liking the target that are on the watchlist (named by an alert a "
              "moderator confirmed, or using a device or address it named)"),
-        Cond("watched_share", ">=", 0.5, "watched_share",
-             "share of the target's likers in the window on the watchlist", gate=True),
-    ), (
-        Cond("farm_device_likers", ">=", 1, "farm_device_likers",
-             "accounts liking the target from a device a moderator confirmed as a farm"),
         Cond("watched_share", ">=", 0.5, "watched_share",
              "share of the target's likers in the window on the watchlist", gate=True),
     ), (

@@ -498,44 +498,10 @@ def test_a_confirmed_rings_next_job_is_found_at_once(confirmed: bool) -> None:
     assert [a.entity_id for a in found] == ["post:next"]
     assert found[0].window_end - (nxt + 2 * 1.5) <= EngineConfig().tick
     assert found[0].evidence["watched_likers"] >= 3
-    accounts, devices, ips, farms, rings = eng.core.watching()
-    assert (devices, ips, farms, rings) == (1, 0, 1, 0)
+    accounts, devices, ips, rings = eng.core.watching()
+    assert (devices, ips, rings) == (1, 0, 0)
     # the farm's later accounts, named by the repeats the suppressor held back
     assert len(watched) < accounts <= 40
-
-
-@pytest.mark.parametrize("confirmed", [False, True])
-def test_a_confirmed_farm_devices_next_like_is_found_at_once(confirmed: bool) -> None:
-    """A farm comes back slowly: a day after its device was confirmed, one
-    like a minute on another merchant's posts, each by a new account behind
-    its own address. The device's first like is enough (a named device
-    alone, or three watched likers, would take minutes); the same device
-    liking a popular post among its many likers is not. The watch survives
-    a restart in between."""
-    eng = Engine(EngineConfig(mode="rules"))
-    _first_job(eng, confirmed)
-    nxt = T0 + 86400
-    events = [like(f"fan-{k}", f"fan-{k}", "post:popular", "m3", nxt - 120 + 1.0 * k,
-                   ip=f"10.7.{k}.1", device=f"d-fan-{k}") for k in range(100)]
-    events += [like("pop", "new-0", "post:popular", "m3", nxt - 10, ip="10.8.0.1",
-                    device="d-ring")]
-    events += [like(f"slow-{i}", f"new-{i + 1}", f"post:slow-{i}", "m2", nxt + 60.0 * i,
-                    ip=f"10.8.{i + 1}.1", device="d-ring") for i in range(3)]
-    later = []
-    for n, ev in enumerate(events):
-        if n == 101:  # a restart before the farm's first like
-            assert eng.core.watching()[3] == int(confirmed)
-            eng = Engine.restore(eng.snapshot(key=KEY), key=KEY)
-        later += eng.process(ev)
-    later += eng.flush()
-    found = [a for a in later if a.detector == "returning_accounts@1"]
-    if not confirmed:
-        assert found == []
-        return
-    assert [a.entity_id for a in found] == ["post:slow-0", "post:slow-1", "post:slow-2"]
-    assert found[0].window_end - nxt <= EngineConfig().tick
-    assert found[0].evidence["farm_device_likers"] == 1
-    assert "farm_device_likers" in {r.code for r in found[0].reasons}
 
 
 def test_a_confirmed_rings_payments_find_its_next_job_before_its_likes() -> None:
@@ -655,7 +621,7 @@ def test_the_watchlist_expires_with_watch_for() -> None:
     for ev in _ring("next", "m2", T0 + 86400, 4):
         later += eng.process(ev)
     assert later + eng.flush() == []
-    assert eng.core.watching() == (0, 0, 0, 0, 0)
+    assert eng.core.watching() == (0, 0, 0, 0)
 
 
 def test_a_verdict_carries_the_alerts_actors() -> None:
@@ -684,8 +650,7 @@ def test_a_confirmed_target_watches_its_suspects_only() -> None:
     confirmed target watches its suspect likers (the fresh, the paid, those on
     shared devices and addresses), not its samples, unless its detector names
     the ring (the lockstep view's, watched as a ring's besides); an account,
-    device, address or merchant watches its samples, and a device is watched
-    as a farm besides."""
+    device, address or merchant watches its samples."""
     book = VerdictBook(dismiss_for=3600, ring_detectors=frozenset({"lockstep@1"}))
     book.add(Verdict("t", "target", "post:1", "confirmed", "r", 10.0, accounts=("o1",)))
     book.add(Verdict("f", "target", "post:2", "confirmed", "r", 10.0, accounts=("o5",),
@@ -703,8 +668,7 @@ def test_a_confirmed_target_watches_its_suspects_only() -> None:
                              ("account", ["o2"], until),
                              ("account", ["o3"], until),
                              ("device", ["d1"], until),
-                             ("ip", ["10.0.0.1"], until),
-                             ("farm", ["d1"], until)]
+                             ("ip", ["10.0.0.1"], until)]
 
 
 def test_a_confirmed_floods_accounts_are_found_at_their_next_post() -> None:
@@ -790,8 +754,7 @@ def test_a_device_alerts_repeats_add_its_later_accounts() -> None:
     until = 700.0 + 7 * 86400
     assert book.to_watch == [("account", ["o3", "o1", "o2"], until),
                              ("device", ["phone"], until),
-                             ("ip", ["10.0.0.2", "10.0.0.1"], until),
-                             ("farm", ["phone"], until)]
+                             ("ip", ["10.0.0.2", "10.0.0.1"], until)]
 
 
 #: a device farm, a paid task and a ring a moderator can confirm before their next jobs

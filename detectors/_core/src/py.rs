@@ -606,23 +606,20 @@ impl Core {
         self.inner.sizes()
     }
 
-    /// Put ``ids`` (``kind``: ``account``, ``device``, ``ip``, ``farm``: a
-    /// device confirmed as a farm, or ``ring``: an account confirmed as a
-    /// ring's) on the merchant view's watchlist until event time ``until``:
-    /// their likes then count as ``watched_likers`` of the targets they like
-    /// (a farm device's also as ``farm_device_likers``, a ring account's as
-    /// ``ring_likers``).
+    /// Put ``ids`` (``kind``: ``account``, ``device``, ``ip``, or ``ring``: an
+    /// account confirmed as a ring's) on the merchant view's watchlist until
+    /// event time ``until``: their likes then count as ``watched_likers`` of
+    /// the targets they like (a ring account's also as ``ring_likers``).
     /// Nothing without a merchant view.
     fn watch(&mut self, kind: &str, ids: Vec<String>, until: f64) -> PyResult<()> {
         let kind = match kind {
             "account" => Watch::Account,
             "device" => Watch::Device,
             "ip" => Watch::Ip,
-            "farm" => Watch::Farm,
             "ring" => Watch::Ring,
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "watch kind must be account, device, ip, farm or ring, got {other:?}"
+                    "watch kind must be account, device, ip or ring, got {other:?}"
                 )))
             }
         };
@@ -633,15 +630,14 @@ impl Core {
         Ok(())
     }
 
-    /// Watchlist entries per kind: ``(accounts, devices, ips, farm devices,
-    /// ring accounts)``.
-    fn watching(&self) -> (usize, usize, usize, usize, usize) {
-        let [a, d, i, f, r] = self
+    /// Watchlist entries per kind: ``(accounts, devices, ips, ring accounts)``.
+    fn watching(&self) -> (usize, usize, usize, usize) {
+        let [a, d, i, r] = self
             .inner
             .merchant
             .as_ref()
-            .map_or([0; 5], |m| m.watching());
-        (a, d, i, f, r)
+            .map_or([0; 4], |m| m.watching());
+        (a, d, i, r)
     }
 
     /// Whether the user view holds state for ``user``.

@@ -28,12 +28,9 @@ const FRESH: u8 = 1;
 const BUYER: u8 = 2;
 /// the liker, its device or its address is on the watchlist
 const WATCHED: u8 = 4;
-/// from a device a moderator confirmed as a farm (the entity of a confirmed
-/// device alert): a like from it is the farm back at work
-const FARM: u8 = 8;
 /// by an account a confirmed alert named as a ring's (the lockstep view's
 /// evidence: the likers who moved together)
-const RING: u8 = 16;
+const RING: u8 = 8;
 /// likes by watched accounts that make a target due for evaluation however
 /// few likes it has (a confirmed ring's next job)
 const WATCHED_FLOOR: usize = 2;
@@ -90,8 +87,6 @@ struct Tally {
     buyers: SymMap<Sym, u32>,
     /// liker -> likes flagged as watched
     watched: SymMap<Sym, u32>,
-    /// liker -> likes from a confirmed farm device
-    farm: SymMap<Sym, u32>,
     /// liker -> likes by a confirmed ring's accounts
     ring: SymMap<Sym, u32>,
     fresh: usize,
@@ -190,9 +185,6 @@ impl Tally {
         if l.flags & WATCHED != 0 {
             inc(&mut self.watched, &l.user);
         }
-        if l.flags & FARM != 0 {
-            inc(&mut self.farm, &l.user);
-        }
         if l.flags & RING != 0 {
             inc(&mut self.ring, &l.user);
         }
@@ -216,9 +208,6 @@ impl Tally {
         }
         if l.flags & WATCHED != 0 {
             dec(&mut self.watched, &l.user);
-        }
-        if l.flags & FARM != 0 {
-            dec(&mut self.farm, &l.user);
         }
         if l.flags & RING != 0 {
             dec(&mut self.ring, &l.user);
@@ -244,7 +233,6 @@ impl Tally {
         trim(&mut self.addr_users);
         trim(&mut self.buyers);
         trim(&mut self.watched);
-        trim(&mut self.farm);
         trim(&mut self.ring);
     }
 }
@@ -436,9 +424,9 @@ pub struct MerchantView {
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
     conv: SymMap<Sym, (f64, f64)>,
-    /// the watchlist: accounts, devices and IPs of confirmed alerts, the
-    /// devices confirmed as farms and the accounts confirmed as rings -> until
-    watch: [SymMap<Sym, f64>; 5],
+    /// the watchlist: accounts, devices and IPs of confirmed alerts, and the
+    /// accounts confirmed as rings' -> until
+    watch: [SymMap<Sym, f64>; 4],
 }
 
 /// What a watchlist entry names.
@@ -447,10 +435,8 @@ pub enum Watch {
     Account = 0,
     Device = 1,
     Ip = 2,
-    /// a device a moderator confirmed as a farm (also watched as a device)
-    Farm = 3,
     /// an account a confirmed alert named as a ring's (also watched as one)
-    Ring = 4,
+    Ring = 3,
 }
 
 impl MerchantView {
@@ -478,15 +464,14 @@ impl MerchantView {
         }
     }
 
-    /// Entries on the watchlist, per kind (accounts, devices, IPs, farm
-    /// devices, ring accounts).
-    pub fn watching(&self) -> [usize; 5] {
+    /// Entries on the watchlist, per kind (accounts, devices, IPs, ring
+    /// accounts).
+    pub fn watching(&self) -> [usize; 4] {
         std::array::from_fn(|k| self.watch[k].len())
     }
 
     /// The watchlist's flags for an event at `ts` by `user`, from `device`
-    /// and `ip`: [`WATCHED`], [`FARM`] from a confirmed farm device, [`RING`]
-    /// by a confirmed ring's account.
+    /// and `ip`: [`WATCHED`], and [`RING`] by a confirmed ring's account.
     fn watched(&self, ts: f64, user: &Sym, device: Option<&Sym>, ip: Option<&Sym>) -> u8 {
         if self.watch.iter().all(|m| m.is_empty()) {
             return 0;
@@ -498,9 +483,6 @@ impl MerchantView {
         let mut flags = 0;
         if on(Watch::Account, Some(user)) || on(Watch::Device, device) || on(Watch::Ip, ip) {
             flags |= WATCHED;
-        }
-        if on(Watch::Farm, device) {
-            flags |= FARM | WATCHED;
         }
         if on(Watch::Ring, Some(user)) {
             flags |= RING | WATCHED;
@@ -693,7 +675,6 @@ impl MerchantView {
         if tg.likes.len() >= cfg.min_likes
             || st.pairs.len() >= cfg.min_pairs
             || tg.tally.watched.len() >= WATCHED_FLOOR
-            || !tg.tally.farm.is_empty()
         {
             let tk = (key.clone(), ev.target.clone());
             *self.dirty_targets.entry(tk).or_insert(0) += 1;
@@ -806,7 +787,6 @@ impl MerchantView {
             if n >= cfg.min_likes
                 || (npairs >= cfg.min_pairs && n > 0)
                 || tg.tally.watched.len() >= WATCHED_FLOOR
-                || !tg.tally.farm.is_empty()
             {
                 let s = self.target_subject(cfg, &key, &tid, now, base, rate);
                 out.push(s);
@@ -1166,7 +1146,6 @@ impl MerchantView {
         x.push(("rate", rate));
         x.push(("watched_likers", t.watched.len() as f64));
         x.push(("watched_share", ratio(t.watched.len() as f64, nu as f64)));
-        x.push(("farm_device_likers", t.farm.len() as f64));
         x.push(("ring_likers", t.ring.len() as f64));
         // the merchant's payments, counted only for a target with pairs (its
         // conversions are 0 whatever they are)
@@ -1199,7 +1178,6 @@ impl MerchantView {
             ("like_then_pay_pairs", Count::Int(rev.count() as i64)),
             ("merchant", Count::Str(key.clone())),
             ("watched_likers", Count::Int(t.watched.len() as i64)),
-            ("farm_device_likers", Count::Int(t.farm.len() as i64)),
             ("ring_likers", Count::Int(t.ring.len() as i64)),
             (
                 "sample_accounts",

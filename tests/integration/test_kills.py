@@ -279,9 +279,12 @@ def _one_of_two(kafka_bootstrap, worker_factory, recording, rng: random.Random) 
     so the live traffic meanwhile must stay within ``max_skew`` of them:
     ``LIVE`` seconds of event time (docs/worker.md, "Rebalancing").
 
-    The idle flush (15 s) outlasts the takeover: the survivor must not flush
+    The idle flush (45 s) outlasts the takeover: the survivor must not flush
     its engines while the dead worker's partitions, whose records reach them
-    too (forwarded likes, progress marks), are still to be taken over.
+    too (forwarded likes, progress marks), are still to be taken over, nor
+    between the takeover and the rest of the recording (an idle flush is
+    final: events after it are rightly late). With 15 s, a run on a loaded
+    machine took 17 s from the takeover to the rest and had late events.
     """
     from kafka import KafkaProducer
 
@@ -290,7 +293,7 @@ def _one_of_two(kafka_bootstrap, worker_factory, recording, rng: random.Random) 
     topics.create(kafka_bootstrap)
     records, parts = recording_records(path, topics)
     times = [_event_time(topics, *r) for r in records]
-    settings = {"LIKEGUARD_IDLE_FLUSH": "15", "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}
+    settings = {"LIKEGUARD_IDLE_FLUSH": "45", "LIKEGUARD_CHECKPOINT_INTERVAL": "2"}
     at_checkpoint = rng.random() < 0.5
     survivor = worker_factory(topics, settings).start()
     victim = worker_factory(topics, settings)

@@ -171,13 +171,27 @@ class PaidLikes(Rule):
         _TOKEN, _UNIFORM, _PROMPT, _BURST, _MECHANICAL, _LIKE_FIRST, _LIKE_FIRST_ANY)
 
 
+_LIKE_SHARE = "share of the target's likes in the window from token-paid prompt likers"
 #: on one target, the first two workers are a third of its likes or more:
 #: two honest prompt token payers meet on a post only among many other likers
 _BURST_TARGET = (
     *_BURST,
-    Cond("token_like_share_w", ">=", 1 / 3, "token_paid_like_share",
-         "share of the target's likes in the window from token-paid prompt likers",
+    Cond("token_like_share_w", ">=", 1 / 3, "token_paid_like_share", _LIKE_SHARE, gate=True),
+)
+#: a busy shop's honest token payers of the hours before (ten times the
+#: traffic brings ten times as many) weigh down the merchant's conversion;
+#: three workers making half of a target's likes, converting in the window
+_RECENT_TARGET = (  # three is a gate: two are the two-account path's, on the long conversion
+    Cond("token_users_w", ">=", 3, "token_paid_likers_recent",
+         "accounts that paid a token amount and liked within seconds, in the window",
          gate=True),
+    Cond("token_share", ">=", 0.8, "token_share", _TOKEN_SHARE),
+    _PROMPT_TOKEN,
+    Cond("token_conversion_w", ">=", 0.8, "token_conversion_recent",
+         "share of the merchant's token payers of the window who liked within seconds",
+         gate=True),
+    Cond("token_like_share_w", ">=", 0.5, "token_paid_like_share", _LIKE_SHARE, gate=True),
+    _FRESH_TOKEN,
 )
 
 
@@ -193,9 +207,21 @@ class PaidTargetLikes(PaidLikes):
     True
     >>> rule.score_one({**first_two, "token_like_share_w": 0.1}) < 0.5  # a busy post's likers
     True
+
+    Three such workers making half of the target's likes are judged by the
+    conversion of the window's token payers: a busy shop's honest token
+    buyers of the hours before, who paid without a like, hold the merchant's
+    conversion down at ten times the traffic.
+
+    >>> three = {**first_two, "token_users": 3, "token_users_w": 3, "token_conversion": 0.7,
+    ...          "token_conversion_w": 1.0, "token_like_share_w": 1.0}
+    >>> [r.code for r in rule.explain(three)][:2], rule.score_one(three) >= 0.5
+    (['token_paid_likers_recent', 'token_share'], True)
+    >>> rule.score_one({**three, "token_conversion_w": 0.5}) < 0.5  # a game shop's top-ups
+    True
     """
 
     name = "paid_target_likes"
     entity_type = "target"
-    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST_TARGET, _MECHANICAL, _LIKE_FIRST,
-             _LIKE_FIRST_ANY)
+    paths = (_TOKEN, _UNIFORM, _PROMPT, _BURST_TARGET, _RECENT_TARGET, _MECHANICAL,
+             _LIKE_FIRST, _LIKE_FIRST_ANY)

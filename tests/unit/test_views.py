@@ -304,6 +304,38 @@ def test_a_token_payers_like_minutes_later_pairs_as_a_slow_token_pair() -> None:
     assert rule.score_one(x) < 0.5
 
 
+def test_a_busy_shops_old_token_payers_do_not_hide_a_tasks_first_workers() -> None:
+    # over the hours before, a busy shop's honest token buyers pay without a
+    # like (its long-window conversion stays low), its real buyers like at once
+    def shop(workers: int, other_likers: int) -> dict:
+        core = Core(CFG, ["merchant"])
+        for i in range(12):
+            core.add(payment(100 + i, f"h{i}", "m1", T0 + 600 * i, amount=95))
+        for i in range(20):
+            core.add(payment(200 + i, f"b{i}", "m1", T0 + 7000 + 15 * i, amount=2200))
+            core.add(like(200 + i, f"b{i}", "post:shop", "m1", T0 + 7010 + 15 * i))
+        # then three workers pay 1 fen and like the store page within seconds
+        for i in range(workers):
+            core.add(payment(i, f"w{i}", "m1", T0 + 7200 + 15 * i, amount=1))
+            core.add(like(i, f"w{i}", "store:1", "m1", T0 + 7205 + 15 * i))
+        for i in range(other_likers):
+            core.add(like(300 + i, f"o{i}", "store:1", "m1", T0 + 7150 + 5 * i))
+        return _subjects(core, T0 + 7260)
+    s = shop(3, 0)
+    m, t = s[("merchant", "m1")].features, s[("target", "store:1")].features
+    assert m["token_conversion"] < 0.8 and t["token_conversion_w"] == 1.0
+    rule = PaidTargetLikes()
+    assert rule.score_one(t) >= 0.5
+    assert "token_conversion_recent" in [r.code for r in rule.explain(t)]
+    # the same three among a busy page's likers: not half of its likes
+    t = shop(3, 6)[("target", "store:1")].features
+    assert t["token_like_share_w"] < 0.5 and rule.score_one(t) < 0.5
+    # two workers: the two-account path still needs the long-window conversion,
+    # and this path, three a gate, does not lend a model its corroboration
+    t = shop(2, 0)[("target", "store:1")].features
+    assert t["token_users_w"] == 2 and rule.score_one(t) < CFG.corroboration
+
+
 def test_target_likers_who_just_bought_are_customers() -> None:
     v = Core(CFG, ["merchant"])
     for i in range(10):  # paid a real amount at the counter, liked the shop page on its Wi-Fi

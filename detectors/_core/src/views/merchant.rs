@@ -364,18 +364,32 @@ impl Merchant {
 }
 
 /// Share of `st`'s token payers who liked its content within `paid_delay`
-/// and within `token_delay` of paying. A payer who has not liked yet counts
+/// and within `token_delay` of paying, over the long window; and the first
+/// again for the payments of the last `window` only (at ten times the
+/// traffic a busy shop's honest token payers of the hours before outweigh a
+/// task's first workers). A payer who has not liked yet counts
 /// as a non-converter by how far its payment is into the delay (fully once
 /// it has passed): at a busy deal's start, the few prompt likers are
 /// otherwise measured against none of the many payers still inside it.
-/// One pass for both delays; the waiting payers are summed in payment order,
-/// so the result does not depend on a hash map's order.
-fn conversions(cfg: &Config, st: &Merchant, now: f64) -> (f64, f64) {
+/// The waiting payers are summed in payment order, so the result does not
+/// depend on a hash map's order.
+fn conversions(cfg: &Config, st: &Merchant, now: f64) -> Conversion {
+    let (prompt, slow) = conversions_since(cfg, st, now, f64::NEG_INFINITY);
+    let (recent, _) = conversions_since(cfg, st, now, now - cfg.window);
+    (prompt, slow, recent)
+}
+
+/// Token conversions (prompt, slow) and the prompt one of the last window.
+type Conversion = (f64, f64, f64);
+
+/// [`conversions`] over the payments made at `since` or later.
+fn conversions_since(cfg: &Config, st: &Merchant, now: f64, since: f64) -> (f64, f64) {
     let within = [cfg.paid_delay, cfg.token_delay];
     // each token payer who liked: its promptest like's delay
     let mut liked: AHashMap<&str, f64> = AHashMap::new();
     for p in st.pairs.iter().chain(&st.slow) {
-        if p.amount <= cfg.token_amount && p.delay <= cfg.token_delay {
+        // a pair's payment was made `delay` before its like
+        if p.amount <= cfg.token_amount && p.delay <= cfg.token_delay && p.ts - p.delay >= since {
             let d = liked.entry(p.user.as_str()).or_insert(f64::INFINITY);
             *d = d.min(p.delay);
         }
@@ -388,6 +402,9 @@ fn conversions(cfg: &Config, st: &Merchant, now: f64) -> (f64, f64) {
     let mut index: AHashMap<&str, usize> = AHashMap::new();
     let mut waiting: Vec<[f64; 2]> = Vec::new();
     for (ts, user) in &st.token_pays {
+        if *ts < since {
+            continue;
+        }
         let d = liked.get(user.as_str()).copied().unwrap_or(f64::INFINITY);
         if d <= within[0] {
             continue;
@@ -423,7 +440,7 @@ pub struct MerchantView {
     pub like_then_pay: u64,
     /// token conversion per merchant at the tick `conv_at` (its targets share it)
     conv_at: f64,
-    conv: SymMap<Sym, (f64, f64)>,
+    conv: SymMap<Sym, Conversion>,
     /// the watchlist: accounts, devices and IPs of confirmed alerts, and the
     /// accounts confirmed as rings' -> until
     watch: [SymMap<Sym, f64>; 4],
@@ -904,9 +921,9 @@ impl MerchantView {
     }
 
     /// Share of the merchant's token payers who then liked its content promptly
-    /// (see the rules' docs), within `paid_delay` and within `token_delay`;
-    /// once per merchant and tick.
-    fn token_conversion(&mut self, cfg: &Config, key: &Sym, now: f64) -> (f64, f64) {
+    /// (see the rules' docs), within `paid_delay` and within `token_delay`,
+    /// and the first for the window's payments; once per merchant and tick.
+    fn token_conversion(&mut self, cfg: &Config, key: &Sym, now: f64) -> Conversion {
         if now != self.conv_at {
             self.conv_at = now;
             self.conv.clear();
@@ -927,9 +944,10 @@ impl MerchantView {
             let slow: Vec<&Pair> = st.slow.iter().collect();
             Self::pair_features(cfg, &pairs, &slow, now, &mut x);
         }
-        let (conv, slow) = self.token_conversion(cfg, key, now);
+        let (conv, slow, recent) = self.token_conversion(cfg, key, now);
         x.push(("token_conversion", conv));
         x.push(("token_conversion_slow", slow));
+        x.push(("token_conversion_w", recent));
         let st = &self.state[key];
         let w = now - cfg.window;
         let pairs_w = st.pairs.iter().filter(|p| p.ts > w).count();
@@ -1050,10 +1068,10 @@ impl MerchantView {
         rate: f64,
     ) -> Subject {
         let has_pairs = !self.state[key].pairs.is_empty();
-        let (conv, slow) = if has_pairs {
+        let (conv, slow, recent) = if has_pairs {
             self.token_conversion(cfg, key, now)
         } else {
-            (0.0, 0.0)
+            (0.0, 0.0, 0.0)
         };
         let st = &self.state[key];
         let tg = &st.targets[tid];
@@ -1094,6 +1112,7 @@ impl MerchantView {
         let late = late.len();
         x.push(("token_conversion", conv));
         x.push(("token_conversion_slow", slow));
+        x.push(("token_conversion_w", recent));
         let nf = n as f64;
         x.push(("likes", nf));
         // two prompt token payers among a handful of likes, not among dozens
@@ -1298,11 +1317,34 @@ mod tests {
         ] {
             st.token_pays.push_back((ts, Sym::new(user)));
         }
-        let (prompt, slow) = conversions(&cfg, &st, 200.0);
+        let (prompt, slow, recent) = conversions(&cfg, &st, 200.0);
         // within 120 s: a converted; b (1), c (1) and d (100/120) waiting
         assert!((prompt - 1.0 / (1.0 + 1.0 + 1.0 + 100.0 / 120.0)).abs() < 1e-12);
         // within 180 s: a and b converted; c (1) and d (100/180) waiting
         assert!((slow - 2.0 / (2.0 + 1.0 + 100.0 / 180.0)).abs() < 1e-12);
-        assert_eq!(conversions(&cfg, &Merchant::default(), 200.0), (0.0, 0.0));
+        // the window's payments alone: all paid within the last 300 s
+        assert_eq!(recent, prompt);
+        assert_eq!(
+            conversions(&cfg, &Merchant::default(), 200.0),
+            (0.0, 0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn recent_token_conversion_forgets_the_payers_before_the_window() {
+        let cfg = Config::default(); // window 300 s
+        let mut st = Merchant::default();
+        // an hour ago two token payers never liked; now two pay and like
+        for (ts, user) in [(0.0, "old1"), (10.0, "old2"), (3600.0, "a"), (3610.0, "b")] {
+            st.token_pays.push_back((ts, Sym::new(user)));
+        }
+        for (user, paid) in [("a", 3600.0), ("b", 3610.0)] {
+            let mut p = pair(user, 8.0);
+            p.ts = paid + 8.0;
+            st.pairs.push_back(p);
+        }
+        let (prompt, _, recent) = conversions(&cfg, &st, 3660.0);
+        assert!((prompt - 0.5).abs() < 1e-12);
+        assert_eq!(recent, 1.0);
     }
 }

@@ -554,12 +554,14 @@ mod tests {
             core.process(like(i, t + i as f64 * 0.01), None);
         }
         let (sizes, stats) = (format!("{:?}", core.sizes()), format!("{:?}", core.stats));
-        let old = Sym::existing("u12345").expect("a live user").downgrade();
+        let allocated = Sym::allocated_here();
         core.lay_out_afresh();
         assert_eq!(core.compactions, 1);
         assert_eq!(format!("{:?}", core.sizes()), sizes);
         assert_eq!(format!("{:?}", core.stats), stats);
-        assert!(old.upgrade().is_none(), "the old string was freed");
-        assert!(Sym::existing("u12345").is_some(), "and allocated afresh");
+        // the users' and the likes' ids, 2n, are read back into new strings
+        // (n: a test running beside this one may hold some of the same ids)
+        assert!(Sym::allocated_here() - allocated >= n, "allocated afresh");
+        assert!(Sym::existing("u12345").is_some());
     }
 }

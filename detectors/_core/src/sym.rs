@@ -3,7 +3,9 @@
 //! The views keep the same user, device, IP, target and event ids in many
 //! maps and window items. A [`Sym`] is a reference-counted string taken from
 //! a process-wide pool, so a copy is a counter increment (no allocation) and
-//! the text is stored once however many maps hold it. Every `Sym` comes
+//! the text is stored once however many maps hold it. It is one pointer wide
+//! (the length lives with the text), half an `Arc<str>`: the views hold
+//! millions of copies. Every `Sym` comes
 //! from the pool (constructing one any other way is impossible outside this
 //! module), so two are equal exactly when they share their allocation: they
 //! compare and hash by pointer, without reading the text. They order by text.
@@ -17,9 +19,10 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use ahash::{AHashSet, AHasher};
+use arcstr::ArcStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A hash map of the views' state, keyed by [`Sym`]s (or tuples and small
@@ -52,7 +55,7 @@ pub fn trim_deque<T>(q: &mut VecDeque<T>) {
 
 /// An interned, immutable, cheaply cloned string.
 #[derive(Clone)]
-pub struct Sym(Arc<str>);
+pub struct Sym(ArcStr);
 
 /// Entries below which the pool is never swept.
 const MIN_SWEEP: usize = 1 << 16;
@@ -87,10 +90,17 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
+#[cfg(test)]
+thread_local! {
+    static ALLOCATED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Pool {
     fn sweep(&mut self) {
         // an entry only the pool holds has no other copy to be equal to
-        self.set.retain(|e| Arc::strong_count(&e.0 .0) > 1);
+        // (a static string, the empty one, has no count and is never freed)
+        self.set
+            .retain(|e| ArcStr::strong_count(&e.0 .0).is_none_or(|n| n > 1));
         let live = self.set.len();
         if self.set.capacity() > 4 * live {
             self.set.shrink_to(2 * live);
@@ -113,7 +123,9 @@ impl Sym {
         if pool.set.len() >= pool.sweep_at {
             pool.sweep();
         }
-        let sym = Sym(Arc::from(s));
+        let sym = Sym(ArcStr::from(s));
+        #[cfg(test)]
+        ALLOCATED.with(|c| c.set(c.get() + 1));
         pool.set.insert(Entry(sym.clone()));
         sym
     }
@@ -141,10 +153,17 @@ impl Sym {
         }
     }
 
-    /// A handle that does not keep the string alive (tests of who frees it).
+    /// Strings this thread has allocated into the pool (tests of what is
+    /// allocated afresh).
     #[cfg(test)]
-    pub fn downgrade(&self) -> std::sync::Weak<str> {
-        Arc::downgrade(&self.0)
+    pub fn allocated_here() -> usize {
+        ALLOCATED.with(|c| c.get())
+    }
+
+    /// Whether two copies share one allocation (tests of interning).
+    #[cfg(test)]
+    pub fn same_allocation(&self, other: &Sym) -> bool {
+        ArcStr::ptr_eq(&self.0, &other.0)
     }
 
     /// Strings in the pool (live or awaiting its next sweep).
@@ -171,7 +190,7 @@ impl AsRef<str> for Sym {
 
 impl PartialEq for Sym {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        ArcStr::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -191,7 +210,7 @@ impl PartialEq<&str> for Sym {
 
 impl Hash for Sym {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(Arc::as_ptr(&self.0) as *const u8 as usize)
+        state.write_usize(self.0.as_ptr() as usize)
     }
 }
 
@@ -203,7 +222,7 @@ impl PartialOrd for Sym {
 
 impl Ord for Sym {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        if Arc::ptr_eq(&self.0, &other.0) {
+        if ArcStr::ptr_eq(&self.0, &other.0) {
             return std::cmp::Ordering::Equal;
         }
         (*self.0).cmp(&*other.0)
@@ -262,7 +281,7 @@ mod tests {
     fn equal_text_shares_one_allocation() {
         let a = Sym::new("user-1");
         let b = Sym::from(String::from("user-1"));
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(a.same_allocation(&b));
         assert_eq!(a, b);
         assert_eq!(a, "user-1");
     }
@@ -283,7 +302,7 @@ mod tests {
         }
         assert!(Sym::pooled() <= 2 * MIN_SWEEP + 1);
         let again = Sym::new("kept-across-sweeps");
-        assert!(Arc::ptr_eq(&kept.0, &again.0));
+        assert!(kept.same_allocation(&again));
     }
 
     #[test]
@@ -329,6 +348,6 @@ mod tests {
         let a = Sym::new("device-9");
         let bytes = bincode::serialize(&vec![a.clone()]).unwrap();
         let back: Vec<Sym> = bincode::deserialize(&bytes).unwrap();
-        assert!(Arc::ptr_eq(&a.0, &back[0].0));
+        assert!(a.same_allocation(&back[0]));
     }
 }

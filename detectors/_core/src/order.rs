@@ -10,9 +10,11 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::hash::Hasher;
 
 use ahash::{AHashMap, AHashSet};
 use serde::{Deserialize, Serialize};
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::event::{Event, Tag};
 use crate::num::floordiv;
@@ -239,18 +241,28 @@ impl Reorderer {
 }
 
 /// Remembers ids for at least `horizon` seconds of event time.
+///
+/// It keeps a keyed 128-bit digest of each id (SipHash-1-3), not the id:
+/// an hour of ids would otherwise keep an hour of strings alive in the
+/// pool, long after the windows that hold them let go. The key is drawn
+/// at random when the dedupe is made and travels with its snapshot, so no
+/// sender can choose an id whose digest equals another's; by chance, two
+/// of a billion ids share one with a probability below 10^-20.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deduper {
     horizon: f64,
-    current: AHashSet<Tag>,
-    previous: AHashSet<Tag>,
+    key: (u64, u64),
+    current: AHashSet<u128>,
+    previous: AHashSet<u128>,
     epoch: f64,
 }
 
 impl Deduper {
     pub fn new(horizon: f64) -> Self {
+        let random = ahash::RandomState::new();
         Deduper {
             horizon,
+            key: (random.hash_one(0u8), random.hash_one(1u8)),
             current: AHashSet::new(),
             previous: AHashSet::new(),
             epoch: f64::NEG_INFINITY,
@@ -265,9 +277,17 @@ impl Deduper {
         self.len() == 0
     }
 
+    fn digest(&self, key: &Tag) -> u128 {
+        let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
+        h.write_u8(key.0);
+        h.write(key.1.as_bytes());
+        h.finish128().into()
+    }
+
     /// Whether `key` is remembered (without remembering it).
     pub fn known(&self, key: &Tag) -> bool {
-        self.current.contains(key) || self.previous.contains(key)
+        let d = self.digest(key);
+        self.current.contains(&d) || self.previous.contains(&d)
     }
 
     /// True when `key` was seen recently; otherwise remember it.
@@ -282,10 +302,11 @@ impl Deduper {
             };
             self.epoch = epoch;
         }
-        if self.known(key) {
+        let d = self.digest(key);
+        if self.current.contains(&d) || self.previous.contains(&d) {
             return true;
         }
-        self.current.insert(key.clone());
+        self.current.insert(d);
         false
     }
 }
@@ -572,5 +593,22 @@ mod tests {
         assert!(!d.seen(&t("a"), 200.0));
         assert!(d.known(&t("a")));
         assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn deduper_tells_kinds_apart_and_its_key_travels_with_a_snapshot() {
+        let mut d = Deduper::new(3600.0);
+        assert!(!d.seen(&(b'p', "tx-1".into()), 10.0));
+        assert!(
+            !d.seen(&(b'l', "tx-1".into()), 11.0),
+            "a like may share a payment's id"
+        );
+        assert!(d.seen(&(b'p', "tx-1".into()), 12.0));
+        let other = Deduper::new(3600.0);
+        assert_ne!(d.key, other.key, "each dedupe draws its own key");
+        let back: Deduper = bincode::deserialize(&bincode::serialize(&d).unwrap()).unwrap();
+        assert!(back.known(&(b'p', "tx-1".into())));
+        assert!(back.known(&(b'l', "tx-1".into())));
+        assert!(!back.known(&(b'c', "tx-1".into())));
     }
 }

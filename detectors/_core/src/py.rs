@@ -71,7 +71,7 @@ fn prev_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Prev>> {
 /// Magic and layout version of [`Core::snapshot`]'s bytes.
 const MAGIC: &[u8; 8] = b"LGCORE\x00\x01";
 /// The layout of the serialized state; bump when a view's state changes shape.
-pub const STATE_FORMAT: u32 = 8;
+pub const STATE_FORMAT: u32 = 9;
 
 fn config_from(obj: &Bound<'_, PyAny>) -> PyResult<Config> {
     let f = |name: &str| -> PyResult<f64> { obj.getattr(name)?.extract::<f64>() };

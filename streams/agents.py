@@ -303,7 +303,12 @@ class Pipeline:
             processed += await self._process(slot, evs)
         self.metrics.observe_batch(processed, time.perf_counter() - t0)
         self.metrics.view_processed(view, processed)
-        self.metrics.set_lags(last, self.app.consumer.highwater)
+        # a partition revoked while its batch ran has had its lag series
+        # dropped (_on_revoked); set again, it would stay behind for good
+        generation, assigned = self._ownership()
+        self.metrics.set_lags({tp: o for tp, o in last.items()
+                               if tp in assigned and self.revoked.get(tp) != generation},
+                              self.app.consumer.highwater)
 
     async def _process(self, slot: Slot, evs: list[EventT]) -> int:
         ahead: TP | None = None  # a record skipped past the slot's next offset

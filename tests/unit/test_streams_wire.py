@@ -492,6 +492,36 @@ def test_a_partition_being_revoked_gets_no_new_slot(tmp_path):
     assert pipe.slots[("merchant", 0)].next_offset == 3
 
 
+def test_a_partition_revoked_during_its_batch_leaves_no_lag_behind(tmp_path):
+    """The engine call awaits; a rebalance may revoke the batch's partition
+    meanwhile and drop its lag series. The batch's end must not set it again:
+    a stale series reads as lag on a partition no longer here (the backlog
+    bench waited on such a one for good)."""
+    async def go() -> Any:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.view_topic("merchant"), 0),
+                                              TP(s.view_topic("merchant"), 1)}, [])
+        topic = pipe.settings.view_topic("merchant")
+        pipe.app.consumer.highwater = lambda tp: 10
+        process = pipe._process
+
+        async def revoked_meanwhile(slot: Slot, evs: list[Any]) -> int:
+            n = await process(slot, evs)
+            if slot.partition == 0:
+                await pipe._on_revoked(None, {TP(topic, 0)})
+            return n
+
+        pipe._process = revoked_meanwhile
+        await pipe.view_batch("merchant", SimpleNamespace(), _events(
+            topic, 0, [encode_event(_like(i)) for i in range(3)])
+            + _events(topic, 1, [encode_event(_like(i)) for i in range(3, 5)]))
+        return pipe, topic
+
+    pipe, topic = asyncio.run(go())
+    lag = pipe.metrics.registry.get_sample_value
+    assert lag("likeguard_consumer_lag", {"topic": topic, "partition": "0"}) is None
+    assert lag("likeguard_consumer_lag", {"topic": topic, "partition": "1"}) == 8
+
+
 def test_late_events_are_logged_once_in_a_while_per_slot(tmp_path, caplog):
     """Events behind a slot's watermark are counted (the metric) and named in
     the log with the slot and the watermark, at most one line per slot per

@@ -251,8 +251,8 @@ class Marks:
         marks = dict(self.input_ts)
         lags = {tp: self.ingest_lag(tp) for tp in marks}
         interval = self.settings.progress_interval
-        if idle and marks and interval > 0:
-            newest = max(marks.values())
+        if idle and interval > 0:
+            newest = max(marks.values(), default=float("-inf"))
             now = time.monotonic()
             for tp in self.inputs.assignment():
                 if tp.topic not in self.input_topics:
@@ -265,12 +265,15 @@ class Marks:
                         if not ended:
                             marks[tp] = min(newest, marks[tp] + quiet)
                 else:
-                    # held as behind, but nothing to ingest (empty, or caught up
-                    # before this worker ingested any of it): its time is not
-                    # known, so it is released, no longer waited for
+                    # held as behind, or never marked by this worker (taken over
+                    # already ingested to its end by the last owner, whose last
+                    # mark, perhaps "behind", is all the views have of it), and
+                    # nothing to ingest (empty, or caught up before this worker
+                    # ingested any of it): its time is not known, so it is
+                    # released, no longer waited for
                     source = input_source(tp)
                     last = self.marked.get(source)
-                    if last is not None and last[2] and not self.unconfirmed_fetch(tp) \
+                    if (last is None or last[2]) and not self.unconfirmed_fetch(tp) \
                             and await self.nothing_left(tp):
                         await self.mark(source, None, INGEST_VIEWS, "ingest", behind=False)
         for tp, ts in marks.items():

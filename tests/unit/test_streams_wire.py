@@ -1010,6 +1010,39 @@ def test_caught_up_partitions_are_declared_behind_before_a_burst(tmp_path):
     asyncio.run(go())
 
 
+def test_an_input_partition_taken_over_at_its_end_is_released(tmp_path):
+    """A worker assigned an input partition the last owner ingested to its end
+    has nothing of it to ingest, so it never marks it; the views hold the last
+    owner's mark, "behind" when it was taken before the backlog's end, and
+    waited on it for good (two workers on a backlog, the end-of-input flush
+    off). The idle timer releases it once, and only when fetched to its end."""
+    from streams.marks import input_source as _source
+
+    sent: list[tuple] = []
+    position = {"at": 3}
+
+    async def go() -> None:
+        pipe = _pipeline(tmp_path, lambda s: {TP(s.payments_topic, 1)}, sent)
+        tp = TP(pipe.settings.payments_topic, 1)
+
+        async def at(_tp: TP) -> int:
+            return position["at"]
+
+        pipe.inputs.position = at
+        await pipe.send_marks(idle=True)
+        assert sent == []  # records left to ingest: not released
+        position["at"] = 5  # fetched to its end, nothing ingested here
+        await pipe.send_marks(idle=True)
+        marks = [(src, decode_record(v)[0]) for _t, _p, v, src in sent]
+        assert len(marks) == 4 * pipe.n  # every partition of the four ingest views
+        assert all(src == _source(tp) and isinstance(m, Mark) and m.ts is None
+                   and m.behind is False for src, m in marks)
+        await pipe.send_marks(idle=True)
+        assert len(sent) == 4 * pipe.n  # once
+
+    asyncio.run(go())
+
+
 def test_user_partitions_are_declared_behind_before_their_first_forwards(tmp_path):
     """A worker that takes over user-view partitions declares each of them
     behind to every lockstep partition in its first user batch, before the

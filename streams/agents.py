@@ -273,6 +273,12 @@ class Pipeline:
         app = self.app
         return app.consumer_generation_id, set(app.consumer.assignment())
 
+    def _owns(self, tp: TP, generation: int, assigned: set[TP]) -> bool:
+        """Whether ``tp`` is this worker's in ``generation``: assigned, and its
+        revocation not under way (a revoked partition stays in the assignment
+        until the next one arrives)."""
+        return tp in assigned and self.revoked.get(tp) != generation
+
     async def view_batch(self, view: str, stream: StreamT, events: Sequence[EventT]) -> None:
         """Run a batch of one view topic through the partitions' engines."""
         t0 = time.perf_counter()
@@ -282,11 +288,9 @@ class Pipeline:
         # batch cut short (the worker stopping in the middle of it) leaves the
         # records it did not reach unacked, so they come again
         hold_acks(events)
-        revoked = self.revoked
         for event in events:
             msg = event.message
-            if msg.generation_id != generation or msg.tp not in assigned or \
-                    revoked.get(msg.tp) == generation:
+            if msg.generation_id != generation or not self._owns(msg.tp, generation, assigned):
                 # Left over from before a rebalance, or of a partition being
                 # revoked (still in the assignment until the next one arrives;
                 # a slot made for it now would outlive the revocation): never
@@ -307,7 +311,7 @@ class Pipeline:
         # dropped (_on_revoked); set again, it would stay behind for good
         generation, assigned = self._ownership()
         self.metrics.set_lags({tp: o for tp, o in last.items()
-                               if tp in assigned and self.revoked.get(tp) != generation},
+                               if self._owns(tp, generation, assigned)},
                               self.app.consumer.highwater)
 
     async def _process(self, slot: Slot, evs: list[EventT]) -> int:

@@ -265,20 +265,19 @@ class Marks:
                         if not ended:
                             marks[tp] = min(newest, marks[tp] + quiet)
                 else:
+                    # held as behind, but nothing to ingest (empty, or caught up
+                    # before this worker ingested any of it): its time is not
+                    # known, so it is released, no longer waited for
                     source = input_source(tp)
                     last = self.marked.get(source)
-                    if last is None:
-                        # assigned, but no batch has held it yet (taken over
-                        # already ingested to its end: no batch may come, and
-                        # the views keep the last owner's mark, perhaps
-                        # "behind", for good): held now, as a batch would
-                        await self.mark(source, None, INGEST_VIEWS, "ingest", behind=True)
-                    elif last[2] and not self.unconfirmed_fetch(tp) \
+                    if last is not None and last[2] and not self.unconfirmed_fetch(tp) \
                             and await self.nothing_left(tp):
-                        # held as behind, but nothing to ingest (empty, or
-                        # caught up before this worker ingested any of it): its
-                        # time is not known, so it is released, no longer waited for
                         await self.mark(source, None, INGEST_VIEWS, "ingest", behind=False)
+            # partitions no batch has held yet (taken over already ingested to
+            # their end: no batch of them may come, and the views would keep
+            # the last owner's mark, perhaps "behind", for good): held now, as
+            # a batch would, and released by a later tick as above
+            await self.hold_new_inputs()
         for tp, ts in marks.items():
             source = input_source(tp)
             lag = lags[tp]

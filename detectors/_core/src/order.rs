@@ -284,10 +284,13 @@ impl Deduper {
         h.finish128().into()
     }
 
+    fn remembers(&self, d: &u128) -> bool {
+        self.current.contains(d) || self.previous.contains(d)
+    }
+
     /// Whether `key` is remembered (without remembering it).
     pub fn known(&self, key: &Tag) -> bool {
-        let d = self.digest(key);
-        self.current.contains(&d) || self.previous.contains(&d)
+        self.remembers(&self.digest(key))
     }
 
     /// True when `key` was seen recently; otherwise remember it.
@@ -303,7 +306,7 @@ impl Deduper {
             self.epoch = epoch;
         }
         let d = self.digest(key);
-        if self.current.contains(&d) || self.previous.contains(&d) {
+        if self.remembers(&d) {
             return true;
         }
         self.current.insert(d);
